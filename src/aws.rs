@@ -1,0 +1,231 @@
+//! AWS plumbing: one shared SDK configuration for DynamoDB and S3, and turning SDK errors into
+//! the one-line errors users see.
+//!
+//! S3 goes through `object_store`, which has its own credential chain; [`SdkCredentials`]
+//! bridges aws-config's chain into it so profiles, SSO, assumed roles and environment
+//! credentials work the same for both services. Credentials are cached until five minutes
+//! before they expire and are never logged.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use object_store::aws::AwsCredential;
+
+use crate::error::{BoxError, Error, Result};
+
+/// Where and as whom to talk to AWS.
+#[derive(Debug, Clone, Default)]
+pub struct AwsOptions {
+    /// Region (else the profile's or the environment's).
+    pub region: Option<String>,
+    /// Named profile from `~/.aws/config`.
+    pub profile: Option<String>,
+    /// DynamoDB endpoint override (local or compatible servers).
+    pub endpoint_url: Option<String>,
+}
+
+/// The loaded AWS configuration plus the DynamoDB client built from it (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct AwsContext {
+    /// The shared SDK configuration.
+    pub sdk: SdkConfig,
+    /// The one DynamoDB client every request goes through.
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    /// Region in use ("unknown" when none could be determined).
+    pub region: String,
+    /// DynamoDB endpoint override, if any.
+    pub endpoint_url: Option<String>,
+}
+
+impl AwsContext {
+    /// Load configuration through the standard aws-config chain (environment, profiles, SSO,
+    /// web identity, IMDS) and build the DynamoDB client.
+    pub async fn load(opts: &AwsOptions) -> Result<Self> {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(region) = &opts.region {
+            loader = loader.region(aws_config::Region::new(region.clone()));
+        }
+        if let Some(profile) = &opts.profile {
+            loader = loader.profile_name(profile);
+        }
+        let sdk = loader.load().await;
+        let region = sdk
+            .region()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "unknown".to_owned());
+        if sdk.region().is_none() && opts.endpoint_url.is_none() {
+            return Err(Error::invalid(
+                "no AWS region configured; pass --region, set AWS_REGION or use a profile with a region",
+            ));
+        }
+        let mut builder = aws_sdk_dynamodb::config::Builder::from(&sdk);
+        if sdk.region().is_none() {
+            // A custom endpoint still needs some region to sign with.
+            builder = builder.region(aws_config::Region::new("us-east-1"));
+        }
+        if let Some(url) = &opts.endpoint_url {
+            builder = builder.endpoint_url(url);
+        }
+        Ok(AwsContext {
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(builder.build()),
+            sdk,
+            region,
+            endpoint_url: opts.endpoint_url.clone(),
+        })
+    }
+
+    /// Where DynamoDB requests go, for messages.
+    pub(crate) fn endpoint_label(&self) -> String {
+        match &self.endpoint_url {
+            Some(url) => url.clone(),
+            None => format!("dynamodb.{}.amazonaws.com", self.region),
+        }
+    }
+
+    /// Turn an SDK error of `operation` into a user-facing [`Error`].
+    pub(crate) fn classify<E>(
+        &self,
+        operation: &'static str,
+        table: &str,
+        err: SdkError<E, aws_smithy_runtime_api::http::Response>,
+    ) -> Error
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let code = err.code().unwrap_or_default().to_owned();
+        let message = err.message().unwrap_or_default().to_owned();
+        if has_credentials_error(&err) {
+            return Error::Credentials {
+                message: "no usable AWS credentials found; configure a profile (--profile), \
+                          environment variables or SSO (`aws sso login`)"
+                    .to_owned(),
+                source: Some(Box::new(err)),
+            };
+        }
+        match &err {
+            SdkError::ServiceError(_) => match code.as_str() {
+                "ResourceNotFoundException" => Error::TableNotFound {
+                    table: table.to_owned(),
+                    region: self.region.clone(),
+                    endpoint: self
+                        .endpoint_url
+                        .as_ref()
+                        .map(|u| format!(" at {u}"))
+                        .unwrap_or_default(),
+                },
+                "UnrecognizedClientException"
+                | "InvalidSignatureException"
+                | "IncompleteSignatureException"
+                | "MissingAuthenticationTokenException"
+                | "InvalidClientTokenId"
+                | "ExpiredTokenException"
+                | "ExpiredToken" => Error::Credentials {
+                    message: format!(
+                        "{code}: {message}; check the access key, the secret and the session \
+                         token (or run `aws sso login`)"
+                    ),
+                    source: Some(Box::new(err)),
+                },
+                "AccessDeniedException" => Error::AccessDenied {
+                    message: format!(
+                        "{message}; the identity needs dynamodb:{operation} on table '{table}'"
+                    ),
+                },
+                _ => Error::Dynamo {
+                    operation,
+                    code,
+                    message,
+                    source: Some(Box::new(err)),
+                },
+            },
+            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => Error::Unreachable {
+                endpoint: self.endpoint_label(),
+                message: root_cause(&err),
+                source: Some(Box::new(err)),
+            },
+            _ => Error::Dynamo {
+                operation,
+                code: if code.is_empty() {
+                    "Error".to_owned()
+                } else {
+                    code
+                },
+                message: root_cause(&err),
+                source: Some(Box::new(err)),
+            },
+        }
+    }
+}
+
+fn has_credentials_error(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if e.is::<aws_credential_types::provider::error::CredentialsError>() {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
+}
+
+/// The innermost message of an error chain, which is usually the informative one
+/// ("Connection refused", "dns error").
+pub(crate) fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = err;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    let s = cur.to_string();
+    if s.is_empty() { err.to_string() } else { s }
+}
+
+/// aws-config's credential chain as an `object_store` credential provider.
+#[derive(Debug)]
+pub(crate) struct SdkCredentials {
+    provider: SharedCredentialsProvider,
+    cached: Mutex<Option<(Arc<AwsCredential>, Option<SystemTime>)>>,
+}
+
+impl SdkCredentials {
+    pub(crate) fn new(provider: SharedCredentialsProvider) -> Self {
+        SdkCredentials {
+            provider,
+            cached: Mutex::new(None),
+        }
+    }
+}
+
+const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
+
+#[async_trait::async_trait]
+impl object_store::CredentialProvider for SdkCredentials {
+    type Credential = AwsCredential;
+
+    async fn get_credential(&self) -> object_store::Result<Arc<AwsCredential>> {
+        if let Some((cred, expiry)) = self.cached.lock().expect("not poisoned").as_ref() {
+            let fresh = expiry.is_none_or(|e| {
+                e.duration_since(SystemTime::now())
+                    .is_ok_and(|left| left > REFRESH_BEFORE_EXPIRY)
+            });
+            if fresh {
+                return Ok(Arc::clone(cred));
+            }
+        }
+        let creds = self.provider.provide_credentials().await.map_err(|e| {
+            object_store::Error::Generic {
+                store: "S3",
+                source: Box::new(e) as BoxError,
+            }
+        })?;
+        let cred = Arc::new(AwsCredential {
+            key_id: creds.access_key_id().to_owned(),
+            secret_key: creds.secret_access_key().to_owned(),
+            token: creds.session_token().map(str::to_owned),
+        });
+        *self.cached.lock().expect("not poisoned") = Some((Arc::clone(&cred), creds.expiry()));
+        Ok(cred)
+    }
+}

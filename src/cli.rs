@@ -1,0 +1,132 @@
+//! Command-line arguments (clap derive). Plain values only; [`SnapshotArgs::to_config`] turns
+//! them into the validated [`SnapshotConfig`]. No I/O here.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::SnapshotConfig;
+use crate::convert::NumberMode;
+use crate::error::Result;
+use crate::sink::Compression;
+
+/// Snapshot a DynamoDB table into lossless Parquet on S3 or local disk.
+#[derive(Debug, Parser)]
+#[command(name = "ddbsnap", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+    /// Print the cause chain of errors.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Scan a table and write a Parquet snapshot.
+    Snapshot(SnapshotArgs),
+}
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum ProgressMode {
+    /// A bar when stderr is a terminal, nothing otherwise.
+    #[default]
+    Auto,
+    /// Always a bar on stderr.
+    Bar,
+    /// One JSON object per event on stderr.
+    Json,
+    /// Nothing.
+    None,
+}
+
+/// `ddbsnap snapshot`.
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// Table name or ARN.
+    pub table: String,
+    /// Destination: a directory, file:///path or s3://bucket/prefix.
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+    /// Scan segments (TotalSegments); default: one per GiB of table data, 4 to 1024.
+    #[arg(long)]
+    pub segments: Option<u32>,
+    /// Segments scanned at once (default: min(segments, 8)).
+    #[arg(long)]
+    pub concurrency: Option<u32>,
+    /// AWS region.
+    #[arg(long, env = "AWS_REGION")]
+    pub region: Option<String>,
+    /// AWS profile.
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// DynamoDB endpoint (local or compatible servers).
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// S3 endpoint (S3-compatible servers); else AWS_ENDPOINT_URL_S3.
+    #[arg(long, value_name = "URL")]
+    pub s3_endpoint_url: Option<String>,
+    /// Region of the S3 bucket, when it differs from the table's.
+    #[arg(long)]
+    pub s3_region: Option<String>,
+    /// Strongly consistent reads (twice the read capacity).
+    #[arg(long)]
+    pub consistent_read: bool,
+    /// Number mapping: exact (Int64 / Decimal128 / text) or float64 (lossy).
+    #[arg(long, value_enum, default_value_t = NumberMode::Exact)]
+    pub numbers: NumberMode,
+    /// Parquet compression.
+    #[arg(long, value_enum, default_value_t = Compression::Zstd)]
+    pub compression: Compression,
+    /// Target data file size in MiB.
+    #[arg(long, default_value_t = 128, value_name = "MiB")]
+    pub file_size: usize,
+    /// Row group size in MiB (bounds memory).
+    #[arg(long, default_value_t = 64, value_name = "MiB")]
+    pub row_group_size: usize,
+    /// Replace a snapshot already at the destination.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Print the summary as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Progress display.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+}
+
+impl SnapshotArgs {
+    /// The validated configuration these arguments describe.
+    pub fn to_config(&self) -> Result<SnapshotConfig> {
+        let mut b = SnapshotConfig::builder(&self.table, &self.to)
+            .consistent_read(self.consistent_read)
+            .numbers(self.numbers)
+            .compression(self.compression)
+            .target_file_bytes(self.file_size.saturating_mul(1 << 20))
+            .row_group_bytes(self.row_group_size.saturating_mul(1 << 20))
+            .overwrite(self.overwrite);
+        if let Some(v) = &self.region {
+            b = b.region(v);
+        }
+        if let Some(v) = &self.profile {
+            b = b.profile(v);
+        }
+        if let Some(v) = &self.endpoint_url {
+            b = b.endpoint_url(v);
+        }
+        if let Some(v) = &self.s3_endpoint_url {
+            b = b.s3_endpoint_url(v);
+        }
+        if let Some(v) = &self.s3_region {
+            b = b.s3_region(v);
+        }
+        if let Some(v) = self.segments {
+            b = b.segments(v);
+        }
+        if let Some(v) = self.concurrency {
+            b = b.concurrency(v);
+        }
+        b.build()
+    }
+}

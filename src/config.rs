@@ -1,0 +1,249 @@
+//! The validated configuration of a snapshot run, and its builder for library users.
+
+use crate::aws::AwsOptions;
+use crate::convert::NumberMode;
+use crate::error::{Error, Result};
+use crate::sink::{Compression, Destination, S3Options};
+
+/// Default target size of one data file.
+pub const DEFAULT_TARGET_FILE_BYTES: usize = 128 << 20;
+/// Default size at which a row group is flushed (bounds the writer's memory).
+pub const DEFAULT_ROW_GROUP_BYTES: usize = 64 << 20;
+/// Default multipart upload part size (files smaller than this are one PUT).
+pub const DEFAULT_PART_BYTES: usize = 10 << 20;
+/// Default number of segments scanned at once.
+pub const DEFAULT_MAX_CONCURRENCY: u32 = 8;
+/// DynamoDB's limit on TotalSegments.
+pub const MAX_SEGMENTS: u32 = 1_000_000;
+
+/// Everything a snapshot run needs, validated.
+#[derive(Debug, Clone)]
+pub struct SnapshotConfig {
+    /// Table name or ARN.
+    pub table: String,
+    /// Where the snapshot goes.
+    pub destination: Destination,
+    /// Region, profile and endpoint for DynamoDB (and the credentials for S3).
+    pub aws: AwsOptions,
+    /// S3-only settings.
+    pub s3: S3Options,
+    /// TotalSegments; `None` picks [`crate::plan::auto_segments`].
+    pub segments: Option<u32>,
+    /// Segments scanned at once; `None` is min(segments, 8).
+    pub concurrency: Option<u32>,
+    /// Strongly consistent reads (twice the RCU).
+    pub consistent_read: bool,
+    /// Number mapping.
+    pub numbers: NumberMode,
+    /// Parquet compression.
+    pub compression: Compression,
+    /// Roll data files at about this size.
+    pub target_file_bytes: usize,
+    /// Flush a row group at about this in-memory size.
+    pub row_group_bytes: usize,
+    /// Multipart upload part size.
+    pub part_bytes: usize,
+    /// Replace a snapshot already at the destination.
+    pub overwrite: bool,
+}
+
+impl SnapshotConfig {
+    /// Start a configuration for `table` written to `to` (a directory or `s3://bucket/prefix`).
+    pub fn builder(table: impl Into<String>, to: impl Into<String>) -> SnapshotConfigBuilder {
+        SnapshotConfigBuilder {
+            table: table.into(),
+            to: to.into(),
+            aws: AwsOptions::default(),
+            s3: S3Options::default(),
+            segments: None,
+            concurrency: None,
+            consistent_read: false,
+            numbers: NumberMode::Exact,
+            compression: Compression::Zstd,
+            target_file_bytes: DEFAULT_TARGET_FILE_BYTES,
+            row_group_bytes: DEFAULT_ROW_GROUP_BYTES,
+            part_bytes: DEFAULT_PART_BYTES,
+            overwrite: false,
+        }
+    }
+}
+
+/// Builder for [`SnapshotConfig`]; [`SnapshotConfigBuilder::build`] validates.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct SnapshotConfigBuilder {
+    table: String,
+    to: String,
+    aws: AwsOptions,
+    s3: S3Options,
+    segments: Option<u32>,
+    concurrency: Option<u32>,
+    consistent_read: bool,
+    numbers: NumberMode,
+    compression: Compression,
+    target_file_bytes: usize,
+    row_group_bytes: usize,
+    part_bytes: usize,
+    overwrite: bool,
+}
+
+impl SnapshotConfigBuilder {
+    /// AWS region.
+    pub fn region(mut self, region: impl Into<String>) -> Self {
+        self.aws.region = Some(region.into());
+        self
+    }
+    /// Named AWS profile.
+    pub fn profile(mut self, profile: impl Into<String>) -> Self {
+        self.aws.profile = Some(profile.into());
+        self
+    }
+    /// DynamoDB endpoint override.
+    pub fn endpoint_url(mut self, url: impl Into<String>) -> Self {
+        self.aws.endpoint_url = Some(url.into());
+        self
+    }
+    /// S3 endpoint override.
+    pub fn s3_endpoint_url(mut self, url: impl Into<String>) -> Self {
+        self.s3.endpoint_url = Some(url.into());
+        self
+    }
+    /// S3 bucket region.
+    pub fn s3_region(mut self, region: impl Into<String>) -> Self {
+        self.s3.region = Some(region.into());
+        self
+    }
+    /// TotalSegments (default: automatic).
+    pub fn segments(mut self, segments: u32) -> Self {
+        self.segments = Some(segments);
+        self
+    }
+    /// Segments scanned at once.
+    pub fn concurrency(mut self, concurrency: u32) -> Self {
+        self.concurrency = Some(concurrency);
+        self
+    }
+    /// Strongly consistent reads.
+    pub fn consistent_read(mut self, yes: bool) -> Self {
+        self.consistent_read = yes;
+        self
+    }
+    /// Number mapping.
+    pub fn numbers(mut self, mode: NumberMode) -> Self {
+        self.numbers = mode;
+        self
+    }
+    /// Parquet compression.
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+    /// Target data file size in bytes.
+    pub fn target_file_bytes(mut self, bytes: usize) -> Self {
+        self.target_file_bytes = bytes;
+        self
+    }
+    /// Row group flush size in bytes.
+    pub fn row_group_bytes(mut self, bytes: usize) -> Self {
+        self.row_group_bytes = bytes;
+        self
+    }
+    /// Multipart part size in bytes (at least 5 MiB, S3's minimum).
+    pub fn part_bytes(mut self, bytes: usize) -> Self {
+        self.part_bytes = bytes;
+        self
+    }
+    /// Replace an existing snapshot at the destination.
+    pub fn overwrite(mut self, yes: bool) -> Self {
+        self.overwrite = yes;
+        self
+    }
+
+    /// Validate and build.
+    pub fn build(self) -> Result<SnapshotConfig> {
+        if self.table.trim().is_empty() {
+            return Err(Error::invalid("the table name is empty"));
+        }
+        let destination = Destination::parse(&self.to)?;
+        if let Some(s) = self.segments
+            && !(1..=MAX_SEGMENTS).contains(&s)
+        {
+            return Err(Error::invalid(format!(
+                "--segments must be between 1 and {MAX_SEGMENTS}, got {s}"
+            )));
+        }
+        if self.concurrency == Some(0) {
+            return Err(Error::invalid("--concurrency must be at least 1"));
+        }
+        if self.target_file_bytes < (1 << 20) {
+            return Err(Error::invalid(
+                "the target file size must be at least 1 MiB",
+            ));
+        }
+        if self.row_group_bytes < (1 << 20) {
+            return Err(Error::invalid("the row group size must be at least 1 MiB"));
+        }
+        if self.part_bytes < (5 << 20) {
+            return Err(Error::invalid(
+                "the multipart part size must be at least 5 MiB (S3's minimum)",
+            ));
+        }
+        for url in [&self.aws.endpoint_url, &self.s3.endpoint_url]
+            .into_iter()
+            .flatten()
+        {
+            let parsed = url::Url::parse(url)
+                .map_err(|e| Error::invalid(format!("invalid endpoint URL '{url}': {e}")))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(Error::invalid(format!(
+                    "invalid endpoint URL '{url}': use http:// or https://"
+                )));
+            }
+        }
+        Ok(SnapshotConfig {
+            table: self.table,
+            destination,
+            aws: self.aws,
+            s3: self.s3,
+            segments: self.segments,
+            concurrency: self.concurrency,
+            consistent_read: self.consistent_read,
+            numbers: self.numbers,
+            compression: self.compression,
+            target_file_bytes: self.target_file_bytes,
+            row_group_bytes: self.row_group_bytes,
+            part_bytes: self.part_bytes,
+            overwrite: self.overwrite,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validates() {
+        assert!(SnapshotConfig::builder("t", "./x").build().is_ok());
+        assert!(SnapshotConfig::builder("", "./x").build().is_err());
+        assert!(SnapshotConfig::builder("t", "gs://b").build().is_err());
+        assert!(
+            SnapshotConfig::builder("t", "./x")
+                .segments(0)
+                .build()
+                .is_err()
+        );
+        assert!(
+            SnapshotConfig::builder("t", "./x")
+                .concurrency(0)
+                .build()
+                .is_err()
+        );
+        assert!(
+            SnapshotConfig::builder("t", "./x")
+                .endpoint_url("localhost:8000")
+                .build()
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,397 @@
+//! Schema inference: from every value seen to one column type per attribute.
+//!
+//! A [`Shape`] is the inference state of one attribute position (top-level attribute, map field
+//! or list element). Observing values only ever widens it, along this lattice:
+//!
+//! ```text
+//! Null  <  any kind  <  Json (conflicting kinds)
+//! N: Int64 < Decimal128(38, s) < exact text   (decided by NumberStats)
+//! M: fields are the union of all maps' fields; L: the element shape is the union of elements
+//! ```
+//!
+//! [`Shape::resolve`] turns the state into a [`ColumnType`]: the schema actually written, stored
+//! in every file's key-value metadata and in the manifest, and used to decode the files back.
+//! Because inference is monotone, a file written with an earlier [`ColumnType`] can always be
+//! re-encoded to the final one without loss (see `sink` for when that happens).
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+use super::number::{NumberMode, NumberRepr, NumberStats};
+use crate::error::{AttrPath, Error, Result};
+
+/// A DynamoDB item as the SDK returns it.
+pub type Item = std::collections::HashMap<String, AttributeValue>;
+
+/// Maps with more distinct field names than this become a DynamoDB-JSON text column instead of
+/// a struct with thousands of columns (maps keyed by ids, not by a fixed set of names).
+pub const MAX_STRUCT_FIELDS: usize = 1000;
+
+/// Inference state of one attribute position.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind")]
+pub enum Shape {
+    /// Only NULL (or nothing) seen so far.
+    Null,
+    /// String.
+    S,
+    /// Number.
+    N(NumberStats),
+    /// Binary.
+    B,
+    /// Boolean.
+    Bool,
+    /// String set.
+    SS,
+    /// Number set.
+    NS(NumberStats),
+    /// Binary set.
+    BS,
+    /// List; the element shape is the union of all elements.
+    L {
+        /// Union of all elements.
+        element: Box<Shape>,
+    },
+    /// Map; fields in first-seen order.
+    M {
+        /// Field shapes in first-seen order.
+        fields: IndexMap<String, Shape>,
+    },
+    /// Conflicting kinds: stored as DynamoDB JSON text.
+    Json,
+}
+
+impl Shape {
+    /// Widen this shape so that it also covers `value`.
+    pub(crate) fn observe(&mut self, value: &AttributeValue, path: &mut AttrPath) -> Result<()> {
+        use AttributeValue as AV;
+        match (&mut *self, value) {
+            (_, AV::Null(_)) => {}
+            (Shape::Json, v) => check_known(v, path)?,
+            (Shape::S, AV::S(_)) | (Shape::B, AV::B(_)) | (Shape::Bool, AV::Bool(_)) => {}
+            (Shape::SS, AV::Ss(_)) | (Shape::BS, AV::Bs(_)) => {}
+            (Shape::N(stats), AV::N(n)) => stats.observe(n),
+            (Shape::NS(stats), AV::Ns(ns)) => ns.iter().for_each(|n| stats.observe(n)),
+            (Shape::L { element }, AV::L(list)) => {
+                for (i, v) in list.iter().enumerate() {
+                    path.push_index(i);
+                    element.observe(v, path)?;
+                    path.pop();
+                }
+            }
+            (Shape::M { fields }, AV::M(map)) => {
+                for (k, v) in map {
+                    path.push_field(k);
+                    match fields.get_mut(k.as_str()) {
+                        Some(f) => f.observe(v, path)?,
+                        None => {
+                            let mut f = Shape::Null;
+                            f.observe(v, path)?;
+                            fields.insert(k.clone(), f);
+                        }
+                    }
+                    path.pop();
+                }
+                if fields.len() > MAX_STRUCT_FIELDS {
+                    *self = Shape::Json;
+                }
+            }
+            (Shape::Null, v) => {
+                *self = match v {
+                    AV::S(_) => Shape::S,
+                    AV::N(_) => Shape::N(NumberStats::default()),
+                    AV::B(_) => Shape::B,
+                    AV::Bool(_) => Shape::Bool,
+                    AV::Ss(_) => Shape::SS,
+                    AV::Ns(_) => Shape::NS(NumberStats::default()),
+                    AV::Bs(_) => Shape::BS,
+                    AV::L(_) => Shape::L {
+                        element: Box::new(Shape::Null),
+                    },
+                    AV::M(_) => Shape::M {
+                        fields: IndexMap::new(),
+                    },
+                    other => return Err(unknown_type(other, path)),
+                };
+                self.observe(value, path)?;
+            }
+            (_, v) => {
+                check_known(v, path)?;
+                *self = Shape::Json;
+            }
+        }
+        Ok(())
+    }
+
+    /// The column type that holds every value observed so far.
+    pub fn resolve(&self, mode: NumberMode) -> ColumnType {
+        match self {
+            Shape::Null => ColumnType::Null,
+            Shape::S => ColumnType::S,
+            Shape::N(stats) => ColumnType::N(stats.repr(mode)),
+            Shape::B => ColumnType::B,
+            Shape::Bool => ColumnType::Bool,
+            Shape::SS => ColumnType::SS,
+            Shape::NS(stats) => ColumnType::NS(stats.repr(mode)),
+            Shape::BS => ColumnType::BS,
+            Shape::L { element } => ColumnType::L {
+                element: Box::new(element.resolve(mode)),
+            },
+            Shape::M { fields } if fields.is_empty() => ColumnType::Json,
+            Shape::M { fields } => ColumnType::M {
+                fields: fields
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.resolve(mode)))
+                    .collect(),
+            },
+            Shape::Json => ColumnType::Json,
+        }
+    }
+}
+
+fn check_known(value: &AttributeValue, path: &AttrPath) -> Result<()> {
+    match value {
+        AttributeValue::L(list) => {
+            let mut p = path.clone();
+            for (i, v) in list.iter().enumerate() {
+                p.push_index(i);
+                check_known(v, &p)?;
+                p.pop();
+            }
+            Ok(())
+        }
+        AttributeValue::M(map) => {
+            let mut p = path.clone();
+            for (k, v) in map {
+                p.push_field(k);
+                check_known(v, &p)?;
+                p.pop();
+            }
+            Ok(())
+        }
+        v if v.is_unknown() => Err(unknown_type(value, path)),
+        _ => Ok(()),
+    }
+}
+
+pub(crate) fn unknown_type(_value: &AttributeValue, path: &AttrPath) -> Error {
+    Error::unrepresentable(
+        path,
+        "has a DynamoDB attribute type this version of ddbsnap does not know; \
+         upgrade ddbsnap or exclude the attribute with a projection",
+    )
+}
+
+/// The stored type of one attribute position: what a column holds in the Parquet files.
+///
+/// Serialized into every file's key-value metadata (`ddbsnap.columns`) and the manifest, so the
+/// original DynamoDB types survive the trip (a `List<Utf8>` may be an `SS` or an `L` of `S`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum ColumnType {
+    /// Only NULLs: an all-null Utf8 column.
+    Null,
+    /// String → Utf8.
+    S,
+    /// Number → Int64, Decimal128(38, s), Utf8 text or (opt-in) Float64.
+    N(NumberRepr),
+    /// Binary → Binary.
+    B,
+    /// Boolean → Boolean.
+    Bool,
+    /// String set → List<Utf8>.
+    SS,
+    /// Number set → List<number>.
+    NS(NumberRepr),
+    /// Binary set → List<Binary>.
+    BS,
+    /// List → List<element>.
+    L {
+        /// Element type.
+        element: Box<ColumnType>,
+    },
+    /// Map → Struct with one nullable field per name.
+    M {
+        /// Field types, in column order.
+        fields: IndexMap<String, ColumnType>,
+    },
+    /// Conflicting kinds, empty maps or very wide maps: Utf8 holding DynamoDB JSON
+    /// (`{"S":"x"}`, `{"N":"1"}`, binary as base64).
+    Json,
+}
+
+/// The inferred schema of a whole table: one [`Shape`] per top-level attribute, key attributes
+/// first, others in first-seen order.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TableShape {
+    columns: IndexMap<String, Shape>,
+}
+
+/// The resolved schema: one [`ColumnType`] per top-level attribute, in column order.
+pub type Columns = IndexMap<String, ColumnType>;
+
+impl TableShape {
+    /// A shape that starts with the given key attributes (so they come first and exist even
+    /// for an empty table).
+    pub fn with_keys<'a>(keys: impl IntoIterator<Item = (&'a str, KeyKind)>) -> Self {
+        let columns = keys
+            .into_iter()
+            .map(|(name, kind)| {
+                let shape = match kind {
+                    KeyKind::S => Shape::S,
+                    KeyKind::N => Shape::N(NumberStats::default()),
+                    KeyKind::B => Shape::B,
+                };
+                (name.to_owned(), shape)
+            })
+            .collect();
+        TableShape { columns }
+    }
+
+    /// Widen the shape to cover every attribute of `item`.
+    pub fn observe(&mut self, item: &Item) -> Result<()> {
+        let mut path = AttrPath::default();
+        for (name, value) in item {
+            path.push_field(name);
+            match self.columns.get_mut(name.as_str()) {
+                Some(shape) => shape.observe(value, &mut path)?,
+                None => {
+                    let mut shape = Shape::Null;
+                    shape.observe(value, &mut path)?;
+                    self.columns.insert(name.clone(), shape);
+                }
+            }
+            path.pop();
+        }
+        Ok(())
+    }
+
+    /// The column types that hold every item observed so far.
+    pub fn resolve(&self, mode: NumberMode) -> Columns {
+        self.columns
+            .iter()
+            .map(|(k, v)| (k.clone(), v.resolve(mode)))
+            .collect()
+    }
+
+    /// Number of top-level attributes seen.
+    pub fn len(&self) -> usize {
+        self.columns.len()
+    }
+
+    /// True when no attribute has been seen.
+    pub fn is_empty(&self) -> bool {
+        self.columns.is_empty()
+    }
+}
+
+/// The scalar type of a key attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyKind {
+    /// String key.
+    S,
+    /// Number key.
+    N,
+    /// Binary key.
+    B,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use AttributeValue as AV;
+    use aws_sdk_dynamodb::primitives::Blob;
+
+    fn infer(values: &[AV]) -> ColumnType {
+        let mut s = Shape::Null;
+        for v in values {
+            s.observe(v, &mut AttrPath::default()).unwrap();
+        }
+        s.resolve(NumberMode::Exact)
+    }
+
+    fn map(entries: &[(&str, AV)]) -> AV {
+        AV::M(
+            entries
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn every_kind_resolves() {
+        let n = |s: &str| AV::N(s.into());
+        let cases: Vec<(Vec<AV>, ColumnType)> = vec![
+            (vec![], ColumnType::Null),
+            (vec![AV::Null(true)], ColumnType::Null),
+            (vec![AV::S("a".into()), AV::Null(true)], ColumnType::S),
+            (vec![n("1"), n("-2")], ColumnType::N(NumberRepr::Int64)),
+            (
+                vec![n("1"), n("2.5")],
+                ColumnType::N(NumberRepr::Decimal { scale: 1 }),
+            ),
+            (vec![n("1E+38")], ColumnType::N(NumberRepr::Text)),
+            (vec![AV::B(Blob::new(vec![0u8]))], ColumnType::B),
+            (vec![AV::Bool(true)], ColumnType::Bool),
+            (vec![AV::Ss(vec!["a".into()])], ColumnType::SS),
+            (
+                vec![AV::Ns(vec!["1".into(), "0.25".into()])],
+                ColumnType::NS(NumberRepr::Decimal { scale: 2 }),
+            ),
+            (vec![AV::Bs(vec![Blob::new(vec![1u8])])], ColumnType::BS),
+            (
+                vec![
+                    AV::L(vec![]),
+                    AV::L(vec![AV::S("x".into()), AV::Null(true)]),
+                ],
+                ColumnType::L {
+                    element: Box::new(ColumnType::S),
+                },
+            ),
+            (
+                vec![AV::L(vec![AV::S("x".into()), AV::N("1".into())])],
+                ColumnType::L {
+                    element: Box::new(ColumnType::Json),
+                },
+            ),
+            (vec![map(&[])], ColumnType::Json),
+            (vec![AV::S("a".into()), n("1")], ColumnType::Json),
+            (
+                vec![AV::Ss(vec!["a".into()]), AV::L(vec![])],
+                ColumnType::Json,
+            ),
+        ];
+        for (values, expected) in cases {
+            assert_eq!(infer(&values), expected, "{values:?}");
+        }
+    }
+
+    #[test]
+    fn maps_union_their_fields_in_first_seen_order() {
+        let got = infer(&[
+            map(&[("a", AV::S("x".into()))]),
+            map(&[("b", AV::Bool(true)), ("a", AV::Null(true))]),
+        ]);
+        let expected = ColumnType::M {
+            fields: [
+                ("a".to_string(), ColumnType::S),
+                ("b".to_string(), ColumnType::Bool),
+            ]
+            .into_iter()
+            .collect(),
+        };
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn very_wide_maps_become_json() {
+        let wide = AV::M(
+            (0..=MAX_STRUCT_FIELDS)
+                .map(|i| (format!("k{i}"), AV::Bool(true)))
+                .collect(),
+        );
+        assert_eq!(infer(&[wide]), ColumnType::Json);
+    }
+}

@@ -1,0 +1,254 @@
+//! The one public error type of the library.
+//!
+//! Every failure a user can cause or meet (a wrong table name, missing credentials, an unreachable
+//! endpoint, an unwritable destination, data that cannot be represented) has its own variant with
+//! the context needed to say what is wrong and what to do, in one line. [`Error::exit_code`] is the
+//! documented mapping the `ddbsnap` binary uses for its process exit status.
+
+use std::fmt;
+
+/// A boxed error source, kept for `-v` cause chains.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Result alias used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while planning, scanning, converting or writing a snapshot.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An option or argument is invalid (bad URL, impossible value).
+    #[error("{message}")]
+    InvalidArgument {
+        /// What is wrong and what to do.
+        message: String,
+    },
+
+    /// The table (or index) does not exist where we looked.
+    #[error(
+        "table '{table}' not found in region {region}{endpoint}; check the table name, --region and --profile"
+    )]
+    TableNotFound {
+        /// Table name as given.
+        table: String,
+        /// Region that was asked.
+        region: String,
+        /// ` at <endpoint>` when a custom endpoint was used, else empty.
+        endpoint: String,
+    },
+
+    /// No usable credentials, or the service rejected them.
+    #[error("AWS credentials rejected or missing: {message}")]
+    Credentials {
+        /// What the service or the credential chain said, plus a hint.
+        message: String,
+        /// Underlying error.
+        #[source]
+        source: Option<BoxError>,
+    },
+
+    /// The credentials are valid but not allowed to do this.
+    #[error("access denied: {message}")]
+    AccessDenied {
+        /// What the service said.
+        message: String,
+    },
+
+    /// The DynamoDB endpoint could not be reached (DNS, refused connection, timeout).
+    #[error(
+        "cannot reach DynamoDB at {endpoint}: {message}; check --endpoint-url, --region and the network"
+    )]
+    Unreachable {
+        /// Endpoint or region that was tried.
+        endpoint: String,
+        /// Short description of the failure.
+        message: String,
+        /// Underlying error.
+        #[source]
+        source: Option<BoxError>,
+    },
+
+    /// Any other DynamoDB error response.
+    #[error("DynamoDB {operation} failed: {code}: {message}")]
+    Dynamo {
+        /// API operation (Scan, DescribeTable, ...).
+        operation: &'static str,
+        /// Error code returned by the service.
+        code: String,
+        /// Error message returned by the service.
+        message: String,
+        /// Underlying error.
+        #[source]
+        source: Option<BoxError>,
+    },
+
+    /// The destination cannot be read, written or created.
+    #[error("destination {url}: {message}")]
+    Destination {
+        /// Destination URL or path.
+        url: String,
+        /// What failed and what to do.
+        message: String,
+        /// Underlying error.
+        #[source]
+        source: Option<BoxError>,
+    },
+
+    /// The destination already holds a (complete or incomplete) snapshot.
+    #[error("{url} {what}; pass --overwrite to replace it")]
+    AlreadyExists {
+        /// Destination URL.
+        url: String,
+        /// What was found there.
+        what: String,
+    },
+
+    /// A value cannot be represented losslessly in the output.
+    #[error("attribute {path}: {message}")]
+    Unrepresentable {
+        /// Attribute path (`a.b[3]`).
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// Encoding or decoding Parquet/Arrow data failed.
+    #[error("{context}: {source}")]
+    Format {
+        /// What was being done.
+        context: String,
+        /// Underlying Arrow or Parquet error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// The run was interrupted (Ctrl-C).
+    #[error("interrupted")]
+    Interrupted,
+
+    /// A bug: an invariant of ddbsnap itself did not hold.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The process exit codes of the `ddbsnap` binary, one per failure class (documented in README).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExitKind {
+    /// 1: unexpected failure (a bug, or a service error not listed here).
+    Other,
+    /// 2: invalid arguments or options.
+    Usage,
+    /// 3: table or index not found.
+    NotFound,
+    /// 4: missing or rejected credentials, access denied.
+    Auth,
+    /// 5: DynamoDB endpoint unreachable.
+    Network,
+    /// 6: destination cannot be written or read.
+    Destination,
+    /// 7: data cannot be represented.
+    Data,
+    /// 8: destination already holds a snapshot.
+    Exists,
+    /// 130: interrupted.
+    Interrupted,
+}
+
+impl ExitKind {
+    /// The numeric process exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            ExitKind::Other => 1,
+            ExitKind::Usage => 2,
+            ExitKind::NotFound => 3,
+            ExitKind::Auth => 4,
+            ExitKind::Network => 5,
+            ExitKind::Destination => 6,
+            ExitKind::Data => 7,
+            ExitKind::Exists => 8,
+            ExitKind::Interrupted => 130,
+        }
+    }
+}
+
+impl Error {
+    /// Which documented exit class this error belongs to.
+    pub fn kind(&self) -> ExitKind {
+        match self {
+            Error::InvalidArgument { .. } => ExitKind::Usage,
+            Error::TableNotFound { .. } => ExitKind::NotFound,
+            Error::Credentials { .. } | Error::AccessDenied { .. } => ExitKind::Auth,
+            Error::Unreachable { .. } => ExitKind::Network,
+            Error::Destination { .. } => ExitKind::Destination,
+            Error::AlreadyExists { .. } => ExitKind::Exists,
+            Error::Unrepresentable { .. } => ExitKind::Data,
+            Error::Interrupted => ExitKind::Interrupted,
+            Error::Dynamo { .. } | Error::Format { .. } | Error::Internal(_) => ExitKind::Other,
+        }
+    }
+
+    /// The process exit code for this error (see [`ExitKind`]).
+    pub fn exit_code(&self) -> u8 {
+        self.kind().code()
+    }
+
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        Error::InvalidArgument {
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn format(context: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Error::Format {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+
+    pub(crate) fn unrepresentable(path: &AttrPath, message: impl Into<String>) -> Self {
+        Error::Unrepresentable {
+            path: path.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// An attribute path inside an item (`top.field[3].x`), built while walking values so errors
+/// can say exactly where they happened.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct AttrPath(Vec<PathPart>);
+
+#[derive(Debug, Clone)]
+enum PathPart {
+    Field(String),
+    Index(usize),
+}
+
+impl AttrPath {
+    pub(crate) fn push_field(&mut self, name: &str) {
+        self.0.push(PathPart::Field(name.to_owned()));
+    }
+    pub(crate) fn push_index(&mut self, i: usize) {
+        self.0.push(PathPart::Index(i));
+    }
+    pub(crate) fn pop(&mut self) {
+        self.0.pop();
+    }
+}
+
+impl fmt::Display for AttrPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("<item>");
+        }
+        for (i, part) in self.0.iter().enumerate() {
+            match part {
+                PathPart::Field(name) if i == 0 => write!(f, "'{name}'")?,
+                PathPart::Field(name) => write!(f, ".'{name}'")?,
+                PathPart::Index(n) => write!(f, "[{n}]")?,
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,64 @@
+//! # ddbsnap
+//!
+//! Snapshot an Amazon DynamoDB table into lossless Parquet, on S3 or local disk, with a
+//! segmented parallel Scan — no native export, no PITR needed.
+//!
+//! ## Design
+//!
+//! ```text
+//! DescribeTable ─> plan ─> scan task × N ─(bounded channel)─> conversion thread ─> Parquet files
+//!                                                             (infer, encode)     (object_store)
+//!                                                  all segments done ─> _manifest.json (commit)
+//! ```
+//!
+//! * [`plan`]: key schema, size and the segment count.
+//! * [`source`]: the segmented Scan; network tasks only move pages.
+//! * [`convert`]: schema inference over every item and exact Arrow encoding (numbers never go
+//!   through floating point; conflicting types fall back to DynamoDB JSON text).
+//! * [`sink`]: `--to` parsing, the object store (local or S3 with aws-config credentials) and
+//!   the rolling Parquet writer.
+//! * [`manifest`]: `_manifest.json`, written last: a snapshot without it is not complete.
+//!
+//! Costs: memory is bounded by the channel (2 pages per running segment), the first
+//! [`pipeline::SAMPLE_PAGES`] pages held for schema inference, one row group and the upload
+//! parts in flight; it does not grow with the table. Every file of a snapshot has the same
+//! schema; files written before a late schema change are re-encoded once at the end.
+//!
+//! ## Example
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use ddbsnap::{SnapshotConfig, progress::NoProgress};
+//!
+//! # async fn run() -> ddbsnap::Result<()> {
+//! let config = SnapshotConfig::builder("orders", "./snapshots/orders")
+//!     .region("eu-west-1")
+//!     .segments(8)
+//!     .build()?;
+//! let summary = ddbsnap::snapshot(&config, Arc::new(NoProgress)).await?;
+//! println!("{} items in {} files", summary.items, summary.files);
+//! # Ok(()) }
+//! ```
+
+#![warn(
+    missing_docs,
+    unreachable_pub,
+    clippy::clone_on_ref_ptr,
+    clippy::future_not_send
+)]
+
+pub mod aws;
+pub mod cli;
+pub mod config;
+pub mod convert;
+pub mod error;
+pub mod manifest;
+pub mod pipeline;
+pub mod plan;
+pub mod progress;
+pub mod sink;
+pub mod source;
+
+pub use config::{SnapshotConfig, SnapshotConfigBuilder};
+pub use error::{Error, ExitKind, Result};
+pub use pipeline::{Summary, snapshot, snapshot_to};

@@ -1,0 +1,69 @@
+//! The `ddbsnap` binary: parse, run, print, map errors to exit codes. Nothing else.
+
+use std::error::Error as _;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use ddbsnap::cli::{Cli, Command, ProgressMode, SnapshotArgs};
+use ddbsnap::progress::{BarProgress, JsonProgress, NoProgress, Progress};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let verbose = cli.verbose;
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err}");
+            if verbose {
+                let mut source = err.source();
+                while let Some(cause) = source {
+                    eprintln!("  caused by: {cause}");
+                    source = cause.source();
+                }
+            }
+            ExitCode::from(err.exit_code())
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode, ddbsnap::Error> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ddbsnap::Error::Internal(format!("starting the runtime: {e}")))?;
+    match cli.command {
+        Command::Snapshot(args) => runtime.block_on(snapshot(args)),
+    }
+}
+
+async fn snapshot(args: SnapshotArgs) -> Result<ExitCode, ddbsnap::Error> {
+    let config = args.to_config()?;
+    let progress: Arc<dyn Progress> = match args.progress {
+        ProgressMode::Auto if std::io::stderr().is_terminal() => Arc::new(BarProgress::new()),
+        ProgressMode::Bar => Arc::new(BarProgress::new()),
+        ProgressMode::Json => Arc::new(JsonProgress),
+        ProgressMode::Auto | ProgressMode::None => Arc::new(NoProgress),
+    };
+    let summary = ddbsnap::snapshot(&config, progress).await?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&summary).map_err(|e| ddbsnap::Error::Internal(e.to_string()))?
+        );
+    } else {
+        println!(
+            "snapshot of {} committed: {} items in {} files ({:.1} MiB), {:.1} RCU, {} segments, {:.1} s\n{}",
+            summary.table,
+            summary.items,
+            summary.files,
+            summary.bytes as f64 / (1 << 20) as f64,
+            summary.consumed_rcu,
+            summary.segments,
+            summary.seconds,
+            summary.url,
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

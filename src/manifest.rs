@@ -1,0 +1,75 @@
+//! `_manifest.json`: the commit marker of a snapshot.
+//!
+//! Written last, with a single PUT, only after every data file is complete: a snapshot without
+//! it is not a snapshot. It lists every data file (path, rows, bytes), the schema (as ddbsnap
+//! column types, which keep the original DynamoDB types, and as Arrow), the table and its key
+//! schema, the run's options and what the run cost.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::convert::{Columns, NumberMode};
+use crate::plan::TableInfo;
+use crate::sink::{Compression, DataFile};
+
+/// Format identifier of this manifest layout.
+pub const MANIFEST_FORMAT: &str = "ddbsnap.manifest.v1";
+
+/// The committed description of one snapshot.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Always [`MANIFEST_FORMAT`].
+    pub format: String,
+    /// Version of ddbsnap that wrote the snapshot.
+    pub ddbsnap_version: String,
+    /// The source table.
+    pub table: TableInfo,
+    /// AWS region of the table.
+    pub region: String,
+    /// How the data was read: `scan`.
+    pub mode: String,
+    /// Filter applied to the scan, if any.
+    pub filter: Option<serde_json::Value>,
+    /// When the run started.
+    pub started_at: DateTime<Utc>,
+    /// When the manifest was written.
+    pub finished_at: DateTime<Utc>,
+    /// Scan segments (TotalSegments).
+    pub segments: u32,
+    /// Whether strongly consistent reads were used.
+    pub consistent_read: bool,
+    /// Items read by the scan (before any filter).
+    pub items_scanned: u64,
+    /// Items written to the data files.
+    pub items_written: u64,
+    /// Scan pages received.
+    pub pages: u64,
+    /// Read capacity units consumed, as reported by DynamoDB.
+    pub consumed_rcu: f64,
+    /// Highest value of the filter attribute seen, for incremental pulls.
+    pub watermark: Option<String>,
+    /// Every data file of the snapshot.
+    pub files: Vec<DataFile>,
+    /// The one schema shared by every data file.
+    pub schema: ManifestSchema,
+    /// Output options of the run.
+    pub options: OutputOptions,
+}
+
+/// The schema of a snapshot.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ManifestSchema {
+    /// Column types with the original DynamoDB types (also in each file's `ddbsnap.columns`).
+    pub columns: Columns,
+    /// The Arrow schema of every data file.
+    pub arrow: arrow_schema::Schema,
+}
+
+/// Output options recorded in the manifest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutputOptions {
+    /// Parquet compression.
+    pub compression: Compression,
+    /// Number mapping.
+    pub numbers: NumberMode,
+}

@@ -1,0 +1,366 @@
+//! Wires source → convert → sink and commits.
+//!
+//! ```text
+//! scan task × concurrency ──Msg::Page──> bounded channel ──> conversion thread
+//!                                                             observe shape, encode, Parquet
+//!                                                             rolling files (uploads async)
+//! all segments done ──Msg::End──> close last file ──> re-encode early files if the schema
+//! widened after them ──> write _manifest.json (the commit)
+//! ```
+//!
+//! Schema: the first [`SAMPLE_PAGES`] pages are held back and observed before the first file
+//! is opened, so the first files already have the settled schema in most tables. When a later
+//! item widens the schema (a new attribute, a number needing a wider type, a type conflict),
+//! the open file is closed and a new one started; at the end, every file whose schema differs
+//! from the final one is read back and re-encoded, so all files share one schema.
+//!
+//! Failure: any error stops the scan, aborts the open upload and leaves no manifest.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::Utc;
+use object_store::ObjectStoreExt;
+use parquet::file::metadata::KeyValue;
+use serde::{Deserialize, Serialize};
+use tokio::runtime::Handle;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+
+use crate::aws::AwsContext;
+use crate::config::SnapshotConfig;
+use crate::convert::{Columns, Item, NumberMode, TableShape, arrow_schema};
+use crate::error::{Error, Result};
+use crate::manifest::{MANIFEST_FORMAT, Manifest, ManifestSchema, OutputOptions};
+use crate::plan::{TableInfo, auto_segments};
+use crate::progress::{Progress, ProgressEvent};
+use crate::sink::reader::FileItems;
+use crate::sink::writer::{RollingWriter, WriterOptions, file_path};
+use crate::sink::{DataFile, MANIFEST_FILE, Target};
+use crate::source::scan::{Msg, Page, ScanJob, SegmentEnd};
+
+/// Pages observed before the first file is opened (each page is at most 1 MB of items).
+pub const SAMPLE_PAGES: usize = 8;
+/// Rows per encoded batch when flushing held-back items.
+const BATCH_ROWS: usize = 8192;
+
+/// What a finished snapshot run reports.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Summary {
+    /// Snapshot root.
+    pub url: String,
+    /// Table name.
+    pub table: String,
+    /// Items written.
+    pub items: u64,
+    /// Items read by the scan.
+    pub items_scanned: u64,
+    /// Data files.
+    pub files: usize,
+    /// Total bytes of the data files.
+    pub bytes: u64,
+    /// Read capacity consumed.
+    pub consumed_rcu: f64,
+    /// Scan pages.
+    pub pages: u64,
+    /// Segments (TotalSegments).
+    pub segments: u32,
+    /// Files re-encoded because the schema widened after they were written.
+    pub files_rewritten: usize,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+/// Snapshot a table as configured: load AWS configuration, open the destination, scan, write,
+/// commit.
+pub async fn snapshot(config: &SnapshotConfig, progress: Arc<dyn Progress>) -> Result<Summary> {
+    let aws = AwsContext::load(&config.aws).await?;
+    let target = Target::open(&config.destination, Some(&aws.sdk), &config.s3).await?;
+    snapshot_to(&aws, target, config, progress).await
+}
+
+/// Snapshot into an already opened [`Target`] (any `object_store`), with a loaded AWS context.
+pub async fn snapshot_to(
+    aws: &AwsContext,
+    target: Target,
+    config: &SnapshotConfig,
+    progress: Arc<dyn Progress>,
+) -> Result<Summary> {
+    let started = Instant::now();
+    let started_at = Utc::now();
+    let table = TableInfo::describe(aws, &config.table).await?;
+    target.prepare(config.overwrite).await?;
+
+    let segments = config
+        .segments
+        .unwrap_or_else(|| auto_segments(table.size_bytes));
+    let concurrency = config
+        .concurrency
+        .unwrap_or(crate::config::DEFAULT_MAX_CONCURRENCY)
+        .min(segments)
+        .max(1);
+    progress.event(&ProgressEvent::Started {
+        table: table.name.clone(),
+        segments,
+        estimated_items: table.item_count.filter(|&n| n > 0).map(|n| n as u64),
+    });
+
+    let shape = TableShape::with_keys(
+        table
+            .key_schema
+            .iter()
+            .map(|k| (k.name.as_str(), k.attribute_type)),
+    );
+    let writer_opts = WriterOptions {
+        compression: config.compression,
+        target_file_bytes: config.target_file_bytes,
+        row_group_bytes: config.row_group_bytes,
+        part_bytes: config.part_bytes,
+        metadata: file_metadata(&table)?,
+    };
+    let (tx, rx) = mpsc::channel::<Msg>(2 * concurrency as usize);
+    let writer = RollingWriter::new(
+        target.clone(),
+        Handle::current(),
+        writer_opts.clone(),
+        Arc::clone(&progress),
+        0,
+    );
+    let numbers = config.numbers;
+    let converter = tokio::task::spawn_blocking(move || convert_pages(rx, shape, numbers, writer));
+
+    let job = ScanJob {
+        aws: aws.clone(),
+        table: Arc::from(table.name.as_str()),
+        total_segments: segments,
+        consistent_read: config.consistent_read,
+        permits: Arc::new(Semaphore::new(concurrency as usize)),
+        tx,
+        progress: Arc::clone(&progress),
+    };
+    let mut tasks = JoinSet::new();
+    for segment in 0..segments {
+        tasks.spawn(job.clone().run(segment));
+    }
+    let tx = job.tx;
+    let mut scan_error = None;
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(Ok(SegmentEnd::Done)) => {}
+            Ok(Ok(SegmentEnd::Stopped)) => break,
+            Ok(Err(e)) => {
+                scan_error = Some(e);
+                break;
+            }
+            Err(e) => {
+                scan_error = Some(Error::Internal(format!("scan task failed: {e}")));
+                break;
+            }
+        }
+    }
+    tasks.abort_all();
+    if scan_error.is_none() && tasks.is_empty() {
+        // Every segment finished: tell the converter it may commit.
+        let _ = tx.send(Msg::End).await;
+    }
+    drop(tx);
+    let converted = converter
+        .await
+        .map_err(|e| Error::Internal(format!("conversion thread failed: {e}")));
+    if let Some(e) = scan_error {
+        return Err(e);
+    }
+    let Converted {
+        mut files,
+        shape,
+        stats,
+    } = converted??;
+
+    let columns = shape.resolve(numbers);
+    let stale: Vec<DataFile> = files
+        .iter()
+        .filter(|f| f.columns != columns)
+        .cloned()
+        .collect();
+    let files_rewritten = stale.len();
+    if !stale.is_empty() {
+        progress.event(&ProgressEvent::Rewriting { files: stale.len() });
+        let next_index = files.len();
+        let rewriter = RollingWriter::new(
+            target.clone(),
+            Handle::current(),
+            writer_opts,
+            Arc::clone(&progress),
+            next_index,
+        );
+        let cols = columns.clone();
+        let stale_files = stale.clone();
+        let rewritten = tokio::task::spawn_blocking(move || rewrite(rewriter, &stale_files, &cols))
+            .await
+            .map_err(|e| Error::Internal(format!("rewrite thread failed: {e}")))??;
+        for f in &stale {
+            target.delete(&file_path(&target, f)).await?;
+        }
+        files.retain(|f| f.columns == columns);
+        files.extend(rewritten);
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+
+    let manifest = Manifest {
+        format: MANIFEST_FORMAT.to_owned(),
+        ddbsnap_version: env!("CARGO_PKG_VERSION").to_owned(),
+        region: aws.region.clone(),
+        mode: "scan".to_owned(),
+        filter: None,
+        started_at,
+        finished_at: Utc::now(),
+        segments,
+        consistent_read: config.consistent_read,
+        items_scanned: stats.items_scanned,
+        items_written: stats.items_written,
+        pages: stats.pages,
+        consumed_rcu: stats.consumed_rcu,
+        watermark: None,
+        schema: ManifestSchema {
+            arrow: arrow_schema(&columns).as_ref().clone(),
+            columns,
+        },
+        options: OutputOptions {
+            compression: config.compression,
+            numbers,
+        },
+        files,
+        table,
+    };
+    let body = serde_json::to_vec_pretty(&manifest)
+        .map_err(|e| Error::Internal(format!("serializing the manifest: {e}")))?;
+    target
+        .store
+        .put(&target.path(MANIFEST_FILE), body.into())
+        .await
+        .map_err(|e| target.error("writing _manifest.json", e))?;
+    progress.event(&ProgressEvent::Committed {
+        url: target.url.clone(),
+    });
+    Ok(Summary {
+        url: target.url.clone(),
+        table: manifest.table.name.clone(),
+        items: stats.items_written,
+        items_scanned: stats.items_scanned,
+        files: manifest.files.len(),
+        bytes: manifest.files.iter().map(|f| f.bytes).sum(),
+        consumed_rcu: stats.consumed_rcu,
+        pages: stats.pages,
+        segments,
+        files_rewritten,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn file_metadata(table: &TableInfo) -> Result<Vec<KeyValue>> {
+    let key_schema = serde_json::to_string(&table.key_schema)
+        .map_err(|e| Error::Internal(format!("serializing the key schema: {e}")))?;
+    Ok(vec![
+        KeyValue::new("ddbsnap.table".to_owned(), table.name.clone()),
+        KeyValue::new("ddbsnap.key_schema".to_owned(), key_schema),
+        KeyValue::new(
+            "ddbsnap.version".to_owned(),
+            env!("CARGO_PKG_VERSION").to_owned(),
+        ),
+    ])
+}
+
+#[derive(Debug, Default)]
+struct Stats {
+    items_scanned: u64,
+    items_written: u64,
+    pages: u64,
+    consumed_rcu: f64,
+}
+
+struct Converted {
+    files: Vec<DataFile>,
+    shape: TableShape,
+    stats: Stats,
+}
+
+/// The conversion thread: observe, encode and write every page; commit-ready only on
+/// [`Msg::End`].
+fn convert_pages(
+    mut rx: mpsc::Receiver<Msg>,
+    mut shape: TableShape,
+    numbers: NumberMode,
+    mut writer: RollingWriter,
+) -> Result<Converted> {
+    let mut stats = Stats::default();
+    let mut held: Vec<Item> = Vec::new();
+    let mut held_pages = 0usize;
+    loop {
+        match rx.blocking_recv() {
+            Some(Msg::Page(Page {
+                items,
+                scanned,
+                consumed_rcu,
+            })) => {
+                stats.pages += 1;
+                stats.items_scanned += scanned;
+                stats.items_written += items.len() as u64;
+                stats.consumed_rcu += consumed_rcu;
+                for item in &items {
+                    shape.observe(item)?;
+                }
+                if held_pages < SAMPLE_PAGES {
+                    held.extend(items);
+                    held_pages += 1;
+                    if held_pages == SAMPLE_PAGES {
+                        write_chunked(&mut writer, &shape.resolve(numbers), &held)?;
+                        held = Vec::new();
+                    }
+                } else if !items.is_empty() {
+                    writer.write(&shape.resolve(numbers), &items)?;
+                }
+            }
+            Some(Msg::End) => break,
+            None => {
+                writer.abort();
+                return Err(Error::Internal("the scan stopped before its end".into()));
+            }
+        }
+    }
+    let columns = shape.resolve(numbers);
+    write_chunked(&mut writer, &columns, &held)?;
+    if writer.is_empty() {
+        // An empty table still gets one (empty) file carrying the schema, so readers work.
+        writer.write(&columns, &[])?;
+    }
+    let files = writer.finish()?;
+    Ok(Converted {
+        files,
+        shape,
+        stats,
+    })
+}
+
+fn write_chunked(writer: &mut RollingWriter, columns: &Columns, items: &[Item]) -> Result<()> {
+    for chunk in items.chunks(BATCH_ROWS) {
+        writer.write(columns, chunk)?;
+    }
+    Ok(())
+}
+
+/// Re-encode `stale` files (written with an earlier schema) into `columns`.
+fn rewrite(
+    mut writer: RollingWriter,
+    stale: &[DataFile],
+    columns: &Columns,
+) -> Result<Vec<DataFile>> {
+    let handle = writer.handle().clone();
+    let target = writer.target().clone();
+    for file in stale {
+        let mut items = handle.block_on(FileItems::open(&target, &file.path))?;
+        while let Some(batch) = handle.block_on(items.next_batch())? {
+            writer.write(columns, &batch)?;
+        }
+    }
+    writer.finish()
+}

@@ -1,0 +1,189 @@
+//! Progress events and the reporters that show them.
+//!
+//! The pipeline emits [`ProgressEvent`]s; a [`Progress`] reporter turns them into an indicatif
+//! bar on a terminal ([`BarProgress`]), JSON lines for machines ([`JsonProgress`]) or nothing
+//! ([`NoProgress`]). Reporters are called from scan tasks and the conversion thread, so they
+//! must be cheap and thread-safe.
+
+use std::io::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+
+/// Something that happened during a snapshot.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ProgressEvent {
+    /// The scan is about to start.
+    Started {
+        /// Table name.
+        table: String,
+        /// Total segments.
+        segments: u32,
+        /// DynamoDB's approximate item count, when it reports one.
+        estimated_items: Option<u64>,
+    },
+    /// A Scan page arrived.
+    Page {
+        /// Segment number.
+        segment: u32,
+        /// Items returned.
+        items: u64,
+        /// Items read (before any filter).
+        scanned: u64,
+        /// Read capacity consumed by the page.
+        consumed_rcu: f64,
+    },
+    /// A data file was closed.
+    FileWritten {
+        /// File name under the snapshot root.
+        path: String,
+        /// Rows in the file.
+        rows: u64,
+        /// Bytes in the file.
+        bytes: u64,
+    },
+    /// Files written before the schema settled are being re-encoded to the final schema.
+    Rewriting {
+        /// Number of files.
+        files: usize,
+    },
+    /// The manifest was written: the snapshot is complete.
+    Committed {
+        /// Snapshot root.
+        url: String,
+    },
+}
+
+/// Receives progress events.
+pub trait Progress: Send + Sync {
+    /// Handle one event. Must not block for long.
+    fn event(&self, event: &ProgressEvent);
+}
+
+/// Ignores every event.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn event(&self, _: &ProgressEvent) {}
+}
+
+/// One JSON object per event on stderr.
+#[derive(Debug, Default)]
+pub struct JsonProgress;
+
+impl Progress for JsonProgress {
+    fn event(&self, event: &ProgressEvent) {
+        if let Ok(line) = serde_json::to_string(event) {
+            let _ = writeln!(std::io::stderr().lock(), "{line}");
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    items: u64,
+    pages: u64,
+    rcu: f64,
+    files: u64,
+    bytes: u64,
+}
+
+/// An indicatif bar on stderr: items (against DynamoDB's estimate when there is one), pages,
+/// RCU consumed, files written, rate and elapsed time.
+#[derive(Debug)]
+pub struct BarProgress {
+    bar: ProgressBar,
+    counters: Mutex<Counters>,
+}
+
+impl Default for BarProgress {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl BarProgress {
+    /// A bar drawing to stderr.
+    pub fn new() -> Self {
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {human_pos} items ({per_sec}) {msg}",
+            )
+            .expect("valid template"),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        BarProgress {
+            bar,
+            counters: Mutex::new(Counters::default()),
+        }
+    }
+
+    fn refresh(&self, c: &Counters) {
+        self.bar.set_message(format!(
+            "· {} pages · {:.0} RCU · {} files, {:.1} MiB",
+            c.pages,
+            c.rcu,
+            c.files,
+            c.bytes as f64 / (1 << 20) as f64
+        ));
+    }
+}
+
+impl Progress for BarProgress {
+    fn event(&self, event: &ProgressEvent) {
+        let mut c = self.counters.lock().expect("not poisoned");
+        match event {
+            ProgressEvent::Started {
+                estimated_items: Some(n),
+                ..
+            } if *n > 0 => {
+                self.bar.set_length(*n);
+                self.bar.set_style(
+                    ProgressStyle::with_template(
+                        "{spinner} [{elapsed_precise}] {wide_bar} {human_pos}/~{human_len} items ({per_sec}, eta {eta}) {msg}",
+                    )
+                    .expect("valid template"),
+                );
+            }
+            ProgressEvent::Started { .. } => {}
+            ProgressEvent::Page {
+                items,
+                consumed_rcu,
+                ..
+            } => {
+                c.items += items;
+                c.pages += 1;
+                c.rcu += consumed_rcu;
+                self.bar.set_position(c.items);
+            }
+            ProgressEvent::FileWritten { bytes, .. } => {
+                c.files += 1;
+                c.bytes += bytes;
+            }
+            ProgressEvent::Rewriting { files } => {
+                self.bar.println(format!(
+                    "re-encoding {files} early file(s) to the final schema"
+                ));
+            }
+            ProgressEvent::Committed { .. } => {
+                self.bar.finish_and_clear();
+                return;
+            }
+        }
+        self.refresh(&c);
+    }
+}
+
+impl Drop for BarProgress {
+    fn drop(&mut self) {
+        if !self.bar.is_finished() {
+            self.bar.abandon();
+        }
+    }
+}

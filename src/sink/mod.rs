@@ -1,0 +1,386 @@
+//! Where snapshots go: a local directory or an S3 prefix, both behind `object_store`.
+//!
+//! [`Destination::parse`] validates the `--to` URL; [`Target::open`] builds the store (S3 with
+//! the aws-config credential bridge, or the local filesystem) and [`Target::prepare`] checks,
+//! before any table read, that the location is usable: reachable, writable, and not already
+//! holding a snapshot unless the caller asked to overwrite it.
+
+pub mod reader;
+pub(crate) mod writer;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use futures::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+
+use crate::aws::SdkCredentials;
+use crate::error::{BoxError, Error, Result};
+
+pub use writer::{Compression, DataFile};
+
+/// Name of the commit marker at the snapshot root.
+pub const MANIFEST_FILE: &str = "_manifest.json";
+/// Name of the resume checkpoint at the snapshot root.
+pub const CHECKPOINT_FILE: &str = "_checkpoint.json";
+const PROBE_FILE: &str = "_ddbsnap_write_probe";
+
+/// A validated `--to` location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// A local directory (created if missing).
+    Local(PathBuf),
+    /// An S3 bucket and key prefix (no leading or trailing slash).
+    S3 {
+        /// Bucket name.
+        bucket: String,
+        /// Key prefix, possibly empty.
+        prefix: String,
+    },
+}
+
+impl Destination {
+    /// Parse a local path, a `file://` URL or an `s3://bucket/prefix` URL.
+    pub fn parse(to: &str) -> Result<Self> {
+        let to = to.trim();
+        if to.is_empty() {
+            return Err(Error::invalid(
+                "--to is empty; give a directory or an s3://bucket/prefix URL",
+            ));
+        }
+        let scheme = to.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+        match scheme.as_deref() {
+            None => Ok(Destination::Local(PathBuf::from(to))),
+            Some("file") => {
+                let url = url::Url::parse(to)
+                    .map_err(|e| Error::invalid(format!("invalid --to URL '{to}': {e}")))?;
+                let path = url.to_file_path().map_err(|_| {
+                    Error::invalid(format!(
+                        "invalid --to URL '{to}': not a local absolute path"
+                    ))
+                })?;
+                Ok(Destination::Local(path))
+            }
+            Some("s3" | "s3a") => {
+                let rest = &to[to.find("://").expect("has scheme") + 3..];
+                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                let valid_bucket = (3..=63).contains(&bucket.len())
+                    && bucket.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.'
+                    });
+                if !valid_bucket {
+                    return Err(Error::invalid(format!(
+                        "invalid --to URL '{to}': '{bucket}' is not a valid S3 bucket name; \
+                         use s3://bucket/prefix"
+                    )));
+                }
+                Ok(Destination::S3 {
+                    bucket: bucket.to_owned(),
+                    prefix: prefix.trim_matches('/').to_owned(),
+                })
+            }
+            Some(other) => Err(Error::invalid(format!(
+                "unsupported --to URL scheme '{other}://' in '{to}'; use a local directory, \
+                 file:///path or s3://bucket/prefix"
+            ))),
+        }
+    }
+
+    /// The location as a URL-ish string for messages and manifests.
+    pub fn display(&self) -> String {
+        match self {
+            Destination::Local(p) => p.display().to_string(),
+            Destination::S3 { bucket, prefix } if prefix.is_empty() => format!("s3://{bucket}"),
+            Destination::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}"),
+        }
+    }
+}
+
+/// S3 settings that are not part of the shared AWS configuration.
+#[derive(Debug, Clone, Default)]
+pub struct S3Options {
+    /// Endpoint override for S3-compatible servers (else `AWS_ENDPOINT_URL_S3`, then
+    /// `AWS_ENDPOINT_URL`).
+    pub endpoint_url: Option<String>,
+    /// Bucket region, when it differs from the DynamoDB region.
+    pub region: Option<String>,
+}
+
+/// An opened destination: the store, the snapshot root inside it and its display URL.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub(crate) store: Arc<dyn ObjectStore>,
+    pub(crate) root: Path,
+    pub(crate) url: String,
+}
+
+impl Target {
+    /// Build the object store for `dest`. Local destinations need no AWS configuration.
+    pub async fn open(
+        dest: &Destination,
+        sdk: Option<&aws_config::SdkConfig>,
+        s3: &S3Options,
+    ) -> Result<Self> {
+        let url = dest.display();
+        match dest {
+            Destination::Local(dir) => {
+                let err = |message: String, e: std::io::Error| Error::Destination {
+                    url: url.clone(),
+                    message,
+                    source: Some(Box::new(e)),
+                };
+                tokio::fs::create_dir_all(dir).await.map_err(|e| {
+                    err(
+                        format!("cannot create the directory: {e}; choose a writable location"),
+                        e,
+                    )
+                })?;
+                let abs = tokio::fs::canonicalize(dir)
+                    .await
+                    .map_err(|e| err(format!("cannot resolve the directory: {e}"), e))?;
+                let store =
+                    LocalFileSystem::new_with_prefix(&abs).map_err(|e| Error::Destination {
+                        url: url.clone(),
+                        message: e.to_string(),
+                        source: Some(Box::new(e)),
+                    })?;
+                Ok(Target {
+                    store: Arc::new(store),
+                    root: Path::default(),
+                    url,
+                })
+            }
+            Destination::S3 { bucket, prefix } => {
+                let sdk =
+                    sdk.ok_or_else(|| Error::Internal("S3 needs an AWS configuration".into()))?;
+                let provider = sdk
+                    .credentials_provider()
+                    .ok_or_else(|| Error::Credentials {
+                        message: "no AWS credential chain available for S3".into(),
+                        source: None,
+                    })?;
+                let region = s3
+                    .region
+                    .clone()
+                    .or_else(|| sdk.region().map(|r| r.to_string()))
+                    .unwrap_or_else(|| "us-east-1".to_owned());
+                let endpoint = s3
+                    .endpoint_url
+                    .clone()
+                    .or_else(|| std::env::var("AWS_ENDPOINT_URL_S3").ok())
+                    .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
+                    .filter(|e| !e.is_empty());
+                let mut builder = AmazonS3Builder::new()
+                    .with_bucket_name(bucket)
+                    .with_region(region)
+                    .with_credentials(Arc::new(SdkCredentials::new(provider)));
+                if let Some(endpoint) = endpoint {
+                    builder = builder
+                        .with_allow_http(endpoint.starts_with("http://"))
+                        .with_endpoint(endpoint)
+                        .with_virtual_hosted_style_request(false);
+                }
+                let store = builder.build().map_err(|e| Error::Destination {
+                    url: url.clone(),
+                    message: format!("cannot configure S3: {e}"),
+                    source: Some(Box::new(e)),
+                })?;
+                Ok(Target {
+                    store: Arc::new(store),
+                    root: Path::from(prefix.as_str()),
+                    url,
+                })
+            }
+        }
+    }
+
+    /// A target over a caller-provided store (tests, other object stores).
+    pub fn from_store(store: Arc<dyn ObjectStore>, root: &str, url: impl Into<String>) -> Self {
+        Target {
+            store,
+            root: Path::from(root),
+            url: url.into(),
+        }
+    }
+
+    /// Path of a file directly under the snapshot root.
+    pub(crate) fn path(&self, name: &str) -> Path {
+        self.root.clone().join(name)
+    }
+
+    /// The store behind this target.
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// Display URL of the snapshot root.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Map an object_store error into a destination error with a hint.
+    pub(crate) fn error(&self, doing: &str, e: object_store::Error) -> Error {
+        let hint = match &e {
+            object_store::Error::NotFound { .. } => {
+                "not found; check that the bucket exists and the prefix is right"
+            }
+            object_store::Error::PermissionDenied { .. } => {
+                "permission denied; the identity needs s3:PutObject, s3:GetObject, s3:ListBucket \
+                 and s3:DeleteObject here"
+            }
+            object_store::Error::Unauthenticated { .. } => {
+                "the credentials were rejected; check the profile or the access key"
+            }
+            _ => "",
+        };
+        let cause = crate::aws::root_cause(&e);
+        let message = if hint.is_empty() {
+            format!("{doing}: {cause}")
+        } else {
+            format!("{doing}: {hint} ({cause})")
+        };
+        Error::Destination {
+            url: self.url.clone(),
+            message,
+            source: Some(Box::new(e) as BoxError),
+        }
+    }
+
+    /// Check the destination before reading the table: it can be listed and written, and holds
+    /// no snapshot (complete or not) unless `overwrite`, in which case the old one is removed,
+    /// manifest first so it never describes half-deleted data. Files that ddbsnap did not write
+    /// are never deleted: a location holding them is refused.
+    pub async fn prepare(&self, overwrite: bool) -> Result<()> {
+        let listing: Vec<object_store::ObjectMeta> = self
+            .store
+            .list(Some(&self.root))
+            .try_collect()
+            .await
+            .map_err(|e| self.error("cannot list the destination", e))?;
+        let ours = |name: &str| {
+            // `part-00000.parquet#3` is a local upload staging file left by a killed run.
+            let name = name.split('#').next().unwrap_or(name);
+            name == MANIFEST_FILE
+                || name == CHECKPOINT_FILE
+                || name == PROBE_FILE
+                || is_data_file_name(name)
+        };
+        let mut has_manifest = false;
+        let mut owned = Vec::new();
+        for meta in &listing {
+            let rel: Vec<_> = meta
+                .location
+                .prefix_match(&self.root)
+                .into_iter()
+                .flatten()
+                .collect();
+            let name = rel.iter().map(|p| p.as_ref()).collect::<Vec<_>>().join("/");
+            if rel.len() == 1 && ours(&name) {
+                has_manifest |= name == MANIFEST_FILE;
+                owned.push(meta.location.clone());
+            } else if !name.starts_with('.') || rel.len() > 1 {
+                return Err(Error::Destination {
+                    url: self.url.clone(),
+                    message: format!(
+                        "is not empty (found '{name}', which ddbsnap did not write); \
+                         choose an empty location or a new prefix"
+                    ),
+                    source: None,
+                });
+            }
+        }
+        if !owned.is_empty() && !overwrite {
+            return Err(Error::AlreadyExists {
+                url: self.url.clone(),
+                what: if has_manifest {
+                    "already holds a committed snapshot (_manifest.json)".into()
+                } else {
+                    "holds an incomplete snapshot from a failed run (data files but no \
+                     _manifest.json)"
+                        .into()
+                },
+            });
+        }
+        if has_manifest {
+            self.delete(&self.path(MANIFEST_FILE)).await?;
+        }
+        for path in owned {
+            self.delete(&path).await?;
+        }
+        let probe = self.path(PROBE_FILE);
+        self.store
+            .put(&probe, bytes::Bytes::from_static(b"ddbsnap").into())
+            .await
+            .map_err(|e| self.error("cannot write to the destination", e))?;
+        self.delete(&probe).await
+    }
+
+    pub(crate) async fn delete(&self, path: &Path) -> Result<()> {
+        match self.store.delete(path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.error(&format!("cannot delete {path}"), e)),
+        }
+    }
+}
+
+/// Data file names: `part-00000.parquet`.
+pub(crate) fn data_file_name(index: usize) -> String {
+    format!("part-{index:05}.parquet")
+}
+
+pub(crate) fn is_data_file_name(name: &str) -> bool {
+    name.strip_prefix("part-")
+        .and_then(|r| r.strip_suffix(".parquet"))
+        .is_some_and(|n| n.len() >= 5 && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_destinations() {
+        assert_eq!(
+            Destination::parse("./out/t").unwrap(),
+            Destination::Local("./out/t".into())
+        );
+        assert_eq!(
+            Destination::parse("file:///tmp/x").unwrap(),
+            Destination::Local("/tmp/x".into())
+        );
+        assert_eq!(
+            Destination::parse("s3://my-bucket/a/b/").unwrap(),
+            Destination::S3 {
+                bucket: "my-bucket".into(),
+                prefix: "a/b".into()
+            }
+        );
+        assert_eq!(
+            Destination::parse("s3://my-bucket").unwrap(),
+            Destination::S3 {
+                bucket: "my-bucket".into(),
+                prefix: "".into()
+            }
+        );
+        for bad in [
+            "",
+            "s3://",
+            "s3:///x",
+            "s3://Bad_Bucket/x",
+            "gs://b/x",
+            "ftp://h/x",
+        ] {
+            assert!(Destination::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn data_file_names() {
+        assert_eq!(data_file_name(7), "part-00007.parquet");
+        assert!(is_data_file_name("part-123456.parquet"));
+        assert!(!is_data_file_name("part-00000-abc.snappy.parquet"));
+    }
+}

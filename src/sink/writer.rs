@@ -1,0 +1,337 @@
+//! The rolling Parquet writer.
+//!
+//! Runs on the conversion thread (synchronous, off the network tasks). Encoding and compression
+//! happen here; the encoded bytes go to an `object_store` [`BufWriter`], which turns into a
+//! multipart upload once a file passes one part (uploads run on the async runtime in the
+//! background, at most a few parts in flight). A file is rolled when its size passes the target
+//! or when the resolved schema changes; every closed file is recorded as a [`DataFile`] with the
+//! schema it was written with, so files written before the schema settled can be re-encoded to
+//! the final schema before the commit (every file of a snapshot has the same schema).
+//!
+//! Memory: one in-progress row group (bounded by `row_group_bytes`), plus one upload chunk and
+//! the parts in flight.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use object_store::buffered::BufWriter;
+use object_store::path::Path;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{GzipLevel, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+use serde::{Deserialize, Serialize};
+use tokio::runtime::Handle;
+
+use super::{Target, data_file_name};
+use crate::convert::{Columns, Item, arrow_schema, encode_batch};
+use crate::error::{Error, Result};
+use crate::progress::{Progress, ProgressEvent};
+
+/// Parquet compression codec.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    /// Zstandard level 3 (default): small files, fast to decode.
+    #[default]
+    Zstd,
+    /// Snappy: fastest, larger files.
+    Snappy,
+    /// LZ4 (raw).
+    Lz4,
+    /// Gzip level 6.
+    Gzip,
+    /// No compression.
+    None,
+}
+
+impl Compression {
+    fn parquet(self) -> parquet::basic::Compression {
+        use parquet::basic::Compression as C;
+        match self {
+            Compression::Zstd => C::ZSTD(ZstdLevel::try_new(3).expect("valid level")),
+            Compression::Snappy => C::SNAPPY,
+            Compression::Lz4 => C::LZ4_RAW,
+            Compression::Gzip => C::GZIP(GzipLevel::default()),
+            Compression::None => C::UNCOMPRESSED,
+        }
+    }
+}
+
+/// One closed data file of a snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataFile {
+    /// Path relative to the snapshot root.
+    pub path: String,
+    /// Number of rows (items).
+    pub rows: u64,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// The schema this file was written with.
+    #[serde(skip)]
+    pub(crate) columns: Columns,
+}
+
+/// Settings of the writer.
+#[derive(Debug, Clone)]
+pub(crate) struct WriterOptions {
+    pub(crate) compression: Compression,
+    pub(crate) target_file_bytes: usize,
+    pub(crate) row_group_bytes: usize,
+    pub(crate) part_bytes: usize,
+    /// Key-value metadata written into every file (table, key schema, tool version).
+    pub(crate) metadata: Vec<KeyValue>,
+}
+
+/// Metadata key holding the file's [`Columns`] as JSON.
+pub(crate) const COLUMNS_METADATA_KEY: &str = "ddbsnap.columns";
+
+/// Encoded bytes on their way to the object store. `write` buffers; full chunks are handed to
+/// the `BufWriter` with `block_on`, which returns as soon as the part upload is under way.
+struct Upload {
+    handle: Handle,
+    inner: Option<BufWriter>,
+    pending: Vec<u8>,
+    chunk: usize,
+}
+
+impl Upload {
+    fn send_pending(&mut self) -> std::io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let bytes = Bytes::from(std::mem::take(&mut self.pending));
+        let inner = self
+            .inner
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("upload already closed"))?;
+        self.handle
+            .block_on(inner.put(bytes))
+            .map_err(std::io::Error::other)
+    }
+
+    fn complete(&mut self) -> std::result::Result<(), object_store::Error> {
+        self.send_pending()
+            .map_err(|e| object_store::Error::Generic {
+                store: "upload",
+                source: Box::new(e),
+            })?;
+        if let Some(mut inner) = self.inner.take() {
+            use tokio::io::AsyncWriteExt;
+            self.handle
+                .block_on(inner.shutdown())
+                .map_err(|e| object_store::Error::Generic {
+                    store: "upload",
+                    source: Box::new(e),
+                })?;
+        }
+        Ok(())
+    }
+
+    fn abort(&mut self) {
+        if let Some(mut inner) = self.inner.take() {
+            // Best effort: the upload is being abandoned because of another error.
+            let _ = self.handle.block_on(inner.abort());
+        }
+    }
+}
+
+impl Write for Upload {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.pending.extend_from_slice(buf);
+        if self.pending.len() >= self.chunk {
+            self.send_pending()?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        self.abort();
+    }
+}
+
+struct OpenFile {
+    writer: ArrowWriter<Upload>,
+    name: String,
+    columns: Columns,
+    schema: arrow_schema::SchemaRef,
+}
+
+/// Writes items to rolling Parquet files under a target.
+pub(crate) struct RollingWriter {
+    target: Target,
+    handle: Handle,
+    opts: WriterOptions,
+    progress: Arc<dyn Progress>,
+    current: Option<OpenFile>,
+    files: Vec<DataFile>,
+    next_index: usize,
+}
+
+impl RollingWriter {
+    pub(crate) fn new(
+        target: Target,
+        handle: Handle,
+        opts: WriterOptions,
+        progress: Arc<dyn Progress>,
+        first_index: usize,
+    ) -> Self {
+        RollingWriter {
+            target,
+            handle,
+            opts,
+            progress,
+            current: None,
+            files: Vec::new(),
+            next_index: first_index,
+        }
+    }
+
+    fn open(&mut self, columns: &Columns) -> Result<()> {
+        let name = data_file_name(self.next_index);
+        self.next_index += 1;
+        let schema = arrow_schema(columns);
+        let mut metadata = self.opts.metadata.clone();
+        metadata.push(KeyValue::new(
+            COLUMNS_METADATA_KEY.to_owned(),
+            serde_json::to_string(columns).map_err(|e| Error::Internal(e.to_string()))?,
+        ));
+        let props = WriterProperties::builder()
+            .set_compression(self.opts.compression.parquet())
+            .set_key_value_metadata(Some(metadata))
+            .set_max_row_group_row_count(Some(1 << 20))
+            .set_created_by(format!("ddbsnap {}", env!("CARGO_PKG_VERSION")))
+            .build();
+        let upload = Upload {
+            handle: self.handle.clone(),
+            inner: Some(
+                BufWriter::with_capacity(
+                    Arc::clone(&self.target.store),
+                    self.target.path(&name),
+                    self.opts.part_bytes,
+                )
+                .with_max_concurrency(2),
+            ),
+            pending: Vec::with_capacity(1 << 20),
+            chunk: (1 << 20).min(self.opts.part_bytes),
+        };
+        let writer = ArrowWriter::try_new(upload, Arc::clone(&schema), Some(props))
+            .map_err(|e| Error::format(format!("opening {name}"), e))?;
+        self.current = Some(OpenFile {
+            writer,
+            name,
+            columns: columns.clone(),
+            schema,
+        });
+        Ok(())
+    }
+
+    /// Append `items`, all observed by the shape `columns` was resolved from.
+    pub(crate) fn write(&mut self, columns: &Columns, items: &[Item]) -> Result<()> {
+        if self.current.as_ref().is_some_and(|f| &f.columns != columns) {
+            self.close_current()?;
+        }
+        if self.current.is_none() {
+            self.open(columns)?;
+        }
+        let file = self.current.as_mut().expect("opened above");
+        let batch = encode_batch(columns, &file.schema, items)?;
+        let url = &self.target.url;
+        file.writer
+            .write(&batch)
+            .map_err(|e| parquet_error(url, &file.name, e))?;
+        if file.writer.in_progress_size() >= self.opts.row_group_bytes {
+            file.writer
+                .flush()
+                .map_err(|e| parquet_error(url, &file.name, e))?;
+        }
+        if file.writer.bytes_written() + file.writer.in_progress_size()
+            >= self.opts.target_file_bytes
+        {
+            self.close_current()?;
+        }
+        Ok(())
+    }
+
+    /// Finish the open file (footer, upload completion) and record it.
+    pub(crate) fn close_current(&mut self) -> Result<()> {
+        let Some(mut file) = self.current.take() else {
+            return Ok(());
+        };
+        let meta = file
+            .writer
+            .finish()
+            .map_err(|e| parquet_error(&self.target.url, &file.name, e))?;
+        let bytes = file.writer.bytes_written() as u64;
+        file.writer
+            .inner_mut()
+            .complete()
+            .map_err(|e| self.target.error(&format!("uploading {}", file.name), e))?;
+        let rows = meta.file_metadata().num_rows() as u64;
+        self.progress.event(&ProgressEvent::FileWritten {
+            path: file.name.clone(),
+            rows,
+            bytes,
+        });
+        self.files.push(DataFile {
+            path: file.name,
+            rows,
+            bytes,
+            columns: file.columns,
+        });
+        Ok(())
+    }
+
+    /// True when no file has been opened yet.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.current.is_none() && self.files.is_empty()
+    }
+
+    /// Close the open file and return every file written.
+    pub(crate) fn finish(mut self) -> Result<Vec<DataFile>> {
+        self.close_current()?;
+        Ok(std::mem::take(&mut self.files))
+    }
+
+    /// Abandon the open file, aborting its upload (no orphaned multipart parts).
+    pub(crate) fn abort(&mut self) {
+        if let Some(mut file) = self.current.take() {
+            file.writer.inner_mut().abort();
+        }
+    }
+
+    pub(crate) fn target(&self) -> &Target {
+        &self.target
+    }
+
+    pub(crate) fn handle(&self) -> &Handle {
+        &self.handle
+    }
+}
+
+impl Drop for RollingWriter {
+    fn drop(&mut self) {
+        self.abort();
+    }
+}
+
+/// The target path of a data file.
+pub(crate) fn file_path(target: &Target, file: &DataFile) -> Path {
+    target.path(&file.path)
+}
+
+/// Writing failures surface as parquet errors wrapping the store's I/O error.
+fn parquet_error(url: &str, name: &str, e: parquet::errors::ParquetError) -> Error {
+    Error::Destination {
+        url: url.to_owned(),
+        message: format!("writing {name} failed: {}", crate::aws::root_cause(&e)),
+        source: Some(Box::new(e)),
+    }
+}

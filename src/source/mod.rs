@@ -1,0 +1,3 @@
+//! Where items come from. Today: a segmented parallel Scan ([`scan`]).
+
+pub(crate) mod scan;
