@@ -52,29 +52,35 @@ impl AwsContext {
             loader = loader.profile_name(profile);
         }
         let sdk = loader.load().await;
-        let region = sdk
-            .region()
-            .map(|r| r.to_string())
-            .unwrap_or_else(|| "unknown".to_owned());
         if sdk.region().is_none() && opts.endpoint_url.is_none() {
             return Err(Error::invalid(
                 "no AWS region configured; pass --region, set AWS_REGION or use a profile with a region",
             ));
         }
+        Ok(Self::from_sdk_config(sdk, opts.endpoint_url.clone()))
+    }
+
+    /// Build the context from an SDK configuration the caller assembled (explicit credentials,
+    /// custom HTTP client, ...), with an optional DynamoDB endpoint override.
+    pub fn from_sdk_config(sdk: SdkConfig, endpoint_url: Option<String>) -> Self {
+        let region = sdk
+            .region()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "unknown".to_owned());
         let mut builder = aws_sdk_dynamodb::config::Builder::from(&sdk);
         if sdk.region().is_none() {
             // A custom endpoint still needs some region to sign with.
             builder = builder.region(aws_config::Region::new("us-east-1"));
         }
-        if let Some(url) = &opts.endpoint_url {
+        if let Some(url) = &endpoint_url {
             builder = builder.endpoint_url(url);
         }
-        Ok(AwsContext {
+        AwsContext {
             dynamodb: aws_sdk_dynamodb::Client::from_conf(builder.build()),
             sdk,
             region,
-            endpoint_url: opts.endpoint_url.clone(),
-        })
+            endpoint_url,
+        }
     }
 
     /// Where DynamoDB requests go, for messages.

@@ -1,0 +1,404 @@
+//! Test harness: real servers on free loopback ports, started and stopped by the tests.
+//!
+//! * DynamoDB: dynalite (npm), in memory.
+//! * S3: s3s-fs (crates.io 0.14.1) over a temporary directory.
+//!
+//! Both are installed by `scripts/test` under `.tools/` (or `$DDBSNAP_TOOLS`). A missing server
+//! fails the test with a message saying how to install it: tests never skip silently.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue as AV, BillingMode, KeySchemaElement, KeyType, PutRequest,
+    ScalarAttributeType, WriteRequest,
+};
+use ddbsnap::aws::AwsContext;
+use ddbsnap::convert::Item;
+use ddbsnap::sink::Target;
+use ddbsnap::sink::reader::{FileItems, read_manifest};
+
+pub const ACCESS_KEY: &str = "AKIDDBSNAPTEST";
+pub const SECRET_KEY: &str = "ddbsnap-test-secret";
+pub const REGION: &str = "us-east-1";
+
+pub fn tools_dir() -> PathBuf {
+    std::env::var_os("DDBSNAP_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools"))
+}
+
+fn require(path: PathBuf, what: &str) -> PathBuf {
+    assert!(
+        path.exists(),
+        "{what} not found at {}; run scripts/test (it installs the test servers)",
+        path.display()
+    );
+    path
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for_port(port: u16, child: &mut Child, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited early: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what} did not listen on port {port} within 20 s");
+}
+
+/// A dynalite server, killed on drop.
+pub struct Dynalite {
+    child: Child,
+    pub port: u16,
+}
+
+impl Dynalite {
+    pub fn start() -> Self {
+        let cli = require(
+            tools_dir().join("node/node_modules/dynalite/cli.js"),
+            "dynalite",
+        );
+        let port = free_port();
+        let mut child = Command::new("node")
+            .arg(cli)
+            .args(["--port", &port.to_string()])
+            .args([
+                "--createTableMs",
+                "0",
+                "--deleteTableMs",
+                "0",
+                "--updateTableMs",
+                "0",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start node (is Node.js installed?)");
+        wait_for_port(port, &mut child, "dynalite");
+        Dynalite { child, port }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn aws(&self) -> AwsContext {
+        aws_context(Some(self.endpoint()))
+    }
+
+    pub fn client(&self) -> Client {
+        self.aws().dynamodb
+    }
+}
+
+impl Drop for Dynalite {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An s3s-fs server over a temporary directory, killed on drop.
+pub struct S3Server {
+    child: Child,
+    pub port: u16,
+    pub root: tempfile::TempDir,
+}
+
+impl S3Server {
+    pub fn start(buckets: &[&str]) -> Self {
+        let bin = require(tools_dir().join("s3s-fs/bin/s3s-fs"), "s3s-fs");
+        let root = tempfile::tempdir().unwrap();
+        for b in buckets {
+            std::fs::create_dir(root.path().join(b)).unwrap();
+        }
+        let port = free_port();
+        let mut child = Command::new(bin)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+            .arg(root.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start s3s-fs");
+        wait_for_port(port, &mut child, "s3s-fs");
+        S3Server { child, port, root }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An AWS context with the test credentials.
+pub fn aws_context(endpoint: Option<String>) -> AwsContext {
+    let sdk = aws_config::SdkConfig::builder()
+        .region(aws_config::Region::new(REGION))
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test"),
+            ),
+        )
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .build();
+    AwsContext::from_sdk_config(sdk, endpoint)
+}
+
+/// Environment for running the real binary against the test servers.
+pub fn test_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY.into()),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.into()),
+        ("AWS_REGION", REGION.into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ("AWS_CONFIG_FILE", "/nonexistent/ddbsnap-test".into()),
+        (
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/ddbsnap-test".into(),
+        ),
+    ]
+}
+
+/// Create a table with a partition key `pk` (S) and an optional sort key `sk` of `sk_type`.
+pub async fn create_table(client: &Client, name: &str, sk_type: Option<ScalarAttributeType>) {
+    let mut req = client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        );
+    if let Some(t) = sk_type {
+        req = req
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("sk")
+                    .attribute_type(t)
+                    .build()
+                    .unwrap(),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("sk")
+                    .key_type(KeyType::Range)
+                    .build()
+                    .unwrap(),
+            );
+    }
+    req.send().await.unwrap();
+}
+
+/// Write items with BatchWriteItem, 25 at a time, several requests in flight.
+pub async fn put_items(client: &Client, table: &str, items: Vec<Item>) {
+    let chunks: Vec<Vec<Item>> = items.chunks(25).map(|c| c.to_vec()).collect();
+    let mut set = tokio::task::JoinSet::new();
+    let queue = Arc::new(std::sync::Mutex::new(chunks));
+    for _ in 0..8 {
+        let (client, table, queue) = (client.clone(), table.to_owned(), Arc::clone(&queue));
+        set.spawn(async move {
+            loop {
+                let Some(chunk) = queue.lock().unwrap().pop() else {
+                    return;
+                };
+                let mut requests: Vec<WriteRequest> = chunk
+                    .into_iter()
+                    .map(|item| {
+                        WriteRequest::builder()
+                            .put_request(
+                                PutRequest::builder().set_item(Some(item)).build().unwrap(),
+                            )
+                            .build()
+                    })
+                    .collect();
+                while !requests.is_empty() {
+                    let out = client
+                        .batch_write_item()
+                        .request_items(&table, requests)
+                        .send()
+                        .await
+                        .unwrap();
+                    requests = out
+                        .unprocessed_items
+                        .and_then(|mut m| m.remove(&table))
+                        .unwrap_or_default();
+                }
+            }
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r.unwrap();
+    }
+}
+
+/// Every item of the table, read directly with the SDK (the ground truth).
+pub async fn scan_all(client: &Client, table: &str) -> Vec<Item> {
+    let mut out = Vec::new();
+    let mut start = None;
+    loop {
+        let page = client
+            .scan()
+            .table_name(table)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .unwrap();
+        out.extend(page.items.unwrap_or_default());
+        match page.last_evaluated_key {
+            Some(k) if !k.is_empty() => start = Some(k),
+            _ => return out,
+        }
+    }
+}
+
+/// Every item of a committed snapshot, decoded from its data files with each file's own schema
+/// metadata; also checks the manifest's row counts and that every file has the same schema.
+pub async fn read_snapshot(target: &Target) -> Vec<Item> {
+    let manifest = read_manifest(target)
+        .await
+        .expect("snapshot has a manifest");
+    let mut items = Vec::new();
+    for file in &manifest.files {
+        let mut reader = FileItems::open(target, &file.path).await.unwrap();
+        assert_eq!(
+            reader.columns(),
+            &manifest.schema.columns,
+            "{} has the snapshot's schema",
+            file.path
+        );
+        let mut rows = 0;
+        while let Some(batch) = reader.next_batch().await.unwrap() {
+            rows += batch.len() as u64;
+            items.extend(batch);
+        }
+        assert_eq!(rows, file.rows, "rows of {} match the manifest", file.path);
+    }
+    assert_eq!(items.len() as u64, manifest.items_written);
+    items
+}
+
+/// What a snapshot is documented to give back for an item: NULL values inside maps and at the
+/// top level read as absent (NULL list elements stay), set order is not significant.
+pub fn normalize(item: &Item) -> Item {
+    item.iter()
+        .filter_map(|(k, v)| normalize_value(v).map(|v| (k.clone(), v)))
+        .collect()
+}
+
+fn normalize_value(v: &AV) -> Option<AV> {
+    Some(match v {
+        AV::Null(_) => return None,
+        AV::M(m) => AV::M(
+            m.iter()
+                .filter_map(|(k, v)| normalize_value(v).map(|v| (k.clone(), v)))
+                .collect(),
+        ),
+        AV::L(l) => AV::L(
+            l.iter()
+                .map(|v| normalize_value(v).unwrap_or(AV::Null(true)))
+                .collect(),
+        ),
+        AV::Ss(s) => AV::Ss(sorted(s)),
+        AV::Ns(s) => AV::Ns(sorted(s)),
+        AV::Bs(s) => {
+            let mut s = s.clone();
+            s.sort_by(|a, b| a.as_ref().cmp(b.as_ref()));
+            AV::Bs(s)
+        }
+        other => other.clone(),
+    })
+}
+
+fn sorted(s: &[String]) -> Vec<String> {
+    let mut s = s.to_vec();
+    s.sort();
+    s
+}
+
+/// Key of an item as a string, for exactly-once checks.
+pub fn key_of(item: &Item) -> String {
+    let part = |name: &str| match item.get(name) {
+        Some(AV::S(s)) => format!("S:{s}"),
+        Some(AV::N(n)) => format!("N:{n}"),
+        Some(AV::B(b)) => format!("B:{:?}", b.as_ref()),
+        Some(other) => format!("{other:?}"),
+        None => "-".into(),
+    };
+    format!("{}|{}", part("pk"), part("sk"))
+}
+
+/// Assert two item lists hold the same items, each exactly once, value by value.
+pub fn assert_same_items(expected: &[Item], got: &[Item]) {
+    let index = |items: &[Item]| {
+        let mut map: HashMap<String, Item> = HashMap::new();
+        for item in items {
+            let key = key_of(item);
+            assert!(
+                map.insert(key.clone(), normalize(item)).is_none(),
+                "item {key} appears twice"
+            );
+        }
+        map
+    };
+    let want = index(expected);
+    let have = index(got);
+    assert_eq!(want.len(), have.len(), "item count");
+    for (key, item) in &want {
+        let other = have
+            .get(key)
+            .unwrap_or_else(|| panic!("item {key} missing from the snapshot"));
+        assert_eq!(item, other, "item {key} differs");
+    }
+}
+
+pub fn s(v: &str) -> AV {
+    AV::S(v.to_owned())
+}
+
+pub fn n(v: &str) -> AV {
+    AV::N(v.to_owned())
+}
+
+pub fn item(entries: Vec<(&str, AV)>) -> Item {
+    entries
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+}

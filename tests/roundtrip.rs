@@ -1,0 +1,314 @@
+//! Every DynamoDB type comes back out of the Parquet files exactly, checked value by value with
+//! ddbsnap's own reader and with pyarrow as an independent one.
+
+mod common;
+
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::{AttributeValue as AV, ScalarAttributeType};
+use common::*;
+use ddbsnap::SnapshotConfig;
+use ddbsnap::convert::{ColumnType, Item, NumberRepr};
+use ddbsnap::progress::NoProgress;
+use ddbsnap::sink::reader::read_manifest;
+use ddbsnap::sink::{S3Options, Target};
+
+fn nested(depth: usize) -> AV {
+    (0..depth).fold(AV::S("bottom".into()), |acc, i| {
+        if i % 2 == 0 {
+            AV::M(
+                [
+                    ("level".to_string(), acc),
+                    ("i".to_string(), n(&i.to_string())),
+                    ("b".to_string(), AV::B(Blob::new(vec![0, i as u8]))),
+                ]
+                .into(),
+            )
+        } else {
+            AV::L(vec![acc, AV::Null(true)])
+        }
+    })
+}
+
+fn every_type_items() -> Vec<Item> {
+    let mut items = vec![
+        item(vec![
+            ("pk", s("all-types")),
+            ("empty", s("")),
+            ("n38", n("12345678901234567890123456789012345678")),
+            ("n38frac", n("0.12345678901234567890123456789012345678")),
+            ("tiny", n("1E-130")),
+            ("huge", n("9.9999999999999999999999999999999999999E+125")),
+            ("big_int", n("123456789012345678901234567890")),
+            ("i64", n("-9223372036854775808")),
+            ("price", n("19.99")),
+            ("bin", AV::B(Blob::new(vec![0, 1, 0, 255, 0]))),
+            ("flag", AV::Bool(true)),
+            ("nothing", AV::Null(true)),
+            ("ss", AV::Ss(vec!["b".into(), "a".into(), "ünï".into()])),
+            (
+                "ns",
+                AV::Ns(vec!["1".into(), "-0.5".into(), "1E+20".into()]),
+            ),
+            (
+                "bs",
+                AV::Bs(vec![Blob::new(vec![0]), Blob::new(vec![0, 0, 1])]),
+            ),
+            ("deep", nested(20)),
+            (
+                "map_with_binary",
+                AV::M(
+                    [
+                        ("b".to_string(), AV::B(Blob::new(vec![0, 0]))),
+                        ("set".to_string(), AV::Ss(vec!["x".into()])),
+                    ]
+                    .into(),
+                ),
+            ),
+            (
+                "list_mixed",
+                AV::L(vec![s("one"), n("2"), AV::Bool(false), AV::Null(true)]),
+            ),
+            ("名前", s("ユニコード 🚀")),
+            ("a.b c", s("dotted and spaced")),
+            ("status", s("reserved word")),
+            ("timestamp", n("1762000000")),
+            ("mixed", s("a string here")),
+        ]),
+        item(vec![
+            ("pk", s("sparse-1")),
+            ("price", n("-0.001")),
+            ("mixed", n("42")),
+            ("only_here", AV::M(Default::default())),
+            ("empty_list", AV::L(vec![])),
+        ]),
+        item(vec![
+            ("pk", s("sparse-2")),
+            (
+                "mixed",
+                AV::M([("nested".to_string(), AV::Bs(vec![Blob::new(vec![9])]))].into()),
+            ),
+            ("flag", AV::Bool(false)),
+            ("deep", AV::Null(true)),
+        ]),
+        item(vec![("pk", s("keys-only"))]),
+    ];
+    // Items near DynamoDB's 400 KB limit: text and binary, incompressible.
+    for i in 0..3 {
+        let text: String = (0..395_000)
+            .map(|j| char::from(b'!' + ((j * 31 + i * 7 + j / 977) % 90) as u8))
+            .collect();
+        items.push(item(vec![
+            ("pk", s(&format!("big-text-{i}"))),
+            ("payload", s(&text)),
+        ]));
+        let bytes: Vec<u8> = (0..395_000u32)
+            .map(|j| (j.wrapping_mul(2_654_435_761).rotate_left(i + 3) >> 11) as u8)
+            .collect();
+        items.push(item(vec![
+            ("pk", s(&format!("big-bin-{i}"))),
+            ("blob", AV::B(Blob::new(bytes))),
+        ]));
+    }
+    items
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_type_round_trips_value_by_value() {
+    let db = Dynalite::start();
+    let client = db.client();
+    create_table(&client, "types", None).await;
+    put_items(&client, "types", every_type_items()).await;
+    let truth = scan_all(&client, "types").await;
+    assert_eq!(truth.len(), 10);
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = SnapshotConfig::builder("types", dir.path().to_str().unwrap())
+        .segments(3)
+        .build()
+        .unwrap();
+    let target = Target::open(&config.destination, None, &S3Options::default())
+        .await
+        .unwrap();
+    let summary = ddbsnap::snapshot_to(&db.aws(), target.clone(), &config, Arc::new(NoProgress))
+        .await
+        .unwrap();
+    assert_eq!(summary.items, 10);
+
+    let got = read_snapshot(&target).await;
+    assert_same_items(&truth, &got);
+
+    let manifest = read_manifest(&target).await.unwrap();
+    let cols = &manifest.schema.columns;
+    let first: Vec<&str> = cols.keys().take(1).map(String::as_str).collect();
+    assert_eq!(first, ["pk"], "key attributes come first");
+    assert_eq!(cols["n38"], ColumnType::N(NumberRepr::Decimal { scale: 0 }));
+    assert_eq!(
+        cols["n38frac"],
+        ColumnType::N(NumberRepr::Decimal { scale: 38 })
+    );
+    assert_eq!(cols["tiny"], ColumnType::N(NumberRepr::Text));
+    assert_eq!(cols["huge"], ColumnType::N(NumberRepr::Text));
+    assert_eq!(cols["i64"], ColumnType::N(NumberRepr::Int64));
+    assert_eq!(
+        cols["price"],
+        ColumnType::N(NumberRepr::Decimal { scale: 3 })
+    );
+    assert_eq!(cols["mixed"], ColumnType::Json);
+    assert_eq!(
+        cols["only_here"],
+        ColumnType::Json,
+        "maps that are always empty"
+    );
+    assert!(cols.contains_key("名前") && cols.contains_key("a.b c"));
+
+    // Independent reader: pyarrow reads the directory with no options and sees the same values.
+    check_with_pyarrow(dir.path(), &truth, &manifest.schema.columns);
+}
+
+/// Plain JSON rendering shared with tests/py/check_snapshot.py: numbers as canonical text,
+/// binary as hex, NULL map entries dropped.
+fn plain(v: &AV) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        AV::S(x) | AV::N(x) => J::String(x.clone()),
+        AV::B(b) => J::String(hex(b.as_ref())),
+        AV::Bool(b) => J::Bool(*b),
+        AV::Null(_) => J::Null,
+        AV::Ss(x) | AV::Ns(x) => J::Array(x.iter().cloned().map(J::String).collect()),
+        AV::Bs(x) => J::Array(x.iter().map(|b| J::String(hex(b.as_ref()))).collect()),
+        AV::L(x) => J::Array(x.iter().map(plain).collect()),
+        AV::M(m) => J::Object(
+            m.iter()
+                .filter(|(_, v)| !matches!(v, AV::Null(_)))
+                .map(|(k, v)| (k.clone(), plain(v)))
+                .collect(),
+        ),
+        _ => J::Null,
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The expected value at a position of column type `ct`: plain values, except where the
+/// column holds DynamoDB JSON text (`{"$json": ...}`).
+fn expected(ct: &ColumnType, v: &AV) -> serde_json::Value {
+    use serde_json::Value as J;
+    match (ct, v) {
+        (_, AV::Null(_)) => J::Null,
+        (ColumnType::Json, v) => serde_json::json!({"$json": serde_json::from_str::<J>(
+            &ddbsnap::convert::json::value_to_json(v).unwrap()).unwrap()}),
+        (ColumnType::L { element }, AV::L(list)) => {
+            J::Array(list.iter().map(|e| expected(element, e)).collect())
+        }
+        (ColumnType::M { fields }, AV::M(m)) => J::Object(
+            m.iter()
+                .filter(|(_, v)| !matches!(v, AV::Null(_)))
+                .map(|(k, v)| (k.clone(), expected(&fields[k], v)))
+                .collect(),
+        ),
+        (_, v) => plain(v),
+    }
+}
+
+fn check_with_pyarrow(dir: &std::path::Path, truth: &[Item], cols: &ddbsnap::convert::Columns) {
+    let expected: Vec<serde_json::Value> = truth
+        .iter()
+        .map(|item| {
+            serde_json::Value::Object(
+                item.iter()
+                    .filter(|(_, v)| !matches!(v, AV::Null(_)))
+                    .map(|(name, v)| (name.clone(), expected(&cols[name], v)))
+                    .collect(),
+            )
+        })
+        .collect();
+    let expected_path = dir.join(".expected.json");
+    std::fs::write(&expected_path, serde_json::to_vec(&expected).unwrap()).unwrap();
+    let python = tools_dir().join("venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} missing; run scripts/test",
+        python.display()
+    );
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/check_snapshot.py");
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .arg(dir)
+        .arg(&expected_path)
+        .output()
+        .unwrap();
+    std::fs::remove_file(&expected_path).unwrap();
+    assert!(
+        out.status.success(),
+        "pyarrow check failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_widening_late_in_the_scan_gives_one_schema_in_every_file() {
+    let db = Dynalite::start();
+    let client = db.client();
+    create_table(&client, "late", Some(ScalarAttributeType::N)).await;
+    // ~12 MB of 1.2 KB items: more pages than are held back for inference, and several files.
+    let items: Vec<Item> = (0..10_000)
+        .map(|i| {
+            item(vec![
+                ("pk", s(&format!("p{}", i % 97))),
+                ("sk", n(&i.to_string())),
+                ("qty", n(&(i % 1000).to_string())),
+                ("text", s(&"x".repeat(1200))),
+            ])
+        })
+        .collect();
+    put_items(&client, "late", items).await;
+    // The item the scan reaches last gains a new attribute and a fractional number.
+    let order = scan_all(&client, "late").await;
+    let mut last = order.last().unwrap().clone();
+    last.insert("qty".into(), n("0.5"));
+    last.insert("late_attr".into(), AV::Ss(vec!["new".into()]));
+    put_items(&client, "late", vec![last]).await;
+    let truth = scan_all(&client, "late").await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = SnapshotConfig::builder("late", dir.path().to_str().unwrap())
+        .segments(1)
+        .target_file_bytes(1 << 20)
+        .compression(ddbsnap::sink::Compression::None)
+        .build()
+        .unwrap();
+    let target = Target::open(&config.destination, None, &S3Options::default())
+        .await
+        .unwrap();
+    let summary = ddbsnap::snapshot_to(&db.aws(), target.clone(), &config, Arc::new(NoProgress))
+        .await
+        .unwrap();
+    assert!(summary.files > 1, "{summary:?}");
+    assert!(
+        summary.files_rewritten > 0,
+        "early files were re-encoded: {summary:?}"
+    );
+    let got = read_snapshot(&target).await; // asserts every file has the manifest's schema
+    assert_same_items(&truth, &got);
+    let manifest = read_manifest(&target).await.unwrap();
+    assert_eq!(
+        manifest.schema.columns["qty"],
+        ColumnType::N(NumberRepr::Decimal { scale: 1 })
+    );
+    let on_disk: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".parquet"))
+        .collect();
+    assert_eq!(
+        on_disk.len(),
+        manifest.files.len(),
+        "stale files were removed"
+    );
+}
