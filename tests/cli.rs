@@ -1,0 +1,433 @@
+//! End-to-end tests of the real `ddbsnap` binary: the happy path, and every documented error
+//! with its message and exit code — and no `_manifest.json` left behind by a failed run.
+
+mod common;
+#[path = "common/proxy.rs"]
+mod proxy;
+
+use std::path::Path;
+use std::process::Output;
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::types::ScalarAttributeType;
+use common::*;
+use proxy::{Action, Proxy};
+
+/// Run the binary with the test environment plus `env`, off the async workers.
+async fn ddbsnap(args: Vec<String>, env: Vec<(&'static str, String)>, clear_aws: bool) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("ddbsnap"));
+        cmd.args(&args);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("AWS_") {
+                cmd.env_remove(k);
+            }
+        }
+        if !clear_aws {
+            cmd.envs(test_env());
+        }
+        cmd.envs(env);
+        cmd.output().unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// One error line with the expected text, the expected exit code, no manifest.
+fn assert_fails(o: &Output, code: i32, needle: &str, dir: Option<&Path>) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(code), "exit code; stderr: {err}");
+    assert!(
+        err.contains(needle),
+        "stderr should mention '{needle}': {err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert!(err.starts_with("error: "), "{err}");
+    if let Some(dir) = dir {
+        assert!(
+            !dir.join("_manifest.json").exists(),
+            "no manifest after a failure"
+        );
+    }
+}
+
+async fn demo_table(db: &Dynalite, name: &str, count: usize) {
+    let client = db.client();
+    create_table(&client, name, Some(ScalarAttributeType::N)).await;
+    let items = (0..count)
+        .map(|i| {
+            item(vec![
+                ("pk", s(&format!("p{}", i % 10))),
+                ("sk", n(&i.to_string())),
+                ("v", s("x")),
+            ])
+        })
+        .collect();
+    put_items(&client, name, items).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_prints_a_json_summary_and_nothing_else() {
+    let db = Dynalite::start();
+    demo_table(&db, "orders", 300).await;
+    let dir = tempfile::tempdir().unwrap();
+    let to = dir.path().join("orders");
+    let out = ddbsnap(
+        args(&[
+            "snapshot",
+            "orders",
+            "--to",
+            to.to_str().unwrap(),
+            "--endpoint-url",
+            &db.endpoint(),
+            "--json",
+        ]),
+        vec![],
+        false,
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        "",
+        "no progress noise when stderr is not a terminal"
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    let summary: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(summary["items"], 300);
+    assert_eq!(summary["table"], "orders");
+    assert_eq!(summary["files"], 1);
+    assert!(to.join("_manifest.json").exists());
+    assert!(to.join("part-00000.parquet").exists());
+
+    // Text summary, and a second run into the same place refuses without --overwrite.
+    let again = ddbsnap(
+        args(&[
+            "snapshot",
+            "orders",
+            "--to",
+            to.to_str().unwrap(),
+            "--endpoint-url",
+            &db.endpoint(),
+        ]),
+        vec![],
+        false,
+    )
+    .await;
+    assert_fails(&again, 8, "already holds a committed snapshot", None);
+    assert!(again.stderr.ends_with(b"--overwrite to replace it\n"));
+    let over = ddbsnap(
+        args(&[
+            "snapshot",
+            "orders",
+            "--to",
+            to.to_str().unwrap(),
+            "--endpoint-url",
+            &db.endpoint(),
+            "--overwrite",
+            "--segments",
+            "2",
+        ]),
+        vec![],
+        false,
+    )
+    .await;
+    assert!(over.status.success(), "{}", stderr(&over));
+    let text = String::from_utf8(over.stdout).unwrap();
+    assert!(text.contains("300 items in 1 files"), "{text}");
+    assert!(text.contains(to.to_str().unwrap()), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_table_exits_3() {
+    let db = Dynalite::start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = ddbsnap(
+        args(&[
+            "snapshot",
+            "no_such_table",
+            "--to",
+            dir.path().to_str().unwrap(),
+            "--endpoint-url",
+            &db.endpoint(),
+        ]),
+        vec![],
+        false,
+    )
+    .await;
+    assert_fails(
+        &out,
+        3,
+        "table 'no_such_table' not found in region us-east-1",
+        Some(dir.path()),
+    );
+    assert!(stderr(&out).contains("--region"), "says what to check");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_endpoint_exits_5() {
+    let dir = tempfile::tempdir().unwrap();
+    let endpoint = format!("http://127.0.0.1:{}", free_port());
+    let out = ddbsnap(
+        args(&[
+            "snapshot",
+            "orders",
+            "--to",
+            dir.path().to_str().unwrap(),
+            "--endpoint-url",
+            &endpoint,
+        ]),
+        vec![],
+        false,
+    )
+    .await;
+    assert_fails(
+        &out,
+        5,
+        &format!("cannot reach DynamoDB at {endpoint}"),
+        Some(dir.path()),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_credentials_exit_4() {
+    let db = Dynalite::start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = ddbsnap(
+        args(&[
+            "snapshot",
+            "orders",
+            "--to",
+            dir.path().to_str().unwrap(),
+            "--endpoint-url",
+            &db.endpoint(),
+        ]),
+        vec![
+            ("AWS_REGION", REGION.into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+            ("AWS_CONFIG_FILE", "/nonexistent/ddbsnap".into()),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/ddbsnap".into()),
+        ],
+        true,
+    )
+    .await;
+    assert_fails(&out, 4, "no usable AWS credentials found", Some(dir.path()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_credentials_and_access_denied_exit_4() {
+    let db = Dynalite::start();
+    demo_table(&db, "orders", 10).await;
+    let rule: proxy::Rule = Arc::new(|op, body| {
+        match (op, body.contains("locked")) {
+        ("DescribeTable", true) => Action::Respond {
+            status: 400,
+            body: r#"{"__type":"com.amazon.coral.service#AccessDeniedException","message":"User: arn:aws:iam::1:user/x is not authorized to perform: dynamodb:DescribeTable"}"#.into(),
+        },
+        ("DescribeTable", false) => Action::Respond {
+            status: 400,
+            body: r#"{"__type":"com.amazon.coral.service#UnrecognizedClientException","message":"The security token included in the request is invalid."}"#.into(),
+        },
+        _ => Action::Forward,
+    }
+    });
+    let proxy = Proxy::start(db.port, rule).await;
+    let dir = tempfile::tempdir().unwrap();
+    let to = dir.path().to_str().unwrap();
+    let denied = ddbsnap(
+        args(&[
+            "snapshot",
+            "locked",
+            "--to",
+            to,
+            "--endpoint-url",
+            &proxy.endpoint(),
+        ]),
+        vec![],
+        false,
+    )
+    .await;
+    assert_fails(&denied, 4, "access denied", Some(dir.path()));
+    assert!(
+        stderr(&denied).contains("dynamodb:DescribeTable on table 'locked'"),
+        "{}",
+        stderr(&denied)
+    );
+    let rejected = ddbsnap(
+        args(&[
+            "snapshot",
+            "orders",
+            "--to",
+            to,
+            "--endpoint-url",
+            &proxy.endpoint(),
+        ]),
+        vec![],
+        false,
+    )
+    .await;
+    assert_fails(
+        &rejected,
+        4,
+        "UnrecognizedClientException",
+        Some(dir.path()),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_attribute_type_exits_7_and_names_the_attribute() {
+    let db = Dynalite::start();
+    demo_table(&db, "orders", 20).await;
+    // A future DynamoDB type in a Scan response.
+    let rule: proxy::Rule = Arc::new(|op, _| match op {
+        "Scan" => Action::Rewrite(Box::new(|body| {
+            body.replacen(r#""v":{"S":"x"}"#, r#""v":{"QQ":"x"}"#, 1)
+        })),
+        _ => Action::Forward,
+    });
+    let proxy = Proxy::start(db.port, rule).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = ddbsnap(
+        args(&[
+            "snapshot",
+            "orders",
+            "--to",
+            dir.path().to_str().unwrap(),
+            "--endpoint-url",
+            &proxy.endpoint(),
+            "--segments",
+            "1",
+        ]),
+        vec![],
+        false,
+    )
+    .await;
+    assert_fails(&out, 7, "attribute 'v'", Some(dir.path()));
+    assert!(stderr(&out).contains("attribute type"), "{}", stderr(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_destination_url_exits_2() {
+    for (to, needle) in [
+        ("gs://bucket/x", "unsupported --to URL scheme 'gs://'"),
+        ("s3://", "is not a valid S3 bucket name"),
+        ("s3://Upper_Case/x", "is not a valid S3 bucket name"),
+    ] {
+        let out = ddbsnap(args(&["snapshot", "orders", "--to", to]), vec![], false).await;
+        assert_fails(&out, 2, needle, None);
+    }
+    let bad_endpoint = ddbsnap(
+        args(&[
+            "snapshot",
+            "orders",
+            "--to",
+            "./x",
+            "--endpoint-url",
+            "localhost:8000",
+        ]),
+        vec![],
+        false,
+    )
+    .await;
+    assert_fails(&bad_endpoint, 2, "invalid endpoint URL", None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unwritable_destination_exits_6() {
+    let db = Dynalite::start();
+    demo_table(&db, "orders", 5).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    let to = file.join("snap");
+    let out = ddbsnap(
+        args(&[
+            "snapshot",
+            "orders",
+            "--to",
+            to.to_str().unwrap(),
+            "--endpoint-url",
+            &db.endpoint(),
+        ]),
+        vec![],
+        false,
+    )
+    .await;
+    assert_fails(&out, 6, "cannot create the directory", None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destination_with_foreign_files_is_refused() {
+    let db = Dynalite::start();
+    demo_table(&db, "orders", 5).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
+    for extra in [&[][..], &["--overwrite"][..]] {
+        let mut a = args(&[
+            "snapshot",
+            "orders",
+            "--to",
+            dir.path().to_str().unwrap(),
+            "--endpoint-url",
+            &db.endpoint(),
+        ]);
+        a.extend(extra.iter().map(|s| s.to_string()));
+        let out = ddbsnap(a, vec![], false).await;
+        assert_fails(&out, 6, "is not empty (found 'notes.txt'", Some(dir.path()));
+    }
+    assert!(
+        dir.path().join("notes.txt").exists(),
+        "never deletes files it did not write"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_destination_with_rejected_credentials_exits_6() {
+    let db = Dynalite::start();
+    demo_table(&db, "orders", 5).await;
+    let s3 = S3Server::start(&["snaps"]);
+    let ok = ddbsnap(
+        args(&[
+            "snapshot",
+            "orders",
+            "--to",
+            "s3://snaps/orders",
+            "--endpoint-url",
+            &db.endpoint(),
+            "--s3-endpoint-url",
+            &s3.endpoint(),
+            "--json",
+        ]),
+        vec![],
+        false,
+    )
+    .await;
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert!(s3.root.path().join("snaps/orders/_manifest.json").exists());
+    let bad = ddbsnap(
+        args(&[
+            "snapshot",
+            "orders",
+            "--to",
+            "s3://snaps/other",
+            "--endpoint-url",
+            &db.endpoint(),
+            "--s3-endpoint-url",
+            &s3.endpoint(),
+        ]),
+        vec![("AWS_SECRET_ACCESS_KEY", "wrong-secret".into())],
+        false,
+    )
+    .await;
+    assert_fails(&bad, 6, "s3://snaps/other", None);
+    assert!(!s3.root.path().join("snaps/other/_manifest.json").exists());
+}

@@ -1,0 +1,148 @@
+//! A small HTTP/1.1 proxy in front of dynalite for fault injection: answer some requests with
+//! canned errors or rewrite responses, forward the rest untouched.
+
+use std::sync::Arc;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What to do with one request.
+pub enum Action {
+    /// Forward to the upstream server unchanged.
+    Forward,
+    /// Answer directly.
+    Respond { status: u16, body: String },
+    /// Forward, then replace the response body with this function's output.
+    Rewrite(Box<dyn FnOnce(String) -> String + Send>),
+}
+
+/// Decides per request, from the `X-Amz-Target` operation (e.g. `Scan`) and the JSON body.
+pub type Rule = Arc<dyn Fn(&str, &str) -> Action + Send + Sync>;
+
+pub struct Proxy {
+    pub port: u16,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    pub async fn start(upstream_port: u16, rule: Rule) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((conn, _)) = listener.accept().await else {
+                    return;
+                };
+                let rule = Arc::clone(&rule);
+                tokio::spawn(async move {
+                    let _ = serve(conn, upstream_port, rule).await;
+                });
+            }
+        });
+        Proxy { port, task }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+struct Message {
+    head: Vec<String>,
+    body: Vec<u8>,
+}
+
+async fn read_message<R: tokio::io::AsyncBufRead + Unpin>(
+    r: &mut R,
+) -> std::io::Result<Option<Message>> {
+    let mut head = Vec::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).await? == 0 {
+            return Ok(None);
+        }
+        let line = line.trim_end_matches(['\r', '\n']).to_owned();
+        if line.is_empty() {
+            break;
+        }
+        head.push(line);
+    }
+    let len = head
+        .iter()
+        .find_map(|h| {
+            let (k, v) = h.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).await?;
+    Ok(Some(Message { head, body }))
+}
+
+fn header<'a>(m: &'a Message, name: &str) -> Option<&'a str> {
+    m.head.iter().find_map(|h| {
+        let (k, v) = h.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then_some(v.trim())
+    })
+}
+
+fn encode(head: &[String], body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for h in head {
+        let name = h.split(':').next().unwrap_or("");
+        if name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("x-amz-crc32") {
+            continue;
+        }
+        out.extend_from_slice(h.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(format!("content-length: {}\r\n\r\n", body.len()).as_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+async fn serve(conn: TcpStream, upstream_port: u16, rule: Rule) -> std::io::Result<()> {
+    let (read, mut write) = conn.into_split();
+    let mut read = BufReader::new(read);
+    while let Some(req) = read_message(&mut read).await? {
+        let op = header(&req, "x-amz-target")
+            .and_then(|t| t.rsplit('.').next())
+            .unwrap_or("")
+            .to_owned();
+        let body = String::from_utf8_lossy(&req.body).into_owned();
+        let response = match rule(&op, &body) {
+            Action::Respond { status, body } => encode(
+                &[
+                    format!("HTTP/1.1 {status} Error"),
+                    "content-type: application/x-amz-json-1.0".into(),
+                    "x-amzn-requestid: proxy".into(),
+                ],
+                body.as_bytes(),
+            ),
+            action => {
+                let upstream = TcpStream::connect(("127.0.0.1", upstream_port)).await?;
+                let (up_read, mut up_write) = upstream.into_split();
+                up_write.write_all(&encode(&req.head, &req.body)).await?;
+                let resp = read_message(&mut BufReader::new(up_read))
+                    .await?
+                    .ok_or_else(|| std::io::Error::other("upstream closed"))?;
+                let body = match action {
+                    Action::Rewrite(f) => {
+                        f(String::from_utf8_lossy(&resp.body).into_owned()).into_bytes()
+                    }
+                    _ => resp.body,
+                };
+                encode(&resp.head, &body)
+            }
+        };
+        write.write_all(&response).await?;
+    }
+    Ok(())
+}
