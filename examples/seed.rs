@@ -40,8 +40,17 @@ struct Args {
 fn item(i: usize, payload_bytes: usize) -> HashMap<String, AV> {
     let n = |v: String| AV::N(v);
     let s = |v: String| AV::S(v);
+    // Pseudo-random words: compresses like text, not like a repeated pattern.
+    let mut state = i as u64 + 1;
     let payload: String = (0..payload_bytes)
-        .map(|j| (b'a' + ((i * 7 + j) % 26) as u8) as char)
+        .map(|_| {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let z = (state ^ (state >> 31)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            match (z >> 40) % 32 {
+                0..=4 => ' ',
+                k => (b'a' + (k as u8 - 5)) as char,
+            }
+        })
         .collect();
     let day = 1 + i % 28;
     let mut m = HashMap::new();
@@ -58,7 +67,7 @@ fn item(i: usize, payload_bytes: usize) -> HashMap<String, AV> {
     );
     m.insert("amount".into(), n(format!("{}.{:02}", i % 10_000, i % 100)));
     m.insert("qty".into(), n(format!("{}", i % 250)));
-    m.insert("active".into(), AV::Bool(i % 2 == 0));
+    m.insert("active".into(), AV::Bool(i.is_multiple_of(2)));
     m.insert(
         "tags".into(),
         AV::Ss(vec![format!("t{}", i % 10), format!("g{}", i % 3)]),

@@ -83,7 +83,7 @@ pub struct SnapshotArgs {
     #[arg(long, default_value_t = 128, value_name = "MiB")]
     pub file_size: usize,
     /// Row group size in MiB (bounds memory).
-    #[arg(long, default_value_t = 64, value_name = "MiB")]
+    #[arg(long, default_value_t = 32, value_name = "MiB")]
     pub row_group_size: usize,
     /// Replace a snapshot already at the destination.
     #[arg(long)]

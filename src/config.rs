@@ -8,9 +8,9 @@ use crate::sink::{Compression, Destination, S3Options};
 /// Default target size of one data file.
 pub const DEFAULT_TARGET_FILE_BYTES: usize = 128 << 20;
 /// Default size at which a row group is flushed (bounds the writer's memory).
-pub const DEFAULT_ROW_GROUP_BYTES: usize = 64 << 20;
+pub const DEFAULT_ROW_GROUP_BYTES: usize = 32 << 20;
 /// Default multipart upload part size (files smaller than this are one PUT).
-pub const DEFAULT_PART_BYTES: usize = 10 << 20;
+pub const DEFAULT_PART_BYTES: usize = 5 << 20;
 /// Default number of segments scanned at once.
 pub const DEFAULT_MAX_CONCURRENCY: u32 = 8;
 /// DynamoDB's limit on TotalSegments.

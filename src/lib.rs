@@ -19,7 +19,7 @@
 //!   the rolling Parquet writer.
 //! * [`manifest`]: `_manifest.json`, written last: a snapshot without it is not complete.
 //!
-//! Costs: memory is bounded by the channel (2 pages per running segment), the first
+//! Costs: memory is bounded by the channel (one page per running segment), the first
 //! [`pipeline::SAMPLE_PAGES`] pages held for schema inference, one row group and the upload
 //! parts in flight; it does not grow with the table. Every file of a snapshot has the same
 //! schema; files written before a late schema change are re-encoded once at the end.

@@ -40,7 +40,7 @@ use crate::sink::{DataFile, MANIFEST_FILE, Target};
 use crate::source::scan::{Msg, Page, ScanJob, SegmentEnd};
 
 /// Pages observed before the first file is opened (each page is at most 1 MB of items).
-pub const SAMPLE_PAGES: usize = 8;
+pub const SAMPLE_PAGES: usize = 4;
 /// Rows per encoded batch when flushing held-back items.
 const BATCH_ROWS: usize = 8192;
 
@@ -118,7 +118,7 @@ pub async fn snapshot_to(
         part_bytes: config.part_bytes,
         metadata: file_metadata(&table)?,
     };
-    let (tx, rx) = mpsc::channel::<Msg>(2 * concurrency as usize);
+    let (tx, rx) = mpsc::channel::<Msg>(concurrency as usize);
     let writer = RollingWriter::new(
         target.clone(),
         Handle::current(),
