@@ -53,7 +53,7 @@ pub enum Shape {
         /// Union of all elements.
         element: Box<Shape>,
     },
-    /// Map; fields in first-seen order.
+    /// Map; fields in first-seen order (sorted among names first seen together).
     M {
         /// Field shapes in first-seen order.
         fields: IndexMap<String, Shape>,
@@ -81,18 +81,7 @@ impl Shape {
                 }
             }
             (Shape::M { fields }, AV::M(map)) => {
-                for (k, v) in map {
-                    path.push_field(k);
-                    match fields.get_mut(k.as_str()) {
-                        Some(f) => f.observe(v, path)?,
-                        None => {
-                            let mut f = Shape::Null;
-                            f.observe(v, path)?;
-                            fields.insert(k.clone(), f);
-                        }
-                    }
-                    path.pop();
-                }
+                observe_fields(fields, map, path)?;
                 if fields.len() > MAX_STRUCT_FIELDS {
                     *self = Shape::Json;
                 }
@@ -148,6 +137,37 @@ impl Shape {
             Shape::Json => ColumnType::Json,
         }
     }
+}
+
+/// Widen `fields` with the entries of one map (or item). Names seen for the first time are
+/// added in sorted order, so the column order does not depend on hash-map iteration order.
+fn observe_fields(
+    fields: &mut IndexMap<String, Shape>,
+    map: &std::collections::HashMap<String, AttributeValue>,
+    path: &mut AttrPath,
+) -> Result<()> {
+    let mut new: Vec<(&String, &AttributeValue)> = Vec::new();
+    for (k, v) in map {
+        match fields.get_mut(k.as_str()) {
+            Some(f) => {
+                path.push_field(k);
+                let r = f.observe(v, path);
+                path.pop();
+                r?;
+            }
+            None => new.push((k, v)),
+        }
+    }
+    new.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    for (k, v) in new {
+        path.push_field(k);
+        let mut f = Shape::Null;
+        let r = f.observe(v, path);
+        path.pop();
+        r?;
+        fields.insert(k.clone(), f);
+    }
+    Ok(())
 }
 
 fn check_known(value: &AttributeValue, path: &AttrPath) -> Result<()> {
@@ -222,7 +242,7 @@ pub enum ColumnType {
 }
 
 /// The inferred schema of a whole table: one [`Shape`] per top-level attribute, key attributes
-/// first, others in first-seen order.
+/// first, others in first-seen order (sorted among names first seen in the same item).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TableShape {
     columns: IndexMap<String, Shape>,
@@ -251,20 +271,7 @@ impl TableShape {
 
     /// Widen the shape to cover every attribute of `item`.
     pub fn observe(&mut self, item: &Item) -> Result<()> {
-        let mut path = AttrPath::default();
-        for (name, value) in item {
-            path.push_field(name);
-            match self.columns.get_mut(name.as_str()) {
-                Some(shape) => shape.observe(value, &mut path)?,
-                None => {
-                    let mut shape = Shape::Null;
-                    shape.observe(value, &mut path)?;
-                    self.columns.insert(name.clone(), shape);
-                }
-            }
-            path.pop();
-        }
-        Ok(())
+        observe_fields(&mut self.columns, item, &mut AttrPath::default())
     }
 
     /// The column types that hold every item observed so far.
@@ -383,6 +390,18 @@ mod tests {
             .collect(),
         };
         assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn new_attributes_are_added_in_sorted_order() {
+        let mut t = TableShape::with_keys([("pk", KeyKind::S)]);
+        let item: Item = ["z", "a", "pk", "m"]
+            .iter()
+            .map(|k| (k.to_string(), AV::Bool(true)))
+            .collect();
+        t.observe(&item).unwrap();
+        let names: Vec<String> = t.resolve(NumberMode::Exact).keys().cloned().collect();
+        assert_eq!(names, ["pk", "a", "m", "z"]);
     }
 
     #[test]

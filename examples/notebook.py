@@ -1,0 +1,40 @@
+# Notebook-style use: shell out to ddbsnap, then read the snapshot with pandas / pyarrow / Spark.
+#
+# In Jupyter or Databricks the first step is usually written `!ddbsnap snapshot ...`; here it is
+# subprocess so the file runs as a plain script:
+#
+#   python examples/notebook.py TABLE DESTINATION [--endpoint-url URL]
+#
+# Needs `ddbsnap` on PATH (cargo install --path .) and pyarrow + pandas.
+import json
+import subprocess
+import sys
+
+table, dest, *extra = sys.argv[1:] or ["demo", "snapshots/demo-notebook"]
+
+# 1. Snapshot. --json prints exactly one JSON object on stdout; errors go to stderr with a
+#    documented exit code (README: "Exit codes").
+run = subprocess.run(
+    ["ddbsnap", "snapshot", table, "--to", dest, "--json", "--overwrite", *extra],
+    capture_output=True,
+    text=True,
+)
+if run.returncode != 0:
+    raise SystemExit(f"ddbsnap failed ({run.returncode}): {run.stderr.strip()}")
+summary = json.loads(run.stdout)
+print(f"{summary['items']} items in {summary['files']} files, {summary['consumed_rcu']:.0f} RCU")
+
+# 2. Read. Files starting with "_" (_manifest.json) are skipped by every Parquet reader.
+import pyarrow.dataset as ds  # noqa: E402
+
+data = ds.dataset(summary["url"], format="parquet").to_table()
+print(data.schema)
+df = data.to_pandas()
+print(df.head())
+
+# Exact numbers: columns inferred as Decimal128 come back as decimal.Decimal, never floats.
+# Spark:  spark.read.parquet(summary["url"])   DuckDB:  read_parquet('<dir>/*.parquet')
+
+# 3. The manifest has the original DynamoDB types of every column.
+manifest = json.load(open(f"{summary['url']}/_manifest.json"))
+print({name: col["type"] for name, col in manifest["schema"]["columns"].items()})
