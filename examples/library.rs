@@ -31,14 +31,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let summary = ddbsnap::snapshot(&config, Arc::new(BarProgress::new())).await?;
     println!(
         "{} items, {} files, {} bytes, {:.1} RCU in {:.2} s -> {}",
-        summary.items, summary.files, summary.bytes, summary.consumed_rcu, summary.seconds, summary.url
+        summary.items,
+        summary.files,
+        summary.bytes,
+        summary.consumed_rcu,
+        summary.seconds,
+        summary.url
     );
 
     // Read the snapshot back as DynamoDB items, using the schema stored in each file.
     let aws = AwsContext::load(&config.aws).await?;
     let target = Target::open(&config.destination, Some(&aws.sdk), &S3Options::default()).await?;
     let manifest = read_manifest(&target).await?;
-    println!("columns: {:?}", manifest.schema.columns.keys().collect::<Vec<_>>());
+    println!(
+        "columns: {:?}",
+        manifest.schema.columns.keys().collect::<Vec<_>>()
+    );
     if let Some(file) = manifest.files.first() {
         let mut items = FileItems::open(&target, &file.path).await?;
         if let Some(batch) = items.next_batch().await? {

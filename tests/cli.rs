@@ -431,3 +431,68 @@ async fn s3_destination_with_rejected_credentials_exits_6() {
     assert_fails(&bad, 6, "s3://snaps/other", None);
     assert!(!s3.root.path().join("snaps/other/_manifest.json").exists());
 }
+
+/// A 2 MiB tmpfs, unmounted on drop (the tests run as root on the CI machines).
+struct SmallDisk(tempfile::TempDir);
+
+impl SmallDisk {
+    fn mount() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("run mount");
+        assert!(
+            status.success(),
+            "mounting a small tmpfs needs root (CAP_SYS_ADMIN)"
+        );
+        SmallDisk(dir)
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_disk_exits_6_and_leaves_nothing() {
+    let db = Dynalite::start();
+    let client = db.client();
+    create_table(&client, "orders", None).await;
+    // ~6 MB of incompressible text: more than the 2 MiB disk.
+    let items = (0..3000u64)
+        .map(|i| {
+            item(vec![
+                ("pk", s(&format!("k{i}"))),
+                ("t", s(&random_text(i, 2000))),
+            ])
+        })
+        .collect();
+    put_items(&client, "orders", items).await;
+    let disk = SmallDisk::mount();
+    let to = disk.0.path().join("snap");
+    let out = ddbsnap(
+        args(&[
+            "snapshot",
+            "orders",
+            "--to",
+            to.to_str().unwrap(),
+            "--endpoint-url",
+            &db.endpoint(),
+        ]),
+        vec![],
+        false,
+    )
+    .await;
+    assert_fails(&out, 6, "No space left on device", Some(&to));
+    let left: Vec<_> = std::fs::read_dir(&to)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "aborted uploads leave nothing: {left:?}");
+}

@@ -95,17 +95,13 @@ fn every_type_items() -> Vec<Item> {
         item(vec![("pk", s("keys-only"))]),
     ];
     // Items near DynamoDB's 400 KB limit: text and binary, incompressible.
-    for i in 0..3 {
-        let text: String = (0..395_000)
-            .map(|j| char::from(b'!' + ((j * 31 + i * 7 + j / 977) % 90) as u8))
-            .collect();
+    for i in 0..3u64 {
+        let text = random_text(i, 395_000);
         items.push(item(vec![
             ("pk", s(&format!("big-text-{i}"))),
             ("payload", s(&text)),
         ]));
-        let bytes: Vec<u8> = (0..395_000u32)
-            .map(|j| (j.wrapping_mul(2_654_435_761).rotate_left(i + 3) >> 11) as u8)
-            .collect();
+        let bytes = random_bytes(i + 100, 395_000);
         items.push(item(vec![
             ("pk", s(&format!("big-bin-{i}"))),
             ("blob", AV::B(Blob::new(bytes))),

@@ -138,17 +138,7 @@ async fn load_incompressible(db: &Dynalite, table: &str) -> Vec<Item> {
     create_table(&client, table, None).await;
     let items: Vec<Item> = (0..3000u32)
         .map(|i| {
-            let mut state = u64::from(i) + 1;
-            let bytes: Vec<u8> = (0..3000)
-                .map(|_| {
-                    // splitmix64: incompressible bytes
-                    state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-                    let mut z = state;
-                    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-                    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-                    (z ^ (z >> 31)) as u8
-                })
-                .collect();
+            let bytes = random_bytes(u64::from(i), 3000);
             item(vec![
                 ("pk", s(&format!("k{i}"))),
                 ("blob", AV::B(Blob::new(bytes))),

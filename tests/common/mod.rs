@@ -402,3 +402,25 @@ pub fn item(entries: Vec<(&str, AV)>) -> Item {
         .map(|(k, v)| (k.to_owned(), v))
         .collect()
 }
+
+/// Deterministic incompressible bytes (splitmix64), different for every seed.
+pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    (0..len)
+        .map(|_| {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            (z ^ (z >> 31)) as u8
+        })
+        .collect()
+}
+
+/// Deterministic text of letters that barely compresses.
+pub fn random_text(seed: u64, len: usize) -> String {
+    random_bytes(seed, len)
+        .into_iter()
+        .map(|b| char::from(b'!' + b % 90))
+        .collect()
+}
