@@ -55,8 +55,8 @@ pub struct SnapshotArgs {
     /// Segments scanned at once (default: min(segments, 8)).
     #[arg(long)]
     pub concurrency: Option<u32>,
-    /// AWS region.
-    #[arg(long, env = "AWS_REGION")]
+    /// AWS region (else AWS_REGION or the profile's).
+    #[arg(long)]
     pub region: Option<String>,
     /// AWS profile.
     #[arg(long)]

@@ -150,7 +150,7 @@ impl Target {
                 Ok(Target {
                     store: Arc::new(store),
                     root: Path::default(),
-                    url,
+                    url: abs.display().to_string(),
                 })
             }
             Destination::S3 { bucket, prefix } => {
