@@ -122,9 +122,15 @@ pub enum Error {
         source: BoxError,
     },
 
-    /// The run was interrupted (Ctrl-C).
-    #[error("interrupted")]
-    Interrupted,
+    /// The run was interrupted (Ctrl-C) before its commit.
+    #[error(
+        "interrupted: no snapshot was committed at {url}; data files already closed remain \
+         there, run again with --overwrite to start over"
+    )]
+    Interrupted {
+        /// Snapshot root.
+        url: String,
+    },
 
     /// A bug: an invariant of ddbsnap itself did not hold.
     #[error("internal error: {0}")]
@@ -183,7 +189,7 @@ impl Error {
             Error::Destination { .. } => ExitKind::Destination,
             Error::AlreadyExists { .. } => ExitKind::Exists,
             Error::Unrepresentable { .. } => ExitKind::Data,
-            Error::Interrupted => ExitKind::Interrupted,
+            Error::Interrupted { .. } => ExitKind::Interrupted,
             Error::Dynamo { .. } | Error::Format { .. } | Error::Internal(_) => ExitKind::Other,
         }
     }

@@ -61,4 +61,5 @@ pub mod source;
 
 pub use config::{SnapshotConfig, SnapshotConfigBuilder};
 pub use error::{Error, ExitKind, Result};
-pub use pipeline::{Summary, snapshot, snapshot_to};
+pub use pipeline::{Summary, snapshot, snapshot_to, snapshot_until};
+pub use tokio_util::sync::CancellationToken;

@@ -46,7 +46,20 @@ async fn snapshot(args: SnapshotArgs) -> Result<ExitCode, ddbsnap::Error> {
         ProgressMode::Json => Arc::new(JsonProgress),
         ProgressMode::Auto | ProgressMode::None => Arc::new(NoProgress),
     };
-    let summary = ddbsnap::snapshot(&config, progress).await?;
+    // First Ctrl-C: stop scanning, abort the upload in progress, commit nothing, exit 130.
+    // A second one exits at once.
+    let cancel = ddbsnap::CancellationToken::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("interrupted: stopping (press Ctrl-C again to quit at once)");
+            on_signal.cancel();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    let summary = ddbsnap::snapshot_until(&config, progress, cancel).await?;
     if args.json {
         println!(
             "{}",

@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use tokio::runtime::Handle;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use crate::aws::AwsContext;
 use crate::config::SnapshotConfig;
@@ -74,9 +75,19 @@ pub struct Summary {
 /// Snapshot a table as configured: load AWS configuration, open the destination, scan, write,
 /// commit.
 pub async fn snapshot(config: &SnapshotConfig, progress: Arc<dyn Progress>) -> Result<Summary> {
+    snapshot_until(config, progress, CancellationToken::new()).await
+}
+
+/// [`snapshot`], stopping cleanly when `cancel` fires before the commit: the scan stops, the
+/// upload in progress is aborted, no manifest is written, and [`Error::Interrupted`] returned.
+pub async fn snapshot_until(
+    config: &SnapshotConfig,
+    progress: Arc<dyn Progress>,
+    cancel: CancellationToken,
+) -> Result<Summary> {
     let aws = AwsContext::load(&config.aws).await?;
     let target = Target::open(&config.destination, Some(&aws.sdk), &config.s3).await?;
-    snapshot_to(&aws, target, config, progress).await
+    run(&aws, target, config, progress, cancel).await
 }
 
 /// Snapshot into an already opened [`Target`] (any `object_store`), with a loaded AWS context.
@@ -85,6 +96,16 @@ pub async fn snapshot_to(
     target: Target,
     config: &SnapshotConfig,
     progress: Arc<dyn Progress>,
+) -> Result<Summary> {
+    run(aws, target, config, progress, CancellationToken::new()).await
+}
+
+async fn run(
+    aws: &AwsContext,
+    target: Target,
+    config: &SnapshotConfig,
+    progress: Arc<dyn Progress>,
+    cancel: CancellationToken,
 ) -> Result<Summary> {
     let started = Instant::now();
     let started_at = Utc::now();
@@ -144,7 +165,18 @@ pub async fn snapshot_to(
     }
     let tx = job.tx;
     let mut scan_error = None;
-    while let Some(joined) = tasks.join_next().await {
+    loop {
+        let joined = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => {
+                scan_error = Some(Error::Interrupted { url: target.url.clone() });
+                break;
+            }
+            joined = tasks.join_next() => match joined {
+                Some(joined) => joined,
+                None => break,
+            },
+        };
         match joined {
             Ok(Ok(SegmentEnd::Done)) => {}
             Ok(Ok(SegmentEnd::Stopped)) => break,
@@ -232,6 +264,11 @@ pub async fn snapshot_to(
         files,
         table,
     };
+    if cancel.is_cancelled() {
+        return Err(Error::Interrupted {
+            url: target.url.clone(),
+        });
+    }
     let body = serde_json::to_vec_pretty(&manifest)
         .map_err(|e| Error::Internal(format!("serializing the manifest: {e}")))?;
     target

@@ -496,3 +496,60 @@ async fn full_disk_exits_6_and_leaves_nothing() {
         .collect();
     assert!(left.is_empty(), "aborted uploads leave nothing: {left:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_without_committing_and_exits_130() {
+    let db = Dynalite::start();
+    let client = db.client();
+    create_table(&client, "orders", None).await;
+    let items = (0..6000u64)
+        .map(|i| {
+            item(vec![
+                ("pk", s(&format!("k{i}"))),
+                ("t", s(&random_text(i, 1000))),
+            ])
+        })
+        .collect();
+    put_items(&client, "orders", items).await;
+    // Slow pages (6 of them), so the run is still scanning when the signal comes.
+    let rule: proxy::Rule = Arc::new(|op, _| match op {
+        "Scan" => Action::Delay(std::time::Duration::from_millis(500)),
+        _ => Action::Forward,
+    });
+    let proxy = Proxy::start(db.port, rule).await;
+    let dir = tempfile::tempdir().unwrap();
+    let to = dir.path().join("snap");
+    let endpoint = proxy.endpoint();
+    let out = tokio::task::spawn_blocking(move || {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("ddbsnap"));
+        cmd.args([
+            "snapshot",
+            "orders",
+            "--to",
+            to.to_str().unwrap(),
+            "--endpoint-url",
+            &endpoint,
+        ]);
+        cmd.args(["--segments", "1"]);
+        cmd.envs(test_env());
+        cmd.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let child = cmd.spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let killed = std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("interrupted: no snapshot was committed"),
+        "{err}"
+    );
+    assert!(!dir.path().join("snap/_manifest.json").exists());
+}

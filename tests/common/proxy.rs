@@ -12,6 +12,8 @@ pub enum Action {
     Forward,
     /// Answer directly.
     Respond { status: u16, body: String },
+    /// Forward after waiting this long.
+    Delay(std::time::Duration),
     /// Forward, then replace the response body with this function's output.
     Rewrite(Box<dyn FnOnce(String) -> String + Send>),
 }
@@ -127,6 +129,9 @@ async fn serve(conn: TcpStream, upstream_port: u16, rule: Rule) -> std::io::Resu
                 body.as_bytes(),
             ),
             action => {
+                if let Action::Delay(d) = &action {
+                    tokio::time::sleep(*d).await;
+                }
                 let upstream = TcpStream::connect(("127.0.0.1", upstream_port)).await?;
                 let (up_read, mut up_write) = upstream.into_split();
                 up_write.write_all(&encode(&req.head, &req.body)).await?;
