@@ -79,6 +79,9 @@ pub struct SnapshotArgs {
     /// Parquet compression.
     #[arg(long, value_enum, default_value_t = Compression::Zstd)]
     pub compression: Compression,
+    /// Zstandard level (1-22): 1 is fast, higher levels give smaller files for more CPU.
+    #[arg(long, default_value_t = crate::config::DEFAULT_ZSTD_LEVEL, value_name = "N")]
+    pub zstd_level: i32,
     /// Target data file size in MiB.
     #[arg(long, default_value_t = 128, value_name = "MiB")]
     pub file_size: usize,
@@ -103,6 +106,7 @@ impl SnapshotArgs {
             .consistent_read(self.consistent_read)
             .numbers(self.numbers)
             .compression(self.compression)
+            .zstd_level(self.zstd_level)
             .target_file_bytes(self.file_size.saturating_mul(1 << 20))
             .row_group_bytes(self.row_group_size.saturating_mul(1 << 20))
             .overwrite(self.overwrite);

@@ -7,6 +7,8 @@ use crate::sink::{Compression, Destination, S3Options};
 
 /// Default target size of one data file.
 pub const DEFAULT_TARGET_FILE_BYTES: usize = 128 << 20;
+/// Default zstd level: fast, with files close to what level 3 gives.
+pub const DEFAULT_ZSTD_LEVEL: i32 = 1;
 /// Default size at which a row group is flushed (bounds the writer's memory).
 pub const DEFAULT_ROW_GROUP_BYTES: usize = 32 << 20;
 /// Default multipart upload part size (files smaller than this are one PUT).
@@ -37,6 +39,8 @@ pub struct SnapshotConfig {
     pub numbers: NumberMode,
     /// Parquet compression.
     pub compression: Compression,
+    /// Zstandard level (1-22), when `compression` is zstd.
+    pub zstd_level: i32,
     /// Roll data files at about this size.
     pub target_file_bytes: usize,
     /// Flush a row group at about this in-memory size.
@@ -60,6 +64,7 @@ impl SnapshotConfig {
             consistent_read: false,
             numbers: NumberMode::Exact,
             compression: Compression::Zstd,
+            zstd_level: DEFAULT_ZSTD_LEVEL,
             target_file_bytes: DEFAULT_TARGET_FILE_BYTES,
             row_group_bytes: DEFAULT_ROW_GROUP_BYTES,
             part_bytes: DEFAULT_PART_BYTES,
@@ -81,6 +86,7 @@ pub struct SnapshotConfigBuilder {
     consistent_read: bool,
     numbers: NumberMode,
     compression: Compression,
+    zstd_level: i32,
     target_file_bytes: usize,
     row_group_bytes: usize,
     part_bytes: usize,
@@ -138,6 +144,11 @@ impl SnapshotConfigBuilder {
         self.compression = compression;
         self
     }
+    /// Zstandard level, 1 to 22.
+    pub fn zstd_level(mut self, level: i32) -> Self {
+        self.zstd_level = level;
+        self
+    }
     /// Target data file size in bytes.
     pub fn target_file_bytes(mut self, bytes: usize) -> Self {
         self.target_file_bytes = bytes;
@@ -175,6 +186,12 @@ impl SnapshotConfigBuilder {
         if self.concurrency == Some(0) {
             return Err(Error::invalid("--concurrency must be at least 1"));
         }
+        if !(1..=22).contains(&self.zstd_level) {
+            return Err(Error::invalid(format!(
+                "--zstd-level must be between 1 and 22, got {}",
+                self.zstd_level
+            )));
+        }
         if self.target_file_bytes < (1 << 20) {
             return Err(Error::invalid(
                 "the target file size must be at least 1 MiB",
@@ -210,6 +227,7 @@ impl SnapshotConfigBuilder {
             consistent_read: self.consistent_read,
             numbers: self.numbers,
             compression: self.compression,
+            zstd_level: self.zstd_level,
             target_file_bytes: self.target_file_bytes,
             row_group_bytes: self.row_group_bytes,
             part_bytes: self.part_bytes,

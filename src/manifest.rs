@@ -70,6 +70,8 @@ pub struct ManifestSchema {
 pub struct OutputOptions {
     /// Parquet compression.
     pub compression: Compression,
+    /// Zstandard level, when the compression is zstd.
+    pub zstd_level: Option<i32>,
     /// Number mapping.
     pub numbers: NumberMode,
 }

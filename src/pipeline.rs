@@ -134,6 +134,7 @@ async fn run(
     );
     let writer_opts = WriterOptions {
         compression: config.compression,
+        zstd_level: config.zstd_level,
         target_file_bytes: config.target_file_bytes,
         row_group_bytes: config.row_group_bytes,
         part_bytes: config.part_bytes,
@@ -259,6 +260,8 @@ async fn run(
         },
         options: OutputOptions {
             compression: config.compression,
+            zstd_level: (config.compression == crate::sink::Compression::Zstd)
+                .then_some(config.zstd_level),
             numbers,
         },
         files,

@@ -33,7 +33,8 @@ use crate::progress::{Progress, ProgressEvent};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Compression {
-    /// Zstandard level 3 (default): small files, fast to decode.
+    /// Zstandard (default), at `--zstd-level` (default 1: fast; higher levels trade CPU for
+    /// smaller files).
     #[default]
     Zstd,
     /// Snappy: fastest, larger files.
@@ -47,10 +48,10 @@ pub enum Compression {
 }
 
 impl Compression {
-    fn parquet(self) -> parquet::basic::Compression {
+    fn parquet(self, zstd_level: i32) -> parquet::basic::Compression {
         use parquet::basic::Compression as C;
         match self {
-            Compression::Zstd => C::ZSTD(ZstdLevel::try_new(3).expect("valid level")),
+            Compression::Zstd => C::ZSTD(ZstdLevel::try_new(zstd_level).unwrap_or_default()),
             Compression::Snappy => C::SNAPPY,
             Compression::Lz4 => C::LZ4_RAW,
             Compression::Gzip => C::GZIP(GzipLevel::default()),
@@ -77,6 +78,7 @@ pub struct DataFile {
 #[derive(Debug, Clone)]
 pub(crate) struct WriterOptions {
     pub(crate) compression: Compression,
+    pub(crate) zstd_level: i32,
     pub(crate) target_file_bytes: usize,
     pub(crate) row_group_bytes: usize,
     pub(crate) part_bytes: usize,
@@ -204,7 +206,7 @@ impl RollingWriter {
             serde_json::to_string(columns).map_err(|e| Error::Internal(e.to_string()))?,
         ));
         let props = WriterProperties::builder()
-            .set_compression(self.opts.compression.parquet())
+            .set_compression(self.opts.compression.parquet(self.opts.zstd_level))
             .set_key_value_metadata(Some(metadata))
             .set_max_row_group_row_count(Some(1 << 20))
             .set_created_by(format!("ddbsnap {}", env!("CARGO_PKG_VERSION")))
