@@ -73,6 +73,17 @@ pub struct SnapshotArgs {
     /// Strongly consistent reads (twice the read capacity).
     #[arg(long)]
     pub consistent_read: bool,
+    /// Fraction of the table's read capacity to use (provisioned RCU, or the on-demand
+    /// maximum / warm throughput).
+    #[arg(long, default_value_t = crate::throttle::DEFAULT_READ_FRACTION, value_name = "F")]
+    pub read_fraction: f64,
+    /// Absolute ceiling on the read rate in RCU/s; for on-demand tables with no declared
+    /// capacity, the rate itself.
+    #[arg(long, value_name = "RCU")]
+    pub max_rcu: Option<f64>,
+    /// Give up after this many seconds of throttled or failed requests on one segment.
+    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    pub retry_timeout: u64,
     /// Number mapping: exact (Int64 / Decimal128 / text) or float64 (lossy).
     #[arg(long, value_enum, default_value_t = NumberMode::Exact)]
     pub numbers: NumberMode,
@@ -104,6 +115,8 @@ impl SnapshotArgs {
     pub fn to_config(&self) -> Result<SnapshotConfig> {
         let mut b = SnapshotConfig::builder(&self.table, &self.to)
             .consistent_read(self.consistent_read)
+            .read_fraction(self.read_fraction)
+            .retry_timeout(std::time::Duration::from_secs(self.retry_timeout))
             .numbers(self.numbers)
             .compression(self.compression)
             .zstd_level(self.zstd_level)
@@ -127,6 +140,9 @@ impl SnapshotArgs {
         }
         if let Some(v) = self.segments {
             b = b.segments(v);
+        }
+        if let Some(v) = self.max_rcu {
+            b = b.max_rcu(v);
         }
         if let Some(v) = self.concurrency {
             b = b.concurrency(v);

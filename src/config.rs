@@ -15,6 +15,8 @@ pub const DEFAULT_ROW_GROUP_BYTES: usize = 32 << 20;
 pub const DEFAULT_PART_BYTES: usize = 5 << 20;
 /// Default number of segments scanned at once.
 pub const DEFAULT_MAX_CONCURRENCY: u32 = 8;
+/// How long a segment keeps retrying throttled or failed requests before giving up.
+pub const DEFAULT_RETRY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 /// DynamoDB's limit on TotalSegments.
 pub const MAX_SEGMENTS: u32 = 1_000_000;
 
@@ -35,6 +37,13 @@ pub struct SnapshotConfig {
     pub concurrency: Option<u32>,
     /// Strongly consistent reads (twice the RCU).
     pub consistent_read: bool,
+    /// Fraction of the table's read capacity to use.
+    pub read_fraction: f64,
+    /// Absolute ceiling on the read budget in RCU/s (the budget itself for on-demand tables
+    /// without a declared capacity).
+    pub max_rcu: Option<f64>,
+    /// Give up on a segment after this long without a successful page.
+    pub retry_timeout: std::time::Duration,
     /// Number mapping.
     pub numbers: NumberMode,
     /// Parquet compression.
@@ -62,6 +71,9 @@ impl SnapshotConfig {
             segments: None,
             concurrency: None,
             consistent_read: false,
+            read_fraction: crate::throttle::DEFAULT_READ_FRACTION,
+            max_rcu: None,
+            retry_timeout: DEFAULT_RETRY_TIMEOUT,
             numbers: NumberMode::Exact,
             compression: Compression::Zstd,
             zstd_level: DEFAULT_ZSTD_LEVEL,
@@ -84,6 +96,9 @@ pub struct SnapshotConfigBuilder {
     segments: Option<u32>,
     concurrency: Option<u32>,
     consistent_read: bool,
+    read_fraction: f64,
+    max_rcu: Option<f64>,
+    retry_timeout: std::time::Duration,
     numbers: NumberMode,
     compression: Compression,
     zstd_level: i32,
@@ -132,6 +147,21 @@ impl SnapshotConfigBuilder {
     /// Strongly consistent reads.
     pub fn consistent_read(mut self, yes: bool) -> Self {
         self.consistent_read = yes;
+        self
+    }
+    /// Fraction of the table's read capacity to use, in (0, 1].
+    pub fn read_fraction(mut self, fraction: f64) -> Self {
+        self.read_fraction = fraction;
+        self
+    }
+    /// Absolute ceiling on the read budget, in RCU per second.
+    pub fn max_rcu(mut self, rcu: f64) -> Self {
+        self.max_rcu = Some(rcu);
+        self
+    }
+    /// Give up on a segment after this long without a successful page.
+    pub fn retry_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.retry_timeout = timeout;
         self
     }
     /// Number mapping.
@@ -183,6 +213,19 @@ impl SnapshotConfigBuilder {
                 "--segments must be between 1 and {MAX_SEGMENTS}, got {s}"
             )));
         }
+        if !(self.read_fraction > 0.0 && self.read_fraction <= 1.0) {
+            return Err(Error::invalid(format!(
+                "--read-fraction must be greater than 0 and at most 1, got {}",
+                self.read_fraction
+            )));
+        }
+        if let Some(m) = self.max_rcu
+            && !(m.is_finite() && m > 0.0)
+        {
+            return Err(Error::invalid(format!(
+                "--max-rcu must be a positive number, got {m}"
+            )));
+        }
         if self.concurrency == Some(0) {
             return Err(Error::invalid("--concurrency must be at least 1"));
         }
@@ -225,6 +268,9 @@ impl SnapshotConfigBuilder {
             segments: self.segments,
             concurrency: self.concurrency,
             consistent_read: self.consistent_read,
+            read_fraction: self.read_fraction,
+            max_rcu: self.max_rcu,
+            retry_timeout: self.retry_timeout,
             numbers: self.numbers,
             compression: self.compression,
             zstd_level: self.zstd_level,
@@ -243,6 +289,16 @@ mod tests {
     #[test]
     fn validates() {
         assert!(SnapshotConfig::builder("t", "./x").build().is_ok());
+        for f in [0.0, -0.5, 1.5, f64::NAN] {
+            let r = SnapshotConfig::builder("t", "./x").read_fraction(f).build();
+            assert!(r.is_err(), "{f}");
+        }
+        assert!(
+            SnapshotConfig::builder("t", "./x")
+                .max_rcu(-1.0)
+                .build()
+                .is_err()
+        );
         assert!(SnapshotConfig::builder("", "./x").build().is_err());
         assert!(SnapshotConfig::builder("t", "gs://b").build().is_err());
         assert!(

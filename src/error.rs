@@ -122,6 +122,21 @@ pub enum Error {
         source: BoxError,
     },
 
+    /// DynamoDB kept throttling or failing one segment's requests for longer than the retry
+    /// timeout.
+    #[error(
+        "gave up on segment {segment} after {seconds} s of throttled or failed requests (last: \
+         {last}); lower --read-fraction or --max-rcu, or try again later"
+    )]
+    GaveUp {
+        /// Segment number.
+        segment: u32,
+        /// Seconds spent retrying.
+        seconds: u64,
+        /// The last error.
+        last: String,
+    },
+
     /// The run was interrupted (Ctrl-C) before its commit.
     #[error(
         "interrupted: no snapshot was committed at {url}; data files already closed remain \
@@ -157,6 +172,8 @@ pub enum ExitKind {
     Data,
     /// 8: destination already holds a snapshot.
     Exists,
+    /// 9: DynamoDB kept throttling or failing requests past the retry timeout.
+    Throttled,
     /// 130: interrupted.
     Interrupted,
 }
@@ -173,6 +190,7 @@ impl ExitKind {
             ExitKind::Destination => 6,
             ExitKind::Data => 7,
             ExitKind::Exists => 8,
+            ExitKind::Throttled => 9,
             ExitKind::Interrupted => 130,
         }
     }
@@ -190,6 +208,7 @@ impl Error {
             Error::AlreadyExists { .. } => ExitKind::Exists,
             Error::Unrepresentable { .. } => ExitKind::Data,
             Error::Interrupted { .. } => ExitKind::Interrupted,
+            Error::GaveUp { .. } => ExitKind::Throttled,
             Error::Dynamo { .. } | Error::Format { .. } | Error::Internal(_) => ExitKind::Other,
         }
     }

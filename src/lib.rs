@@ -58,6 +58,7 @@ pub mod plan;
 pub mod progress;
 pub mod sink;
 pub mod source;
+pub mod throttle;
 
 pub use config::{SnapshotConfig, SnapshotConfigBuilder};
 pub use error::{Error, ExitKind, Result};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use ddbsnap::cli::{Cli, Command, ProgressMode, SnapshotArgs};
-use ddbsnap::progress::{BarProgress, JsonProgress, NoProgress, Progress};
+use ddbsnap::progress::{BarProgress, JsonProgress, NoProgress, Progress, ProgressEvent};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -43,7 +43,7 @@ async fn snapshot(args: SnapshotArgs) -> Result<ExitCode, ddbsnap::Error> {
     let progress: Arc<dyn Progress> = match args.progress {
         ProgressMode::Auto if std::io::stderr().is_terminal() => Arc::new(BarProgress::new()),
         ProgressMode::Bar => Arc::new(BarProgress::new()),
-        ProgressMode::Json => Arc::new(JsonProgress),
+        ProgressMode::Json => Arc::new(JsonProgress::default()),
         ProgressMode::Auto | ProgressMode::None => Arc::new(NoProgress),
     };
     // First Ctrl-C: stop scanning, abort the upload in progress, commit nothing, exit 130.
@@ -59,7 +59,16 @@ async fn snapshot(args: SnapshotArgs) -> Result<ExitCode, ddbsnap::Error> {
             }
         }
     });
+    let progress = Arc::new(Announce(progress));
     let summary = ddbsnap::snapshot_until(&config, progress, cancel).await?;
+    let throttled = if summary.throttled_requests > 0 {
+        format!(
+            ", {} throttled requests retried",
+            summary.throttled_requests
+        )
+    } else {
+        String::new()
+    };
     if args.json {
         println!(
             "{}",
@@ -67,16 +76,40 @@ async fn snapshot(args: SnapshotArgs) -> Result<ExitCode, ddbsnap::Error> {
         );
     } else {
         println!(
-            "snapshot of {} committed: {} items in {} files ({:.1} MiB), {:.1} RCU, {} segments, {:.1} s\n{}",
+            "snapshot of {} committed: {} items in {} files ({:.1} MiB), {:.1} RCU ({:.1} RCU/s), {} segments{throttled}, {:.1} s\n{}",
             summary.table,
             summary.items,
             summary.files,
             summary.bytes as f64 / (1 << 20) as f64,
             summary.consumed_rcu,
+            summary.consumed_rcu / summary.seconds.max(1e-3),
             summary.segments,
             summary.seconds,
             summary.url,
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the plan (segments and read budget) on stderr before the scan starts, then passes
+/// every event on.
+struct Announce(Arc<dyn Progress>);
+
+impl Progress for Announce {
+    fn event(&self, event: &ProgressEvent) {
+        if let ProgressEvent::Started {
+            table,
+            segments,
+            budget,
+            concurrency,
+            ..
+        } = event
+        {
+            eprintln!(
+                "ddbsnap: scanning {table} in {segments} segments ({concurrency} at once), reading at most {}",
+                budget.describe()
+            );
+        }
+        self.0.event(event);
+    }
 }

@@ -46,6 +46,12 @@ pub struct Manifest {
     pub pages: u64,
     /// Read capacity units consumed, as reported by DynamoDB.
     pub consumed_rcu: f64,
+    /// The read budget of the run and where it came from.
+    pub read_budget: crate::throttle::ReadBudget,
+    /// Scan requests DynamoDB throttled (each retried).
+    pub throttled_requests: u64,
+    /// Scan requests retried (throttled or failed).
+    pub retried_requests: u64,
     /// Highest value of the filter attribute seen, for incremental pulls.
     pub watermark: Option<String>,
     /// Every data file of the snapshot.

@@ -39,6 +39,7 @@ use crate::sink::reader::FileItems;
 use crate::sink::writer::{RollingWriter, WriterOptions, file_path};
 use crate::sink::{DataFile, MANIFEST_FILE, Target};
 use crate::source::scan::{Msg, Page, ScanJob, SegmentEnd};
+use crate::throttle::{ReadBudget, Throttle};
 
 /// Pages observed before the first file is opened (each page is at most 1 MB of items).
 pub const SAMPLE_PAGES: usize = 4;
@@ -66,6 +67,14 @@ pub struct Summary {
     pub pages: u64,
     /// Segments (TotalSegments).
     pub segments: u32,
+    /// The read budget and where it came from.
+    pub read_budget: ReadBudget,
+    /// Segments scanned at once.
+    pub concurrency: u32,
+    /// Scan requests DynamoDB throttled (each retried).
+    pub throttled_requests: u64,
+    /// Scan requests retried (throttled or failed).
+    pub retried_requests: u64,
     /// Files re-encoded because the schema widened after they were written.
     pub files_rewritten: usize,
     /// Wall-clock seconds.
@@ -115,15 +124,30 @@ async fn run(
     let segments = config
         .segments
         .unwrap_or_else(|| auto_segments(table.size_bytes));
-    let concurrency = config
-        .concurrency
-        .unwrap_or(crate::config::DEFAULT_MAX_CONCURRENCY)
-        .min(segments)
-        .max(1);
+    let budget = ReadBudget::plan(&table, config.read_fraction, config.max_rcu);
+    // An explicit --concurrency is honoured; otherwise the budget decides how many segments
+    // are worth running at once.
+    let concurrency = match config.concurrency {
+        Some(c) => c,
+        None => budget.concurrency(crate::config::DEFAULT_MAX_CONCURRENCY),
+    }
+    .min(segments)
+    .max(1);
+    let item_bytes = match (table.size_bytes, table.item_count) {
+        (Some(size), Some(count)) if size > 0 && count > 0 => Some(size as f64 / count as f64),
+        _ => None,
+    };
+    let throttle = Arc::new(Throttle::new(
+        budget.rcu_per_second,
+        item_bytes,
+        config.consistent_read,
+    ));
     progress.event(&ProgressEvent::Started {
         table: table.name.clone(),
         segments,
         estimated_items: table.item_count.filter(|&n| n > 0).map(|n| n as u64),
+        budget: budget.clone(),
+        concurrency,
     });
 
     let shape = TableShape::with_keys(
@@ -159,6 +183,8 @@ async fn run(
         permits: Arc::new(Semaphore::new(concurrency as usize)),
         tx,
         progress: Arc::clone(&progress),
+        throttle: Arc::clone(&throttle),
+        retry_timeout: config.retry_timeout,
     };
     let mut tasks = JoinSet::new();
     for segment in 0..segments {
@@ -253,6 +279,9 @@ async fn run(
         items_written: stats.items_written,
         pages: stats.pages,
         consumed_rcu: stats.consumed_rcu,
+        read_budget: budget,
+        throttled_requests: throttle.counts().0,
+        retried_requests: throttle.counts().1,
         watermark: None,
         schema: ManifestSchema {
             arrow: arrow_schema(&columns).as_ref().clone(),
@@ -292,6 +321,10 @@ async fn run(
         consumed_rcu: stats.consumed_rcu,
         pages: stats.pages,
         segments,
+        read_budget: manifest.read_budget.clone(),
+        concurrency,
+        throttled_requests: manifest.throttled_requests,
+        retried_requests: manifest.retried_requests,
         files_rewritten,
         seconds: started.elapsed().as_secs_f64(),
     })

@@ -35,6 +35,10 @@ pub struct TableInfo {
     pub billing_mode: String,
     /// Provisioned read capacity units, for provisioned tables.
     pub read_capacity_units: Option<i64>,
+    /// Maximum read request units per second of an on-demand table, when one is set.
+    pub on_demand_max_read_units: Option<i64>,
+    /// Warm throughput (read units per second the table is ready to serve), when reported.
+    pub warm_read_units_per_second: Option<i64>,
 }
 
 impl TableInfo {
@@ -83,9 +87,18 @@ impl TableInfo {
             key_schema,
             item_count: desc.item_count(),
             size_bytes: desc.table_size_bytes(),
-            read_capacity_units: desc
-                .provisioned_throughput()
+            read_capacity_units: (billing_mode != BillingMode::PayPerRequest.as_str())
+                .then(|| desc.provisioned_throughput())
+                .flatten()
                 .and_then(|p| p.read_capacity_units())
+                .filter(|&r| r > 0),
+            on_demand_max_read_units: desc
+                .on_demand_throughput()
+                .and_then(|o| o.max_read_request_units())
+                .filter(|&r| r > 0),
+            warm_read_units_per_second: desc
+                .warm_throughput()
+                .and_then(|w| w.read_units_per_second())
                 .filter(|&r| r > 0),
             billing_mode,
         })

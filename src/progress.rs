@@ -25,6 +25,10 @@ pub enum ProgressEvent {
         segments: u32,
         /// DynamoDB's approximate item count, when it reports one.
         estimated_items: Option<u64>,
+        /// The read budget.
+        budget: crate::throttle::ReadBudget,
+        /// Segments scanned at once.
+        concurrency: u32,
     },
     /// A Scan page arrived.
     Page {
@@ -36,6 +40,11 @@ pub enum ProgressEvent {
         scanned: u64,
         /// Read capacity consumed by the page.
         consumed_rcu: f64,
+    },
+    /// A Scan request was throttled (it is retried after a backoff).
+    Throttled {
+        /// Segment number.
+        segment: u32,
     },
     /// A data file was closed.
     FileWritten {
@@ -72,13 +81,33 @@ impl Progress for NoProgress {
     fn event(&self, _: &ProgressEvent) {}
 }
 
-/// One JSON object per event on stderr.
-#[derive(Debug, Default)]
-pub struct JsonProgress;
+/// One JSON object per event on stderr, with `elapsed` seconds since the reporter was made.
+#[derive(Debug)]
+pub struct JsonProgress {
+    started: std::time::Instant,
+}
+
+impl Default for JsonProgress {
+    fn default() -> Self {
+        JsonProgress {
+            started: std::time::Instant::now(),
+        }
+    }
+}
 
 impl Progress for JsonProgress {
     fn event(&self, event: &ProgressEvent) {
-        if let Ok(line) = serde_json::to_string(event) {
+        #[derive(Serialize)]
+        struct Line<'a> {
+            elapsed: f64,
+            #[serde(flatten)]
+            event: &'a ProgressEvent,
+        }
+        let line = Line {
+            elapsed: self.started.elapsed().as_secs_f64(),
+            event,
+        };
+        if let Ok(line) = serde_json::to_string(&line) {
             let _ = writeln!(std::io::stderr().lock(), "{line}");
         }
     }
@@ -91,6 +120,24 @@ struct Counters {
     rcu: f64,
     files: u64,
     bytes: u64,
+    throttled: u64,
+    budget: f64,
+    /// (time, RCU) of the pages of the last 5 seconds.
+    recent: std::collections::VecDeque<(std::time::Instant, f64)>,
+}
+
+impl Counters {
+    fn rate(&mut self) -> f64 {
+        let now = std::time::Instant::now();
+        while self
+            .recent
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > Duration::from_secs(5))
+        {
+            self.recent.pop_front();
+        }
+        self.recent.iter().map(|(_, r)| r).sum::<f64>() / 5.0
+    }
 }
 
 /// An indicatif bar on stderr: items (against DynamoDB's estimate when there is one), pages,
@@ -124,11 +171,18 @@ impl BarProgress {
         }
     }
 
-    fn refresh(&self, c: &Counters) {
+    fn refresh(&self, c: &mut Counters) {
+        let throttled = if c.throttled > 0 {
+            format!(" · {} throttled", c.throttled)
+        } else {
+            String::new()
+        };
         self.bar.set_message(format!(
-            "· {} pages · {:.0} RCU · {} files, {:.1} MiB",
-            c.pages,
+            "· {:.0}/{:.0} RCU/s · {:.0} RCU · {} pages · {} files, {:.1} MiB{throttled}",
+            c.rate(),
+            c.budget,
             c.rcu,
+            c.pages,
             c.files,
             c.bytes as f64 / (1 << 20) as f64
         ));
@@ -140,10 +194,16 @@ impl Progress for BarProgress {
         let mut c = self.counters.lock().expect("not poisoned");
         match event {
             ProgressEvent::Started {
-                estimated_items: Some(n),
+                estimated_items,
+                budget,
                 ..
-            } if *n > 0 => {
-                self.bar.set_length(*n);
+            } => {
+                c.budget = budget.rcu_per_second;
+                let Some(n) = estimated_items.filter(|&n| n > 0) else {
+                    self.refresh(&mut c);
+                    return;
+                };
+                self.bar.set_length(n);
                 self.bar.set_style(
                     ProgressStyle::with_template(
                         "{spinner} [{elapsed_precise}] {wide_bar} {human_pos}/~{human_len} items ({per_sec}, eta {eta}) {msg}",
@@ -151,7 +211,6 @@ impl Progress for BarProgress {
                     .expect("valid template"),
                 );
             }
-            ProgressEvent::Started { .. } => {}
             ProgressEvent::Page {
                 items,
                 consumed_rcu,
@@ -160,8 +219,11 @@ impl Progress for BarProgress {
                 c.items += items;
                 c.pages += 1;
                 c.rcu += consumed_rcu;
+                c.recent
+                    .push_back((std::time::Instant::now(), *consumed_rcu));
                 self.bar.set_position(c.items);
             }
+            ProgressEvent::Throttled { .. } => c.throttled += 1,
             ProgressEvent::FileWritten { bytes, .. } => {
                 c.files += 1;
                 c.bytes += bytes;
@@ -176,7 +238,7 @@ impl Progress for BarProgress {
                 return;
             }
         }
-        self.refresh(&c);
+        self.refresh(&mut c);
     }
 }
 
