@@ -17,9 +17,10 @@
 //! * the page `Limit` is sized from the measured RCU per item so one page costs about
 //!   [`PAGE_SECONDS`] of budget, and the limiter's burst is the same size: no page overdraws
 //!   the budget and any 5-second window stays within about 5% of it;
-//! * throttling errors halve the rate (multiplicative decrease) and each good page gives back
-//!   2% of the budget (additive increase); the same page is retried after a full-jitter
-//!   exponential backoff, never the whole segment.
+//! * a throttled request lowers the rate to 70% (multiplicative decrease) and each good page
+//!   gives back 5% of the budget (additive increase); the same page is retried after a
+//!   full-jitter exponential backoff, never the whole segment. 5xx answers and dropped
+//!   connections are retried the same way without lowering the rate.
 
 use std::num::NonZeroU32;
 use std::sync::Mutex;
@@ -43,9 +44,13 @@ const MAX_PAGE_RCU: f64 = 128.0;
 /// Hundredths of an RCU per limiter cell.
 const CELLS_PER_RCU: f64 = 100.0;
 /// Lowest rate factor after repeated throttling.
-const MIN_FACTOR: f64 = 1.0 / 64.0;
-/// Rate given back after each successful page.
-const INCREASE_PER_PAGE: f64 = 0.02;
+const MIN_FACTOR: f64 = 1.0 / 32.0;
+/// Rate kept after a throttled request (multiplicative decrease, as the AWS SDKs' adaptive
+/// retry mode does).
+const DECREASE: f64 = 0.7;
+/// Rate given back after each successful page (additive increase: 20 pages from nothing to
+/// the full budget).
+const INCREASE_PER_PAGE: f64 = 0.05;
 
 /// Where the capacity behind a budget came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -249,11 +254,11 @@ impl Throttle {
         }
     }
 
-    /// A request was throttled: halve the allowed rate.
+    /// A request was throttled: lower the allowed rate.
     pub(crate) fn throttled(&self) {
         self.throttled.fetch_add(1, Ordering::Relaxed);
         let mut state = self.state.lock().expect("not poisoned");
-        state.factor = (state.factor / 2.0).max(MIN_FACTOR);
+        state.factor = (state.factor * DECREASE).max(MIN_FACTOR);
     }
 
     /// A request is being retried (throttled or transient failure).
@@ -379,20 +384,24 @@ mod tests {
     }
 
     #[test]
-    fn aimd_halves_and_recovers_slowly() {
+    fn aimd_decreases_and_recovers_slowly() {
         let t = Throttle::new(100.0, None, false);
         t.throttled();
         t.throttled();
-        assert_eq!(t.current_rate(), 25.0);
-        for _ in 0..10 {
+        assert!((t.current_rate() - 49.0).abs() < 1e-9);
+        for _ in 0..5 {
             futures::executor::block_on(t.settle(1.0, 0.5, 1));
         }
-        assert!((t.current_rate() - 45.0).abs() < 1e-9);
+        assert!((t.current_rate() - 74.0).abs() < 1e-9);
+        for _ in 0..100 {
+            t.throttled();
+        }
+        assert_eq!(t.current_rate(), 100.0 * MIN_FACTOR);
         for _ in 0..100 {
             futures::executor::block_on(t.settle(1.0, 0.5, 1));
         }
         assert_eq!(t.current_rate(), 100.0);
-        assert_eq!(t.counts().0, 2);
+        assert_eq!(t.counts().0, 102);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! A small HTTP/1.1 proxy in front of dynalite for fault injection: answer some requests with
 //! canned errors or rewrite responses, forward the rest untouched.
 
+#![allow(dead_code)]
+
 use std::sync::Arc;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -12,6 +14,10 @@ pub enum Action {
     Forward,
     /// Answer directly.
     Respond { status: u16, body: String },
+    /// Close the client connection without answering.
+    Reset,
+    /// Forward, then show the response body to this function.
+    Inspect(Box<dyn FnOnce(&str) + Send>),
     /// Forward after waiting this long.
     Delay(std::time::Duration),
     /// Forward, then replace the response body with this function's output.
@@ -120,6 +126,7 @@ async fn serve(conn: TcpStream, upstream_port: u16, rule: Rule) -> std::io::Resu
             .to_owned();
         let body = String::from_utf8_lossy(&req.body).into_owned();
         let response = match rule(&op, &body) {
+            Action::Reset => return Ok(()),
             Action::Respond { status, body } => encode(
                 &[
                     format!("HTTP/1.1 {status} Error"),
@@ -141,6 +148,10 @@ async fn serve(conn: TcpStream, upstream_port: u16, rule: Rule) -> std::io::Resu
                 let body = match action {
                     Action::Rewrite(f) => {
                         f(String::from_utf8_lossy(&resp.body).into_owned()).into_bytes()
+                    }
+                    Action::Inspect(f) => {
+                        f(&String::from_utf8_lossy(&resp.body));
+                        resp.body
                     }
                     _ => resp.body,
                 };

@@ -1,0 +1,272 @@
+//! Contract C4 through a proxy that enforces a provisioned rate the way DynamoDB does
+//! (400 ProvisionedThroughputExceededException when the bucket is empty, 5 s of burst), and
+//! fault injection (throttles, 500s, dropped connections) that must not cost a single item.
+
+mod common;
+#[path = "common/proxy.rs"]
+mod proxy;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, KeySchemaElement, KeyType, ProvisionedThroughput, ScalarAttributeType,
+};
+use common::*;
+use ddbsnap::SnapshotConfig;
+use ddbsnap::convert::Item;
+use ddbsnap::progress::NoProgress;
+use ddbsnap::sink::{S3Options, Target};
+use ddbsnap::throttle::CapacitySource;
+use proxy::{Action, Proxy};
+
+const THROTTLED: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"The level of configured provisioned throughput for the table was exceeded. Consider increasing your provisioning level with the UpdateTable API."}"#;
+
+/// What the rate-enforcing proxy saw.
+#[derive(Default)]
+struct Ledger {
+    tokens: f64,
+    last: Option<Instant>,
+    served: Vec<(Instant, f64)>,
+    throttled: u64,
+}
+
+fn consumed(body: &str) -> f64 {
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    v["ConsumedCapacity"]["CapacityUnits"]
+        .as_f64()
+        .unwrap_or(0.0)
+}
+
+/// A proxy enforcing `rate` RCU/s with `rate × 5` of burst on Scan, from dynalite's
+/// ConsumedCapacity.
+async fn enforcing_proxy(db: &Dynalite, rate: f64) -> (Proxy, Arc<Mutex<Ledger>>) {
+    let ledger = Arc::new(Mutex::new(Ledger {
+        tokens: rate * 5.0,
+        ..Default::default()
+    }));
+    let l = Arc::clone(&ledger);
+    let rule: proxy::Rule = Arc::new(move |op, _| {
+        if op != "Scan" {
+            return Action::Forward;
+        }
+        let mut g = l.lock().unwrap();
+        let now = Instant::now();
+        if let Some(last) = g.last {
+            g.tokens = (g.tokens + rate * now.duration_since(last).as_secs_f64()).min(rate * 5.0);
+        }
+        g.last = Some(now);
+        if g.tokens <= 0.0 {
+            g.throttled += 1;
+            return Action::Respond {
+                status: 400,
+                body: THROTTLED.into(),
+            };
+        }
+        let l = Arc::clone(&l);
+        Action::Inspect(Box::new(move |body| {
+            let rcu = consumed(body);
+            let mut g = l.lock().unwrap();
+            g.tokens -= rcu;
+            g.served.push((Instant::now(), rcu));
+        }))
+    });
+    (Proxy::start(db.port, rule).await, ledger)
+}
+
+async fn provisioned_table(db: &Dynalite, name: &str, rcu: i64, items: usize) -> Vec<Item> {
+    let client = db.client();
+    client
+        .create_table()
+        .table_name(name)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .provisioned_throughput(
+            ProvisionedThroughput::builder()
+                .read_capacity_units(rcu)
+                .write_capacity_units(rcu)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let data = (0..items as u64)
+        .map(|i| {
+            item(vec![
+                ("pk", s(&format!("item-{i}"))),
+                ("body", s(&random_text(i, 1000))),
+            ])
+        })
+        .collect();
+    put_items(&client, name, data).await;
+    scan_all(&client, name).await
+}
+
+/// Highest RCU/s over any `window` starting at a served page.
+fn max_window_rate(served: &[(Instant, f64)], window: Duration) -> f64 {
+    served
+        .iter()
+        .map(|(start, _)| {
+            served
+                .iter()
+                .filter(|(t, _)| *t >= *start && t.duration_since(*start) < window)
+                .map(|(_, r)| r)
+                .sum::<f64>()
+                / window.as_secs_f64()
+        })
+        .fold(0.0, f64::max)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_of_100_rcu_is_used_without_a_single_throttle() {
+    let db = Dynalite::start();
+    let truth = provisioned_table(&db, "prod", 100, 20_000).await;
+    let (proxy, ledger) = enforcing_proxy(&db, 100.0).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = SnapshotConfig::builder("prod", dir.path().to_str().unwrap())
+        .read_fraction(0.5)
+        .segments(8)
+        .build()
+        .unwrap();
+    let target = Target::open(&config.destination, None, &S3Options::default())
+        .await
+        .unwrap();
+    let aws = aws_context(Some(proxy.endpoint()));
+    let summary = ddbsnap::snapshot_to(&aws, target.clone(), &config, Arc::new(NoProgress))
+        .await
+        .unwrap();
+    assert_eq!(summary.read_budget.source, CapacitySource::Provisioned);
+    assert_eq!(summary.read_budget.rcu_per_second, 50.0);
+    assert_eq!(
+        summary.concurrency, 1,
+        "a low budget runs few segments at once"
+    );
+
+    let g = ledger.lock().unwrap();
+    assert_eq!(g.throttled, 0, "no request was throttled");
+    assert_eq!(summary.throttled_requests, 0);
+    let total: f64 = g.served.iter().map(|(_, r)| r).sum();
+    assert!((total - summary.consumed_rcu).abs() < 1e-6);
+    let span = g
+        .served
+        .last()
+        .unwrap()
+        .0
+        .duration_since(g.served[0].0)
+        .as_secs_f64();
+    let mean = total / span;
+    let worst5 = max_window_rate(&g.served, Duration::from_secs(5));
+    let worst1 = max_window_rate(&g.served, Duration::from_secs(1));
+    eprintln!(
+        "budget 50 RCU/s: {total:.0} RCU in {span:.1} s, mean {mean:.1}, worst 5 s {worst5:.1}, worst 1 s {worst1:.1}"
+    );
+    assert!(worst5 <= 55.0, "worst 5 s window {worst5:.1} RCU/s");
+    assert!(mean >= 45.0, "mean {mean:.1} RCU/s");
+    drop(g);
+    assert_same_items(&truth, &read_snapshot(&target).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttles_500s_and_dropped_connections_lose_nothing() {
+    let db = Dynalite::start();
+    // 400 RCU at 0.5: 50 RCU pages, about 40 Scan requests for these 6,000 items.
+    let truth = provisioned_table(&db, "flaky", 400, 6000).await;
+    let counts = Arc::new(Mutex::new((0u32, 0u32, 0u32)));
+    let seen = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let c = Arc::clone(&counts);
+    // Of every 20 Scan requests: 6 throttled (30%), 1 connection dropped (5%), 1 answered 500.
+    let rule: proxy::Rule = Arc::new(move |op, _| {
+        if op != "Scan" {
+            return Action::Forward;
+        }
+        let n = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % 20;
+        let mut g = c.lock().unwrap();
+        if [0, 3, 6, 9, 12, 16].contains(&n) {
+            g.0 += 1;
+            Action::Respond {
+                status: 400,
+                body: THROTTLED.into(),
+            }
+        } else if n == 1 {
+            g.1 += 1;
+            Action::Reset
+        } else if n == 10 {
+            g.2 += 1;
+            Action::Respond {
+                status: 500,
+                body: r#"{"__type":"com.amazon.coral.service#InternalServerError","message":"injected"}"#.into(),
+            }
+        } else {
+            Action::Forward
+        }
+    });
+    let proxy = Proxy::start(db.port, rule).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = SnapshotConfig::builder("flaky", dir.path().to_str().unwrap())
+        .segments(4)
+        .build()
+        .unwrap();
+    let target = Target::open(&config.destination, None, &S3Options::default())
+        .await
+        .unwrap();
+    let aws = aws_context(Some(proxy.endpoint()));
+    let summary = ddbsnap::snapshot_to(&aws, target.clone(), &config, Arc::new(NoProgress))
+        .await
+        .unwrap();
+    let (throttled, resets, errors) = *counts.lock().unwrap();
+    eprintln!("injected {throttled} throttles, {resets} resets, {errors} 500s: {summary:?}");
+    assert!(
+        throttled > 0 && resets > 0 && errors > 0,
+        "faults were injected"
+    );
+    assert_eq!(summary.throttled_requests, throttled as u64);
+    assert!(summary.retried_requests >= (throttled + resets + errors) as u64);
+    assert_same_items(&truth, &read_snapshot(&target).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endless_throttling_gives_up_with_a_clear_error() {
+    let db = Dynalite::start();
+    provisioned_table(&db, "stuck", 10, 10).await;
+    let rule: proxy::Rule = Arc::new(|op, _| match op {
+        "Scan" => Action::Respond {
+            status: 400,
+            body: THROTTLED.into(),
+        },
+        _ => Action::Forward,
+    });
+    let proxy = Proxy::start(db.port, rule).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = SnapshotConfig::builder("stuck", dir.path().to_str().unwrap())
+        .segments(1)
+        .retry_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let target = Target::open(&config.destination, None, &S3Options::default())
+        .await
+        .unwrap();
+    let aws = aws_context(Some(proxy.endpoint()));
+    let err = ddbsnap::snapshot_to(&aws, target, &config, Arc::new(NoProgress))
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 9, "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("gave up on segment 0"), "{msg}");
+    assert!(msg.contains("ProvisionedThroughputExceeded"), "{msg}");
+    assert!(msg.contains("--read-fraction"), "{msg}");
+    assert!(!dir.path().join("_manifest.json").exists());
+}
