@@ -32,6 +32,9 @@ struct Args {
     /// Size of the text payload of each item.
     #[arg(long, default_value_t = 800)]
     payload_bytes: usize,
+    /// Create the table with this provisioned read (and write) capacity instead of on-demand.
+    #[arg(long)]
+    provisioned_rcu: Option<i64>,
     /// Parallel BatchWriteItem requests.
     #[arg(long, default_value_t = 8)]
     writers: usize,
@@ -98,10 +101,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .endpoint_url(&args.endpoint_url)
             .build(),
     );
-    let created = client
-        .create_table()
-        .table_name(&args.table)
-        .billing_mode(BillingMode::PayPerRequest)
+    let mut create = client.create_table().table_name(&args.table);
+    create = match args.provisioned_rcu {
+        Some(rcu) => create
+            .billing_mode(BillingMode::Provisioned)
+            .provisioned_throughput(
+                aws_sdk_dynamodb::types::ProvisionedThroughput::builder()
+                    .read_capacity_units(rcu)
+                    .write_capacity_units(rcu)
+                    .build()?,
+            ),
+        None => create.billing_mode(BillingMode::PayPerRequest),
+    };
+    let created = create
         .attribute_definitions(
             AttributeDefinition::builder()
                 .attribute_name("pk")

@@ -12,6 +12,8 @@
 //! ```
 //!
 //! * [`plan`]: key schema, size and the segment count.
+//! * [`throttle`]: the read budget (a fraction of the table's capacity), one shared limiter
+//!   charged with the real ConsumedCapacity, page sizing, AIMD and backoff.
 //! * [`source`]: the segmented Scan; network tasks only move pages.
 //! * [`convert`]: schema inference over every item and exact Arrow encoding (numbers never go
 //!   through floating point; conflicting types fall back to DynamoDB JSON text).
