@@ -37,6 +37,14 @@ fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
 
+/// `ddbsnap snapshot TABLE --to TO --endpoint-url ENDPOINT EXTRA...` with the test credentials.
+async fn snapshot(table: &str, to: impl AsRef<Path>, endpoint: &str, extra: &[&str]) -> Output {
+    let to = to.as_ref().to_str().unwrap();
+    let mut a = args(&["snapshot", table, "--to", to, "--endpoint-url", endpoint]);
+    a.extend(extra.iter().map(|s| s.to_string()));
+    ddbsnap(a, vec![], false).await
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -85,20 +93,7 @@ async fn snapshot_prints_a_json_summary_and_nothing_else() {
     demo_table(&db, "orders", 300).await;
     let dir = tempfile::tempdir().unwrap();
     let to = dir.path().join("orders");
-    let out = ddbsnap(
-        args(&[
-            "snapshot",
-            "orders",
-            "--to",
-            to.to_str().unwrap(),
-            "--endpoint-url",
-            &db.endpoint(),
-            "--json",
-        ]),
-        vec![],
-        false,
-    )
-    .await;
+    let out = snapshot("orders", &to, &db.endpoint(), &["--json"]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "only the plan, no progress: {err}");
@@ -119,35 +114,14 @@ async fn snapshot_prints_a_json_summary_and_nothing_else() {
     assert!(to.join("part-00000.parquet").exists());
 
     // Text summary, and a second run into the same place refuses without --overwrite.
-    let again = ddbsnap(
-        args(&[
-            "snapshot",
-            "orders",
-            "--to",
-            to.to_str().unwrap(),
-            "--endpoint-url",
-            &db.endpoint(),
-        ]),
-        vec![],
-        false,
-    )
-    .await;
+    let again = snapshot("orders", &to, &db.endpoint(), &[]).await;
     assert_fails(&again, 8, "already holds a committed snapshot", None);
     assert!(again.stderr.ends_with(b"--overwrite to replace it\n"));
-    let over = ddbsnap(
-        args(&[
-            "snapshot",
-            "orders",
-            "--to",
-            to.to_str().unwrap(),
-            "--endpoint-url",
-            &db.endpoint(),
-            "--overwrite",
-            "--segments",
-            "2",
-        ]),
-        vec![],
-        false,
+    let over = snapshot(
+        "orders",
+        &to,
+        &db.endpoint(),
+        &["--overwrite", "--segments", "2"],
     )
     .await;
     assert!(over.status.success(), "{}", stderr(&over));
@@ -160,19 +134,7 @@ async fn snapshot_prints_a_json_summary_and_nothing_else() {
 async fn missing_table_exits_3() {
     let db = Dynalite::start();
     let dir = tempfile::tempdir().unwrap();
-    let out = ddbsnap(
-        args(&[
-            "snapshot",
-            "no_such_table",
-            "--to",
-            dir.path().to_str().unwrap(),
-            "--endpoint-url",
-            &db.endpoint(),
-        ]),
-        vec![],
-        false,
-    )
-    .await;
+    let out = snapshot("no_such_table", dir.path(), &db.endpoint(), &[]).await;
     assert_fails(
         &out,
         3,
@@ -186,19 +148,7 @@ async fn missing_table_exits_3() {
 async fn unreachable_endpoint_exits_5() {
     let dir = tempfile::tempdir().unwrap();
     let endpoint = format!("http://127.0.0.1:{}", free_port());
-    let out = ddbsnap(
-        args(&[
-            "snapshot",
-            "orders",
-            "--to",
-            dir.path().to_str().unwrap(),
-            "--endpoint-url",
-            &endpoint,
-        ]),
-        vec![],
-        false,
-    )
-    .await;
+    let out = snapshot("orders", dir.path(), &endpoint, &[]).await;
     assert_fails(
         &out,
         5,
@@ -252,38 +202,14 @@ async fn rejected_credentials_and_access_denied_exit_4() {
     let proxy = Proxy::start(db.port, rule).await;
     let dir = tempfile::tempdir().unwrap();
     let to = dir.path().to_str().unwrap();
-    let denied = ddbsnap(
-        args(&[
-            "snapshot",
-            "locked",
-            "--to",
-            to,
-            "--endpoint-url",
-            &proxy.endpoint(),
-        ]),
-        vec![],
-        false,
-    )
-    .await;
+    let denied = snapshot("locked", to, &proxy.endpoint(), &[]).await;
     assert_fails(&denied, 4, "access denied", Some(dir.path()));
     assert!(
         stderr(&denied).contains("dynamodb:DescribeTable on table 'locked'"),
         "{}",
         stderr(&denied)
     );
-    let rejected = ddbsnap(
-        args(&[
-            "snapshot",
-            "orders",
-            "--to",
-            to,
-            "--endpoint-url",
-            &proxy.endpoint(),
-        ]),
-        vec![],
-        false,
-    )
-    .await;
+    let rejected = snapshot("orders", to, &proxy.endpoint(), &[]).await;
     assert_fails(
         &rejected,
         4,
@@ -305,19 +231,11 @@ async fn unknown_attribute_type_exits_7_and_names_the_attribute() {
     });
     let proxy = Proxy::start(db.port, rule).await;
     let dir = tempfile::tempdir().unwrap();
-    let out = ddbsnap(
-        args(&[
-            "snapshot",
-            "orders",
-            "--to",
-            dir.path().to_str().unwrap(),
-            "--endpoint-url",
-            &proxy.endpoint(),
-            "--segments",
-            "1",
-        ]),
-        vec![],
-        false,
+    let out = snapshot(
+        "orders",
+        dir.path(),
+        &proxy.endpoint(),
+        &["--segments", "1"],
     )
     .await;
     assert_fails(&out, 7, "attribute 'v'", Some(dir.path()));
@@ -358,19 +276,7 @@ async fn unwritable_destination_exits_6() {
     let file = dir.path().join("a-file");
     std::fs::write(&file, "not a directory").unwrap();
     let to = file.join("snap");
-    let out = ddbsnap(
-        args(&[
-            "snapshot",
-            "orders",
-            "--to",
-            to.to_str().unwrap(),
-            "--endpoint-url",
-            &db.endpoint(),
-        ]),
-        vec![],
-        false,
-    )
-    .await;
+    let out = snapshot("orders", &to, &db.endpoint(), &[]).await;
     assert_fails(&out, 6, "cannot create the directory", None);
 }
 
@@ -381,16 +287,7 @@ async fn destination_with_foreign_files_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
     for extra in [&[][..], &["--overwrite"][..]] {
-        let mut a = args(&[
-            "snapshot",
-            "orders",
-            "--to",
-            dir.path().to_str().unwrap(),
-            "--endpoint-url",
-            &db.endpoint(),
-        ]);
-        a.extend(extra.iter().map(|s| s.to_string()));
-        let out = ddbsnap(a, vec![], false).await;
+        let out = snapshot("orders", dir.path(), &db.endpoint(), extra).await;
         assert_fails(&out, 6, "is not empty (found 'notes.txt'", Some(dir.path()));
     }
     assert!(
@@ -404,20 +301,11 @@ async fn s3_destination_with_rejected_credentials_exits_6() {
     let db = Dynalite::start();
     demo_table(&db, "orders", 5).await;
     let s3 = S3Server::start(&["snaps"]);
-    let ok = ddbsnap(
-        args(&[
-            "snapshot",
-            "orders",
-            "--to",
-            "s3://snaps/orders",
-            "--endpoint-url",
-            &db.endpoint(),
-            "--s3-endpoint-url",
-            &s3.endpoint(),
-            "--json",
-        ]),
-        vec![],
-        false,
+    let ok = snapshot(
+        "orders",
+        "s3://snaps/orders",
+        &db.endpoint(),
+        &["--s3-endpoint-url", &s3.endpoint(), "--json"],
     )
     .await;
     assert!(ok.status.success(), "{}", stderr(&ok));
@@ -485,19 +373,7 @@ async fn full_disk_exits_6_and_leaves_nothing() {
     put_items(&client, "orders", items).await;
     let disk = SmallDisk::mount();
     let to = disk.0.path().join("snap");
-    let out = ddbsnap(
-        args(&[
-            "snapshot",
-            "orders",
-            "--to",
-            to.to_str().unwrap(),
-            "--endpoint-url",
-            &db.endpoint(),
-        ]),
-        vec![],
-        false,
-    )
-    .await;
+    let out = snapshot("orders", &to, &db.endpoint(), &[]).await;
     assert_fails(&out, 6, "No space left on device", Some(&to));
     let left: Vec<_> = std::fs::read_dir(&to)
         .unwrap()

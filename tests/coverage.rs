@@ -2,28 +2,20 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use aws_sdk_dynamodb::types::ScalarAttributeType;
 use common::*;
-use ddbsnap::SnapshotConfig;
 use ddbsnap::convert::Item;
-use ddbsnap::progress::NoProgress;
+use ddbsnap::sink::Target;
 use ddbsnap::sink::reader::FileItems;
-use ddbsnap::sink::{S3Options, Target};
 
-async fn snapshot_local(db: &Dynalite, table: &str, segments: u32) -> (tempfile::TempDir, Target) {
-    let dir = tempfile::tempdir().unwrap();
-    let config = SnapshotConfig::builder(table, dir.path().to_str().unwrap())
-        .segments(segments)
-        .build()
-        .unwrap();
-    let target = Target::open(&config.destination, None, &S3Options::default())
-        .await
-        .unwrap();
-    let summary = ddbsnap::snapshot_to(&db.aws(), target.clone(), &config, Arc::new(NoProgress))
-        .await
-        .unwrap();
+async fn snapshot_segments(
+    db: &Dynalite,
+    table: &str,
+    segments: u32,
+) -> (tempfile::TempDir, Target) {
+    let run = snapshot_local(&db.aws(), table, |b| b.segments(segments)).await;
+    let (dir, target) = (run.dir, run.target);
+    let summary = run.result.unwrap();
     assert_eq!(summary.segments, segments);
     (dir, target)
 }
@@ -47,7 +39,7 @@ async fn every_item_exactly_once_with_1_4_and_32_segments() {
     let truth = scan_all(&client, "cover").await;
     assert_eq!(truth.len(), 20_000);
     for segments in [1, 4, 32] {
-        let (_dir, target) = snapshot_local(&db, "cover", segments).await;
+        let (_dir, target) = snapshot_segments(&db, "cover", segments).await;
         let got = read_snapshot(&target).await;
         assert_same_items(&truth, &got);
     }
@@ -57,7 +49,7 @@ async fn every_item_exactly_once_with_1_4_and_32_segments() {
 async fn empty_table_gives_a_valid_snapshot_with_zero_rows() {
     let db = Dynalite::start();
     create_table(&db.client(), "empty", Some(ScalarAttributeType::B)).await;
-    let (dir, target) = snapshot_local(&db, "empty", 4).await;
+    let (dir, target) = snapshot_segments(&db, "empty", 4).await;
     assert!(read_snapshot(&target).await.is_empty());
     let manifest = ddbsnap::sink::reader::read_manifest(&target).await.unwrap();
     assert_eq!(manifest.files.len(), 1, "one empty file carries the schema");

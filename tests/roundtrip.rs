@@ -3,16 +3,11 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue as AV, ScalarAttributeType};
 use common::*;
-use ddbsnap::SnapshotConfig;
 use ddbsnap::convert::{ColumnType, Item, NumberRepr};
-use ddbsnap::progress::NoProgress;
 use ddbsnap::sink::reader::read_manifest;
-use ddbsnap::sink::{S3Options, Target};
 
 fn nested(depth: usize) -> AV {
     (0..depth).fold(AV::S("bottom".into()), |acc, i| {
@@ -119,17 +114,9 @@ async fn every_type_round_trips_value_by_value() {
     let truth = scan_all(&client, "types").await;
     assert_eq!(truth.len(), 10);
 
-    let dir = tempfile::tempdir().unwrap();
-    let config = SnapshotConfig::builder("types", dir.path().to_str().unwrap())
-        .segments(3)
-        .build()
-        .unwrap();
-    let target = Target::open(&config.destination, None, &S3Options::default())
-        .await
-        .unwrap();
-    let summary = ddbsnap::snapshot_to(&db.aws(), target.clone(), &config, Arc::new(NoProgress))
-        .await
-        .unwrap();
+    let run = snapshot_local(&db.aws(), "types", |b| b.segments(3)).await;
+    let (dir, target) = (run.dir, run.target);
+    let summary = run.result.unwrap();
     assert_eq!(summary.items, 10);
 
     let got = read_snapshot(&target).await;
@@ -272,19 +259,14 @@ async fn schema_widening_late_in_the_scan_gives_one_schema_in_every_file() {
     put_items(&client, "late", vec![last]).await;
     let truth = scan_all(&client, "late").await;
 
-    let dir = tempfile::tempdir().unwrap();
-    let config = SnapshotConfig::builder("late", dir.path().to_str().unwrap())
-        .segments(1)
-        .target_file_bytes(1 << 20)
-        .compression(ddbsnap::sink::Compression::None)
-        .build()
-        .unwrap();
-    let target = Target::open(&config.destination, None, &S3Options::default())
-        .await
-        .unwrap();
-    let summary = ddbsnap::snapshot_to(&db.aws(), target.clone(), &config, Arc::new(NoProgress))
-        .await
-        .unwrap();
+    let run = snapshot_local(&db.aws(), "late", |b| {
+        b.segments(1)
+            .target_file_bytes(1 << 20)
+            .compression(ddbsnap::sink::Compression::None)
+    })
+    .await;
+    let (dir, target) = (run.dir, run.target);
+    let summary = run.result.unwrap();
     assert!(summary.files > 1, "{summary:?}");
     assert!(
         summary.files_rewritten > 0,

@@ -13,7 +13,7 @@ use common::*;
 use ddbsnap::SnapshotConfig;
 use ddbsnap::convert::Item;
 use ddbsnap::progress::NoProgress;
-use ddbsnap::sink::{Destination, S3Options, Target};
+use ddbsnap::sink::{S3Options, Target};
 use futures::stream::BoxStream;
 use object_store::path::Path;
 use object_store::{
@@ -149,8 +149,9 @@ async fn load_incompressible(db: &Dynalite, table: &str) -> Vec<Item> {
     scan_all(&client, table).await
 }
 
-async fn s3_target(s3: &S3Server, prefix: &str) -> (SnapshotConfig, Target) {
-    let config = SnapshotConfig::builder("big", format!("s3://snapshots/{prefix}"))
+/// The config and S3 target for snapshotting `table` to `url` on the s3s-fs server.
+async fn s3_target(s3: &S3Server, table: &str, url: &str) -> (SnapshotConfig, Target) {
+    let config = SnapshotConfig::builder(table, url)
         .segments(2)
         .part_bytes(5 << 20)
         .build()
@@ -174,7 +175,7 @@ async fn s3_snapshot_round_trips_with_a_multipart_upload() {
     let db = Dynalite::start();
     let s3 = S3Server::start(&["snapshots"]);
     let truth = load_incompressible(&db, "big").await;
-    let (config, target) = s3_target(&s3, "tables/big/run1").await;
+    let (config, target) = s3_target(&s3, "big", "s3://snapshots/tables/big/run1").await;
     let counting = Arc::new(FaultyStore::new(Arc::clone(target.store()), None));
     let counted = Target::from_store(counting.clone(), "tables/big/run1", target.url());
     let summary = ddbsnap::snapshot_to(&db.aws(), counted, &config, Arc::new(NoProgress))
@@ -208,7 +209,7 @@ async fn failed_part_upload_aborts_and_leaves_no_manifest() {
     let db = Dynalite::start();
     let s3 = S3Server::start(&["snapshots"]);
     load_incompressible(&db, "big").await;
-    let (config, target) = s3_target(&s3, "tables/big/failed").await;
+    let (config, target) = s3_target(&s3, "big", "s3://snapshots/tables/big/failed").await;
     let faulty = Arc::new(FaultyStore::new(Arc::clone(target.store()), Some(2)));
     let failing = Target::from_store(faulty.clone(), "tables/big/failed", target.url());
     let err = ddbsnap::snapshot_to(&db.aws(), failing, &config, Arc::new(NoProgress))
@@ -236,24 +237,10 @@ async fn missing_bucket_fails_before_scanning() {
     let db = Dynalite::start();
     let s3 = S3Server::start(&[]);
     create_table(&db.client(), "tbl", None).await;
-    let config = SnapshotConfig::builder("tbl", "s3://no-such-bucket/x")
-        .build()
-        .unwrap();
-    let aws = aws_context(None);
-    let target = Target::open(
-        &config.destination,
-        Some(&aws.sdk),
-        &S3Options {
-            endpoint_url: Some(s3.endpoint()),
-            region: None,
-        },
-    )
-    .await
-    .unwrap();
+    let (config, target) = s3_target(&s3, "tbl", "s3://no-such-bucket/x").await;
     let err = ddbsnap::snapshot_to(&db.aws(), target, &config, Arc::new(NoProgress))
         .await
         .unwrap_err();
     assert_eq!(err.exit_code(), 6, "{err}");
     assert!(err.to_string().contains("no-such-bucket"), "{err}");
-    let _ = Destination::parse("s3://b/x");
 }

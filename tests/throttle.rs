@@ -9,14 +9,8 @@ mod proxy;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, KeySchemaElement, KeyType, ProvisionedThroughput, ScalarAttributeType,
-};
 use common::*;
-use ddbsnap::SnapshotConfig;
 use ddbsnap::convert::Item;
-use ddbsnap::progress::NoProgress;
-use ddbsnap::sink::{S3Options, Target};
 use ddbsnap::throttle::CapacitySource;
 use proxy::{Action, Proxy};
 
@@ -74,44 +68,10 @@ async fn enforcing_proxy(db: &Dynalite, rate: f64) -> (Proxy, Arc<Mutex<Ledger>>
     (Proxy::start(db.port, rule).await, ledger)
 }
 
-async fn provisioned_table(db: &Dynalite, name: &str, rcu: i64, items: usize) -> Vec<Item> {
+async fn provisioned_table(db: &Dynalite, name: &str, rcu: i64, items: u64) -> Vec<Item> {
     let client = db.client();
-    client
-        .create_table()
-        .table_name(name)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .provisioned_throughput(
-            ProvisionedThroughput::builder()
-                .read_capacity_units(rcu)
-                .write_capacity_units(rcu)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let data = (0..items as u64)
-        .map(|i| {
-            item(vec![
-                ("pk", s(&format!("item-{i}"))),
-                ("body", s(&random_text(i, 1000))),
-            ])
-        })
-        .collect();
-    put_items(&client, name, data).await;
+    create_table_with(&client, name, None, Some(rcu)).await;
+    put_random_items(&client, name, items, 1000).await;
     scan_all(&client, name).await
 }
 
@@ -136,19 +96,10 @@ async fn half_of_100_rcu_is_used_without_a_single_throttle() {
     let truth = provisioned_table(&db, "prod", 100, 20_000).await;
     let (proxy, ledger) = enforcing_proxy(&db, 100.0).await;
 
-    let dir = tempfile::tempdir().unwrap();
-    let config = SnapshotConfig::builder("prod", dir.path().to_str().unwrap())
-        .read_fraction(0.5)
-        .segments(8)
-        .build()
-        .unwrap();
-    let target = Target::open(&config.destination, None, &S3Options::default())
-        .await
-        .unwrap();
     let aws = aws_context(Some(proxy.endpoint()));
-    let summary = ddbsnap::snapshot_to(&aws, target.clone(), &config, Arc::new(NoProgress))
-        .await
-        .unwrap();
+    let run = snapshot_local(&aws, "prod", |b| b.read_fraction(0.5).segments(8)).await;
+    let target = run.target;
+    let summary = run.result.unwrap();
     assert_eq!(summary.read_budget.source, CapacitySource::Provisioned);
     assert_eq!(summary.read_budget.rcu_per_second, 50.0);
     assert_eq!(
@@ -216,18 +167,10 @@ async fn throttles_500s_and_dropped_connections_lose_nothing() {
         }
     });
     let proxy = Proxy::start(db.port, rule).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = SnapshotConfig::builder("flaky", dir.path().to_str().unwrap())
-        .segments(4)
-        .build()
-        .unwrap();
-    let target = Target::open(&config.destination, None, &S3Options::default())
-        .await
-        .unwrap();
     let aws = aws_context(Some(proxy.endpoint()));
-    let summary = ddbsnap::snapshot_to(&aws, target.clone(), &config, Arc::new(NoProgress))
-        .await
-        .unwrap();
+    let run = snapshot_local(&aws, "flaky", |b| b.segments(4)).await;
+    let target = run.target;
+    let summary = run.result.unwrap();
     let (throttled, resets, errors) = *counts.lock().unwrap();
     eprintln!("injected {throttled} throttles, {resets} resets, {errors} 500s: {summary:?}");
     assert!(
@@ -251,19 +194,13 @@ async fn endless_throttling_gives_up_with_a_clear_error() {
         _ => Action::Forward,
     });
     let proxy = Proxy::start(db.port, rule).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = SnapshotConfig::builder("stuck", dir.path().to_str().unwrap())
-        .segments(1)
-        .retry_timeout(Duration::from_secs(2))
-        .build()
-        .unwrap();
-    let target = Target::open(&config.destination, None, &S3Options::default())
-        .await
-        .unwrap();
     let aws = aws_context(Some(proxy.endpoint()));
-    let err = ddbsnap::snapshot_to(&aws, target, &config, Arc::new(NoProgress))
-        .await
-        .unwrap_err();
+    let run = snapshot_local(&aws, "stuck", |b| {
+        b.segments(1).retry_timeout(Duration::from_secs(2))
+    })
+    .await;
+    let dir = run.dir;
+    let err = run.result.unwrap_err();
     assert_eq!(err.exit_code(), 9, "{err}");
     let msg = err.to_string();
     assert!(msg.contains("gave up on segment 0"), "{msg}");

@@ -186,12 +186,31 @@ pub fn test_env() -> Vec<(&'static str, String)> {
     ]
 }
 
-/// Create a table with a partition key `pk` (S) and an optional sort key `sk` of `sk_type`.
+/// Create an on-demand table with a partition key `pk` (S) and an optional sort key `sk`.
 pub async fn create_table(client: &Client, name: &str, sk_type: Option<ScalarAttributeType>) {
-    let mut req = client
-        .create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest)
+    create_table_with(client, name, sk_type, None).await
+}
+
+/// Create a table with a partition key `pk` (S), an optional sort key `sk`, on-demand or
+/// provisioned at `rcu` read (and write) units.
+pub async fn create_table_with(
+    client: &Client,
+    name: &str,
+    sk_type: Option<ScalarAttributeType>,
+    rcu: Option<i64>,
+) {
+    let mut req = client.create_table().table_name(name);
+    req = match rcu {
+        Some(rcu) => req.provisioned_throughput(
+            aws_sdk_dynamodb::types::ProvisionedThroughput::builder()
+                .read_capacity_units(rcu)
+                .write_capacity_units(rcu)
+                .build()
+                .unwrap(),
+        ),
+        None => req.billing_mode(BillingMode::PayPerRequest),
+    };
+    req = req
         .attribute_definitions(
             AttributeDefinition::builder()
                 .attribute_name("pk")
@@ -266,6 +285,19 @@ pub async fn put_items(client: &Client, table: &str, items: Vec<Item>) {
     while let Some(r) = set.join_next().await {
         r.unwrap();
     }
+}
+
+/// Put `count` items `{pk: "item-<i>", body: <len random letters>}`.
+pub async fn put_random_items(client: &Client, table: &str, count: u64, len: usize) {
+    let items = (0..count)
+        .map(|i| {
+            item(vec![
+                ("pk", s(&format!("item-{i}"))),
+                ("body", s(&random_text(i, len))),
+            ])
+        })
+        .collect();
+    put_items(client, table, items).await;
 }
 
 /// Every item of the table, read directly with the SDK (the ground truth).
@@ -423,4 +455,41 @@ pub fn random_text(seed: u64, len: usize) -> String {
         .into_iter()
         .map(|b| char::from(b'!' + b % 90))
         .collect()
+}
+
+/// One snapshot run into a new temporary directory.
+pub struct LocalRun {
+    pub dir: tempfile::TempDir,
+    pub target: Target,
+    pub result: ddbsnap::Result<ddbsnap::Summary>,
+}
+
+/// Snapshot `table` into a new temporary directory, with the builder adjusted by `configure`.
+pub async fn snapshot_local(
+    aws: &AwsContext,
+    table: &str,
+    configure: impl FnOnce(ddbsnap::SnapshotConfigBuilder) -> ddbsnap::SnapshotConfigBuilder,
+) -> LocalRun {
+    let dir = tempfile::tempdir().unwrap();
+    let config = configure(ddbsnap::SnapshotConfig::builder(
+        table,
+        dir.path().to_str().unwrap(),
+    ))
+    .build()
+    .unwrap();
+    let target = Target::open(&config.destination, None, &Default::default())
+        .await
+        .unwrap();
+    let result = ddbsnap::snapshot_to(
+        aws,
+        target.clone(),
+        &config,
+        Arc::new(ddbsnap::progress::NoProgress),
+    )
+    .await;
+    LocalRun {
+        dir,
+        target,
+        result,
+    }
 }
