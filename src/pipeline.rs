@@ -38,7 +38,7 @@ use crate::progress::{Progress, ProgressEvent};
 use crate::sink::reader::FileItems;
 use crate::sink::writer::{RollingWriter, WriterOptions, file_path};
 use crate::sink::{DataFile, MANIFEST_FILE, Target};
-use crate::source::scan::{Msg, Page, ScanJob, SegmentEnd};
+use crate::source::scan::{Msg, ScanJob, SegmentEnd};
 use crate::throttle::{ReadBudget, Throttle};
 
 /// Pages observed before the first file is opened (each page is at most 1 MB of items).
@@ -370,15 +370,18 @@ fn convert_pages(
     let mut held_pages = 0usize;
     loop {
         match rx.blocking_recv() {
-            Some(Msg::Page(Page {
-                items,
-                scanned,
-                consumed_rcu,
-            })) => {
+            Some(Msg::Page(page)) => {
                 stats.pages += 1;
-                stats.items_scanned += scanned;
+                stats.items_scanned += page.scanned;
+                stats.consumed_rcu += page.consumed_rcu;
+                let items = match page.into_items() {
+                    Ok(items) => items,
+                    Err(e) => {
+                        writer.abort();
+                        return Err(e);
+                    }
+                };
                 stats.items_written += items.len() as u64;
-                stats.consumed_rcu += consumed_rcu;
                 for item in &items {
                     shape.observe(item)?;
                 }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
+use bytes::Bytes;
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::aws::AwsContext;
@@ -20,13 +21,78 @@ use crate::error::{Error, Result};
 use crate::progress::{Progress, ProgressEvent};
 use crate::throttle::{Throttle, backoff};
 
-/// One Scan response.
+use super::raw::{self, TakeBody};
+
+/// One Scan response. Items come either already parsed by the SDK or, normally, as the raw
+/// response body that the conversion thread parses ([`Page::into_items`]).
 #[derive(Debug)]
 pub(crate) struct Page {
-    pub(crate) items: Vec<Item>,
+    body: Option<Bytes>,
+    items: Vec<Item>,
+    /// Items returned (DynamoDB's Count).
+    pub(crate) count: u64,
+    /// Items read before any filter (ScannedCount).
     pub(crate) scanned: u64,
+    /// ConsumedCapacity.CapacityUnits.
     pub(crate) consumed_rcu: f64,
+    last_key: Option<Item>,
 }
+
+impl Page {
+    fn from_sdk(out: aws_sdk_dynamodb::operation::scan::ScanOutput) -> Self {
+        let items = out.items.unwrap_or_default();
+        Page {
+            body: None,
+            count: items.len() as u64,
+            items,
+            scanned: out.scanned_count.max(0) as u64,
+            consumed_rcu: out
+                .consumed_capacity
+                .and_then(|c| c.capacity_units)
+                .unwrap_or(0.0),
+            last_key: out.last_evaluated_key,
+        }
+    }
+
+    fn from_raw(body: Bytes) -> Result<Self> {
+        let head = raw::parse_head(&body).map_err(|e| Error::Dynamo {
+            operation: "Scan",
+            code: "MalformedResponse".into(),
+            message: format!("the Scan response is not valid JSON: {e}"),
+            source: Some(Box::new(e)),
+        })?;
+        Ok(Page {
+            count: head.count.max(0) as u64,
+            scanned: head.scanned_count.max(0) as u64,
+            consumed_rcu: head
+                .consumed_capacity
+                .and_then(|c| c.capacity_units)
+                .unwrap_or(0.0),
+            last_key: head.last_evaluated_key.map(|k| k.0),
+            body: Some(body),
+            items: Vec::new(),
+        })
+    }
+
+    /// The page's items, parsing the raw body if there is one (on the conversion thread).
+    pub(crate) fn into_items(self) -> Result<Vec<Item>> {
+        let Some(body) = self.body else {
+            return Ok(self.items);
+        };
+        raw::parse_items(&body).map_err(|e| match e {
+            raw::ParseError::UnknownType(path, message) => Error::Unrepresentable { path, message },
+            raw::ParseError::Malformed(e) => Error::Dynamo {
+                operation: "Scan",
+                code: "MalformedResponse".into(),
+                message: format!("the Scan response has malformed items: {e}"),
+                source: Some(Box::new(e)),
+            },
+        })
+    }
+}
+
+/// A fetched page, before it is handed over.
+type Fetched = Page;
 
 /// What flows from the scan tasks to the conversion thread. The conversion thread commits only
 /// after [`Msg::End`]; a channel closed without it means the scan failed.
@@ -114,9 +180,10 @@ impl ScanJob {
         loop {
             let mut attempt = 0u32;
             let mut failing_since: Option<Instant> = None;
-            let out = loop {
+            let mut page = loop {
                 let (limit, estimate) = self.throttle.next_page();
                 self.throttle.acquire(estimate).await;
+                let take = TakeBody::default();
                 let sent = self
                     .aws
                     .dynamodb
@@ -130,32 +197,42 @@ impl ScanJob {
                     .set_exclusive_start_key(start_key.clone())
                     .customize()
                     .config_override(no_sdk_retries.clone())
+                    .interceptor(take.clone())
                     .send()
                     .await;
-                match sent {
-                    Ok(out) => {
-                        let actual = out
-                            .consumed_capacity
-                            .as_ref()
-                            .and_then(|c| c.capacity_units)
-                            .unwrap_or(0.0);
-                        self.throttle
-                            .settle(estimate, actual, out.scanned_count.max(0) as u64)
-                            .await;
-                        break out;
-                    }
+                // Ok(page), or Err((throttled, what happened)) for a page worth retrying.
+                let attempt_result = match sent {
+                    Ok(out) => match take.take() {
+                        None => Ok(Fetched::from_sdk(out)),
+                        Some(body) => match raw::collect(body).await {
+                            Ok(bytes) => Ok(Fetched::from_raw(bytes)?),
+                            Err(e) => Err((false, format!("reading a Scan response: {e}"))),
+                        },
+                    },
                     Err(err) => {
                         let kind = failure_kind(&err);
-                        if matches!(kind, Failure::Fatal) {
-                            return Err(self.aws.classify("Scan", &self.table, err));
+                        let error = self.aws.classify("Scan", &self.table, err);
+                        match kind {
+                            Failure::Fatal => return Err(error),
+                            Failure::Throttled => Err((true, error.to_string())),
+                            Failure::Transient => Err((false, error.to_string())),
                         }
-                        if matches!(kind, Failure::Throttled) {
+                    }
+                };
+                match attempt_result {
+                    Ok(page) => {
+                        self.throttle
+                            .settle(estimate, page.consumed_rcu, page.scanned)
+                            .await;
+                        break page;
+                    }
+                    Err((throttled, detail)) => {
+                        if throttled {
                             self.throttle.throttled();
                             self.progress.event(&ProgressEvent::Throttled { segment });
                         }
                         let since = *failing_since.get_or_insert_with(Instant::now);
                         if since.elapsed() >= self.retry_timeout {
-                            let detail = self.aws.classify("Scan", &self.table, err).to_string();
                             return Err(Error::GaveUp {
                                 segment,
                                 seconds: since.elapsed().as_secs(),
@@ -169,28 +246,17 @@ impl ScanJob {
                     }
                 }
             };
-            let consumed_rcu = out
-                .consumed_capacity
-                .as_ref()
-                .and_then(|c| c.capacity_units)
-                .unwrap_or(0.0);
-            let items = out.items.unwrap_or_default();
-            let scanned = out.scanned_count.max(0) as u64;
             self.progress.event(&ProgressEvent::Page {
                 segment,
-                items: items.len() as u64,
-                scanned,
-                consumed_rcu,
+                items: page.count,
+                scanned: page.scanned,
+                consumed_rcu: page.consumed_rcu,
             });
-            let page = Page {
-                items,
-                scanned,
-                consumed_rcu,
-            };
+            let last_key = page.last_key.take();
             if self.tx.send(Msg::Page(page)).await.is_err() {
                 return Ok(SegmentEnd::Stopped);
             }
-            match out.last_evaluated_key {
+            match last_key {
                 Some(key) if !key.is_empty() => start_key = Some(key),
                 _ => return Ok(SegmentEnd::Done),
             }
