@@ -94,9 +94,12 @@ pub async fn snapshot_until(
     progress: Arc<dyn Progress>,
     cancel: CancellationToken,
 ) -> Result<Summary> {
+    let started = (Instant::now(), Utc::now());
     let aws = AwsContext::load(&config.aws).await?;
+    // The table first: a wrong name or region must not leave an empty destination behind.
+    let table = TableInfo::describe(&aws, &config.table).await?;
     let target = Target::open(&config.destination, Some(&aws.sdk), &config.s3).await?;
-    run(&aws, target, config, progress, cancel).await
+    run(&aws, table, target, config, progress, cancel, started).await
 }
 
 /// Snapshot into an already opened [`Target`] (any `object_store`), with a loaded AWS context.
@@ -106,19 +109,29 @@ pub async fn snapshot_to(
     config: &SnapshotConfig,
     progress: Arc<dyn Progress>,
 ) -> Result<Summary> {
-    run(aws, target, config, progress, CancellationToken::new()).await
+    let started = (Instant::now(), Utc::now());
+    let table = TableInfo::describe(aws, &config.table).await?;
+    run(
+        aws,
+        table,
+        target,
+        config,
+        progress,
+        CancellationToken::new(),
+        started,
+    )
+    .await
 }
 
 async fn run(
     aws: &AwsContext,
+    table: TableInfo,
     target: Target,
     config: &SnapshotConfig,
     progress: Arc<dyn Progress>,
     cancel: CancellationToken,
+    (started, started_at): (Instant, chrono::DateTime<Utc>),
 ) -> Result<Summary> {
-    let started = Instant::now();
-    let started_at = Utc::now();
-    let table = TableInfo::describe(aws, &config.table).await?;
     target.prepare(config.overwrite).await?;
 
     let segments = config

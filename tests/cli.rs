@@ -134,7 +134,8 @@ async fn snapshot_prints_a_json_summary_and_nothing_else() {
 async fn missing_table_exits_3() {
     let db = Dynalite::start();
     let dir = tempfile::tempdir().unwrap();
-    let out = snapshot("no_such_table", dir.path(), &db.endpoint(), &[]).await;
+    let to = dir.path().join("snap");
+    let out = snapshot("no_such_table", &to, &db.endpoint(), &[]).await;
     assert_fails(
         &out,
         3,
@@ -142,6 +143,7 @@ async fn missing_table_exits_3() {
         Some(dir.path()),
     );
     assert!(stderr(&out).contains("--region"), "says what to check");
+    assert!(!to.exists(), "nothing created at the destination");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
