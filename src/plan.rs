@@ -39,6 +39,24 @@ pub struct TableInfo {
     pub on_demand_max_read_units: Option<i64>,
     /// Warm throughput (read units per second the table is ready to serve), when reported.
     pub warm_read_units_per_second: Option<i64>,
+    /// Secondary indexes and their read capacity.
+    #[serde(default)]
+    pub indexes: Vec<IndexInfo>,
+}
+
+/// A secondary index. A global one has its own capacity; a local one shares the table's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexInfo {
+    /// Index name.
+    pub name: String,
+    /// True for a global secondary index.
+    pub global: bool,
+    /// Provisioned read capacity units of a global index on a provisioned table.
+    pub read_capacity_units: Option<i64>,
+    /// On-demand maximum read request units of a global index.
+    pub on_demand_max_read_units: Option<i64>,
+    /// Warm throughput of a global index.
+    pub warm_read_units_per_second: Option<i64>,
 }
 
 impl TableInfo {
@@ -100,6 +118,34 @@ impl TableInfo {
                 .warm_throughput()
                 .and_then(|w| w.read_units_per_second())
                 .filter(|&r| r > 0),
+            indexes: desc
+                .global_secondary_indexes()
+                .iter()
+                .map(|g| IndexInfo {
+                    name: g.index_name().unwrap_or_default().to_owned(),
+                    global: true,
+                    read_capacity_units: (billing_mode != BillingMode::PayPerRequest.as_str())
+                        .then(|| g.provisioned_throughput())
+                        .flatten()
+                        .and_then(|p| p.read_capacity_units())
+                        .filter(|&r| r > 0),
+                    on_demand_max_read_units: g
+                        .on_demand_throughput()
+                        .and_then(|o| o.max_read_request_units())
+                        .filter(|&r| r > 0),
+                    warm_read_units_per_second: g
+                        .warm_throughput()
+                        .and_then(|w| w.read_units_per_second())
+                        .filter(|&r| r > 0),
+                })
+                .chain(desc.local_secondary_indexes().iter().map(|l| IndexInfo {
+                    name: l.index_name().unwrap_or_default().to_owned(),
+                    global: false,
+                    read_capacity_units: None,
+                    on_demand_max_read_units: None,
+                    warm_read_units_per_second: None,
+                }))
+                .collect(),
             billing_mode,
         })
     }

@@ -84,13 +84,56 @@ pub struct ReadBudget {
 }
 
 impl ReadBudget {
+    /// The budget for scanning `table` (or its global index `index`, which has its own
+    /// capacity; a local index shares the table's) at `fraction` of the capacity, capped at
+    /// `max_rcu`. `None` when the table has no index of that name.
+    pub fn plan_for(
+        table: &TableInfo,
+        index: Option<&str>,
+        fraction: f64,
+        max_rcu: Option<f64>,
+    ) -> Option<Self> {
+        match index {
+            None => Some(Self::plan(table, fraction, max_rcu)),
+            Some(name) => {
+                let index = table.indexes.iter().find(|i| i.name == name)?;
+                if !index.global {
+                    return Some(Self::plan(table, fraction, max_rcu));
+                }
+                Some(Self::from_capacity(
+                    index.read_capacity_units,
+                    index.on_demand_max_read_units,
+                    index.warm_read_units_per_second,
+                    fraction,
+                    max_rcu,
+                ))
+            }
+        }
+    }
+
     /// The budget for `table` at `fraction` of its capacity, capped at `max_rcu`.
     pub fn plan(table: &TableInfo, fraction: f64, max_rcu: Option<f64>) -> Self {
-        let (capacity, source) = if let Some(rcu) = table.read_capacity_units {
+        Self::from_capacity(
+            table.read_capacity_units,
+            table.on_demand_max_read_units,
+            table.warm_read_units_per_second,
+            fraction,
+            max_rcu,
+        )
+    }
+
+    fn from_capacity(
+        provisioned: Option<i64>,
+        on_demand_max: Option<i64>,
+        warm: Option<i64>,
+        fraction: f64,
+        max_rcu: Option<f64>,
+    ) -> Self {
+        let (capacity, source) = if let Some(rcu) = provisioned {
             (rcu as f64, CapacitySource::Provisioned)
-        } else if let Some(max) = table.on_demand_max_read_units {
+        } else if let Some(max) = on_demand_max {
             (max as f64, CapacitySource::OnDemandMaximum)
-        } else if let Some(warm) = table.warm_read_units_per_second {
+        } else if let Some(warm) = warm {
             (warm as f64, CapacitySource::WarmThroughput)
         } else if let Some(max) = max_rcu {
             (max / fraction, CapacitySource::MaxRcu)
@@ -301,7 +344,45 @@ mod tests {
             read_capacity_units: provisioned,
             on_demand_max_read_units: on_demand,
             warm_read_units_per_second: warm,
+            indexes: vec![
+                crate::plan::IndexInfo {
+                    name: "by_status".into(),
+                    global: true,
+                    read_capacity_units: Some(40),
+                    on_demand_max_read_units: None,
+                    warm_read_units_per_second: None,
+                },
+                crate::plan::IndexInfo {
+                    name: "by_date".into(),
+                    global: false,
+                    read_capacity_units: None,
+                    on_demand_max_read_units: None,
+                    warm_read_units_per_second: None,
+                },
+            ],
         }
+    }
+
+    #[test]
+    fn indexes_use_their_own_capacity() {
+        let t = table(Some(100), None, None);
+        let gsi = ReadBudget::plan_for(&t, Some("by_status"), 0.5, None).unwrap();
+        assert_eq!(
+            (gsi.rcu_per_second, gsi.source),
+            (20.0, CapacitySource::Provisioned)
+        );
+        let lsi = ReadBudget::plan_for(&t, Some("by_date"), 0.5, None).unwrap();
+        assert_eq!(
+            lsi.rcu_per_second, 50.0,
+            "a local index shares the table's capacity"
+        );
+        assert!(ReadBudget::plan_for(&t, Some("nope"), 0.5, None).is_none());
+        assert_eq!(
+            ReadBudget::plan_for(&t, None, 0.5, None)
+                .unwrap()
+                .rcu_per_second,
+            50.0
+        );
     }
 
     #[test]

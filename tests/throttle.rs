@@ -208,3 +208,65 @@ async fn endless_throttling_gives_up_with_a_clear_error() {
     assert!(msg.contains("--read-fraction"), "{msg}");
     assert!(!dir.path().join("_manifest.json").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_global_index_is_budgeted_from_its_own_capacity() {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+        ProjectionType, ProvisionedThroughput, ScalarAttributeType,
+    };
+    let db = Dynalite::start();
+    let key = |name: &str| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(KeyType::Hash)
+            .build()
+            .unwrap()
+    };
+    let attr = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    let throughput = |rcu: i64| {
+        ProvisionedThroughput::builder()
+            .read_capacity_units(rcu)
+            .write_capacity_units(5)
+            .build()
+            .unwrap()
+    };
+    db.client()
+        .create_table()
+        .table_name("indexed")
+        .attribute_definitions(attr("pk"))
+        .attribute_definitions(attr("status"))
+        .key_schema(key("pk"))
+        .provisioned_throughput(throughput(100))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name("by_status")
+                .key_schema(key("status"))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .provisioned_throughput(throughput(40))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let table = ddbsnap::plan::TableInfo::describe(&db.aws(), "indexed")
+        .await
+        .unwrap();
+    let budget =
+        ddbsnap::throttle::ReadBudget::plan_for(&table, Some("by_status"), 0.5, None).unwrap();
+    assert_eq!(budget.rcu_per_second, 20.0);
+    assert_eq!(budget.describe(), "20.0 RCU/s (50% of 40 provisioned RCU)");
+    let table_budget = ddbsnap::throttle::ReadBudget::plan_for(&table, None, 0.5, None).unwrap();
+    assert_eq!(table_budget.rcu_per_second, 50.0);
+}
