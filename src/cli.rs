@@ -52,7 +52,7 @@ pub struct SnapshotArgs {
     /// Scan segments (TotalSegments); default: one per GiB of table data, 4 to 1024.
     #[arg(long)]
     pub segments: Option<u32>,
-    /// Segments scanned at once (default: min(segments, 8)).
+    /// Segments scanned at once (default: one per 400 RCU/s of read budget, 1 to 8).
     #[arg(long)]
     pub concurrency: Option<u32>,
     /// AWS region (else AWS_REGION or the profile's).

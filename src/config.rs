@@ -33,7 +33,7 @@ pub struct SnapshotConfig {
     pub s3: S3Options,
     /// TotalSegments; `None` picks [`crate::plan::auto_segments`].
     pub segments: Option<u32>,
-    /// Segments scanned at once; `None` is min(segments, 8).
+    /// Segments scanned at once; `None` lets the read budget decide (one per 400 RCU/s, 1 to 8).
     pub concurrency: Option<u32>,
     /// Strongly consistent reads (twice the RCU).
     pub consistent_read: bool,
