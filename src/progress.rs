@@ -159,12 +159,9 @@ impl BarProgress {
     pub fn new() -> Self {
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
         bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {human_pos} items ({per_sec}) {msg}",
-            )
-            .expect("valid template"),
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {human_pos} items {msg}")
+                .expect("valid template"),
         );
-        bar.enable_steady_tick(Duration::from_millis(200));
         BarProgress {
             bar,
             counters: Mutex::new(Counters::default()),
@@ -177,8 +174,9 @@ impl BarProgress {
         } else {
             String::new()
         };
+        let items_per_sec = c.items as f64 / self.bar.elapsed().as_secs_f64().max(1e-3);
         self.bar.set_message(format!(
-            "· {:.0}/{:.0} RCU/s · {:.0} RCU · {} pages · {} files, {:.1} MiB{throttled}",
+            "({items_per_sec:.0}/s) · {:.0}/{:.0} RCU/s · {:.0} RCU · {} pages · {} files, {:.1} MiB{throttled}",
             c.rate(),
             c.budget,
             c.rcu,
@@ -199,6 +197,8 @@ impl Progress for BarProgress {
                 ..
             } => {
                 c.budget = budget.rcu_per_second;
+                // Drawing starts with the scan, after the plan line is printed.
+                self.bar.enable_steady_tick(Duration::from_millis(200));
                 let Some(n) = estimated_items.filter(|&n| n > 0) else {
                     self.refresh(&mut c);
                     return;
@@ -206,7 +206,7 @@ impl Progress for BarProgress {
                 self.bar.set_length(n);
                 self.bar.set_style(
                     ProgressStyle::with_template(
-                        "{spinner} [{elapsed_precise}] {wide_bar} {human_pos}/~{human_len} items ({per_sec}, eta {eta}) {msg}",
+                        "{spinner} [{elapsed_precise}] {wide_bar} {human_pos}/~{human_len} items (eta {eta}) {msg}",
                     )
                     .expect("valid template"),
                 );
