@@ -1,7 +1,7 @@
 //! AWS plumbing: one shared SDK configuration for DynamoDB and S3, and turning SDK errors into
 //! the one-line errors users see.
 //!
-//! S3 goes through `object_store`, which has its own credential chain; [`SdkCredentials`]
+//! S3 goes through `object_store`, which has its own credential chain; `SdkCredentials`
 //! bridges aws-config's chain into it so profiles, SSO, assumed roles and environment
 //! credentials work the same for both services. Credentials are cached until five minutes
 //! before they expire and are never logged.

@@ -8,7 +8,7 @@
 //!   [`DEFAULT_ON_DEMAND_CAPACITY`];
 //! * budget = `fraction × capacity`, capped at `--max-rcu` when given.
 //!
-//! [`Throttle`] enforces it for all segments together with one `governor` limiter counted in
+//! `Throttle` enforces it for all segments together with one `governor` limiter counted in
 //! hundredths of an RCU:
 //!
 //! * before each Scan request a segment pays the page's *estimated* cost; after the response it

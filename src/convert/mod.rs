@@ -5,7 +5,7 @@
 //!
 //! 1. [`TableShape::observe`] widens the inferred schema with every item (not the first page
 //!    only; see [`shape`] for the lattice).
-//! 2. [`TableShape::resolve`] gives the [`Columns`] to write and [`arrow_schema`] their Arrow
+//! 2. [`TableShape::resolve`] gives the [`Columns`] to write and [`arrow_schema()`] their Arrow
 //!    schema.
 //! 3. [`encode_batch`] builds a `RecordBatch`; [`decode_batch`] turns one back into items.
 //!

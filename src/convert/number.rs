@@ -1,7 +1,7 @@
 //! Exact DynamoDB numbers.
 //!
 //! DynamoDB numbers are decimal text with up to 38 significant digits and exponents from -130 to
-//! +125. We never go through `f64`: [`Decimal`] parses the text into sign, significant digits and
+//! +125. We never go through `f64`: `Decimal` parses the text into sign, significant digits and
 //! a power of ten, and decides which exact Arrow representation can hold it (Int64, Decimal128
 //! at a scale, or the original text). Formatting back produces DynamoDB's canonical form (plain
 //! digits, no exponent, no trailing fractional zeros), which is what DynamoDB itself returns.

@@ -220,13 +220,13 @@ pub enum ColumnType {
     B,
     /// Boolean → Boolean.
     Bool,
-    /// String set → List<Utf8>.
+    /// String set → `List<Utf8>`.
     SS,
-    /// Number set → List<number>.
+    /// Number set → `List<number>`.
     NS(NumberRepr),
-    /// Binary set → List<Binary>.
+    /// Binary set → `List<Binary>`.
     BS,
-    /// List → List<element>.
+    /// List → `List<element>`.
     L {
         /// Element type.
         element: Box<ColumnType>,

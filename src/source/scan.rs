@@ -4,7 +4,8 @@
 //! paging with LastEvaluatedKey until DynamoDB returns none, with ReturnConsumedCapacity=TOTAL
 //! and a `Limit` sized by the shared [`Throttle`] (see [`crate::throttle`]).
 //! Pages go into a bounded channel, so a slow writer slows the scan down instead of growing
-//! memory. Tasks do no conversion: they only move SDK pages along.
+//! memory. Tasks do no conversion and no item parsing: they move raw response bodies along
+//! (see [`super::raw`]), reading only the counts, LastEvaluatedKey and ConsumedCapacity.
 
 use std::sync::Arc;
 
