@@ -440,3 +440,23 @@ async fn ctrl_c_stops_without_committing_and_exits_130() {
     );
     assert!(!dir.path().join("snap/_manifest.json").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_s3_endpoint_exits_6() {
+    let db = Dynalite::start();
+    demo_table(&db, "orders", 5).await;
+    let s3 = format!("http://127.0.0.1:{}", free_port());
+    let out = snapshot(
+        "orders",
+        "s3://snaps/orders",
+        &db.endpoint(),
+        &["--s3-endpoint-url", &s3],
+    )
+    .await;
+    assert_fails(
+        &out,
+        6,
+        "cannot reach the S3 endpoint; check --s3-endpoint-url",
+        None,
+    );
+}

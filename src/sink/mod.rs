@@ -237,6 +237,14 @@ impl Target {
             _ => "",
         };
         let cause = crate::aws::root_cause(&e);
+        let lower = cause.to_ascii_lowercase();
+        let hint = if hint.is_empty()
+            && (lower.contains("connect") || lower.contains("dns") || lower.contains("timed out"))
+        {
+            "cannot reach the S3 endpoint; check --s3-endpoint-url, --s3-region and the network"
+        } else {
+            hint
+        };
         let message = if hint.is_empty() {
             format!("{doing}: {cause}")
         } else {
