@@ -387,13 +387,8 @@ fn convert_pages(
                 stats.pages += 1;
                 stats.items_scanned += page.scanned;
                 stats.consumed_rcu += page.consumed_rcu;
-                let items = match page.into_items() {
-                    Ok(items) => items,
-                    Err(e) => {
-                        writer.abort();
-                        return Err(e);
-                    }
-                };
+                // On any error the writer is dropped, which aborts its upload.
+                let items = page.into_items()?;
                 stats.items_written += items.len() as u64;
                 for item in &items {
                     shape.observe(item)?;

@@ -1,6 +1,8 @@
 //! Planning a snapshot from DescribeTable: key schema, size, capacity and the segment count.
 
-use aws_sdk_dynamodb::types::{BillingMode, KeyType, ScalarAttributeType};
+use aws_sdk_dynamodb::types::{
+    BillingMode, KeyType, OnDemandThroughput, ProvisionedThroughputDescription, ScalarAttributeType,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::aws::AwsContext;
@@ -33,15 +35,42 @@ pub struct TableInfo {
     pub size_bytes: Option<i64>,
     /// `PROVISIONED` or `PAY_PER_REQUEST`.
     pub billing_mode: String,
-    /// Provisioned read capacity units, for provisioned tables.
-    pub read_capacity_units: Option<i64>,
-    /// Maximum read request units per second of an on-demand table, when one is set.
-    pub on_demand_max_read_units: Option<i64>,
-    /// Warm throughput (read units per second the table is ready to serve), when reported.
-    pub warm_read_units_per_second: Option<i64>,
+    /// The table's read capacity.
+    pub capacity: ReadCapacity,
     /// Secondary indexes and their read capacity.
     #[serde(default)]
     pub indexes: Vec<IndexInfo>,
+}
+
+/// What DescribeTable says about the read capacity of a table or a global index.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadCapacity {
+    /// Provisioned read capacity units (provisioned tables only).
+    pub provisioned_rcu: Option<i64>,
+    /// Maximum read request units per second of an on-demand table or index, when set.
+    pub on_demand_max: Option<i64>,
+    /// Warm throughput: read units per second it is ready to serve, when reported.
+    pub warm_per_second: Option<i64>,
+}
+
+impl ReadCapacity {
+    fn from_parts(
+        provisioned: bool,
+        throughput: Option<&ProvisionedThroughputDescription>,
+        on_demand: Option<&OnDemandThroughput>,
+        warm_per_second: Option<i64>,
+    ) -> Self {
+        ReadCapacity {
+            provisioned_rcu: throughput
+                .filter(|_| provisioned)
+                .and_then(|p| p.read_capacity_units())
+                .filter(|&r| r > 0),
+            on_demand_max: on_demand
+                .and_then(|o| o.max_read_request_units())
+                .filter(|&r| r > 0),
+            warm_per_second: warm_per_second.filter(|&r| r > 0),
+        }
+    }
 }
 
 /// A secondary index. A global one has its own capacity; a local one shares the table's.
@@ -49,14 +78,8 @@ pub struct TableInfo {
 pub struct IndexInfo {
     /// Index name.
     pub name: String,
-    /// True for a global secondary index.
-    pub global: bool,
-    /// Provisioned read capacity units of a global index on a provisioned table.
-    pub read_capacity_units: Option<i64>,
-    /// On-demand maximum read request units of a global index.
-    pub on_demand_max_read_units: Option<i64>,
-    /// Warm throughput of a global index.
-    pub warm_read_units_per_second: Option<i64>,
+    /// The read capacity of a global index; `None` for a local index.
+    pub capacity: Option<ReadCapacity>,
 }
 
 impl TableInfo {
@@ -99,51 +122,36 @@ impl TableInfo {
             .unwrap_or(&BillingMode::Provisioned)
             .as_str()
             .to_owned();
+        // Indexes of an on-demand table are on-demand too, whatever throughput they report.
+        let provisioned = billing_mode != BillingMode::PayPerRequest.as_str();
         Ok(TableInfo {
             name: desc.table_name().unwrap_or(table).to_owned(),
             arn: desc.table_arn().map(str::to_owned),
             key_schema,
             item_count: desc.item_count(),
             size_bytes: desc.table_size_bytes(),
-            read_capacity_units: (billing_mode != BillingMode::PayPerRequest.as_str())
-                .then(|| desc.provisioned_throughput())
-                .flatten()
-                .and_then(|p| p.read_capacity_units())
-                .filter(|&r| r > 0),
-            on_demand_max_read_units: desc
-                .on_demand_throughput()
-                .and_then(|o| o.max_read_request_units())
-                .filter(|&r| r > 0),
-            warm_read_units_per_second: desc
-                .warm_throughput()
-                .and_then(|w| w.read_units_per_second())
-                .filter(|&r| r > 0),
+            capacity: ReadCapacity::from_parts(
+                provisioned,
+                desc.provisioned_throughput(),
+                desc.on_demand_throughput(),
+                desc.warm_throughput()
+                    .and_then(|w| w.read_units_per_second()),
+            ),
             indexes: desc
                 .global_secondary_indexes()
                 .iter()
                 .map(|g| IndexInfo {
                     name: g.index_name().unwrap_or_default().to_owned(),
-                    global: true,
-                    read_capacity_units: (billing_mode != BillingMode::PayPerRequest.as_str())
-                        .then(|| g.provisioned_throughput())
-                        .flatten()
-                        .and_then(|p| p.read_capacity_units())
-                        .filter(|&r| r > 0),
-                    on_demand_max_read_units: g
-                        .on_demand_throughput()
-                        .and_then(|o| o.max_read_request_units())
-                        .filter(|&r| r > 0),
-                    warm_read_units_per_second: g
-                        .warm_throughput()
-                        .and_then(|w| w.read_units_per_second())
-                        .filter(|&r| r > 0),
+                    capacity: Some(ReadCapacity::from_parts(
+                        provisioned,
+                        g.provisioned_throughput(),
+                        g.on_demand_throughput(),
+                        g.warm_throughput().and_then(|w| w.read_units_per_second()),
+                    )),
                 })
                 .chain(desc.local_secondary_indexes().iter().map(|l| IndexInfo {
                     name: l.index_name().unwrap_or_default().to_owned(),
-                    global: false,
-                    read_capacity_units: None,
-                    on_demand_max_read_units: None,
-                    warm_read_units_per_second: None,
+                    capacity: None,
                 }))
                 .collect(),
             billing_mode,

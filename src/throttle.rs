@@ -30,7 +30,7 @@ use std::time::Duration;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
 
-use crate::plan::TableInfo;
+use crate::plan::{ReadCapacity, TableInfo};
 
 /// Default fraction of the table's read capacity a snapshot may use.
 pub const DEFAULT_READ_FRACTION: f64 = 0.5;
@@ -93,47 +93,27 @@ impl ReadBudget {
         fraction: f64,
         max_rcu: Option<f64>,
     ) -> Option<Self> {
-        match index {
-            None => Some(Self::plan(table, fraction, max_rcu)),
+        let capacity = match index {
+            None => &table.capacity,
             Some(name) => {
                 let index = table.indexes.iter().find(|i| i.name == name)?;
-                if !index.global {
-                    return Some(Self::plan(table, fraction, max_rcu));
-                }
-                Some(Self::from_capacity(
-                    index.read_capacity_units,
-                    index.on_demand_max_read_units,
-                    index.warm_read_units_per_second,
-                    fraction,
-                    max_rcu,
-                ))
+                index.capacity.as_ref().unwrap_or(&table.capacity)
             }
-        }
+        };
+        Some(Self::from_capacity(capacity, fraction, max_rcu))
     }
 
     /// The budget for `table` at `fraction` of its capacity, capped at `max_rcu`.
     pub fn plan(table: &TableInfo, fraction: f64, max_rcu: Option<f64>) -> Self {
-        Self::from_capacity(
-            table.read_capacity_units,
-            table.on_demand_max_read_units,
-            table.warm_read_units_per_second,
-            fraction,
-            max_rcu,
-        )
+        Self::from_capacity(&table.capacity, fraction, max_rcu)
     }
 
-    fn from_capacity(
-        provisioned: Option<i64>,
-        on_demand_max: Option<i64>,
-        warm: Option<i64>,
-        fraction: f64,
-        max_rcu: Option<f64>,
-    ) -> Self {
-        let (capacity, source) = if let Some(rcu) = provisioned {
+    fn from_capacity(read: &ReadCapacity, fraction: f64, max_rcu: Option<f64>) -> Self {
+        let (capacity, source) = if let Some(rcu) = read.provisioned_rcu {
             (rcu as f64, CapacitySource::Provisioned)
-        } else if let Some(max) = on_demand_max {
+        } else if let Some(max) = read.on_demand_max {
             (max as f64, CapacitySource::OnDemandMaximum)
-        } else if let Some(warm) = warm {
+        } else if let Some(warm) = read.warm_per_second {
             (warm as f64, CapacitySource::WarmThroughput)
         } else if let Some(max) = max_rcu {
             (max / fraction, CapacitySource::MaxRcu)
@@ -341,23 +321,22 @@ mod tests {
                 "PAY_PER_REQUEST"
             }
             .into(),
-            read_capacity_units: provisioned,
-            on_demand_max_read_units: on_demand,
-            warm_read_units_per_second: warm,
+            capacity: ReadCapacity {
+                provisioned_rcu: provisioned,
+                on_demand_max: on_demand,
+                warm_per_second: warm,
+            },
             indexes: vec![
                 crate::plan::IndexInfo {
                     name: "by_status".into(),
-                    global: true,
-                    read_capacity_units: Some(40),
-                    on_demand_max_read_units: None,
-                    warm_read_units_per_second: None,
+                    capacity: Some(ReadCapacity {
+                        provisioned_rcu: Some(40),
+                        ..Default::default()
+                    }),
                 },
                 crate::plan::IndexInfo {
                     name: "by_date".into(),
-                    global: false,
-                    read_capacity_units: None,
-                    on_demand_max_read_units: None,
-                    warm_read_units_per_second: None,
+                    capacity: None,
                 },
             ],
         }

@@ -92,9 +92,6 @@ impl Page {
     }
 }
 
-/// A fetched page, before it is handed over.
-type Fetched = Page;
-
 /// What flows from the scan tasks to the conversion thread. The conversion thread commits only
 /// after [`Msg::End`]; a channel closed without it means the scan failed.
 #[derive(Debug)]
@@ -204,9 +201,9 @@ impl ScanJob {
                 // Ok(page), or Err((throttled, what happened)) for a page worth retrying.
                 let attempt_result = match sent {
                     Ok(out) => match take.take() {
-                        None => Ok(Fetched::from_sdk(out)),
+                        None => Ok(Page::from_sdk(out)),
                         Some(body) => match raw::collect(body).await {
-                            Ok(bytes) => Ok(Fetched::from_raw(bytes)?),
+                            Ok(bytes) => Ok(Page::from_raw(bytes)?),
                             Err(e) => Err((false, format!("reading a Scan response: {e}"))),
                         },
                     },
