@@ -100,8 +100,15 @@ pub struct SnapshotArgs {
     #[arg(long, default_value_t = 32, value_name = "MiB")]
     pub row_group_size: usize,
     /// Replace a snapshot already at the destination.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub overwrite: bool,
+    /// Continue the unfinished snapshot at the destination from its _checkpoint.json (after a
+    /// crash, a kill or Ctrl-C); give the same table and options as the first run.
+    #[arg(long)]
+    pub resume: bool,
+    /// Close the open data file, and so save a checkpoint, at least this often.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub checkpoint_every: u64,
     /// Print the summary as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -122,7 +129,9 @@ impl SnapshotArgs {
             .zstd_level(self.zstd_level)
             .target_file_bytes(self.file_size.saturating_mul(1 << 20))
             .row_group_bytes(self.row_group_size.saturating_mul(1 << 20))
-            .overwrite(self.overwrite);
+            .overwrite(self.overwrite)
+            .resume(self.resume)
+            .checkpoint_interval(std::time::Duration::from_secs(self.checkpoint_every));
         if let Some(v) = &self.region {
             b = b.region(v);
         }

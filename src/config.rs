@@ -17,6 +17,8 @@ pub const DEFAULT_PART_BYTES: usize = 5 << 20;
 pub const DEFAULT_MAX_CONCURRENCY: u32 = 8;
 /// How long a segment keeps retrying throttled or failed requests before giving up.
 pub const DEFAULT_RETRY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+/// Longest time a data file stays open, so a slow scan still checkpoints regularly.
+pub const DEFAULT_CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(300);
 /// DynamoDB's limit on TotalSegments.
 pub const MAX_SEGMENTS: u32 = 1_000_000;
 
@@ -58,6 +60,10 @@ pub struct SnapshotConfig {
     pub part_bytes: usize,
     /// Replace a snapshot already at the destination.
     pub overwrite: bool,
+    /// Continue the unfinished snapshot at the destination from its checkpoint.
+    pub resume: bool,
+    /// Longest time a data file stays open (each closed file is a checkpoint).
+    pub checkpoint_interval: std::time::Duration,
 }
 
 impl SnapshotConfig {
@@ -81,6 +87,8 @@ impl SnapshotConfig {
             row_group_bytes: DEFAULT_ROW_GROUP_BYTES,
             part_bytes: DEFAULT_PART_BYTES,
             overwrite: false,
+            resume: false,
+            checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
         }
     }
 }
@@ -106,6 +114,8 @@ pub struct SnapshotConfigBuilder {
     row_group_bytes: usize,
     part_bytes: usize,
     overwrite: bool,
+    resume: bool,
+    checkpoint_interval: std::time::Duration,
 }
 
 impl SnapshotConfigBuilder {
@@ -200,6 +210,18 @@ impl SnapshotConfigBuilder {
         self
     }
 
+    /// Continue the unfinished snapshot at the destination from its `_checkpoint.json`.
+    pub fn resume(mut self, yes: bool) -> Self {
+        self.resume = yes;
+        self
+    }
+
+    /// Close the open data file (and checkpoint) at least this often.
+    pub fn checkpoint_interval(mut self, interval: std::time::Duration) -> Self {
+        self.checkpoint_interval = interval;
+        self
+    }
+
     /// Validate and build.
     pub fn build(self) -> Result<SnapshotConfig> {
         if self.table.trim().is_empty() {
@@ -225,6 +247,17 @@ impl SnapshotConfigBuilder {
             return Err(Error::invalid(format!(
                 "--max-rcu must be a positive number, got {m}"
             )));
+        }
+        if self.resume && self.overwrite {
+            return Err(Error::invalid(
+                "--resume continues the snapshot at the destination and --overwrite replaces \
+                 it; give one of them",
+            ));
+        }
+        if self.checkpoint_interval < std::time::Duration::from_secs(1) {
+            return Err(Error::invalid(
+                "the checkpoint interval must be at least 1 second",
+            ));
         }
         if self.concurrency == Some(0) {
             return Err(Error::invalid("--concurrency must be at least 1"));
@@ -278,6 +311,8 @@ impl SnapshotConfigBuilder {
             row_group_bytes: self.row_group_bytes,
             part_bytes: self.part_bytes,
             overwrite: self.overwrite,
+            resume: self.resume,
+            checkpoint_interval: self.checkpoint_interval,
         })
     }
 }

@@ -95,11 +95,11 @@ pub enum Error {
     },
 
     /// The destination already holds a (complete or incomplete) snapshot.
-    #[error("{url} {what}; pass --overwrite to replace it")]
+    #[error("{url} {what}")]
     AlreadyExists {
         /// Destination URL.
         url: String,
-        /// What was found there.
+        /// What was found there and what to do.
         what: String,
     },
 
@@ -137,12 +137,28 @@ pub enum Error {
         last: String,
     },
 
-    /// The run was interrupted (Ctrl-C) before its commit.
+    /// The run was interrupted (Ctrl-C) before its commit. The open data file was closed and
+    /// the checkpoint saved, so the run can be resumed.
     #[error(
-        "interrupted: no snapshot was committed at {url}; data files already closed remain \
-         there, run again with --overwrite to start over"
+        "interrupted: no snapshot was committed at {url}; progress is saved in \
+         _checkpoint.json: run the same command with --resume to continue, or with --overwrite \
+         to start over"
     )]
     Interrupted {
+        /// Snapshot root.
+        url: String,
+    },
+
+    /// The run failed after it started writing; what it wrote up to its last checkpoint is
+    /// kept. [`Error::kind`] is the kind of `error`.
+    #[error(
+        "{error}; progress is saved in {url}/_checkpoint.json: once the cause is fixed, run the \
+         same command with --resume to continue"
+    )]
+    Incomplete {
+        /// What went wrong.
+        #[source]
+        error: Box<Error>,
         /// Snapshot root.
         url: String,
     },
@@ -209,6 +225,7 @@ impl Error {
             Error::Unrepresentable { .. } => ExitKind::Data,
             Error::Interrupted { .. } => ExitKind::Interrupted,
             Error::GaveUp { .. } => ExitKind::Throttled,
+            Error::Incomplete { error, .. } => error.kind(),
             Error::Dynamo { .. } | Error::Format { .. } | Error::Internal(_) => ExitKind::Other,
         }
     }

@@ -19,6 +19,9 @@
 //!   through floating point; conflicting types fall back to DynamoDB JSON text).
 //! * [`sink`]: `--to` parsing, the object store (local or S3 with aws-config credentials) and
 //!   the rolling Parquet writer.
+//! * [`checkpoint`]: `_checkpoint.json`, saved after every closed file: per segment the last
+//!   key whose items are all in closed files, so `--resume` continues exactly where a killed or
+//!   failed run stopped.
 //! * [`manifest`]: `_manifest.json`, written last: a snapshot without it is not complete.
 //!
 //! Costs: memory is bounded by the channel (one page per running segment), the first
@@ -50,6 +53,7 @@
 )]
 
 pub mod aws;
+pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod convert;
@@ -64,5 +68,5 @@ pub mod throttle;
 
 pub use config::{SnapshotConfig, SnapshotConfigBuilder};
 pub use error::{Error, ExitKind, Result};
-pub use pipeline::{Summary, snapshot, snapshot_to, snapshot_until};
+pub use pipeline::{Summary, snapshot, snapshot_to, snapshot_to_until, snapshot_until};
 pub use tokio_util::sync::CancellationToken;

@@ -52,7 +52,10 @@ async fn snapshot(args: SnapshotArgs) -> Result<ExitCode, ddbsnap::Error> {
     let on_signal = cancel.clone();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("interrupted: stopping (press Ctrl-C again to quit at once)");
+            eprintln!(
+                "interrupted: closing the open file and saving a checkpoint (press Ctrl-C again \
+                 to quit at once)"
+            );
             on_signal.cancel();
             if tokio::signal::ctrl_c().await.is_ok() {
                 std::process::exit(130);
@@ -74,6 +77,11 @@ async fn snapshot(args: SnapshotArgs) -> Result<ExitCode, ddbsnap::Error> {
             "{}",
             serde_json::to_string(&summary).map_err(|e| ddbsnap::Error::Internal(e.to_string()))?
         );
+    } else if summary.already_committed {
+        println!(
+            "snapshot of {} was already committed: {} items in {} files; nothing to resume\n{}",
+            summary.table, summary.items, summary.files, summary.url,
+        );
     } else {
         println!(
             "snapshot of {} committed: {} items in {} files ({:.1} MiB), {:.1} RCU ({:.1} RCU/s), {} segments{throttled}, {:.1} s\n{}",
@@ -91,12 +99,24 @@ async fn snapshot(args: SnapshotArgs) -> Result<ExitCode, ddbsnap::Error> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Prints the plan (segments and read budget) on stderr before the scan starts, then passes
-/// every event on.
+/// Prints the plan (segments and read budget, and what a resume starts from) on stderr before
+/// the scan starts, then passes every event on.
 struct Announce(Arc<dyn Progress>);
 
 impl Progress for Announce {
     fn event(&self, event: &ProgressEvent) {
+        if let ProgressEvent::Resumed {
+            segments_done,
+            segments,
+            files,
+            items,
+            ..
+        } = event
+        {
+            eprintln!(
+                "ddbsnap: resuming: {segments_done} of {segments} segments finished, {files} files with {items} items kept"
+            );
+        }
         if let ProgressEvent::Started {
             table,
             segments,

@@ -36,6 +36,9 @@ pub struct Manifest {
     pub finished_at: DateTime<Utc>,
     /// Scan segments (TotalSegments).
     pub segments: u32,
+    /// Runs that made the snapshot: 1, or more when it was resumed (`--resume`).
+    #[serde(default = "one")]
+    pub runs: u32,
     /// Whether strongly consistent reads were used.
     pub consistent_read: bool,
     /// Items read by the scan (before any filter).
@@ -71,8 +74,12 @@ pub struct ManifestSchema {
     pub arrow: arrow_schema::Schema,
 }
 
+fn one() -> u32 {
+    1
+}
+
 /// Output options recorded in the manifest.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutputOptions {
     /// Parquet compression.
     pub compression: Compression,
@@ -80,4 +87,22 @@ pub struct OutputOptions {
     pub zstd_level: Option<i32>,
     /// Number mapping.
     pub numbers: NumberMode,
+}
+
+impl OutputOptions {
+    /// The options as command-line flags, for messages.
+    pub fn describe(&self) -> String {
+        use clap::ValueEnum;
+        let name = |v: Option<clap::builder::PossibleValue>| {
+            v.map(|v| v.get_name().to_owned()).unwrap_or_default()
+        };
+        let codec = name(self.compression.to_possible_value());
+        let numbers = name(self.numbers.to_possible_value());
+        match self.zstd_level {
+            Some(level) => {
+                format!("--compression {codec} --zstd-level {level} --numbers {numbers}")
+            }
+            None => format!("--compression {codec} --numbers {numbers}"),
+        }
+    }
 }

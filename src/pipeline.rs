@@ -1,11 +1,12 @@
-//! Wires source → convert → sink and commits.
+//! Wires source → convert → sink, checkpoints, and commits.
 //!
 //! ```text
 //! scan task × concurrency ──Msg::Page──> bounded channel ──> conversion thread
 //!                                                             observe shape, encode, Parquet
 //!                                                             rolling files (uploads async)
+//!                                                             file closed ─> _checkpoint.json
 //! all segments done ──Msg::End──> close last file ──> re-encode early files if the schema
-//! widened after them ──> write _manifest.json (the commit)
+//! widened after them ──> write _manifest.json (the commit) ──> remove _checkpoint.json
 //! ```
 //!
 //! Schema: the first [`SAMPLE_PAGES`] pages are held back and observed before the first file
@@ -14,10 +15,19 @@
 //! the open file is closed and a new one started; at the end, every file whose schema differs
 //! from the final one is read back and re-encoded, so all files share one schema.
 //!
-//! Failure: any error stops the scan, aborts the open upload and leaves no manifest.
+//! Checkpoints (see [`crate::checkpoint`]): files close only between pages (on a schema
+//! change, at the target size, or after `checkpoint_interval`), and each close is followed by a
+//! checkpoint naming every closed file and, per segment, the LastEvaluatedKey of the last page
+//! in them. `--resume` restores that state (positions, files, schema inference, totals) and
+//! scans only what is left.
+//!
+//! Failure: an error or Ctrl-C stops the scan; pages already received are written, the open
+//! file is closed and a checkpoint saved (unless the destination itself failed, in which case
+//! the open upload is aborted and the previous checkpoint stands). No manifest is written.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use object_store::ObjectStoreExt;
@@ -29,16 +39,20 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::aws::AwsContext;
+use crate::checkpoint::{
+    CHECKPOINT_FORMAT, Checkpoint, CheckpointFile, Position, Totals, read_checkpoint,
+    write_checkpoint,
+};
 use crate::config::SnapshotConfig;
 use crate::convert::{Columns, Item, NumberMode, TableShape, arrow_schema};
 use crate::error::{Error, Result};
 use crate::manifest::{MANIFEST_FORMAT, Manifest, ManifestSchema, OutputOptions};
 use crate::plan::{TableInfo, auto_segments};
 use crate::progress::{Progress, ProgressEvent};
-use crate::sink::reader::FileItems;
+use crate::sink::reader::{FileItems, read_manifest};
 use crate::sink::writer::{RollingWriter, WriterOptions, file_path};
-use crate::sink::{DataFile, MANIFEST_FILE, Target};
-use crate::source::scan::{Msg, ScanJob, SegmentEnd};
+use crate::sink::{CHECKPOINT_FILE, DataFile, MANIFEST_FILE, Target, data_file_index};
+use crate::source::scan::{Msg, Page, ScanJob, SegmentEnd};
 use crate::throttle::{ReadBudget, Throttle};
 
 /// Pages observed before the first file is opened (each page is at most 1 MB of items).
@@ -77,8 +91,37 @@ pub struct Summary {
     pub retried_requests: u64,
     /// Files re-encoded because the schema widened after they were written.
     pub files_rewritten: usize,
-    /// Wall-clock seconds.
+    /// Runs that made the snapshot (more than 1 after `--resume`); totals cover all of them.
+    pub runs: u32,
+    /// `--resume` found the snapshot already committed and did nothing.
+    pub already_committed: bool,
+    /// Wall-clock seconds of this run.
     pub seconds: f64,
+}
+
+impl Summary {
+    /// The summary of a snapshot committed by an earlier run.
+    fn committed_earlier(target: &Target, manifest: Manifest) -> Self {
+        Summary {
+            url: target.url.clone(),
+            table: manifest.table.name.clone(),
+            items: manifest.items_written,
+            items_scanned: manifest.items_scanned,
+            files: manifest.files.len(),
+            bytes: manifest.files.iter().map(|f| f.bytes).sum(),
+            consumed_rcu: manifest.consumed_rcu,
+            pages: manifest.pages,
+            segments: manifest.segments,
+            read_budget: manifest.read_budget,
+            concurrency: 0,
+            throttled_requests: manifest.throttled_requests,
+            retried_requests: manifest.retried_requests,
+            files_rewritten: 0,
+            runs: manifest.runs,
+            already_committed: true,
+            seconds: 0.0,
+        }
+    }
 }
 
 /// Snapshot a table as configured: load AWS configuration, open the destination, scan, write,
@@ -88,7 +131,8 @@ pub async fn snapshot(config: &SnapshotConfig, progress: Arc<dyn Progress>) -> R
 }
 
 /// [`snapshot`], stopping cleanly when `cancel` fires before the commit: the scan stops, the
-/// upload in progress is aborted, no manifest is written, and [`Error::Interrupted`] returned.
+/// pages already received are written, the open file is closed and the checkpoint saved, no
+/// manifest is written, and [`Error::Interrupted`] returned (`--resume` continues the run).
 pub async fn snapshot_until(
     config: &SnapshotConfig,
     progress: Arc<dyn Progress>,
@@ -109,18 +153,161 @@ pub async fn snapshot_to(
     config: &SnapshotConfig,
     progress: Arc<dyn Progress>,
 ) -> Result<Summary> {
+    snapshot_to_until(aws, target, config, progress, CancellationToken::new()).await
+}
+
+/// [`snapshot_to`], stopping cleanly when `cancel` fires (see [`snapshot_until`]).
+pub async fn snapshot_to_until(
+    aws: &AwsContext,
+    target: Target,
+    config: &SnapshotConfig,
+    progress: Arc<dyn Progress>,
+    cancel: CancellationToken,
+) -> Result<Summary> {
     let started = (Instant::now(), Utc::now());
     let table = TableInfo::describe(aws, &config.table).await?;
-    run(
-        aws,
-        table,
-        target,
-        config,
-        progress,
-        CancellationToken::new(),
-        started,
-    )
-    .await
+    run(aws, table, target, config, progress, cancel, started).await
+}
+
+/// What `--resume` found at the destination.
+enum ResumePoint {
+    /// An unfinished snapshot, its stray files removed.
+    Checkpoint(Checkpoint),
+    /// A committed snapshot: nothing to do.
+    Committed(Box<Manifest>),
+}
+
+/// Check that the destination holds an unfinished snapshot of this table made with these
+/// options, and bring it back to its checkpoint: data files the checkpoint does not name (the
+/// file that was open when the run stopped, staging files) are deleted, and every file it names
+/// must be there with its recorded size.
+async fn resume_point(
+    target: &Target,
+    table: &TableInfo,
+    config: &SnapshotConfig,
+) -> Result<ResumePoint> {
+    let owned = target.list_owned().await?;
+    if owned.iter().any(|f| f.name == MANIFEST_FILE) {
+        return Ok(ResumePoint::Committed(Box::new(
+            read_manifest(target).await?,
+        )));
+    }
+    let Some(checkpoint) = read_checkpoint(target).await? else {
+        let hint = if owned.is_empty() {
+            "run without --resume"
+        } else {
+            "run without --resume and with --overwrite to replace the files there"
+        };
+        return Err(Error::invalid(format!(
+            "{} has no {CHECKPOINT_FILE}, so there is nothing to resume; {hint}",
+            target.url
+        )));
+    };
+    let mismatch = |what: String| {
+        Error::invalid(format!(
+            "cannot resume the snapshot at {}: {what}; resume with the options of the first \
+             run, or start over with --overwrite",
+            target.url
+        ))
+    };
+    if checkpoint.table != table.name {
+        return Err(mismatch(format!(
+            "it is a snapshot of table '{}', not '{}'",
+            checkpoint.table, table.name
+        )));
+    }
+    if checkpoint.mode != "scan" || checkpoint.filter.is_some() {
+        return Err(mismatch(format!(
+            "it was made in {} mode with filter {}",
+            checkpoint.mode,
+            checkpoint
+                .filter
+                .as_ref()
+                .map_or("none".to_owned(), |f| f.to_string())
+        )));
+    }
+    if let Some(s) = config.segments
+        && s != checkpoint.segments
+    {
+        return Err(mismatch(format!(
+            "it was made with --segments {} (got --segments {s}); leave --segments out to \
+             use the checkpoint's",
+            checkpoint.segments
+        )));
+    }
+    if checkpoint.positions.len() != checkpoint.segments as usize {
+        return Err(Error::Destination {
+            url: target.url.clone(),
+            message: format!(
+                "{CHECKPOINT_FILE} is inconsistent ({} positions for {} segments); start over \
+                 with --overwrite",
+                checkpoint.positions.len(),
+                checkpoint.segments
+            ),
+            source: None,
+        });
+    }
+    let options = output_options(config);
+    if checkpoint.options != options {
+        return Err(mismatch(format!(
+            "it was made with {} (this run asks for {})",
+            checkpoint.options.describe(),
+            options.describe()
+        )));
+    }
+    let sizes: HashMap<&str, u64> = owned.iter().map(|f| (f.name.as_str(), f.size)).collect();
+    for f in &checkpoint.files {
+        let found = sizes.get(f.file.path.as_str()).copied();
+        if found != Some(f.file.bytes) {
+            let what = match found {
+                None => "is missing".to_owned(),
+                Some(size) => format!("has {size} bytes instead of {}", f.file.bytes),
+            };
+            return Err(Error::Destination {
+                url: target.url.clone(),
+                message: format!(
+                    "{CHECKPOINT_FILE} lists {} but it {what}; the snapshot cannot be resumed, \
+                     start over with --overwrite",
+                    f.file.path
+                ),
+                source: None,
+            });
+        }
+    }
+    for f in &owned {
+        let listed = checkpoint.files.iter().any(|c| c.file.path == f.name);
+        if f.name != CHECKPOINT_FILE && !listed {
+            target.delete(&f.location).await?;
+        }
+    }
+    target.probe().await?;
+    Ok(ResumePoint::Checkpoint(checkpoint))
+}
+
+fn output_options(config: &SnapshotConfig) -> OutputOptions {
+    OutputOptions {
+        compression: config.compression,
+        zstd_level: (config.compression == crate::sink::Compression::Zstd)
+            .then_some(config.zstd_level),
+        numbers: config.numbers,
+    }
+}
+
+/// Errors after the first checkpoint leave a resumable snapshot; say so, except where resuming
+/// cannot help (the data itself, a bug) or the error already says it (Ctrl-C).
+fn resumable(error: Error, target: &Target) -> Error {
+    match error {
+        Error::Interrupted { .. }
+        | Error::Incomplete { .. }
+        | Error::Unrepresentable { .. }
+        | Error::Format { .. }
+        | Error::InvalidArgument { .. }
+        | Error::Internal(_) => error,
+        other => Error::Incomplete {
+            error: Box::new(other),
+            url: target.url.clone(),
+        },
+    }
 }
 
 async fn run(
@@ -132,11 +319,72 @@ async fn run(
     cancel: CancellationToken,
     (started, started_at): (Instant, chrono::DateTime<Utc>),
 ) -> Result<Summary> {
-    target.prepare(config.overwrite).await?;
+    let resumed = if config.resume {
+        match resume_point(&target, &table, config).await? {
+            ResumePoint::Committed(manifest) => {
+                return Ok(Summary::committed_earlier(&target, *manifest));
+            }
+            ResumePoint::Checkpoint(checkpoint) => Some(checkpoint),
+        }
+    } else {
+        target.prepare(config.overwrite).await?;
+        None
+    };
+    let numbers = config.numbers;
+    let checkpoint = match resumed {
+        Some(mut checkpoint) => {
+            checkpoint.runs += 1;
+            progress.event(&ProgressEvent::Resumed {
+                segments_done: checkpoint.segments_done(),
+                segments: checkpoint.segments,
+                files: checkpoint.files.len(),
+                items: checkpoint.totals.items_written,
+                bytes: checkpoint.files.iter().map(|f| f.file.bytes).sum(),
+            });
+            checkpoint
+        }
+        None => {
+            let segments = config
+                .segments
+                .unwrap_or_else(|| auto_segments(table.size_bytes));
+            let checkpoint = Checkpoint {
+                format: CHECKPOINT_FORMAT.to_owned(),
+                ddbsnap_version: env!("CARGO_PKG_VERSION").to_owned(),
+                table: table.name.clone(),
+                mode: "scan".to_owned(),
+                filter: None,
+                segments,
+                options: output_options(config),
+                started_at,
+                updated_at: started_at,
+                runs: 1,
+                positions: vec![Position::Start; segments as usize],
+                files: Vec::new(),
+                shape: TableShape::with_keys(
+                    table
+                        .key_schema
+                        .iter()
+                        .map(|k| (k.name.as_str(), k.attribute_type)),
+                ),
+                totals: Totals::default(),
+            };
+            // From here on a failure leaves a snapshot `--resume` can continue.
+            write_checkpoint(&target, &checkpoint).await?;
+            checkpoint
+        }
+    };
+    let segments = checkpoint.segments;
+    let pending: Vec<(u32, Option<Item>)> = checkpoint
+        .positions
+        .iter()
+        .enumerate()
+        .filter_map(|(segment, position)| match position {
+            Position::Start => Some((segment as u32, None)),
+            Position::After { key } => Some((segment as u32, Some(key.0.clone()))),
+            Position::Done => None,
+        })
+        .collect();
 
-    let segments = config
-        .segments
-        .unwrap_or_else(|| auto_segments(table.size_bytes));
     let budget = ReadBudget::plan(&table, config.read_fraction, config.max_rcu);
     // An explicit --concurrency is honoured; otherwise the budget decides how many segments
     // are worth running at once.
@@ -144,7 +392,7 @@ async fn run(
         Some(c) => c,
         None => budget.concurrency(crate::config::DEFAULT_MAX_CONCURRENCY),
     }
-    .min(segments)
+    .min(pending.len() as u32)
     .max(1);
     let item_bytes = match (table.size_bytes, table.item_count) {
         (Some(size), Some(count)) if size > 0 && count > 0 => Some(size as f64 / count as f64),
@@ -163,12 +411,6 @@ async fn run(
         concurrency,
     });
 
-    let shape = TableShape::with_keys(
-        table
-            .key_schema
-            .iter()
-            .map(|k| (k.name.as_str(), k.attribute_type)),
-    );
     let writer_opts = WriterOptions {
         compression: config.compression,
         zstd_level: config.zstd_level,
@@ -183,10 +425,25 @@ async fn run(
         Handle::current(),
         writer_opts.clone(),
         Arc::clone(&progress),
-        0,
+        next_file_index(&checkpoint.files),
     );
-    let numbers = config.numbers;
-    let converter = tokio::task::spawn_blocking(move || convert_pages(rx, shape, numbers, writer));
+    let prior_counts = (
+        checkpoint.totals.throttled_requests,
+        checkpoint.totals.retried_requests,
+    );
+    let converter = Converter {
+        writer,
+        numbers,
+        state: checkpoint,
+        throttle: Arc::clone(&throttle),
+        prior_counts,
+        progress: Arc::clone(&progress),
+        held: Vec::new(),
+        held_pages: Vec::new(),
+        sampling: true,
+        max_file_age: config.checkpoint_interval,
+    };
+    let converter = tokio::task::spawn_blocking(move || converter.run(rx));
 
     let job = ScanJob {
         aws: aws.clone(),
@@ -200,8 +457,8 @@ async fn run(
         retry_timeout: config.retry_timeout,
     };
     let mut tasks = JoinSet::new();
-    for segment in 0..segments {
-        tasks.spawn(job.clone().run(segment));
+    for (segment, start_key) in pending {
+        tasks.spawn(job.clone().run(segment, start_key));
     }
     let tx = job.tx;
     let mut scan_error = None;
@@ -230,8 +487,11 @@ async fn run(
             }
         }
     }
+    let all_done = scan_error.is_none() && tasks.is_empty();
     tasks.abort_all();
-    if scan_error.is_none() && tasks.is_empty() {
+    // Wait for the aborted tasks so their senders are gone and the converter sees the end.
+    while tasks.join_next().await.is_some() {}
+    if all_done {
         // Every segment finished: tell the converter it may commit.
         let _ = tx.send(Msg::End).await;
     }
@@ -240,72 +500,110 @@ async fn run(
         .await
         .map_err(|e| Error::Internal(format!("conversion thread failed: {e}")));
     if let Some(e) = scan_error {
-        return Err(e);
+        return Err(resumable(e, &target));
     }
-    let Converted {
-        mut files,
-        shape,
-        stats,
-    } = converted??;
+    let (mut checkpoint, complete) = converted?.map_err(|e| resumable(e, &target))?;
+    if !complete {
+        return Err(Error::Internal(
+            "the scan stopped before its end without an error".into(),
+        ));
+    }
+    commit(
+        aws,
+        table,
+        &target,
+        config,
+        &progress,
+        &cancel,
+        &mut checkpoint,
+        writer_opts,
+        (budget, concurrency),
+        started,
+    )
+    .await
+    .map_err(|e| resumable(e, &target))
+}
 
-    let columns = shape.resolve(numbers);
-    let stale: Vec<DataFile> = files
+/// Bring every file to the final schema, write the manifest, drop the checkpoint.
+#[allow(clippy::too_many_arguments)]
+async fn commit(
+    aws: &AwsContext,
+    table: TableInfo,
+    target: &Target,
+    config: &SnapshotConfig,
+    progress: &Arc<dyn Progress>,
+    cancel: &CancellationToken,
+    checkpoint: &mut Checkpoint,
+    writer_opts: WriterOptions,
+    (budget, concurrency): (ReadBudget, u32),
+    started: Instant,
+) -> Result<Summary> {
+    let numbers = config.numbers;
+    let columns = checkpoint.shape.resolve(numbers);
+    let stale: Vec<DataFile> = checkpoint
+        .files
         .iter()
         .filter(|f| f.columns != columns)
-        .cloned()
+        .map(CheckpointFile::data_file)
         .collect();
     let files_rewritten = stale.len();
     if !stale.is_empty() {
         progress.event(&ProgressEvent::Rewriting { files: stale.len() });
-        let next_index = files.len();
         let rewriter = RollingWriter::new(
             target.clone(),
             Handle::current(),
             writer_opts,
-            Arc::clone(&progress),
-            next_index,
+            Arc::clone(progress),
+            next_file_index(&checkpoint.files),
         );
         let cols = columns.clone();
         let stale_files = stale.clone();
         let rewritten = tokio::task::spawn_blocking(move || rewrite(rewriter, &stale_files, &cols))
             .await
             .map_err(|e| Error::Internal(format!("rewrite thread failed: {e}")))??;
+        // The checkpoint names the new files before the old ones go: a run killed in between
+        // resumes with the new files (and deletes the old), one killed before redoes this.
+        checkpoint.files.retain(|f| f.columns == columns);
+        checkpoint
+            .files
+            .extend(rewritten.iter().map(CheckpointFile::new));
+        checkpoint.updated_at = Utc::now();
+        write_checkpoint(target, checkpoint).await?;
         for f in &stale {
-            target.delete(&file_path(&target, f)).await?;
+            target.delete(&file_path(target, f)).await?;
         }
-        files.retain(|f| f.columns == columns);
-        files.extend(rewritten);
     }
+    let mut files: Vec<DataFile> = checkpoint
+        .files
+        .iter()
+        .map(CheckpointFile::data_file)
+        .collect();
     files.sort_by(|a, b| a.path.cmp(&b.path));
-
+    let totals = &checkpoint.totals;
     let manifest = Manifest {
         format: MANIFEST_FORMAT.to_owned(),
         ddbsnap_version: env!("CARGO_PKG_VERSION").to_owned(),
         region: aws.region.clone(),
         mode: "scan".to_owned(),
         filter: None,
-        started_at,
+        started_at: checkpoint.started_at,
         finished_at: Utc::now(),
-        segments,
+        segments: checkpoint.segments,
+        runs: checkpoint.runs,
         consistent_read: config.consistent_read,
-        items_scanned: stats.items_scanned,
-        items_written: stats.items_written,
-        pages: stats.pages,
-        consumed_rcu: stats.consumed_rcu,
+        items_scanned: totals.items_scanned,
+        items_written: totals.items_written,
+        pages: totals.pages,
+        consumed_rcu: totals.consumed_rcu,
         read_budget: budget,
-        throttled_requests: throttle.counts().0,
-        retried_requests: throttle.counts().1,
+        throttled_requests: totals.throttled_requests,
+        retried_requests: totals.retried_requests,
         watermark: None,
         schema: ManifestSchema {
             arrow: arrow_schema(&columns).as_ref().clone(),
             columns,
         },
-        options: OutputOptions {
-            compression: config.compression,
-            zstd_level: (config.compression == crate::sink::Compression::Zstd)
-                .then_some(config.zstd_level),
-            numbers,
-        },
+        options: checkpoint.options.clone(),
         files,
         table,
     };
@@ -316,31 +614,48 @@ async fn run(
     }
     let body = serde_json::to_vec_pretty(&manifest)
         .map_err(|e| Error::Internal(format!("serializing the manifest: {e}")))?;
+    progress.event(&ProgressEvent::Committing {
+        files: manifest.files.len(),
+    });
     target
         .store
         .put(&target.path(MANIFEST_FILE), body.into())
         .await
         .map_err(|e| target.error("writing _manifest.json", e))?;
+    // Committed. A checkpoint left next to a manifest is ignored (and removed by --overwrite),
+    // so failing to delete it must not fail the run.
+    let _ = target.delete(&target.path(CHECKPOINT_FILE)).await;
     progress.event(&ProgressEvent::Committed {
         url: target.url.clone(),
     });
     Ok(Summary {
         url: target.url.clone(),
         table: manifest.table.name.clone(),
-        items: stats.items_written,
-        items_scanned: stats.items_scanned,
+        items: manifest.items_written,
+        items_scanned: manifest.items_scanned,
         files: manifest.files.len(),
         bytes: manifest.files.iter().map(|f| f.bytes).sum(),
-        consumed_rcu: stats.consumed_rcu,
-        pages: stats.pages,
-        segments,
+        consumed_rcu: manifest.consumed_rcu,
+        pages: manifest.pages,
+        segments: manifest.segments,
         read_budget: manifest.read_budget.clone(),
         concurrency,
         throttled_requests: manifest.throttled_requests,
         retried_requests: manifest.retried_requests,
         files_rewritten,
+        runs: manifest.runs,
+        already_committed: false,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The first free data file index after `files`.
+fn next_file_index(files: &[CheckpointFile]) -> usize {
+    files
+        .iter()
+        .filter_map(|f| data_file_index(&f.file.path))
+        .max()
+        .map_or(0, |i| i + 1)
 }
 
 fn file_metadata(table: &TableInfo) -> Result<Vec<KeyValue>> {
@@ -356,80 +671,149 @@ fn file_metadata(table: &TableInfo) -> Result<Vec<KeyValue>> {
     ])
 }
 
-#[derive(Debug, Default)]
-struct Stats {
-    items_scanned: u64,
-    items_written: u64,
-    pages: u64,
+/// A page whose items were handed to the writer: what it adds to the checkpoint.
+struct PageDone {
+    segment: u32,
+    next: Position,
+    items: u64,
+    scanned: u64,
     consumed_rcu: f64,
 }
 
-struct Converted {
-    files: Vec<DataFile>,
-    shape: TableShape,
-    stats: Stats,
-}
-
-/// The conversion thread: observe, encode and write every page; commit-ready only on
-/// [`Msg::End`].
-fn convert_pages(
-    mut rx: mpsc::Receiver<Msg>,
-    mut shape: TableShape,
-    numbers: NumberMode,
-    mut writer: RollingWriter,
-) -> Result<Converted> {
-    let mut stats = Stats::default();
-    let mut held: Vec<Item> = Vec::new();
-    let mut held_pages = 0usize;
-    loop {
-        match rx.blocking_recv() {
-            Some(Msg::Page(page)) => {
-                stats.pages += 1;
-                stats.items_scanned += page.scanned;
-                stats.consumed_rcu += page.consumed_rcu;
-                // On any error the writer is dropped, which aborts its upload.
-                let items = page.into_items()?;
-                stats.items_written += items.len() as u64;
-                for item in &items {
-                    shape.observe(item)?;
-                }
-                if held_pages < SAMPLE_PAGES {
-                    held.extend(items);
-                    held_pages += 1;
-                    if held_pages == SAMPLE_PAGES {
-                        write_chunked(&mut writer, &shape.resolve(numbers), &held)?;
-                        held = Vec::new();
-                    }
-                } else if !items.is_empty() {
-                    writer.write(&shape.resolve(numbers), &items)?;
-                }
-            }
-            Some(Msg::End) => break,
-            None => {
-                writer.abort();
-                return Err(Error::Internal("the scan stopped before its end".into()));
-            }
+impl PageDone {
+    fn of(page: &Page) -> Self {
+        PageDone {
+            segment: page.segment,
+            next: match &page.last_key {
+                Some(key) => Position::After {
+                    key: crate::checkpoint::StartKey(key.clone()),
+                },
+                None => Position::Done,
+            },
+            items: 0,
+            scanned: page.scanned,
+            consumed_rcu: page.consumed_rcu,
         }
     }
-    let columns = shape.resolve(numbers);
-    write_chunked(&mut writer, &columns, &held)?;
-    if writer.is_empty() {
-        // An empty table still gets one (empty) file carrying the schema, so readers work.
-        writer.write(&columns, &[])?;
-    }
-    let files = writer.finish()?;
-    Ok(Converted {
-        files,
-        shape,
-        stats,
-    })
 }
 
-fn write_chunked(writer: &mut RollingWriter, columns: &Columns, items: &[Item]) -> Result<()> {
-    for chunk in items.chunks(BATCH_ROWS) {
-        writer.write(columns, chunk)?;
+/// The conversion thread's state: the writer, and the checkpoint it keeps current.
+///
+/// Invariant: `state` (positions, totals) covers exactly the pages whose items were handed to
+/// the writer; files close only between pages, so right after a close it covers exactly the
+/// items in closed files, and that is when it is saved.
+struct Converter {
+    writer: RollingWriter,
+    numbers: NumberMode,
+    state: Checkpoint,
+    throttle: Arc<Throttle>,
+    /// Throttled and retried counts of earlier runs.
+    prior_counts: (u64, u64),
+    progress: Arc<dyn Progress>,
+    /// Items of the first pages, held for schema inference before the first file opens.
+    held: Vec<Item>,
+    held_pages: Vec<PageDone>,
+    /// True until the first [`SAMPLE_PAGES`] pages are written.
+    sampling: bool,
+    max_file_age: Duration,
+}
+
+impl Converter {
+    /// Convert every page. Returns the final checkpoint and whether the scan finished
+    /// ([`Msg::End`]); when it did not (an error or Ctrl-C upstream), what was received is
+    /// written and checkpointed so a resume loses nothing. On its own errors the open upload
+    /// is aborted (the writer is dropped) and the last saved checkpoint stands.
+    fn run(mut self, mut rx: mpsc::Receiver<Msg>) -> Result<(Checkpoint, bool)> {
+        let complete = loop {
+            match rx.blocking_recv() {
+                Some(Msg::Page(page)) => self.page(page)?,
+                Some(Msg::End) => break true,
+                None => break false,
+            }
+        };
+        self.flush_held()?;
+        if complete && self.state.files.is_empty() && self.writer.is_empty() {
+            // An empty table still gets one (empty) file carrying the schema, so readers work.
+            let columns = self.state.shape.resolve(self.numbers);
+            self.writer.write(&columns, &[])?;
+        }
+        self.close_and_save()?;
+        Ok((self.state, complete))
     }
-    Ok(())
+
+    fn page(&mut self, page: Page) -> Result<()> {
+        let mut done = PageDone::of(&page);
+        let items = page.into_items()?;
+        done.items = items.len() as u64;
+        for item in &items {
+            self.state.shape.observe(item)?;
+        }
+        if self.sampling {
+            self.held.extend(items);
+            self.held_pages.push(done);
+            if self.held_pages.len() == SAMPLE_PAGES {
+                self.flush_held()?;
+            }
+            return Ok(());
+        }
+        let columns = self.state.shape.resolve(self.numbers);
+        if self.writer.columns_differ(&columns) {
+            self.close_and_save()?;
+        }
+        if !items.is_empty() {
+            self.writer.write(&columns, &items)?;
+        }
+        self.mark(done);
+        if self.writer.roll_due(Some(self.max_file_age)) {
+            self.close_and_save()?;
+        }
+        Ok(())
+    }
+
+    /// Write the held-back items (in one file: no close between them) and count their pages.
+    fn flush_held(&mut self) -> Result<()> {
+        // Later pages are no longer held (the sample is complete or the scan is over).
+        self.sampling = false;
+        if self.held_pages.is_empty() {
+            return Ok(());
+        }
+        let columns = self.state.shape.resolve(self.numbers);
+        for chunk in std::mem::take(&mut self.held).chunks(BATCH_ROWS) {
+            self.writer.write(&columns, chunk)?;
+        }
+        for done in std::mem::take(&mut self.held_pages) {
+            self.mark(done);
+        }
+        Ok(())
+    }
+
+    fn mark(&mut self, done: PageDone) {
+        let totals = &mut self.state.totals;
+        totals.pages += 1;
+        totals.items_written += done.items;
+        totals.items_scanned += done.scanned;
+        totals.consumed_rcu += done.consumed_rcu;
+        self.state.positions[done.segment as usize] = done.next;
+    }
+
+    /// Close the open file, if any, and save the checkpoint.
+    fn close_and_save(&mut self) -> Result<()> {
+        if self.writer.close_current()? {
+            let file = self.writer.files().last().expect("a file was just closed");
+            self.state.files.push(CheckpointFile::new(file));
+        }
+        let (throttled, retried) = self.throttle.counts();
+        self.state.totals.throttled_requests = self.prior_counts.0 + throttled;
+        self.state.totals.retried_requests = self.prior_counts.1 + retried;
+        self.state.updated_at = Utc::now();
+        let handle = self.writer.handle().clone();
+        handle.block_on(write_checkpoint(self.writer.target(), &self.state))?;
+        self.progress.event(&ProgressEvent::Checkpointed {
+            files: self.state.files.len(),
+            items: self.state.totals.items_written,
+        });
+        Ok(())
+    }
 }
 
 /// Re-encode `stale` files (written with an earlier schema) into `columns`.
@@ -444,6 +828,9 @@ fn rewrite(
         let mut items = handle.block_on(FileItems::open(&target, &file.path))?;
         while let Some(batch) = handle.block_on(items.next_batch())? {
             writer.write(columns, &batch)?;
+            if writer.roll_due(None) {
+                writer.close_current()?;
+            }
         }
     }
     writer.finish()

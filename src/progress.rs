@@ -17,6 +17,19 @@ use serde::Serialize;
 #[serde(tag = "event", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ProgressEvent {
+    /// An unfinished snapshot is being continued from its checkpoint (sent before `Started`).
+    Resumed {
+        /// Segments already finished.
+        segments_done: usize,
+        /// Total segments.
+        segments: u32,
+        /// Data files kept.
+        files: usize,
+        /// Items in those files.
+        items: u64,
+        /// Bytes of those files.
+        bytes: u64,
+    },
     /// The scan is about to start.
     Started {
         /// Table name.
@@ -55,9 +68,21 @@ pub enum ProgressEvent {
         /// Bytes in the file.
         bytes: u64,
     },
+    /// `_checkpoint.json` was saved: a resume would continue from here.
+    Checkpointed {
+        /// Closed data files it lists.
+        files: usize,
+        /// Items in them.
+        items: u64,
+    },
     /// Files written before the schema settled are being re-encoded to the final schema.
     Rewriting {
         /// Number of files.
+        files: usize,
+    },
+    /// Every data file is complete; the manifest is being written.
+    Committing {
+        /// Data files the manifest lists.
         files: usize,
     },
     /// The manifest was written: the snapshot is complete.
@@ -116,6 +141,8 @@ impl Progress for JsonProgress {
 #[derive(Debug, Default)]
 struct Counters {
     items: u64,
+    /// Items already written by earlier runs of a resumed snapshot.
+    resumed_items: u64,
     pages: u64,
     rcu: f64,
     files: u64,
@@ -174,7 +201,8 @@ impl BarProgress {
         } else {
             String::new()
         };
-        let items_per_sec = c.items as f64 / self.bar.elapsed().as_secs_f64().max(1e-3);
+        let items_per_sec =
+            (c.items - c.resumed_items) as f64 / self.bar.elapsed().as_secs_f64().max(1e-3);
         self.bar.set_message(format!(
             "({items_per_sec:.0}/s) · {:.0}/{:.0} RCU/s · {:.0} RCU · {} pages · {} files, {:.1} MiB{throttled}",
             c.rate(),
@@ -191,6 +219,19 @@ impl Progress for BarProgress {
     fn event(&self, event: &ProgressEvent) {
         let mut c = self.counters.lock().expect("not poisoned");
         match event {
+            ProgressEvent::Resumed {
+                files,
+                items,
+                bytes,
+                ..
+            } => {
+                c.items += items;
+                c.resumed_items += items;
+                c.files += *files as u64;
+                c.bytes += bytes;
+                self.bar.set_position(c.items);
+            }
+            ProgressEvent::Checkpointed { .. } | ProgressEvent::Committing { .. } => {}
             ProgressEvent::Started {
                 estimated_items,
                 budget,

@@ -377,11 +377,13 @@ async fn full_disk_exits_6_and_leaves_nothing() {
     let to = disk.0.path().join("snap");
     let out = snapshot("orders", &to, &db.endpoint(), &[]).await;
     assert_fails(&out, 6, "No space left on device", Some(&to));
+    assert!(stderr(&out).contains("with --resume to continue"));
     let left: Vec<_> = std::fs::read_dir(&to)
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
-    assert!(left.is_empty(), "aborted uploads leave nothing: {left:?}");
+    // The aborted upload leaves nothing; the checkpoint saved at the start stays.
+    assert_eq!(left, ["_checkpoint.json"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -438,7 +440,43 @@ async fn ctrl_c_stops_without_committing_and_exits_130() {
         err.contains("interrupted: no snapshot was committed"),
         "{err}"
     );
-    assert!(!dir.path().join("snap/_manifest.json").exists());
+    assert!(err.contains("run the same command with --resume"), "{err}");
+    let snap = dir.path().join("snap");
+    assert!(!snap.join("_manifest.json").exists());
+    // The pages received before the signal were written and checkpointed: the resume starts
+    // after them.
+    let checkpoint: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(snap.join("_checkpoint.json")).unwrap()).unwrap();
+    let kept = checkpoint["totals"]["items_written"].as_u64().unwrap();
+    assert!(kept > 0 && kept < 6000, "items kept: {kept}");
+    assert_eq!(checkpoint["positions"][0]["state"], "after");
+    let out = snapshot("orders", &snap, &db.endpoint(), &["--resume"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("resuming: 0 of 1 segments finished, 1 files"),
+        "{}",
+        stderr(&out)
+    );
+    let target = ddbsnap::sink::Target::open(
+        &ddbsnap::sink::Destination::Local(snap.clone()),
+        None,
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    assert_same_items(
+        &scan_all(&client, "orders").await,
+        &read_snapshot(&target).await,
+    );
+    assert!(!snap.join("_checkpoint.json").exists(), "removed on commit");
+    // A second resume finds the committed snapshot and does nothing.
+    let out = snapshot("orders", &snap, &db.endpoint(), &["--resume"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("was already committed: 6000 items"),
+        "{stdout}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

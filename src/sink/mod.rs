@@ -257,11 +257,10 @@ impl Target {
         }
     }
 
-    /// Check the destination before reading the table: it can be listed and written, and holds
-    /// no snapshot (complete or not) unless `overwrite`, in which case the old one is removed,
-    /// manifest first so it never describes half-deleted data. Files that ddbsnap did not write
-    /// are never deleted: a location holding them is refused.
-    pub async fn prepare(&self, overwrite: bool) -> Result<()> {
+    /// Everything ddbsnap may have written directly under the root (data files, their local
+    /// staging files, the manifest, the checkpoint, the write probe). Anything else there is
+    /// refused: ddbsnap never deletes files it did not write.
+    pub(crate) async fn list_owned(&self) -> Result<Vec<OwnedFile>> {
         let listing: Vec<object_store::ObjectMeta> = self
             .store
             .list(Some(&self.root))
@@ -276,9 +275,8 @@ impl Target {
                 || name == PROBE_FILE
                 || is_data_file_name(name)
         };
-        let mut has_manifest = false;
         let mut owned = Vec::new();
-        for meta in &listing {
+        for meta in listing {
             let rel: Vec<_> = meta
                 .location
                 .prefix_match(&self.root)
@@ -287,8 +285,11 @@ impl Target {
                 .collect();
             let name = rel.iter().map(|p| p.as_ref()).collect::<Vec<_>>().join("/");
             if rel.len() == 1 && ours(&name) {
-                has_manifest |= name == MANIFEST_FILE;
-                owned.push(meta.location.clone());
+                owned.push(OwnedFile {
+                    name,
+                    location: meta.location,
+                    size: meta.size,
+                });
             } else if !name.starts_with('.') || rel.len() > 1 {
                 return Err(Error::Destination {
                     url: self.url.clone(),
@@ -300,24 +301,45 @@ impl Target {
                 });
             }
         }
+        Ok(owned)
+    }
+
+    /// Check the destination before reading the table: it can be listed and written, and holds
+    /// no snapshot (complete or not) unless `overwrite`, in which case the old one is removed,
+    /// manifest first so it never describes half-deleted data. Files that ddbsnap did not write
+    /// are never deleted: a location holding them is refused.
+    pub async fn prepare(&self, overwrite: bool) -> Result<()> {
+        let owned = self.list_owned().await?;
+        let has = |name: &str| owned.iter().any(|f| f.name == name);
         if !owned.is_empty() && !overwrite {
             return Err(Error::AlreadyExists {
                 url: self.url.clone(),
-                what: if has_manifest {
-                    "already holds a committed snapshot (_manifest.json)".into()
+                what: if has(MANIFEST_FILE) {
+                    "already holds a committed snapshot (_manifest.json); pass --overwrite to \
+                     replace it"
+                        .into()
+                } else if has(CHECKPOINT_FILE) {
+                    "holds an unfinished snapshot (_checkpoint.json, no _manifest.json); pass \
+                     --resume to continue it or --overwrite to start over"
+                        .into()
                 } else {
-                    "holds an incomplete snapshot from a failed run (data files but no \
-                     _manifest.json)"
+                    "holds data files of a failed run (no _manifest.json); pass --overwrite to \
+                     replace them"
                         .into()
                 },
             });
         }
-        if has_manifest {
+        if has(MANIFEST_FILE) {
             self.delete(&self.path(MANIFEST_FILE)).await?;
         }
-        for path in owned {
-            self.delete(&path).await?;
+        for file in owned {
+            self.delete(&file.location).await?;
         }
+        self.probe().await
+    }
+
+    /// Write and delete a small object: fails early when the destination is read-only.
+    pub(crate) async fn probe(&self) -> Result<()> {
         let probe = self.path(PROBE_FILE);
         self.store
             .put(&probe, bytes::Bytes::from_static(b"ddbsnap").into())
@@ -334,15 +356,30 @@ impl Target {
     }
 }
 
+/// A file ddbsnap wrote under a snapshot root.
+#[derive(Debug, Clone)]
+pub(crate) struct OwnedFile {
+    /// Name relative to the root.
+    pub(crate) name: String,
+    pub(crate) location: Path,
+    pub(crate) size: u64,
+}
+
 /// Data file names: `part-00000.parquet`.
 pub(crate) fn data_file_name(index: usize) -> String {
     format!("part-{index:05}.parquet")
 }
 
 pub(crate) fn is_data_file_name(name: &str) -> bool {
+    data_file_index(name).is_some()
+}
+
+/// The index `n` of a data file name `part-n.parquet`.
+pub(crate) fn data_file_index(name: &str) -> Option<usize> {
     name.strip_prefix("part-")
         .and_then(|r| r.strip_suffix(".parquet"))
-        .is_some_and(|n| n.len() >= 5 && n.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|n| n.len() >= 5 && n.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|n| n.parse().ok())
 }
 
 #[cfg(test)]

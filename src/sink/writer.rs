@@ -3,16 +3,20 @@
 //! Runs on the conversion thread (synchronous, off the network tasks). Encoding and compression
 //! happen here; the encoded bytes go to an `object_store` [`BufWriter`], which turns into a
 //! multipart upload once a file passes one part (uploads run on the async runtime in the
-//! background, at most a few parts in flight). A file is rolled when its size passes the target
-//! or when the resolved schema changes; every closed file is recorded as a [`DataFile`] with the
-//! schema it was written with, so files written before the schema settled can be re-encoded to
-//! the final schema before the commit (every file of a snapshot has the same schema).
+//! background, at most a few parts in flight). A file is closed when the resolved schema
+//! changes, and when the caller decides to roll it ([`RollingWriter::roll_due`]: past the
+//! target size or open too long); the caller picks the moment so files close only between Scan
+//! pages, which is what makes checkpoints exact. Every closed file is recorded as a
+//! [`DataFile`] with the schema it was written with, so files written before the schema settled
+//! can be re-encoded to the final schema before the commit (every file of a snapshot has the
+//! same schema).
 //!
 //! Memory: one in-progress row group (bounded by `row_group_bytes`), plus one upload chunk and
 //! the parts in flight.
 
 use std::io::Write;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use object_store::buffered::BufWriter;
@@ -164,6 +168,7 @@ struct OpenFile {
     name: String,
     columns: Columns,
     schema: arrow_schema::SchemaRef,
+    opened: Instant,
 }
 
 /// Writes items to rolling Parquet files under a target.
@@ -231,13 +236,15 @@ impl RollingWriter {
             name,
             columns: columns.clone(),
             schema,
+            opened: Instant::now(),
         });
         Ok(())
     }
 
-    /// Append `items`, all observed by the shape `columns` was resolved from.
+    /// Append `items`, all observed by the shape `columns` was resolved from. Closes the open
+    /// file first if it has other columns; never closes it for its size (see [`Self::roll_due`]).
     pub(crate) fn write(&mut self, columns: &Columns, items: &[Item]) -> Result<()> {
-        if self.current.as_ref().is_some_and(|f| &f.columns != columns) {
+        if self.columns_differ(columns) {
             self.close_current()?;
         }
         if self.current.is_none() {
@@ -254,18 +261,27 @@ impl RollingWriter {
                 .flush()
                 .map_err(|e| parquet_error(url, &file.name, e))?;
         }
-        if file.writer.bytes_written() + file.writer.in_progress_size()
-            >= self.opts.target_file_bytes
-        {
-            self.close_current()?;
-        }
         Ok(())
     }
 
-    /// Finish the open file (footer, upload completion) and record it.
-    pub(crate) fn close_current(&mut self) -> Result<()> {
+    /// True when a file is open with columns other than `columns` (the next write closes it).
+    pub(crate) fn columns_differ(&self, columns: &Columns) -> bool {
+        self.current.as_ref().is_some_and(|f| &f.columns != columns)
+    }
+
+    /// True when the open file has reached the target size, or has been open for `max_age`.
+    pub(crate) fn roll_due(&self, max_age: Option<Duration>) -> bool {
+        self.current.as_ref().is_some_and(|f| {
+            f.writer.bytes_written() + f.writer.in_progress_size() >= self.opts.target_file_bytes
+                || max_age.is_some_and(|age| f.opened.elapsed() >= age)
+        })
+    }
+
+    /// Finish the open file (footer, upload completion) and record it. Returns whether a file
+    /// was open.
+    pub(crate) fn close_current(&mut self) -> Result<bool> {
         let Some(mut file) = self.current.take() else {
-            return Ok(());
+            return Ok(false);
         };
         let meta = file
             .writer
@@ -288,7 +304,12 @@ impl RollingWriter {
             bytes,
             columns: file.columns,
         });
-        Ok(())
+        Ok(true)
+    }
+
+    /// Every file closed so far.
+    pub(crate) fn files(&self) -> &[DataFile] {
+        &self.files
     }
 
     /// True when no file has been opened yet.

@@ -28,6 +28,8 @@ use super::raw::{self, TakeBody};
 /// response body that the conversion thread parses ([`Page::into_items`]).
 #[derive(Debug)]
 pub(crate) struct Page {
+    /// The segment the page belongs to.
+    pub(crate) segment: u32,
     body: Option<Bytes>,
     items: Vec<Item>,
     /// Items returned (DynamoDB's Count).
@@ -36,13 +38,15 @@ pub(crate) struct Page {
     pub(crate) scanned: u64,
     /// ConsumedCapacity.CapacityUnits.
     pub(crate) consumed_rcu: f64,
-    last_key: Option<Item>,
+    /// LastEvaluatedKey: where the next page of the segment starts; `None` on its last page.
+    pub(crate) last_key: Option<Item>,
 }
 
 impl Page {
-    fn from_sdk(out: aws_sdk_dynamodb::operation::scan::ScanOutput) -> Self {
+    fn from_sdk(segment: u32, out: aws_sdk_dynamodb::operation::scan::ScanOutput) -> Self {
         let items = out.items.unwrap_or_default();
         Page {
+            segment,
             body: None,
             count: items.len() as u64,
             items,
@@ -51,11 +55,11 @@ impl Page {
                 .consumed_capacity
                 .and_then(|c| c.capacity_units)
                 .unwrap_or(0.0),
-            last_key: out.last_evaluated_key,
+            last_key: out.last_evaluated_key.filter(|k| !k.is_empty()),
         }
     }
 
-    fn from_raw(body: Bytes) -> Result<Self> {
+    fn from_raw(segment: u32, body: Bytes) -> Result<Self> {
         let head = raw::parse_head(&body).map_err(|e| Error::Dynamo {
             operation: "Scan",
             code: "MalformedResponse".into(),
@@ -63,13 +67,17 @@ impl Page {
             source: Some(Box::new(e)),
         })?;
         Ok(Page {
+            segment,
             count: head.count.max(0) as u64,
             scanned: head.scanned_count.max(0) as u64,
             consumed_rcu: head
                 .consumed_capacity
                 .and_then(|c| c.capacity_units)
                 .unwrap_or(0.0),
-            last_key: head.last_evaluated_key.map(|k| k.0),
+            last_key: head
+                .last_evaluated_key
+                .map(|k| k.0)
+                .filter(|k| !k.is_empty()),
             body: Some(body),
             items: Vec::new(),
         })
@@ -163,10 +171,11 @@ fn failure_kind<E: ProvideErrorMetadata>(
 }
 
 impl ScanJob {
-    /// Scan one segment to its end. Each page is paid for in the shared read budget; throttled
-    /// and failed pages are retried (same ExclusiveStartKey) with full-jitter backoff until
-    /// `retry_timeout` passes without a successful page.
-    pub(crate) async fn run(self, segment: u32) -> Result<SegmentEnd> {
+    /// Scan one segment to its end, from `start_key` (a resume) or from its beginning. Each
+    /// page is paid for in the shared read budget; throttled and failed pages are retried (same
+    /// ExclusiveStartKey) with full-jitter backoff until `retry_timeout` passes without a
+    /// successful page.
+    pub(crate) async fn run(self, segment: u32, mut start_key: Option<Item>) -> Result<SegmentEnd> {
         let _permit = self
             .permits
             .acquire()
@@ -174,11 +183,10 @@ impl ScanJob {
             .map_err(|_| crate::error::Error::Internal("scan semaphore closed".into()))?;
         let no_sdk_retries = aws_sdk_dynamodb::config::Builder::default()
             .retry_config(aws_smithy_types::retry::RetryConfig::disabled());
-        let mut start_key: Option<Item> = None;
         loop {
             let mut attempt = 0u32;
             let mut failing_since: Option<Instant> = None;
-            let mut page = loop {
+            let page = loop {
                 let (limit, estimate) = self.throttle.next_page();
                 self.throttle.acquire(estimate).await;
                 let take = TakeBody::default();
@@ -201,9 +209,9 @@ impl ScanJob {
                 // Ok(page), or Err((throttled, what happened)) for a page worth retrying.
                 let attempt_result = match sent {
                     Ok(out) => match take.take() {
-                        None => Ok(Page::from_sdk(out)),
+                        None => Ok(Page::from_sdk(segment, out)),
                         Some(body) => match raw::collect(body).await {
-                            Ok(bytes) => Ok(Page::from_raw(bytes)?),
+                            Ok(bytes) => Ok(Page::from_raw(segment, bytes)?),
                             Err(e) => Err((false, format!("reading a Scan response: {e}"))),
                         },
                     },
@@ -250,13 +258,13 @@ impl ScanJob {
                 scanned: page.scanned,
                 consumed_rcu: page.consumed_rcu,
             });
-            let last_key = page.last_key.take();
+            let last_key = page.last_key.clone();
             if self.tx.send(Msg::Page(page)).await.is_err() {
                 return Ok(SegmentEnd::Stopped);
             }
             match last_key {
-                Some(key) if !key.is_empty() => start_key = Some(key),
-                _ => return Ok(SegmentEnd::Done),
+                Some(key) => start_key = Some(key),
+                None => return Ok(SegmentEnd::Done),
             }
         }
     }

@@ -1,0 +1,247 @@
+//! `_checkpoint.json`: where an unfinished snapshot stands, so `--resume` can continue it.
+//!
+//! The checkpoint is written at the start of a run and again each time a data file is closed
+//! (and on Ctrl-C, after the open file is closed), always with one `put` of the whole document:
+//! a single PUT on S3, a write-then-rename on local disk, so a reader sees either the previous
+//! checkpoint or the new one, never a torn one.
+//!
+//! What it holds, and the invariant that makes resuming exact (contract C5): for every segment,
+//! the position up to which *all* of its items are in the closed data files it lists, and no
+//! item past that position is in them. Files close only between pages, so a position is always
+//! a LastEvaluatedKey DynamoDB returned (stored as DynamoDB JSON, so every key type round-trips
+//! exactly). Resuming lists the data files, deletes those the checkpoint does not name (the file
+//! that was open when the run died, its staging files), and scans each unfinished segment from
+//! its position: every item ends up in exactly one file (contract C1).
+//!
+//! It also keeps what is needed to finish as if the run had never stopped: the schema
+//! inference state (so a column first seen after the resume still gives one schema across all
+//! files), the schema each file was written with (so files written under an older schema are
+//! re-encoded at commit), the totals so far, and the options that must not change.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use object_store::ObjectStoreExt;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::convert::json::{from_json, to_json};
+use crate::convert::{Columns, Item, TableShape};
+use crate::error::{AttrPath, Error, Result};
+use crate::manifest::OutputOptions;
+use crate::sink::{CHECKPOINT_FILE, DataFile, Target};
+
+/// Format identifier of this checkpoint layout.
+pub const CHECKPOINT_FORMAT: &str = "ddbsnap.checkpoint.v1";
+
+/// The state of an unfinished snapshot.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Always [`CHECKPOINT_FORMAT`].
+    pub format: String,
+    /// Version of ddbsnap that wrote it.
+    pub ddbsnap_version: String,
+    /// Table name.
+    pub table: String,
+    /// How the data is read: `scan`.
+    pub mode: String,
+    /// Filter applied to the scan, if any.
+    pub filter: Option<serde_json::Value>,
+    /// Scan segments (TotalSegments); a resume must use the same count.
+    pub segments: u32,
+    /// Output options; a resume must use the same ones.
+    pub options: OutputOptions,
+    /// When the first run of this snapshot started.
+    pub started_at: DateTime<Utc>,
+    /// When this checkpoint was written.
+    pub updated_at: DateTime<Utc>,
+    /// Runs that contributed (1 for a run never resumed).
+    pub runs: u32,
+    /// One position per segment, indexed by segment number.
+    pub positions: Vec<Position>,
+    /// Every closed data file, with the schema it was written with.
+    pub files: Vec<CheckpointFile>,
+    /// Schema inference state over every item in `files`.
+    pub shape: TableShape,
+    /// Totals over every item in `files`.
+    pub totals: Totals,
+}
+
+/// How far one segment is, counting only items in closed data files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Position {
+    /// No item of the segment is in a closed file yet.
+    Start,
+    /// Every item up to this LastEvaluatedKey is in closed files; the scan continues after it.
+    After {
+        /// The LastEvaluatedKey, as DynamoDB JSON.
+        key: StartKey,
+    },
+    /// Every item of the segment is in closed files.
+    Done,
+}
+
+/// A LastEvaluatedKey, serialized as DynamoDB JSON (`{"pk":{"S":"a"},"n":{"N":"1"}}`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StartKey(pub Item);
+
+impl Serialize for StartKey {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut names: Vec<&String> = self.0.keys().collect();
+        names.sort();
+        let mut map = serde_json::Map::new();
+        for name in names {
+            let mut path = AttrPath::default();
+            path.push_field(name);
+            let value = to_json(&self.0[name], &mut path).map_err(serde::ser::Error::custom)?;
+            map.insert(name.clone(), value);
+        }
+        map.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for StartKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let map = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
+        let item = map
+            .iter()
+            .map(|(name, value)| Ok((name.clone(), from_json(value)?)))
+            .collect::<Result<HashMap<_, _>>>()
+            .map_err(serde::de::Error::custom)?;
+        Ok(StartKey(item))
+    }
+}
+
+/// A closed data file and the schema it was written with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointFile {
+    /// Path, rows and bytes.
+    #[serde(flatten)]
+    pub file: DataFile,
+    /// The schema of the file.
+    pub columns: Columns,
+}
+
+impl CheckpointFile {
+    /// Record a closed file.
+    pub(crate) fn new(file: &DataFile) -> Self {
+        CheckpointFile {
+            columns: file.columns.clone(),
+            file: file.clone(),
+        }
+    }
+
+    /// The file as the pipeline tracks it.
+    pub(crate) fn data_file(&self) -> DataFile {
+        DataFile {
+            columns: self.columns.clone(),
+            ..self.file.clone()
+        }
+    }
+}
+
+/// Running totals of a snapshot (summed over resumed runs).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Items read by the scan (before any filter).
+    pub items_scanned: u64,
+    /// Items written to data files.
+    pub items_written: u64,
+    /// Scan pages.
+    pub pages: u64,
+    /// Read capacity consumed.
+    pub consumed_rcu: f64,
+    /// Scan requests throttled.
+    pub throttled_requests: u64,
+    /// Scan requests retried.
+    pub retried_requests: u64,
+}
+
+impl Checkpoint {
+    /// Segments whose every item is already in closed files.
+    pub fn segments_done(&self) -> usize {
+        self.positions
+            .iter()
+            .filter(|p| **p == Position::Done)
+            .count()
+    }
+}
+
+/// Read `_checkpoint.json`, `None` when there is none.
+pub async fn read_checkpoint(target: &Target) -> Result<Option<Checkpoint>> {
+    let path = target.path(CHECKPOINT_FILE);
+    let bytes = match target.store.get(&path).await {
+        Ok(got) => got
+            .bytes()
+            .await
+            .map_err(|e| target.error("reading _checkpoint.json", e))?,
+        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(target.error("reading _checkpoint.json", e)),
+    };
+    let checkpoint: Checkpoint =
+        serde_json::from_slice(&bytes).map_err(|e| Error::Destination {
+            url: target.url.clone(),
+            message: format!(
+                "_checkpoint.json cannot be read ({e}); run again with --overwrite to start over"
+            ),
+            source: Some(Box::new(e)),
+        })?;
+    if checkpoint.format != CHECKPOINT_FORMAT {
+        return Err(Error::Destination {
+            url: target.url.clone(),
+            message: format!(
+                "_checkpoint.json has format '{}', this ddbsnap reads '{CHECKPOINT_FORMAT}'; \
+                 resume with the version that wrote it ({}) or start over with --overwrite",
+                checkpoint.format, checkpoint.ddbsnap_version
+            ),
+            source: None,
+        });
+    }
+    Ok(Some(checkpoint))
+}
+
+/// Replace `_checkpoint.json` with `checkpoint` in one `put`.
+pub(crate) async fn write_checkpoint(target: &Target, checkpoint: &Checkpoint) -> Result<()> {
+    let body = serde_json::to_vec(checkpoint)
+        .map_err(|e| Error::Internal(format!("serializing the checkpoint: {e}")))?;
+    target
+        .store
+        .put(&target.path(CHECKPOINT_FILE), body.into())
+        .await
+        .map_err(|e| target.error("writing _checkpoint.json", e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::primitives::Blob;
+    use aws_sdk_dynamodb::types::AttributeValue as AV;
+
+    #[test]
+    fn positions_round_trip_every_key_type() {
+        let key = StartKey(HashMap::from([
+            ("pk".to_owned(), AV::S("a \"quoted\" ключ".into())),
+            (
+                "sk".to_owned(),
+                AV::N("12345678901234567890123456789012345678".into()),
+            ),
+            ("b".to_owned(), AV::B(Blob::new(vec![0, 255, 10, 13]))),
+        ]));
+        let positions = vec![
+            Position::Start,
+            Position::After { key: key.clone() },
+            Position::Done,
+        ];
+        let text = serde_json::to_string(&positions).unwrap();
+        assert!(text.contains(r#""sk":{"N":"12345678901234567890123456789012345678"}"#));
+        let back: Vec<Position> = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, positions);
+    }
+
+    #[test]
+    fn rejects_unknown_key_types() {
+        let bad = r#"{"state":"after","key":{"pk":{"X":"1"}}}"#;
+        assert!(serde_json::from_str::<Position>(bad).is_err());
+    }
+}
