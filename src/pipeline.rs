@@ -172,7 +172,7 @@ pub async fn snapshot_to_until(
 /// What `--resume` found at the destination.
 enum ResumePoint {
     /// An unfinished snapshot, its stray files removed.
-    Checkpoint(Checkpoint),
+    Checkpoint(Box<Checkpoint>),
     /// A committed snapshot: nothing to do.
     Committed(Box<Manifest>),
 }
@@ -281,7 +281,7 @@ async fn resume_point(
         }
     }
     target.probe().await?;
-    Ok(ResumePoint::Checkpoint(checkpoint))
+    Ok(ResumePoint::Checkpoint(Box::new(checkpoint)))
 }
 
 fn output_options(config: &SnapshotConfig) -> OutputOptions {
@@ -324,7 +324,7 @@ async fn run(
             ResumePoint::Committed(manifest) => {
                 return Ok(Summary::committed_earlier(&target, *manifest));
             }
-            ResumePoint::Checkpoint(checkpoint) => Some(checkpoint),
+            ResumePoint::Checkpoint(checkpoint) => Some(*checkpoint),
         }
     } else {
         target.prepare(config.overwrite).await?;
