@@ -205,10 +205,10 @@ async fn s3_snapshot_round_trips_with_a_multipart_upload() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failed_part_upload_aborts_and_leaves_no_manifest() {
+async fn failed_part_upload_aborts_leaves_no_manifest_and_resumes() {
     let db = Dynalite::start();
     let s3 = S3Server::start(&["snapshots"]);
-    load_incompressible(&db, "big").await;
+    let truth = load_incompressible(&db, "big").await;
     let (config, target) = s3_target(&s3, "big", "s3://snapshots/tables/big/failed").await;
     let faulty = Arc::new(FaultyStore::new(Arc::clone(target.store()), Some(2)));
     let failing = Target::from_store(faulty.clone(), "tables/big/failed", target.url());
@@ -220,6 +220,7 @@ async fn failed_part_upload_aborts_and_leaves_no_manifest() {
         err.to_string().contains("s3://snapshots/tables/big/failed"),
         "{err}"
     );
+    assert!(err.to_string().contains("--resume"), "{err}");
     assert_eq!(
         faulty.aborts.load(Ordering::SeqCst),
         1,
@@ -229,7 +230,19 @@ async fn failed_part_upload_aborts_and_leaves_no_manifest() {
     let left: Vec<_> = std::fs::read_dir(&dir)
         .map(|d| d.map(|e| e.unwrap().file_name()).collect())
         .unwrap_or_default();
-    assert!(left.is_empty(), "nothing left behind: {left:?}");
+    assert_eq!(left, ["_checkpoint.json"], "only the checkpoint is left");
+
+    // Once S3 works again, --resume finishes the snapshot.
+    let resume = SnapshotConfig::builder("big", "s3://snapshots/tables/big/failed")
+        .segments(2)
+        .resume(true)
+        .build()
+        .unwrap();
+    let summary = ddbsnap::snapshot_to(&db.aws(), target.clone(), &resume, Arc::new(NoProgress))
+        .await
+        .unwrap();
+    assert_eq!(summary.runs, 2);
+    assert_same_items(&truth, &read_snapshot(&target).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

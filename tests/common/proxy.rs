@@ -1,5 +1,6 @@
-//! A small HTTP/1.1 proxy in front of dynalite for fault injection: answer some requests with
-//! canned errors or rewrite responses, forward the rest untouched.
+//! A small HTTP/1.1 proxy for fault injection in front of dynalite or s3s-fs: answer some
+//! requests with canned errors or rewrite responses, forward the rest untouched (the Host header
+//! is kept, so signatures stay valid).
 
 #![allow(dead_code)]
 
@@ -24,7 +25,9 @@ pub enum Action {
     Rewrite(Box<dyn FnOnce(String) -> String + Send>),
 }
 
-/// Decides per request, from the `X-Amz-Target` operation (e.g. `Scan`) and the JSON body.
+/// Decides per request, from the operation and the body. The operation is the `X-Amz-Target`
+/// action for DynamoDB (e.g. `Scan`), else the request line (`PUT /bucket/key?partNumber=1&...
+/// HTTP/1.1`, for S3).
 pub type Rule = Arc<dyn Fn(&str, &str) -> Action + Send + Sync>;
 
 pub struct Proxy {
@@ -81,16 +84,35 @@ async fn read_message<R: tokio::io::AsyncBufRead + Unpin>(
         }
         head.push(line);
     }
-    let len = head
-        .iter()
-        .find_map(|h| {
+    let value = |name: &str| {
+        head.iter().find_map(|h| {
             let (k, v) = h.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse::<usize>().ok())?
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_ascii_lowercase())
         })
-        .unwrap_or(0);
-    let mut body = vec![0; len];
-    r.read_exact(&mut body).await?;
+    };
+    let mut body = Vec::new();
+    if value("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        loop {
+            let mut size = String::new();
+            r.read_line(&mut size).await?;
+            let size = usize::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16)
+                .map_err(std::io::Error::other)?;
+            let mut chunk = vec![0; size + 2];
+            r.read_exact(&mut chunk).await?;
+            if size == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..size]);
+        }
+    } else {
+        let len = value("content-length")
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(0);
+        body.resize(len, 0);
+        r.read_exact(&mut body).await?;
+    }
     Ok(Some(Message { head, body }))
 }
 
@@ -105,7 +127,10 @@ fn encode(head: &[String], body: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     for h in head {
         let name = h.split(':').next().unwrap_or("");
-        if name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("x-amz-crc32") {
+        if name.eq_ignore_ascii_case("content-length")
+            || name.eq_ignore_ascii_case("transfer-encoding")
+            || name.eq_ignore_ascii_case("x-amz-crc32")
+        {
             continue;
         }
         out.extend_from_slice(h.as_bytes());
@@ -122,7 +147,7 @@ async fn serve(conn: TcpStream, upstream_port: u16, rule: Rule) -> std::io::Resu
     while let Some(req) = read_message(&mut read).await? {
         let op = header(&req, "x-amz-target")
             .and_then(|t| t.rsplit('.').next())
-            .unwrap_or("")
+            .unwrap_or(&req.head[0])
             .to_owned();
         let body = String::from_utf8_lossy(&req.body).into_owned();
         let response = match rule(&op, &body) {
