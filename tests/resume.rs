@@ -46,7 +46,7 @@ fn test_item(i: u64) -> Item {
         ("hist", AV::L(vec![n(&(i % 13).to_string()), s("x")])),
         ("body", s(&random_text(i, 120))),
     ];
-    if i % 1000 == 0 {
+    if i.is_multiple_of(1000) {
         entries.push(("big", n("12345678901234567890123456789012345678")));
     }
     item(entries)
@@ -295,4 +295,204 @@ async fn sigkill_then_resume_on_s3_keeps_every_item_once() {
         let to = format!("s3://snaps/orders/{}", point.name());
         kill_and_resume(&db, Some(&s3), &truth, &to, point).await;
     }
+}
+
+/// ~9 MB of incompressible items: one data file, uploaded in two 5 MiB parts.
+async fn load_incompressible(db: &Dynalite, table: &str) -> Vec<Item> {
+    let client = db.client();
+    create_table(&client, table, None).await;
+    let items = (0..3000u64)
+        .map(|i| {
+            item(vec![
+                ("pk", s(&format!("k{i}"))),
+                ("blob", AV::B(Blob::new(random_bytes(i, 3000)))),
+            ])
+        })
+        .collect();
+    put_items(&client, table, items).await;
+    scan_all(&client, table).await
+}
+
+/// A proxy in front of s3s-fs answering part uploads (`PUT ...?partNumber=`) chosen by `fail`
+/// with `status`, counting them.
+async fn failing_parts(
+    s3: &S3Server,
+    status: u16,
+    fail: impl Fn(usize) -> bool + Send + Sync + 'static,
+) -> (Proxy, Arc<AtomicUsize>) {
+    let failed = Arc::new(AtomicUsize::new(0));
+    let seen = AtomicUsize::new(0);
+    let counter = Arc::clone(&failed);
+    let rule: proxy::Rule = Arc::new(move |line, _| {
+        if !(line.starts_with("PUT ") && line.contains("partNumber=")) {
+            return Action::Forward;
+        }
+        if !fail(seen.fetch_add(1, Ordering::SeqCst)) {
+            return Action::Forward;
+        }
+        counter.fetch_add(1, Ordering::SeqCst);
+        let code = if status == 503 {
+            "SlowDown"
+        } else {
+            "AccessDenied"
+        };
+        Action::Respond {
+            status,
+            body: format!("<Error><Code>{code}</Code><Message>injected</Message></Error>"),
+        }
+    });
+    (Proxy::start(s3.port, rule).await, failed)
+}
+
+fn s3_args(db: &Dynalite, to: &str, s3_endpoint: &str, extra: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = ["big", "--to", to, "--endpoint-url", &db.endpoint()]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    a.extend(["--s3-endpoint-url", s3_endpoint].map(String::from));
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_part_failures_are_retried_or_fail_cleanly() {
+    let db = Dynalite::start();
+    let s3 = S3Server::start(&["snaps"]);
+    let truth = load_incompressible(&db, "big").await;
+
+    // Every other part upload answered 503 SlowDown: retried, and the snapshot commits.
+    let (proxy, failed) = failing_parts(&s3, 503, |n| n % 2 == 0).await;
+    let to = "s3://snaps/big/flaky";
+    let run = run_ddbsnap(s3_args(&db, to, &proxy.endpoint(), &[]), |_| false).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        failed.load(Ordering::SeqCst) >= 2,
+        "part uploads were failed"
+    );
+    let target = open_target(to, Some(&s3)).await;
+    assert_same_items(&truth, &read_snapshot(&target).await);
+
+    // Every part upload refused: a clean failure, no manifest, the upload aborted; a resume
+    // once S3 accepts uploads again commits the whole table.
+    let (proxy, failed) = failing_parts(&s3, 403, |_| true).await;
+    let to = "s3://snaps/big/refused";
+    let run = run_ddbsnap(s3_args(&db, to, &proxy.endpoint(), &[]), |_| false).await;
+    assert_eq!(run.code, Some(6), "{}", run.stderr);
+    assert!(failed.load(Ordering::SeqCst) >= 1);
+    let error = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap();
+    assert!(error.contains("uploading part-00000.parquet"), "{error}");
+    assert!(error.contains("with --resume to continue"), "{error}");
+    let target = open_target(to, Some(&s3)).await;
+    assert_eq!(
+        names_under(&target).await,
+        HashSet::from(["_checkpoint.json".to_owned()])
+    );
+    let run = run_ddbsnap(s3_args(&db, to, &s3.endpoint(), &["--resume"]), |_| false).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_same_items(&truth, &read_snapshot(&target).await);
+}
+
+/// Cancels the run (like Ctrl-C) once `files` data files are checkpointed.
+struct StopAfter {
+    files: usize,
+    cancel: ddbsnap::CancellationToken,
+}
+
+impl ddbsnap::progress::Progress for StopAfter {
+    fn event(&self, event: &ddbsnap::progress::ProgressEvent) {
+        if let ddbsnap::progress::ProgressEvent::Checkpointed { files, .. } = event
+            && *files >= self.files
+        {
+            self.cancel.cancel();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attribute_first_seen_after_a_resume_gives_one_schema() {
+    let db = Dynalite::start();
+    let client = db.client();
+    create_table(&client, "orders", None).await;
+    let base = |i: u64| {
+        item(vec![
+            ("pk", s(&format!("k{i:05}"))),
+            ("n", n(&i.to_string())),
+            ("body", s(&random_text(i, 1000))),
+        ])
+    };
+    put_items(&client, "orders", (0..5000).map(base).collect()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let to = dir.path().to_str().unwrap();
+    let config = |resume: bool| {
+        ddbsnap::SnapshotConfig::builder("orders", to)
+            .segments(2)
+            .target_file_bytes(1 << 20)
+            // ~5 MB at 300 RCU/s: about two seconds, so the stop comes mid-scan.
+            .max_rcu(300.0)
+            .read_fraction(1.0)
+            .resume(resume)
+            .build()
+            .unwrap()
+    };
+    let target = open_target(to, None).await;
+
+    // First run: stopped after two files are checkpointed.
+    let cancel = ddbsnap::CancellationToken::new();
+    let stop = Arc::new(StopAfter {
+        files: 2,
+        cancel: cancel.clone(),
+    });
+    let err = ddbsnap::snapshot_to_until(&db.aws(), target.clone(), &config(false), stop, cancel)
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 130, "{err}");
+
+    // Items not yet in a checkpointed file gain a new attribute: the resumed scan sees it,
+    // the files already written do not have it.
+    let checkpoint = ddbsnap::checkpoint::read_checkpoint(&target)
+        .await
+        .unwrap()
+        .expect("a checkpoint");
+    let mut done = HashSet::new();
+    for f in &checkpoint.files {
+        let mut items = FileItems::open(&target, &f.file.path).await.unwrap();
+        assert!(!items.columns().contains_key("late"));
+        while let Some(batch) = items.next_batch().await.unwrap() {
+            done.extend(batch.iter().map(key_of));
+        }
+    }
+    assert!(done.len() >= 1000 && done.len() < 5000, "{}", done.len());
+    let changed: Vec<Item> = (0..5000)
+        .map(base)
+        .filter(|it| !done.contains(&key_of(it)))
+        .map(|mut it| {
+            let score = format!("{}.25", it.len());
+            it.insert(
+                "late".into(),
+                AV::M(item(vec![("score", n(&score)), ("tag", s("new"))])),
+            );
+            it
+        })
+        .collect();
+    put_items(&client, "orders", changed).await;
+
+    let summary = ddbsnap::snapshot_to(
+        &db.aws(),
+        target.clone(),
+        &config(true),
+        Arc::new(ddbsnap::progress::NoProgress),
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.runs, 2);
+    assert!(summary.files_rewritten >= 2, "{summary:?}");
+    // read_snapshot checks that every file has the manifest's schema.
+    let got = read_snapshot(&target).await;
+    let manifest = ddbsnap::sink::reader::read_manifest(&target).await.unwrap();
+    assert!(manifest.schema.columns.contains_key("late"));
+    assert_same_items(&scan_all(&client, "orders").await, &got);
 }
