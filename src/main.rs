@@ -64,6 +64,11 @@ async fn snapshot(args: SnapshotArgs) -> Result<ExitCode, ddbsnap::Error> {
     });
     let progress = Arc::new(Announce(progress));
     let summary = ddbsnap::snapshot_until(&config, progress, cancel).await?;
+    let resumed = if summary.runs > 1 {
+        format!(" (resumed; totals over {} runs)", summary.runs)
+    } else {
+        String::new()
+    };
     let throttled = if summary.throttled_requests > 0 {
         format!(
             ", {} throttled requests retried",
@@ -84,7 +89,7 @@ async fn snapshot(args: SnapshotArgs) -> Result<ExitCode, ddbsnap::Error> {
         );
     } else {
         println!(
-            "snapshot of {} committed: {} items in {} files ({:.1} MiB), {:.1} RCU ({:.1} RCU/s), {} segments{throttled}, {:.1} s\n{}",
+            "snapshot of {} committed{resumed}: {} items in {} files ({:.1} MiB), {:.1} RCU ({:.1} RCU/s), {} segments{throttled}, {:.1} s\n{}",
             summary.table,
             summary.items,
             summary.files,

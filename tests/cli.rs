@@ -450,6 +450,41 @@ async fn ctrl_c_stops_without_committing_and_exits_130() {
     let kept = checkpoint["totals"]["items_written"].as_u64().unwrap();
     assert!(kept > 0 && kept < 6000, "items kept: {kept}");
     assert_eq!(checkpoint["positions"][0]["state"], "after");
+    // A resume must use the options that shaped the files already written.
+    let out = snapshot(
+        "orders",
+        &snap,
+        &db.endpoint(),
+        &["--resume", "--segments", "3"],
+    )
+    .await;
+    assert_fails(
+        &out,
+        2,
+        "it was made with --segments 1 (got --segments 3)",
+        Some(&snap),
+    );
+    let out = snapshot(
+        "orders",
+        &snap,
+        &db.endpoint(),
+        &["--resume", "--numbers", "float64"],
+    )
+    .await;
+    assert_fails(
+        &out,
+        2,
+        "it was made with --compression zstd --zstd-level 1 --numbers exact (this run asks for --compression zstd --zstd-level 1 --numbers float64)",
+        Some(&snap),
+    );
+    demo_table(&db, "other", 3).await;
+    let out = snapshot("other", &snap, &db.endpoint(), &["--resume"]).await;
+    assert_fails(
+        &out,
+        2,
+        "it is a snapshot of table 'orders', not 'other'",
+        Some(&snap),
+    );
     let out = snapshot("orders", &snap, &db.endpoint(), &["--resume"]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
@@ -476,6 +511,33 @@ async fn ctrl_c_stops_without_committing_and_exits_130() {
     assert!(
         stdout.contains("was already committed: 6000 items"),
         "{stdout}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_without_a_checkpoint_exits_2() {
+    let db = Dynalite::start();
+    demo_table(&db, "orders", 5).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = snapshot("orders", dir.path(), &db.endpoint(), &["--resume"]).await;
+    assert_fails(
+        &out,
+        2,
+        "has no _checkpoint.json, so there is nothing to resume; run without --resume",
+        Some(dir.path()),
+    );
+    let out = snapshot(
+        "orders",
+        dir.path(),
+        &db.endpoint(),
+        &["--resume", "--overwrite"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot be used with"),
+        "{}",
+        stderr(&out)
     );
 }
 

@@ -243,6 +243,22 @@ pub async fn create_table_with(
             );
     }
     req.send().await.unwrap();
+    // dynalite makes the table ACTIVE on its next tick; wait for it when it is busy.
+    for _ in 0..200 {
+        let status = client
+            .describe_table()
+            .table_name(name)
+            .send()
+            .await
+            .unwrap()
+            .table
+            .and_then(|t| t.table_status);
+        if status == Some(aws_sdk_dynamodb::types::TableStatus::Active) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("table {name} did not become ACTIVE");
 }
 
 /// Write items with BatchWriteItem, 25 at a time, several requests in flight.
