@@ -153,7 +153,7 @@ pub enum Error {
     /// kept. [`Error::kind`] is the kind of `error`.
     #[error(
         "{error}; progress is saved in {url}/_checkpoint.json: once the cause is fixed, run the \
-         same command with --resume to continue"
+         same command with --resume to continue (or with --overwrite to start over)"
     )]
     Incomplete {
         /// What went wrong.
