@@ -135,6 +135,12 @@ impl AwsContext {
                     ),
                     source: Some(Box::new(err)),
                 },
+                "ValidationException" if operation == "Scan" => Error::InvalidArgument {
+                    message: format!(
+                        "DynamoDB rejected the Scan of '{table}': {message}; check --filter, \
+                         --names, --values, --columns and --index"
+                    ),
+                },
                 "AccessDeniedException" => Error::AccessDenied {
                     message: format!(
                         "{message}; the identity needs dynamodb:{operation} on table '{table}'"

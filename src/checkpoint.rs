@@ -44,7 +44,8 @@ pub struct Checkpoint {
     pub table: String,
     /// How the data is read: `scan`.
     pub mode: String,
-    /// Filter applied to the scan, if any.
+    /// What is scanned when not the whole table (a [`crate::filter::ScanSpec`], its timestamp
+    /// window resolved); a resume must ask for the same.
     pub filter: Option<serde_json::Value>,
     /// Scan segments (TotalSegments); a resume must use the same count.
     pub segments: u32,
@@ -64,6 +65,9 @@ pub struct Checkpoint {
     pub shape: TableShape,
     /// Totals over every item in `files`.
     pub totals: Totals,
+    /// What the timestamp window check saw, for an incremental pull.
+    #[serde(default)]
+    pub window: Option<crate::filter::WindowStats>,
 }
 
 /// How far one segment is, counting only items in closed data files.

@@ -3,9 +3,10 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::SnapshotConfig;
+use crate::config::{Since, SnapshotConfig, TimeSpec};
 use crate::convert::NumberMode;
 use crate::error::Result;
+use crate::filter::{RawFilter, parse_bound};
 use crate::sink::Compression;
 
 /// Snapshot a DynamoDB table into lossless Parquet on S3 or local disk.
@@ -70,9 +71,44 @@ pub struct SnapshotArgs {
     /// Region of the S3 bucket, when it differs from the table's.
     #[arg(long)]
     pub s3_region: Option<String>,
-    /// Strongly consistent reads (twice the read capacity).
+    /// Strongly consistent reads (twice the read capacity; not on global secondary indexes).
     #[arg(long)]
     pub consistent_read: bool,
+    /// Scan this global or local secondary index instead of the table (its key schema and
+    /// capacity are used).
+    #[arg(long, value_name = "NAME")]
+    pub index: Option<String>,
+    /// Read only these top-level attributes, comma-separated (names verbatim; key attributes
+    /// and --filter-attr are always read).
+    #[arg(long, value_name = "A,B,...", value_delimiter = ',')]
+    pub columns: Vec<String>,
+    /// A DynamoDB FilterExpression, e.g. '#s = :v'.
+    #[arg(long, value_name = "EXPR")]
+    pub filter: Option<String>,
+    /// ExpressionAttributeNames for --filter, as JSON: '{"#s":"status"}'.
+    #[arg(long, value_name = "JSON", requires = "filter")]
+    pub names: Option<String>,
+    /// ExpressionAttributeValues for --filter, as DynamoDB JSON: '{":v":{"S":"active"}}'.
+    #[arg(long, value_name = "JSON", requires = "filter")]
+    pub values: Option<String>,
+    /// Timestamp attribute of an incremental pull; --to is then a dataset root and the run is
+    /// written to <to>/run=<utc-id>/.
+    #[arg(long, value_name = "ATTR")]
+    pub filter_attr: Option<String>,
+    /// Inclusive lower bound: RFC 3339, a date, epoch seconds or milliseconds, or 'last' (the
+    /// previous committed run's window end, minus --overlap).
+    #[arg(long, value_name = "TIME", requires = "filter_attr")]
+    pub since: Option<String>,
+    /// Exclusive upper bound: RFC 3339, a date, or epoch seconds or milliseconds.
+    #[arg(long, value_name = "TIME", requires = "filter_attr")]
+    pub until: Option<String>,
+    /// How --filter-attr holds time (default: detected from the key schema or a sample).
+    #[arg(long, value_enum, requires = "filter_attr")]
+    pub ts_format: Option<crate::filter::TsFormat>,
+    /// Seconds `--since last` reaches back into the previous window, for clock skew and late
+    /// writes.
+    #[arg(long, value_name = "SECONDS", requires = "filter_attr", default_value_t = crate::config::DEFAULT_OVERLAP.as_secs())]
+    pub overlap: u64,
     /// Fraction of the table's read capacity to use (provisioned RCU, or the on-demand
     /// maximum / warm throughput).
     #[arg(long, default_value_t = crate::throttle::DEFAULT_READ_FRACTION, value_name = "F")]
@@ -155,6 +191,37 @@ impl SnapshotArgs {
         }
         if let Some(v) = self.concurrency {
             b = b.concurrency(v);
+        }
+        if let Some(v) = &self.index {
+            b = b.index(v);
+        }
+        if !self.columns.is_empty() {
+            b = b.columns(self.columns.iter().map(|c| c.trim()));
+        }
+        if let Some(expression) = &self.filter {
+            b = b.raw_filter(RawFilter::parse(
+                expression,
+                self.names.as_deref(),
+                self.values.as_deref(),
+            )?);
+        }
+        if let Some(attribute) = &self.filter_attr {
+            let since = match self.since.as_deref() {
+                None => None,
+                Some("last") => Some(Since::Last),
+                Some(text) => Some(Since::At(parse_bound(text, "--since")?)),
+            };
+            let until = match self.until.as_deref() {
+                None => None,
+                Some(text) => Some(parse_bound(text, "--until")?),
+            };
+            b = b.time_window(TimeSpec {
+                attribute: attribute.clone(),
+                format: self.ts_format,
+                since,
+                until,
+                overlap: std::time::Duration::from_secs(self.overlap),
+            });
         }
         b.build()
     }

@@ -1,8 +1,11 @@
 //! The validated configuration of a snapshot run, and its builder for library users.
 
+use chrono::{DateTime, Utc};
+
 use crate::aws::AwsOptions;
 use crate::convert::NumberMode;
 use crate::error::{Error, Result};
+use crate::filter::{RawFilter, TsFormat};
 use crate::sink::{Compression, Destination, S3Options};
 
 /// Default target size of one data file.
@@ -19,6 +22,8 @@ pub const DEFAULT_MAX_CONCURRENCY: u32 = 8;
 pub const DEFAULT_RETRY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 /// Longest time a data file stays open, so a slow scan still checkpoints regularly.
 pub const DEFAULT_CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(300);
+/// Default overlap of `--since last` with the previous run's window.
+pub const DEFAULT_OVERLAP: std::time::Duration = std::time::Duration::from_secs(5);
 /// DynamoDB's limit on TotalSegments.
 pub const MAX_SEGMENTS: u32 = 1_000_000;
 
@@ -64,6 +69,39 @@ pub struct SnapshotConfig {
     pub resume: bool,
     /// Longest time a data file stays open (each closed file is a checkpoint).
     pub checkpoint_interval: std::time::Duration,
+    /// Secondary index to scan instead of the table.
+    pub index: Option<String>,
+    /// Attributes to read (empty: all).
+    pub columns: Vec<String>,
+    /// A raw FilterExpression.
+    pub raw_filter: Option<RawFilter>,
+    /// An incremental pull on a timestamp attribute; `--to` is then a dataset root.
+    pub time: Option<TimeSpec>,
+}
+
+/// The timestamp window as asked for (resolved against the table and the previous runs when
+/// the snapshot starts).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimeSpec {
+    /// Attribute holding the timestamp.
+    pub attribute: String,
+    /// How it holds time; `None`: detected.
+    pub format: Option<TsFormat>,
+    /// Inclusive lower bound.
+    pub since: Option<Since>,
+    /// Exclusive upper bound.
+    pub until: Option<DateTime<Utc>>,
+    /// How far `--since last` reaches back before the previous window's end.
+    pub overlap: std::time::Duration,
+}
+
+/// A lower bound: a time, or the end of the previous run's window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Since {
+    /// This instant.
+    At(DateTime<Utc>),
+    /// The previous committed run's window end, minus the overlap.
+    Last,
 }
 
 impl SnapshotConfig {
@@ -89,6 +127,10 @@ impl SnapshotConfig {
             overwrite: false,
             resume: false,
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
+            index: None,
+            columns: Vec::new(),
+            raw_filter: None,
+            time: None,
         }
     }
 }
@@ -116,6 +158,10 @@ pub struct SnapshotConfigBuilder {
     overwrite: bool,
     resume: bool,
     checkpoint_interval: std::time::Duration,
+    index: Option<String>,
+    columns: Vec<String>,
+    raw_filter: Option<RawFilter>,
+    time: Option<TimeSpec>,
 }
 
 impl SnapshotConfigBuilder {
@@ -222,6 +268,31 @@ impl SnapshotConfigBuilder {
         self
     }
 
+    /// Scan this secondary index (global or local) instead of the table.
+    pub fn index(mut self, name: impl Into<String>) -> Self {
+        self.index = Some(name.into());
+        self
+    }
+
+    /// Read only these top-level attributes (key attributes are always read).
+    pub fn columns(mut self, names: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.columns = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Apply a FilterExpression (see [`RawFilter::parse`]).
+    pub fn raw_filter(mut self, filter: RawFilter) -> Self {
+        self.raw_filter = Some(filter);
+        self
+    }
+
+    /// Pull only items whose timestamp attribute is in a window; each run becomes
+    /// `<to>/run=<utc-id>/`.
+    pub fn time_window(mut self, spec: TimeSpec) -> Self {
+        self.time = Some(spec);
+        self
+    }
+
     /// Validate and build.
     pub fn build(self) -> Result<SnapshotConfig> {
         if self.table.trim().is_empty() {
@@ -258,6 +329,21 @@ impl SnapshotConfigBuilder {
             return Err(Error::invalid(
                 "the checkpoint interval must be at least 1 second",
             ));
+        }
+        if self.columns.iter().any(|c| c.trim().is_empty()) {
+            return Err(Error::invalid("--columns holds an empty attribute name"));
+        }
+        if let Some(time) = &self.time {
+            if time.attribute.is_empty() {
+                return Err(Error::invalid("--filter-attr is empty"));
+            }
+            if let (Some(Since::At(since)), Some(until)) = (time.since, time.until)
+                && since >= until
+            {
+                return Err(Error::invalid(format!(
+                    "--since ({since}) must be before --until ({until})"
+                )));
+            }
         }
         if self.concurrency == Some(0) {
             return Err(Error::invalid("--concurrency must be at least 1"));
@@ -313,6 +399,10 @@ impl SnapshotConfigBuilder {
             overwrite: self.overwrite,
             resume: self.resume,
             checkpoint_interval: self.checkpoint_interval,
+            index: self.index,
+            columns: self.columns,
+            raw_filter: self.raw_filter,
+            time: self.time,
         })
     }
 }

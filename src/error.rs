@@ -37,6 +37,17 @@ pub enum Error {
         endpoint: String,
     },
 
+    /// The table has no index of that name.
+    #[error("table '{table}' has no index '{index}'; {known}")]
+    IndexNotFound {
+        /// Table name.
+        table: String,
+        /// Index name as given.
+        index: String,
+        /// The indexes there are.
+        known: String,
+    },
+
     /// No usable credentials, or the service rejected them.
     #[error("AWS credentials rejected or missing: {message}")]
     Credentials {
@@ -217,7 +228,7 @@ impl Error {
     pub fn kind(&self) -> ExitKind {
         match self {
             Error::InvalidArgument { .. } => ExitKind::Usage,
-            Error::TableNotFound { .. } => ExitKind::NotFound,
+            Error::TableNotFound { .. } | Error::IndexNotFound { .. } => ExitKind::NotFound,
             Error::Credentials { .. } | Error::AccessDenied { .. } => ExitKind::Auth,
             Error::Unreachable { .. } => ExitKind::Network,
             Error::Destination { .. } => ExitKind::Destination,

@@ -58,6 +58,7 @@ pub mod cli;
 pub mod config;
 pub mod convert;
 pub mod error;
+pub mod filter;
 pub mod manifest;
 pub mod pipeline;
 pub mod plan;

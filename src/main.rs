@@ -64,6 +64,15 @@ async fn snapshot(args: SnapshotArgs) -> Result<ExitCode, ddbsnap::Error> {
     });
     let progress = Arc::new(Announce(progress));
     let summary = ddbsnap::snapshot_until(&config, progress, cancel).await?;
+    if let Some(w) = &summary.watermark {
+        let left_out = w.stats.missing + w.stats.invalid;
+        if left_out > 0 {
+            eprintln!(
+                "ddbsnap: left out {} items without '{}' and {} whose '{}' is not a readable {:?} timestamp (counted in the manifest's watermark)",
+                w.stats.missing, w.attribute, w.stats.invalid, w.attribute, w.format
+            );
+        }
+    }
     let resumed = if summary.runs > 1 {
         format!(" (resumed; totals over {} runs)", summary.runs)
     } else {

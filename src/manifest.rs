@@ -28,7 +28,8 @@ pub struct Manifest {
     pub region: String,
     /// How the data was read: `scan`.
     pub mode: String,
-    /// Filter applied to the scan, if any.
+    /// What was scanned when not the whole table: index, columns, raw filter, timestamp window
+    /// (a [`crate::filter::ScanSpec`]).
     pub filter: Option<serde_json::Value>,
     /// When the run started.
     pub started_at: DateTime<Utc>,
@@ -55,8 +56,8 @@ pub struct Manifest {
     pub throttled_requests: u64,
     /// Scan requests retried (throttled or failed).
     pub retried_requests: u64,
-    /// Highest value of the filter attribute seen, for incremental pulls.
-    pub watermark: Option<String>,
+    /// The window an incremental pull covered and what it saw.
+    pub watermark: Option<Watermark>,
     /// Every data file of the snapshot.
     pub files: Vec<DataFile>,
     /// The one schema shared by every data file.
@@ -72,6 +73,26 @@ pub struct ManifestSchema {
     pub columns: Columns,
     /// The Arrow schema of every data file.
     pub arrow: arrow_schema::Schema,
+}
+
+/// What an incremental pull (`--filter-attr`) covered: the next `--since last` starts at
+/// `window_end` minus the overlap.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Watermark {
+    /// The timestamp attribute.
+    pub attribute: String,
+    /// How it holds time.
+    pub format: crate::filter::TsFormat,
+    /// Inclusive lower bound asked for.
+    pub since: Option<DateTime<Utc>>,
+    /// Exclusive upper bound asked for.
+    pub until: Option<DateTime<Utc>>,
+    /// Where the window ends for the next run: `until`, or the run's start when it is earlier
+    /// (items written after the scan started may not have been seen).
+    pub window_end: DateTime<Utc>,
+    /// The latest timestamp written, and the counts of items excluded.
+    #[serde(flatten)]
+    pub stats: crate::filter::WindowStats,
 }
 
 fn one() -> u32 {

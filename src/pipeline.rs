@@ -46,8 +46,9 @@ use crate::checkpoint::{
 use crate::config::SnapshotConfig;
 use crate::convert::{Columns, Item, NumberMode, TableShape, arrow_schema};
 use crate::error::{Error, Result};
-use crate::manifest::{MANIFEST_FORMAT, Manifest, ManifestSchema, OutputOptions};
-use crate::plan::{TableInfo, auto_segments};
+use crate::filter::{TimeCheck, WindowStats};
+use crate::manifest::{MANIFEST_FORMAT, Manifest, ManifestSchema, OutputOptions, Watermark};
+use crate::plan::{ScanPlan, TableInfo, auto_segments, plan_scan};
 use crate::progress::{Progress, ProgressEvent};
 use crate::sink::reader::{FileItems, read_manifest};
 use crate::sink::writer::{RollingWriter, WriterOptions, file_path};
@@ -95,6 +96,9 @@ pub struct Summary {
     pub runs: u32,
     /// `--resume` found the snapshot already committed and did nothing.
     pub already_committed: bool,
+    /// For an incremental pull: the window covered, the latest timestamp written, and the items
+    /// left out for a missing or unreadable timestamp.
+    pub watermark: Option<Watermark>,
     /// Wall-clock seconds of this run.
     pub seconds: f64,
 }
@@ -119,6 +123,7 @@ impl Summary {
             files_rewritten: 0,
             runs: manifest.runs,
             already_committed: true,
+            watermark: manifest.watermark,
             seconds: 0.0,
         }
     }
@@ -185,6 +190,7 @@ async fn resume_point(
     target: &Target,
     table: &TableInfo,
     config: &SnapshotConfig,
+    filter: Option<&serde_json::Value>,
 ) -> Result<ResumePoint> {
     let owned = target.list_owned().await?;
     if owned.iter().any(|f| f.name == MANIFEST_FILE) {
@@ -216,14 +222,13 @@ async fn resume_point(
             checkpoint.table, table.name
         )));
     }
-    if checkpoint.mode != "scan" || checkpoint.filter.is_some() {
+    if checkpoint.mode != "scan" || checkpoint.filter.as_ref() != filter {
+        let show = |f: Option<&serde_json::Value>| f.map_or("none".to_owned(), |f| f.to_string());
         return Err(mismatch(format!(
-            "it was made in {} mode with filter {}",
+            "it was made in {} mode with index, columns and filters {} (this run asks for {})",
             checkpoint.mode,
-            checkpoint
-                .filter
-                .as_ref()
-                .map_or("none".to_owned(), |f| f.to_string())
+            show(checkpoint.filter.as_ref()),
+            show(filter)
         )));
     }
     if let Some(s) = config.segments
@@ -319,8 +324,18 @@ async fn run(
     cancel: CancellationToken,
     (started, started_at): (Instant, chrono::DateTime<Utc>),
 ) -> Result<Summary> {
+    let plan = plan_scan(aws, &table, config, target, started_at).await?;
+    let target = plan.target.clone();
+    let spec_json = if plan.spec.is_full_table() {
+        None
+    } else {
+        Some(
+            serde_json::to_value(&plan.spec)
+                .map_err(|e| Error::Internal(format!("serializing the scan: {e}")))?,
+        )
+    };
     let resumed = if config.resume {
-        match resume_point(&target, &table, config).await? {
+        match resume_point(&target, &table, config, spec_json.as_ref()).await? {
             ResumePoint::Committed(manifest) => {
                 return Ok(Summary::committed_earlier(&target, *manifest));
             }
@@ -346,13 +361,13 @@ async fn run(
         None => {
             let segments = config
                 .segments
-                .unwrap_or_else(|| auto_segments(table.size_bytes));
+                .unwrap_or_else(|| auto_segments(plan.size_bytes(&table)));
             let checkpoint = Checkpoint {
                 format: CHECKPOINT_FORMAT.to_owned(),
                 ddbsnap_version: env!("CARGO_PKG_VERSION").to_owned(),
                 table: table.name.clone(),
                 mode: "scan".to_owned(),
-                filter: None,
+                filter: spec_json.clone(),
                 segments,
                 options: output_options(config),
                 started_at,
@@ -361,12 +376,12 @@ async fn run(
                 positions: vec![Position::Start; segments as usize],
                 files: Vec::new(),
                 shape: TableShape::with_keys(
-                    table
-                        .key_schema
+                    plan.keys
                         .iter()
                         .map(|k| (k.name.as_str(), k.attribute_type)),
                 ),
                 totals: Totals::default(),
+                window: plan.spec.time.as_ref().map(|_| WindowStats::default()),
             };
             // From here on a failure leaves a snapshot `--resume` can continue.
             write_checkpoint(&target, &checkpoint).await?;
@@ -385,7 +400,13 @@ async fn run(
         })
         .collect();
 
-    let budget = ReadBudget::plan(&table, config.read_fraction, config.max_rcu);
+    let budget = ReadBudget::plan_for(
+        &table,
+        config.index.as_deref(),
+        config.read_fraction,
+        config.max_rcu,
+    )
+    .unwrap_or_else(|| ReadBudget::plan(&table, config.read_fraction, config.max_rcu));
     // An explicit --concurrency is honoured; otherwise the budget decides how many segments
     // are worth running at once.
     let concurrency = match config.concurrency {
@@ -394,7 +415,7 @@ async fn run(
     }
     .min(pending.len() as u32)
     .max(1);
-    let item_bytes = match (table.size_bytes, table.item_count) {
+    let item_bytes = match (plan.size_bytes(&table), plan.item_count(&table)) {
         (Some(size), Some(count)) if size > 0 && count > 0 => Some(size as f64 / count as f64),
         _ => None,
     };
@@ -406,7 +427,10 @@ async fn run(
     progress.event(&ProgressEvent::Started {
         table: table.name.clone(),
         segments,
-        estimated_items: table.item_count.filter(|&n| n > 0).map(|n| n as u64),
+        estimated_items: plan
+            .item_count(&table)
+            .filter(|&n| n > 0 && plan.spec.time.is_none() && plan.spec.raw.is_none())
+            .map(|n| n as u64),
         budget: budget.clone(),
         concurrency,
     });
@@ -431,9 +455,15 @@ async fn run(
         checkpoint.totals.throttled_requests,
         checkpoint.totals.retried_requests,
     );
+    let time = plan.spec.time.as_ref().map(|t| {
+        let mut check = t.check();
+        check.stats = checkpoint.window.clone().unwrap_or_default();
+        check
+    });
     let converter = Converter {
         writer,
         numbers,
+        time,
         state: checkpoint,
         throttle: Arc::clone(&throttle),
         prior_counts,
@@ -448,6 +478,11 @@ async fn run(
     let job = ScanJob {
         aws: aws.clone(),
         table: Arc::from(table.name.as_str()),
+        index: config.index.as_deref().map(Arc::from),
+        expressions: Arc::new(
+            plan.spec
+                .expressions(&plan.keys.iter().map(|k| k.name.clone()).collect::<Vec<_>>())?,
+        ),
         total_segments: segments,
         consistent_read: config.consistent_read,
         permits: Arc::new(Semaphore::new(concurrency as usize)),
@@ -511,6 +546,7 @@ async fn run(
     commit(
         aws,
         table,
+        &plan,
         &target,
         config,
         &progress,
@@ -529,6 +565,7 @@ async fn run(
 async fn commit(
     aws: &AwsContext,
     table: TableInfo,
+    plan: &ScanPlan,
     target: &Target,
     config: &SnapshotConfig,
     progress: &Arc<dyn Progress>,
@@ -585,7 +622,7 @@ async fn commit(
         ddbsnap_version: env!("CARGO_PKG_VERSION").to_owned(),
         region: aws.region.clone(),
         mode: "scan".to_owned(),
-        filter: None,
+        filter: checkpoint.filter.clone(),
         started_at: checkpoint.started_at,
         finished_at: Utc::now(),
         segments: checkpoint.segments,
@@ -598,7 +635,16 @@ async fn commit(
         read_budget: budget,
         throttled_requests: totals.throttled_requests,
         retried_requests: totals.retried_requests,
-        watermark: None,
+        watermark: plan.spec.time.as_ref().map(|t| Watermark {
+            attribute: t.attribute.clone(),
+            format: t.format,
+            since: t.since,
+            until: t.until,
+            window_end: t
+                .until
+                .map_or(checkpoint.started_at, |u| u.min(checkpoint.started_at)),
+            stats: checkpoint.window.clone().unwrap_or_default(),
+        }),
         schema: ManifestSchema {
             arrow: arrow_schema(&columns).as_ref().clone(),
             columns,
@@ -645,6 +691,7 @@ async fn commit(
         files_rewritten,
         runs: manifest.runs,
         already_committed: false,
+        watermark: manifest.watermark.clone(),
         seconds: started.elapsed().as_secs_f64(),
     })
 }
@@ -705,6 +752,8 @@ impl PageDone {
 struct Converter {
     writer: RollingWriter,
     numbers: NumberMode,
+    /// The exact timestamp window of an incremental pull.
+    time: Option<TimeCheck>,
     state: Checkpoint,
     throttle: Arc<Throttle>,
     /// Throttled and retried counts of earlier runs.
@@ -743,7 +792,10 @@ impl Converter {
 
     fn page(&mut self, page: Page) -> Result<()> {
         let mut done = PageDone::of(&page);
-        let items = page.into_items()?;
+        let mut items = page.into_items()?;
+        if let Some(check) = &mut self.time {
+            items.retain(|item| check.keep(item));
+        }
         done.items = items.len() as u64;
         for item in &items {
             self.state.shape.observe(item)?;
@@ -805,6 +857,9 @@ impl Converter {
         let (throttled, retried) = self.throttle.counts();
         self.state.totals.throttled_requests = self.prior_counts.0 + throttled;
         self.state.totals.retried_requests = self.prior_counts.1 + retried;
+        if let Some(check) = &self.time {
+            self.state.window = Some(check.stats.clone());
+        }
         self.state.updated_at = Utc::now();
         let handle = self.writer.handle().clone();
         handle.block_on(write_checkpoint(self.writer.target(), &self.state))?;

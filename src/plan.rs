@@ -74,12 +74,31 @@ impl ReadCapacity {
 }
 
 /// A secondary index. A global one has its own capacity; a local one shares the table's.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexInfo {
     /// Index name.
     pub name: String,
     /// The read capacity of a global index; `None` for a local index.
     pub capacity: Option<ReadCapacity>,
+    /// The index's own key: partition key first, then sort key.
+    #[serde(default)]
+    pub key_schema: Vec<KeyAttribute>,
+    /// Projection type: `ALL`, `KEYS_ONLY` or `INCLUDE`.
+    #[serde(default)]
+    pub projection: String,
+    /// Approximate item count.
+    #[serde(default)]
+    pub item_count: Option<i64>,
+    /// Approximate size in bytes.
+    #[serde(default)]
+    pub size_bytes: Option<i64>,
+}
+
+impl IndexInfo {
+    /// True for a global secondary index (it has its own capacity, and no consistent reads).
+    pub fn is_global(&self) -> bool {
+        self.capacity.is_some()
+    }
 }
 
 impl TableInfo {
@@ -106,16 +125,24 @@ impl TableInfo {
                 })
                 .unwrap_or(KeyKind::S)
         };
-        let mut key_schema: Vec<KeyAttribute> = desc
-            .key_schema()
-            .iter()
-            .map(|k| KeyAttribute {
-                name: k.attribute_name().to_owned(),
-                key_type: k.key_type().as_str().to_owned(),
-                attribute_type: kind_of(k.attribute_name()),
-            })
-            .collect();
-        key_schema.sort_by_key(|k| k.key_type != KeyType::Hash.as_str());
+        let keys = |elements: &[aws_sdk_dynamodb::types::KeySchemaElement]| {
+            let mut keys: Vec<KeyAttribute> = elements
+                .iter()
+                .map(|k| KeyAttribute {
+                    name: k.attribute_name().to_owned(),
+                    key_type: k.key_type().as_str().to_owned(),
+                    attribute_type: kind_of(k.attribute_name()),
+                })
+                .collect();
+            keys.sort_by_key(|k| k.key_type != KeyType::Hash.as_str());
+            keys
+        };
+        let projection = |p: Option<&aws_sdk_dynamodb::types::Projection>| {
+            p.and_then(|p| p.projection_type())
+                .map(|t| t.as_str().to_owned())
+                .unwrap_or_default()
+        };
+        let key_schema = keys(desc.key_schema());
         let billing_mode = desc
             .billing_mode_summary()
             .and_then(|b| b.billing_mode())
@@ -148,14 +175,51 @@ impl TableInfo {
                         g.on_demand_throughput(),
                         g.warm_throughput().and_then(|w| w.read_units_per_second()),
                     )),
+                    key_schema: keys(g.key_schema()),
+                    projection: projection(g.projection()),
+                    item_count: g.item_count(),
+                    size_bytes: g.index_size_bytes(),
                 })
                 .chain(desc.local_secondary_indexes().iter().map(|l| IndexInfo {
                     name: l.index_name().unwrap_or_default().to_owned(),
                     capacity: None,
+                    key_schema: keys(l.key_schema()),
+                    projection: projection(l.projection()),
+                    item_count: l.item_count(),
+                    size_bytes: l.index_size_bytes(),
                 }))
                 .collect(),
             billing_mode,
         })
+    }
+}
+
+impl TableInfo {
+    /// The index named `name`, or a clear error listing the indexes there are.
+    pub fn index(&self, name: &str) -> Result<&IndexInfo> {
+        self.indexes.iter().find(|i| i.name == name).ok_or_else(|| {
+            let known: Vec<&str> = self.indexes.iter().map(|i| i.name.as_str()).collect();
+            Error::IndexNotFound {
+                table: self.name.clone(),
+                index: name.to_owned(),
+                known: if known.is_empty() {
+                    "it has no secondary indexes".to_owned()
+                } else {
+                    format!("its indexes are: {}", known.join(", "))
+                },
+            }
+        })
+    }
+
+    /// The key attributes of what is scanned: the table's, then the index's own (if any).
+    pub fn scan_keys(&self, index: Option<&IndexInfo>) -> Vec<KeyAttribute> {
+        let mut keys = self.key_schema.clone();
+        for k in index.map(|i| i.key_schema.as_slice()).unwrap_or_default() {
+            if !keys.iter().any(|t| t.name == k.name) {
+                keys.push(k.clone());
+            }
+        }
+        keys
     }
 }
 
@@ -186,5 +250,258 @@ mod tests {
         assert_eq!(auto_segments(Some(3 << 30)), 4);
         assert_eq!(auto_segments(Some((10 << 30) + 1)), 11);
         assert_eq!(auto_segments(Some(1 << 50)), 1024);
+    }
+}
+
+/// What one run scans, resolved against the table, the dataset root and a probe request.
+#[derive(Debug, Clone)]
+pub struct ScanPlan {
+    /// The index scanned, if not the table.
+    pub index: Option<IndexInfo>,
+    /// Key attributes of what is scanned: the table's, then the index's own.
+    pub keys: Vec<KeyAttribute>,
+    /// Index, columns and filters, with the timestamp window resolved.
+    pub spec: crate::filter::ScanSpec,
+    /// Where the run writes: `--to`, or a new (or resumed) `run=<utc-id>` under it for an
+    /// incremental pull.
+    pub target: crate::sink::Target,
+}
+
+impl ScanPlan {
+    /// Approximate size of what is scanned (for the automatic segment count).
+    pub fn size_bytes(&self, table: &TableInfo) -> Option<i64> {
+        match &self.index {
+            Some(index) => index.size_bytes,
+            None => table.size_bytes,
+        }
+    }
+
+    /// Approximate item count of what is scanned.
+    pub fn item_count(&self, table: &TableInfo) -> Option<i64> {
+        match &self.index {
+            Some(index) => index.item_count,
+            None => table.item_count,
+        }
+    }
+}
+
+/// Resolve `config`'s index, columns and filters against `table`; for an incremental pull,
+/// pick the run directory under the dataset root `root` and resolve `--since last` from the
+/// latest committed run. Ends with a one-item probe Scan, so a bad expression fails here,
+/// before anything is written.
+pub async fn plan_scan(
+    aws: &AwsContext,
+    table: &TableInfo,
+    config: &crate::config::SnapshotConfig,
+    root: crate::sink::Target,
+    started_at: chrono::DateTime<chrono::Utc>,
+) -> Result<ScanPlan> {
+    use crate::config::Since;
+    use crate::filter::{ScanSpec, TimeFilter};
+
+    let index = match &config.index {
+        None => None,
+        Some(name) => Some(table.index(name)?.clone()),
+    };
+    if let Some(index) = &index
+        && index.is_global()
+        && config.consistent_read
+    {
+        return Err(Error::invalid(format!(
+            "--consistent-read cannot be used on global secondary index '{}': DynamoDB reads \
+             global indexes with eventual consistency only; drop --consistent-read (local \
+             indexes and the table support it)",
+            index.name
+        )));
+    }
+    let keys = table.scan_keys(index.as_ref());
+    let mut target = root.clone();
+    let time = match &config.time {
+        None => None,
+        Some(spec) => {
+            let runs = root.runs().await?;
+            let format = match spec.format {
+                Some(format) => format,
+                None => detect_format(aws, table, index.as_ref(), &spec.attribute).await?,
+            };
+            let since = match spec.since {
+                None => None,
+                Some(Since::At(t)) => Some(t),
+                Some(Since::Last) => Some(
+                    last_window_end(&root, &runs, &spec.attribute).await?
+                        - chrono::TimeDelta::from_std(spec.overlap).unwrap_or_default(),
+                ),
+            };
+            if let (Some(since), Some(until)) = (since, spec.until)
+                && since >= until
+            {
+                return Err(Error::invalid(format!(
+                    "--since resolves to {since}, not before --until {until}"
+                )));
+            }
+            let unfinished = runs.iter().rev().find(|r| r.unfinished && !r.committed);
+            target = if config.resume {
+                let run = unfinished.ok_or_else(|| {
+                    Error::invalid(format!(
+                        "{} has no unfinished run to resume; run without --resume",
+                        root.url()
+                    ))
+                })?;
+                root.child(&run.name)
+            } else {
+                if let Some(run) = unfinished {
+                    return Err(Error::AlreadyExists {
+                        url: root.child(&run.name).url().to_owned(),
+                        what: "is an unfinished run of this dataset; pass --resume to continue \
+                               it, or delete it"
+                            .into(),
+                    });
+                }
+                root.child(&format!(
+                    "{}{}",
+                    crate::sink::RUN_PREFIX,
+                    started_at.format("%Y-%m-%dT%H-%M-%SZ")
+                ))
+            };
+            Some(TimeFilter {
+                attribute: spec.attribute.clone(),
+                format,
+                since,
+                until: spec.until,
+            })
+        }
+    };
+    let spec = ScanSpec {
+        index: config.index.clone(),
+        columns: config.columns.clone(),
+        raw: config.raw_filter.clone(),
+        time,
+    };
+    if !spec.is_full_table() {
+        probe(aws, table, &spec, &keys, config.consistent_read).await?;
+    }
+    Ok(ScanPlan {
+        index,
+        keys,
+        spec,
+        target,
+    })
+}
+
+/// One Scan of one item with the run's index, projection and filters: DynamoDB checks the
+/// expressions, so a mistake fails before anything is written. Only errors that a retry cannot
+/// fix stop the run here (throttling and server errors are the scan's to handle).
+async fn probe(
+    aws: &AwsContext,
+    table: &TableInfo,
+    spec: &crate::filter::ScanSpec,
+    keys: &[KeyAttribute],
+    consistent_read: bool,
+) -> Result<()> {
+    let key_names: Vec<String> = keys.iter().map(|k| k.name.clone()).collect();
+    let expressions = spec.expressions(&key_names)?;
+    let sent = aws
+        .dynamodb
+        .scan()
+        .table_name(&table.name)
+        .set_index_name(spec.index.clone())
+        .consistent_read(consistent_read)
+        .set_filter_expression(expressions.filter)
+        .set_projection_expression(expressions.projection)
+        .set_expression_attribute_names(expressions.names)
+        .set_expression_attribute_values(expressions.values)
+        .limit(1)
+        .send()
+        .await;
+    match sent.map_err(|e| aws.classify("Scan", &table.name, e)) {
+        Ok(_) => Ok(()),
+        Err(
+            e @ (Error::InvalidArgument { .. }
+            | Error::TableNotFound { .. }
+            | Error::Credentials { .. }
+            | Error::AccessDenied { .. }
+            | Error::Unreachable { .. }),
+        ) => Err(e),
+        Err(_) => Ok(()),
+    }
+}
+
+/// Where the latest committed run of `attribute` under the dataset root ended its window.
+async fn last_window_end(
+    root: &crate::sink::Target,
+    runs: &[crate::sink::RunDir],
+    attribute: &str,
+) -> Result<chrono::DateTime<chrono::Utc>> {
+    let Some(run) = runs.iter().rev().find(|r| r.committed) else {
+        return Err(Error::invalid(format!(
+            "--since last: {} has no committed run to continue from; give the first run a \
+             time (--since 2026-11-01T00:00:00Z) or no --since at all",
+            root.url()
+        )));
+    };
+    let manifest = crate::sink::reader::read_manifest(&root.child(&run.name)).await?;
+    match manifest.watermark {
+        Some(w) if w.attribute == attribute => Ok(w.window_end),
+        Some(w) => Err(Error::invalid(format!(
+            "--since last: the latest run {} filtered on '{}', not '{attribute}'",
+            run.name, w.attribute
+        ))),
+        None => Err(Error::invalid(format!(
+            "--since last: the latest run {} has no watermark (it was not an incremental pull)",
+            run.name
+        ))),
+    }
+}
+
+/// Items sampled to detect how a timestamp attribute holds time.
+const FORMAT_SAMPLE: i32 = 200;
+
+/// Detect the timestamp format from the first items that have the attribute: text is ISO 8601;
+/// numbers with 12 digits or more before the point are epoch milliseconds, fewer are seconds.
+async fn detect_format(
+    aws: &AwsContext,
+    table: &TableInfo,
+    index: Option<&IndexInfo>,
+    attribute: &str,
+) -> Result<crate::filter::TsFormat> {
+    use crate::filter::TsFormat;
+    use aws_sdk_dynamodb::types::AttributeValue as AV;
+    let out = aws
+        .dynamodb
+        .scan()
+        .table_name(&table.name)
+        .set_index_name(index.map(|i| i.name.clone()))
+        .projection_expression("#t")
+        .filter_expression("attribute_exists(#t)")
+        .expression_attribute_names("#t", attribute)
+        .limit(FORMAT_SAMPLE)
+        .send()
+        .await
+        .map_err(|e| aws.classify("Scan", &table.name, e))?;
+    let mut formats = std::collections::BTreeSet::new();
+    for item in out.items() {
+        match item.get(attribute) {
+            Some(AV::S(_)) => formats.insert("iso"),
+            Some(AV::N(n)) => {
+                let digits =
+                    crate::convert::number::Decimal::parse(n).map_or(0, |d| d.integer_digits());
+                formats.insert(if digits >= 12 { "epoch-ms" } else { "epoch-s" })
+            }
+            _ => formats.insert("other"),
+        };
+    }
+    let hint = "pass --ts-format iso|epoch-s|epoch-ms";
+    match formats.into_iter().collect::<Vec<_>>().as_slice() {
+        ["iso"] => Ok(TsFormat::Iso),
+        ["epoch-s"] => Ok(TsFormat::EpochS),
+        ["epoch-ms"] => Ok(TsFormat::EpochMs),
+        [] => Err(Error::invalid(format!(
+            "--filter-attr '{attribute}': none of the first {FORMAT_SAMPLE} items read has it, \
+             so its format cannot be detected; check the name or {hint}"
+        ))),
+        found => Err(Error::invalid(format!(
+            "--filter-attr '{attribute}' holds mixed kinds of values ({}); {hint}",
+            found.join(", ")
+        ))),
     }
 }

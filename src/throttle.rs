@@ -333,10 +333,12 @@ mod tests {
                         provisioned_rcu: Some(40),
                         ..Default::default()
                     }),
+                    ..Default::default()
                 },
                 crate::plan::IndexInfo {
                     name: "by_date".into(),
                     capacity: None,
+                    ..Default::default()
                 },
             ],
         }

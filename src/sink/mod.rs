@@ -206,6 +206,49 @@ impl Target {
         }
     }
 
+    /// The location `name` directly under this one (a run of a dataset root).
+    pub fn child(&self, name: &str) -> Target {
+        Target {
+            store: Arc::clone(&self.store),
+            root: self.root.clone().join(name),
+            url: format!("{}/{name}", self.url.trim_end_matches('/')),
+        }
+    }
+
+    /// Runs (`run=<utc-id>` directories) under this dataset root, oldest first, with whether
+    /// each is committed (has `_manifest.json`) or unfinished (has `_checkpoint.json` only).
+    pub async fn runs(&self) -> Result<Vec<RunDir>> {
+        let listing = self
+            .store
+            .list_with_delimiter(Some(&self.root))
+            .await
+            .map_err(|e| self.error("cannot list the dataset root", e))?;
+        let mut runs = Vec::new();
+        for prefix in listing.common_prefixes {
+            let Some(name) = prefix.filename().filter(|n| n.starts_with(RUN_PREFIX)) else {
+                continue;
+            };
+            let run = self.child(name);
+            let exists = |file: &'static str| {
+                let run = &run;
+                async move {
+                    match run.store.head(&run.path(file)).await {
+                        Ok(_) => Ok(true),
+                        Err(object_store::Error::NotFound { .. }) => Ok(false),
+                        Err(e) => Err(run.error(&format!("reading {file}"), e)),
+                    }
+                }
+            };
+            runs.push(RunDir {
+                name: name.to_owned(),
+                committed: exists(MANIFEST_FILE).await?,
+                unfinished: exists(CHECKPOINT_FILE).await?,
+            });
+        }
+        runs.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(runs)
+    }
+
     /// Path of a file directly under the snapshot root.
     pub(crate) fn path(&self, name: &str) -> Path {
         self.root.clone().join(name)
@@ -354,6 +397,20 @@ impl Target {
             Err(e) => Err(self.error(&format!("cannot delete {path}"), e)),
         }
     }
+}
+
+/// Prefix of run directories under a dataset root: `run=2026-11-24T10-00-00Z`.
+pub const RUN_PREFIX: &str = "run=";
+
+/// One run directory under a dataset root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunDir {
+    /// Directory name (`run=...`).
+    pub name: String,
+    /// It holds `_manifest.json`.
+    pub committed: bool,
+    /// It holds `_checkpoint.json` (and, when not committed, can be resumed).
+    pub unfinished: bool,
 }
 
 /// A file ddbsnap wrote under a snapshot root.

@@ -113,6 +113,10 @@ pub(crate) enum Msg {
 pub(crate) struct ScanJob {
     pub(crate) aws: AwsContext,
     pub(crate) table: Arc<str>,
+    /// Secondary index to scan instead of the table.
+    pub(crate) index: Option<Arc<str>>,
+    /// Filter, projection and their names and values.
+    pub(crate) expressions: Arc<crate::filter::Expressions>,
     pub(crate) total_segments: u32,
     pub(crate) consistent_read: bool,
     pub(crate) permits: Arc<Semaphore>,
@@ -195,6 +199,11 @@ impl ScanJob {
                     .dynamodb
                     .scan()
                     .table_name(&*self.table)
+                    .set_index_name(self.index.as_deref().map(str::to_owned))
+                    .set_filter_expression(self.expressions.filter.clone())
+                    .set_projection_expression(self.expressions.projection.clone())
+                    .set_expression_attribute_names(self.expressions.names.clone())
+                    .set_expression_attribute_values(self.expressions.values.clone())
                     .segment(segment as i32)
                     .total_segments(self.total_segments as i32)
                     .consistent_read(self.consistent_read)
