@@ -197,7 +197,6 @@ impl ScanSpec {
             filters.push(format!("({})", raw.expression));
         }
         if let Some(time) = &self.time {
-            names.insert("#ddbsnap_t".into(), time.attribute.clone());
             let (kind, since, until) = time.server_bounds();
             let mut window = Vec::new();
             if let Some(since) = since {
@@ -209,6 +208,7 @@ impl ScanSpec {
                 window.push("#ddbsnap_t < :ddbsnap_until");
             }
             if !window.is_empty() {
+                names.insert("#ddbsnap_t".into(), time.attribute.clone());
                 // Items without a readable timestamp come back too, to be counted.
                 values.insert(":ddbsnap_type".into(), AttributeValue::S(kind.into()));
                 filters.push(format!(

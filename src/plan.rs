@@ -478,30 +478,43 @@ async fn detect_format(
         .send()
         .await
         .map_err(|e| aws.classify("Scan", &table.name, e))?;
-    let mut formats = std::collections::BTreeSet::new();
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
     for item in out.items() {
-        match item.get(attribute) {
-            Some(AV::S(_)) => formats.insert("iso"),
+        let kind = match item.get(attribute) {
+            Some(AV::S(_)) => "iso",
             Some(AV::N(n)) => {
                 let digits =
                     crate::convert::number::Decimal::parse(n).map_or(0, |d| d.integer_digits());
-                formats.insert(if digits >= 12 { "epoch-ms" } else { "epoch-s" })
+                if digits >= 12 { "epoch-ms" } else { "epoch-s" }
             }
-            _ => formats.insert("other"),
+            _ => "other",
         };
+        *counts.entry(kind).or_default() += 1;
     }
+    let total: usize = counts.values().sum();
     let hint = "pass --ts-format iso|epoch-s|epoch-ms";
-    match formats.into_iter().collect::<Vec<_>>().as_slice() {
-        ["iso"] => Ok(TsFormat::Iso),
-        ["epoch-s"] => Ok(TsFormat::EpochS),
-        ["epoch-ms"] => Ok(TsFormat::EpochMs),
-        [] => Err(Error::invalid(format!(
+    // The format most values have, if at least 4 in 5 have it (the others are counted as
+    // unreadable timestamps during the pull).
+    let winner = counts
+        .iter()
+        .max_by_key(|(_, n)| **n)
+        .filter(|(_, n)| **n * 5 >= total * 4)
+        .map(|(kind, _)| *kind);
+    match winner {
+        Some("iso") => Ok(TsFormat::Iso),
+        Some("epoch-s") => Ok(TsFormat::EpochS),
+        Some("epoch-ms") => Ok(TsFormat::EpochMs),
+        _ if total == 0 => Err(Error::invalid(format!(
             "--filter-attr '{attribute}': none of the first {FORMAT_SAMPLE} items read has it, \
              so its format cannot be detected; check the name or {hint}"
         ))),
-        found => Err(Error::invalid(format!(
+        _ => Err(Error::invalid(format!(
             "--filter-attr '{attribute}' holds mixed kinds of values ({}); {hint}",
-            found.join(", ")
+            counts
+                .iter()
+                .map(|(k, n)| format!("{n} {k}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ))),
     }
 }
