@@ -26,6 +26,51 @@ pub struct Cli {
 pub enum Command {
     /// Scan a table and write a Parquet snapshot.
     Snapshot(SnapshotArgs),
+    /// Show a table's keys, capacity, size, PITR status and indexes, and what a full snapshot
+    /// would read and how long it would take at the read budget. Reads no items.
+    Describe(DescribeArgs),
+}
+
+/// `ddbsnap describe`.
+#[derive(Debug, Args)]
+pub struct DescribeArgs {
+    /// Table name or ARN.
+    pub table: String,
+    /// Estimate a scan of this secondary index instead of the table.
+    #[arg(long, value_name = "NAME")]
+    pub index: Option<String>,
+    /// AWS region (else AWS_REGION or the profile's).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// AWS profile.
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// DynamoDB endpoint (local or compatible servers).
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// Fraction of the read capacity a snapshot would use.
+    #[arg(long, default_value_t = crate::throttle::DEFAULT_READ_FRACTION, value_name = "F")]
+    pub read_fraction: f64,
+    /// Ceiling on the read rate in RCU/s, as for `snapshot`.
+    #[arg(long, value_name = "RCU")]
+    pub max_rcu: Option<f64>,
+    /// Estimate strongly consistent reads.
+    #[arg(long)]
+    pub consistent_read: bool,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl DescribeArgs {
+    /// The AWS options these arguments describe.
+    pub fn aws(&self) -> crate::aws::AwsOptions {
+        crate::aws::AwsOptions {
+            region: self.region.clone(),
+            profile: self.profile.clone(),
+            endpoint_url: self.endpoint_url.clone(),
+        }
+    }
 }
 
 /// How progress is shown.

@@ -57,6 +57,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod convert;
+pub mod describe;
 pub mod error;
 pub mod filter;
 pub mod manifest;

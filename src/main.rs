@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use ddbsnap::cli::{Cli, Command, ProgressMode, SnapshotArgs};
+use ddbsnap::cli::{Cli, Command, DescribeArgs, ProgressMode, SnapshotArgs};
 use ddbsnap::progress::{BarProgress, JsonProgress, NoProgress, Progress, ProgressEvent};
 
 fn main() -> ExitCode {
@@ -35,7 +35,31 @@ fn run(cli: Cli) -> Result<ExitCode, ddbsnap::Error> {
         .map_err(|e| ddbsnap::Error::Internal(format!("starting the runtime: {e}")))?;
     match cli.command {
         Command::Snapshot(args) => runtime.block_on(snapshot(args)),
+        Command::Describe(args) => runtime.block_on(describe(args)),
     }
+}
+
+async fn describe(args: DescribeArgs) -> Result<ExitCode, ddbsnap::Error> {
+    let aws = ddbsnap::aws::AwsContext::load(&args.aws()).await?;
+    let description = ddbsnap::describe::describe(
+        &aws,
+        &args.table,
+        args.index.as_deref(),
+        args.read_fraction,
+        args.max_rcu,
+        args.consistent_read,
+    )
+    .await?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&description)
+                .map_err(|e| ddbsnap::Error::Internal(e.to_string()))?
+        );
+    } else {
+        println!("{}", description.render());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn snapshot(args: SnapshotArgs) -> Result<ExitCode, ddbsnap::Error> {

@@ -672,3 +672,61 @@ async fn bad_filters_and_timestamps_are_clear_errors() {
         assert!(!to.join("_manifest.json").exists());
     }
 }
+
+async fn describe(db: &Dynalite, extra: &[&str]) -> Output {
+    let mut args: Vec<String> = ["describe", "--endpoint-url", &db.endpoint()]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    ddbsnap(args).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_provisioned_and_on_demand_tables() {
+    let db = Dynalite::start();
+    create_table_with(&db.client(), "prov", None, Some(100)).await;
+    create_indexed_table(&db).await;
+
+    let out = describe(&db, &["prov"]).await;
+    assert_ok(&out);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    for needle in [
+        "table         prov",
+        "key           pk (S, HASH)",
+        "billing       PROVISIONED (100 RCU provisioned)",
+        "PITR          ",
+        "at 50.0 RCU/s (50% of 100 provisioned RCU)",
+        "refreshed about every 6 hours",
+    ] {
+        assert!(text.contains(needle), "'{needle}' in\n{text}");
+    }
+    let out = describe(&db, &["prov", "--read-fraction", "0.2", "--json"]).await;
+    assert_ok(&out);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["read_budget"]["rcu_per_second"], 20.0);
+    assert_eq!(json["table"]["capacity"]["provisioned_rcu"], 100);
+    assert_eq!(json["segments"], 4);
+
+    let out = describe(&db, &["shop"]).await;
+    assert_ok(&out);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    for needle in [
+        "key           pk (S, HASH), sk (N, RANGE)",
+        "billing       PAY_PER_REQUEST (no declared read capacity)",
+        "index         by_status (global, ALL): status (S, HASH)",
+        "index         by_day (local, ALL): pk (S, HASH), day (S, RANGE)",
+        "4000 RCU assumed",
+    ] {
+        assert!(text.contains(needle), "'{needle}' in\n{text}");
+    }
+    let out = describe(&db, &["shop", "--max-rcu", "300", "--json"]).await;
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["read_budget"]["rcu_per_second"], 300.0);
+    assert_eq!(json["read_budget"]["source"], "max_rcu");
+
+    let out = describe(&db, &["missing"]).await;
+    assert_fails(&out, 3, "table 'missing' not found");
+    let out = describe(&db, &["shop", "--index", "nope"]).await;
+    assert_fails(&out, 3, "has no index 'nope'");
+}
