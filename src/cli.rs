@@ -25,7 +25,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Scan a table and write a Parquet snapshot.
-    Snapshot(SnapshotArgs),
+    Snapshot(Box<SnapshotArgs>),
     /// Show a table's keys, capacity, size, PITR status and indexes, and what a full snapshot
     /// would read and how long it would take at the read budget. Reads no items.
     Describe(DescribeArgs),

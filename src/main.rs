@@ -34,7 +34,7 @@ fn run(cli: Cli) -> Result<ExitCode, ddbsnap::Error> {
         .build()
         .map_err(|e| ddbsnap::Error::Internal(format!("starting the runtime: {e}")))?;
     match cli.command {
-        Command::Snapshot(args) => runtime.block_on(snapshot(args)),
+        Command::Snapshot(args) => runtime.block_on(snapshot(*args)),
         Command::Describe(args) => runtime.block_on(describe(args)),
     }
 }
