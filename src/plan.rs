@@ -320,25 +320,6 @@ pub async fn plan_scan(
         None => None,
         Some(spec) => {
             let runs = root.runs().await?;
-            let format = match spec.format {
-                Some(format) => format,
-                None => detect_format(aws, table, index.as_ref(), &spec.attribute).await?,
-            };
-            let since = match spec.since {
-                None => None,
-                Some(Since::At(t)) => Some(t),
-                Some(Since::Last) => Some(
-                    last_window_end(&root, &runs, &spec.attribute).await?
-                        - chrono::TimeDelta::from_std(spec.overlap).unwrap_or_default(),
-                ),
-            };
-            if let (Some(since), Some(until)) = (since, spec.until)
-                && since >= until
-            {
-                return Err(Error::invalid(format!(
-                    "--since resolves to {since}, not before --until {until}"
-                )));
-            }
             let unfinished = runs.iter().rev().find(|r| r.unfinished && !r.committed);
             target = if config.resume {
                 let run = unfinished.ok_or_else(|| {
@@ -363,6 +344,25 @@ pub async fn plan_scan(
                     started_at.format("%Y-%m-%dT%H-%M-%SZ")
                 ))
             };
+            let format = match spec.format {
+                Some(format) => format,
+                None => detect_format(aws, table, index.as_ref(), &spec.attribute).await?,
+            };
+            let since = match spec.since {
+                None => None,
+                Some(Since::At(t)) => Some(t),
+                Some(Since::Last) => Some(
+                    last_window_end(&root, &runs, &spec.attribute).await?
+                        - chrono::TimeDelta::from_std(spec.overlap).unwrap_or_default(),
+                ),
+            };
+            if let (Some(since), Some(until)) = (since, spec.until)
+                && since >= until
+            {
+                return Err(Error::invalid(format!(
+                    "--since resolves to {since}, not before --until {until}"
+                )));
+            }
             Some(TimeFilter {
                 attribute: spec.attribute.clone(),
                 format,

@@ -730,3 +730,94 @@ async fn describe_provisioned_and_on_demand_tables() {
     let out = describe(&db, &["shop", "--index", "nope"]).await;
     assert_fails(&out, 3, "has no index 'nope'");
 }
+
+/// Cancels the run (like Ctrl-C) at its first checkpoint with a data file.
+struct StopAtFirstFile(ddbsnap::CancellationToken);
+
+impl ddbsnap::progress::Progress for StopAtFirstFile {
+    fn event(&self, event: &ddbsnap::progress::ProgressEvent) {
+        if let ddbsnap::progress::ProgressEvent::Checkpointed { files, .. } = event
+            && *files >= 1
+        {
+            self.0.cancel();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unfinished_run_blocks_the_next_until_resumed() {
+    let db = Dynalite::start();
+    let client = db.client();
+    create_table(&client, "feed", None).await;
+    let at = Utc::now() - TimeDelta::hours(1);
+    let items: Vec<Item> = (0..3000u64)
+        .map(|i| {
+            item(vec![
+                ("pk", s(&format!("f{i:04}"))),
+                (
+                    "updated_at",
+                    s(&iso(at + TimeDelta::milliseconds(i as i64))),
+                ),
+                ("body", s(&random_text(i, 1000))),
+            ])
+        })
+        .collect();
+    put_items(&client, "feed", items).await;
+    let root = tempfile::tempdir().unwrap();
+    let config = ddbsnap::SnapshotConfig::builder("feed", root.path().to_str().unwrap())
+        .segments(2)
+        .target_file_bytes(1 << 20)
+        .max_rcu(300.0)
+        .read_fraction(1.0)
+        .time_window(ddbsnap::config::TimeSpec {
+            attribute: "updated_at".into(),
+            format: None,
+            since: None,
+            until: None,
+            overlap: ddbsnap::config::DEFAULT_OVERLAP,
+        })
+        .build()
+        .unwrap();
+    let cancel = ddbsnap::CancellationToken::new();
+    let err = ddbsnap::snapshot_to_until(
+        &db.aws(),
+        local(root.path()).await,
+        &config,
+        std::sync::Arc::new(StopAtFirstFile(cancel.clone())),
+        cancel,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.exit_code(), 130, "{err}");
+
+    let out = snapshot(
+        &db,
+        "feed",
+        root.path(),
+        &["--filter-attr", "updated_at", "--since", "last"],
+    )
+    .await;
+    assert_fails(
+        &out,
+        8,
+        "is an unfinished run of this dataset; pass --resume",
+    );
+    let out = snapshot(
+        &db,
+        "feed",
+        root.path(),
+        &["--filter-attr", "updated_at", "--resume"],
+    )
+    .await;
+    assert_ok(&out);
+    assert!(stderr(&out).contains("resuming: "), "{}", stderr(&out));
+    let runs = run_dirs(root.path());
+    assert_eq!(
+        runs.len(),
+        1,
+        "the run was continued, not started anew: {runs:?}"
+    );
+    let got = read_snapshot(&local(&runs[0]).await).await;
+    assert_same_items(&scan_all(&client, "feed").await, &got);
+    assert_eq!(manifest(&runs[0])["runs"], 2);
+}
