@@ -137,7 +137,7 @@ pub struct SnapshotArgs {
     #[arg(long, value_name = "JSON", requires = "filter")]
     pub values: Option<String>,
     /// Timestamp attribute of an incremental pull; --to is then a dataset root and the run is
-    /// written to <to>/run=<utc-id>/.
+    /// written to `<to>/run=<utc-id>/`.
     #[arg(long, value_name = "ATTR")]
     pub filter_attr: Option<String>,
     /// Inclusive lower bound: RFC 3339, a date, epoch seconds or milliseconds, or 'last' (the

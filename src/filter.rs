@@ -1,7 +1,7 @@
 //! What a Scan asks DynamoDB for beyond "every item of the table": an index, a projection, a raw
 //! filter, a timestamp window.
 //!
-//! [`ScanSpec::expressions`] turns these into one FilterExpression and ProjectionExpression with
+//! `ScanSpec::expressions` turns these into one FilterExpression and ProjectionExpression with
 //! their ExpressionAttributeNames/Values. Every attribute name goes through a placeholder, so
 //! reserved words (`status`, `name`), dots and spaces in names just work; ddbsnap's own
 //! placeholders start with `#ddbsnap_` / `:ddbsnap_`, which raw filters may not use.
@@ -9,7 +9,7 @@
 //! The timestamp window is applied twice. DynamoDB applies a coarse one (bounds widened to whole
 //! seconds for text timestamps, because it compares strings: `...00.5Z` sorts before `...00Z`)
 //! and also returns items whose attribute is missing or of another type; the conversion thread
-//! then applies the exact window to parsed instants ([`TimeCheck`]) and counts the items it
+//! then applies the exact window to parsed instants and counts the items it
 //! excludes for a missing or unreadable timestamp, so none disappear unnoticed. A filtered Scan
 //! still reads, and pays for, every item of the table: `items_scanned` and `consumed_rcu` in the
 //! summary say so.
