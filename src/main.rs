@@ -97,6 +97,12 @@ async fn snapshot(args: SnapshotArgs) -> Result<ExitCode, ddbsnap::Error> {
             );
         }
     }
+    // A filtered scan reads (and pays for) more items than it writes: say so.
+    let scanned = if summary.items_scanned != summary.items {
+        format!(" (of {} scanned)", summary.items_scanned)
+    } else {
+        String::new()
+    };
     let resumed = if summary.runs > 1 {
         format!(" (resumed; totals over {} runs)", summary.runs)
     } else {
@@ -122,7 +128,7 @@ async fn snapshot(args: SnapshotArgs) -> Result<ExitCode, ddbsnap::Error> {
         );
     } else {
         println!(
-            "snapshot of {} committed{resumed}: {} items in {} files ({:.1} MiB), {:.1} RCU ({:.1} RCU/s), {} segments{throttled}, {:.1} s\n{}",
+            "snapshot of {} committed{resumed}: {} items{scanned} in {} files ({:.1} MiB), {:.1} RCU ({:.1} RCU/s), {} segments{throttled}, {:.1} s\n{}",
             summary.table,
             summary.items,
             summary.files,

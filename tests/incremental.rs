@@ -240,6 +240,33 @@ async fn number_timestamps_in_seconds_and_milliseconds() {
         HashSet::from(["S:k2|-".into(), "S:k3|-".into(), "S:k4|-".into()])
     );
     assert_eq!(manifest(run)["watermark"]["format"], "epoch-s");
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(summary.contains(": 3 items (of 10 scanned)"), "{summary}");
+
+    // Combined with a raw filter: both apply.
+    let dir = tempfile::tempdir().unwrap();
+    let out = snapshot(
+        &db,
+        "secs",
+        dir.path(),
+        &[
+            "--filter-attr",
+            "ts",
+            "--since",
+            &since,
+            "--until",
+            &until,
+            "--filter",
+            "pk <> :k",
+            "--values",
+            r#"{":k":{"S":"k3"}}"#,
+        ],
+    )
+    .await;
+    assert_ok(&out);
+    let run = &run_dirs(dir.path())[0];
+    let got = keys(&read_snapshot(&local(run).await).await);
+    assert_eq!(got, HashSet::from(["S:k2|-".into(), "S:k4|-".into()]));
 
     // Milliseconds, detected; bounds given as RFC 3339: k2 at base+200 s + 7 ms is inside.
     let dir = tempfile::tempdir().unwrap();
