@@ -39,15 +39,9 @@ pub struct DescribeArgs {
     /// Estimate a scan of this secondary index instead of the table.
     #[arg(long, value_name = "NAME")]
     pub index: Option<String>,
-    /// AWS region (else AWS_REGION or the profile's).
-    #[arg(long)]
-    pub region: Option<String>,
-    /// AWS profile.
-    #[arg(long)]
-    pub profile: Option<String>,
-    /// DynamoDB endpoint (local or compatible servers).
-    #[arg(long, value_name = "URL")]
-    pub endpoint_url: Option<String>,
+    /// Where the table is and who asks.
+    #[command(flatten)]
+    pub aws: AwsArgs,
     /// Fraction of the read capacity a snapshot would use.
     #[arg(long, default_value_t = crate::throttle::DEFAULT_READ_FRACTION, value_name = "F")]
     pub read_fraction: f64,
@@ -62,9 +56,23 @@ pub struct DescribeArgs {
     pub json: bool,
 }
 
-impl DescribeArgs {
+/// Region, profile and endpoint, shared by every subcommand.
+#[derive(Debug, Args)]
+pub struct AwsArgs {
+    /// AWS region (else AWS_REGION or the profile's).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// AWS profile.
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// DynamoDB endpoint (local or compatible servers).
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+}
+
+impl AwsArgs {
     /// The AWS options these arguments describe.
-    pub fn aws(&self) -> crate::aws::AwsOptions {
+    pub fn options(&self) -> crate::aws::AwsOptions {
         crate::aws::AwsOptions {
             region: self.region.clone(),
             profile: self.profile.clone(),
@@ -101,15 +109,9 @@ pub struct SnapshotArgs {
     /// Segments scanned at once (default: one per 400 RCU/s of read budget, 1 to 8).
     #[arg(long)]
     pub concurrency: Option<u32>,
-    /// AWS region (else AWS_REGION or the profile's).
-    #[arg(long)]
-    pub region: Option<String>,
-    /// AWS profile.
-    #[arg(long)]
-    pub profile: Option<String>,
-    /// DynamoDB endpoint (local or compatible servers).
-    #[arg(long, value_name = "URL")]
-    pub endpoint_url: Option<String>,
+    /// Where the table is and who asks.
+    #[command(flatten)]
+    pub aws: AwsArgs,
     /// S3 endpoint (S3-compatible servers); else AWS_ENDPOINT_URL_S3.
     #[arg(long, value_name = "URL")]
     pub s3_endpoint_url: Option<String>,
@@ -213,13 +215,13 @@ impl SnapshotArgs {
             .overwrite(self.overwrite)
             .resume(self.resume)
             .checkpoint_interval(std::time::Duration::from_secs(self.checkpoint_every));
-        if let Some(v) = &self.region {
+        if let Some(v) = &self.aws.region {
             b = b.region(v);
         }
-        if let Some(v) = &self.profile {
+        if let Some(v) = &self.aws.profile {
             b = b.profile(v);
         }
-        if let Some(v) = &self.endpoint_url {
+        if let Some(v) = &self.aws.endpoint_url {
             b = b.endpoint_url(v);
         }
         if let Some(v) = &self.s3_endpoint_url {

@@ -40,7 +40,7 @@ fn run(cli: Cli) -> Result<ExitCode, ddbsnap::Error> {
 }
 
 async fn describe(args: DescribeArgs) -> Result<ExitCode, ddbsnap::Error> {
-    let aws = ddbsnap::aws::AwsContext::load(&args.aws()).await?;
+    let aws = ddbsnap::aws::AwsContext::load(&args.aws.options()).await?;
     let description = ddbsnap::describe::describe(
         &aws,
         &args.table,

@@ -104,8 +104,9 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// The summary of a snapshot committed by an earlier run.
-    fn committed_earlier(target: &Target, manifest: Manifest) -> Self {
+    /// The summary of the snapshot `manifest` describes; the run's own figures (concurrency,
+    /// files rewritten, seconds) are left at zero for the caller to fill in.
+    fn of_manifest(target: &Target, manifest: &Manifest, already_committed: bool) -> Self {
         Summary {
             url: target.url.clone(),
             table: manifest.table.name.clone(),
@@ -116,14 +117,14 @@ impl Summary {
             consumed_rcu: manifest.consumed_rcu,
             pages: manifest.pages,
             segments: manifest.segments,
-            read_budget: manifest.read_budget,
+            read_budget: manifest.read_budget.clone(),
             concurrency: 0,
             throttled_requests: manifest.throttled_requests,
             retried_requests: manifest.retried_requests,
             files_rewritten: 0,
             runs: manifest.runs,
-            already_committed: true,
-            watermark: manifest.watermark,
+            already_committed,
+            watermark: manifest.watermark.clone(),
             seconds: 0.0,
         }
     }
@@ -337,7 +338,7 @@ async fn run(
     let resumed = if config.resume {
         match resume_point(&target, &table, config, spec_json.as_ref()).await? {
             ResumePoint::Committed(manifest) => {
-                return Ok(Summary::committed_earlier(&target, *manifest));
+                return Ok(Summary::of_manifest(&target, &manifest, true));
             }
             ResumePoint::Checkpoint(checkpoint) => Some(*checkpoint),
         }
@@ -675,24 +676,10 @@ async fn commit(
         url: target.url.clone(),
     });
     Ok(Summary {
-        url: target.url.clone(),
-        table: manifest.table.name.clone(),
-        items: manifest.items_written,
-        items_scanned: manifest.items_scanned,
-        files: manifest.files.len(),
-        bytes: manifest.files.iter().map(|f| f.bytes).sum(),
-        consumed_rcu: manifest.consumed_rcu,
-        pages: manifest.pages,
-        segments: manifest.segments,
-        read_budget: manifest.read_budget.clone(),
         concurrency,
-        throttled_requests: manifest.throttled_requests,
-        retried_requests: manifest.retried_requests,
         files_rewritten,
-        runs: manifest.runs,
-        already_committed: false,
-        watermark: manifest.watermark.clone(),
         seconds: started.elapsed().as_secs_f64(),
+        ..Summary::of_manifest(target, &manifest, false)
     })
 }
 
