@@ -26,6 +26,9 @@ pub struct Cli {
 pub enum Command {
     /// Scan a table and write a Parquet snapshot.
     Snapshot(Box<SnapshotArgs>),
+    /// Convert an existing DynamoDB export (Export to S3, DynamoDB JSON) into a snapshot, with
+    /// the same type mapping, files and manifest as `snapshot`. Reads nothing from the table.
+    ConvertExport(ConvertExportArgs),
     /// Show a table's keys, capacity, size, PITR status and indexes, and what a full snapshot
     /// would read and how long it would take at the read budget. Reads no items.
     Describe(DescribeArgs),
@@ -112,12 +115,6 @@ pub struct SnapshotArgs {
     /// Where the table is and who asks.
     #[command(flatten)]
     pub aws: AwsArgs,
-    /// S3 endpoint (S3-compatible servers); else AWS_ENDPOINT_URL_S3.
-    #[arg(long, value_name = "URL")]
-    pub s3_endpoint_url: Option<String>,
-    /// Region of the S3 bucket, when it differs from the table's.
-    #[arg(long)]
-    pub s3_region: Option<String>,
     /// Strongly consistent reads (twice the read capacity; not on global secondary indexes).
     #[arg(long)]
     pub consistent_read: bool,
@@ -167,6 +164,27 @@ pub struct SnapshotArgs {
     /// Give up after this many seconds of throttled or failed requests on one segment.
     #[arg(long, default_value_t = 600, value_name = "SECONDS")]
     pub retry_timeout: u64,
+    /// Output format, destination and display.
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Continue the unfinished snapshot at the destination from its _checkpoint.json (after a
+    /// crash, a kill or Ctrl-C); give the same table and options as the first run.
+    #[arg(long, conflicts_with = "overwrite")]
+    pub resume: bool,
+    /// Close the open data file, and so save a checkpoint, at least this often.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub checkpoint_every: u64,
+}
+
+/// Output options shared by `snapshot` and `convert-export`.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// S3 endpoint (S3-compatible servers); else AWS_ENDPOINT_URL_S3.
+    #[arg(long, value_name = "URL")]
+    pub s3_endpoint_url: Option<String>,
+    /// Region of the S3 bucket, when it differs from the table's.
+    #[arg(long)]
+    pub s3_region: Option<String>,
     /// Number mapping: exact (Int64 / Decimal128 / text) or float64 (lossy).
     #[arg(long, value_enum, default_value_t = NumberMode::Exact)]
     pub numbers: NumberMode,
@@ -183,21 +201,79 @@ pub struct SnapshotArgs {
     #[arg(long, default_value_t = 32, value_name = "MiB")]
     pub row_group_size: usize,
     /// Replace a snapshot already at the destination.
-    #[arg(long, conflicts_with = "resume")]
-    pub overwrite: bool,
-    /// Continue the unfinished snapshot at the destination from its _checkpoint.json (after a
-    /// crash, a kill or Ctrl-C); give the same table and options as the first run.
     #[arg(long)]
-    pub resume: bool,
-    /// Close the open data file, and so save a checkpoint, at least this often.
-    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
-    pub checkpoint_every: u64,
+    pub overwrite: bool,
     /// Print the summary as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
     /// Progress display.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
+}
+
+impl OutputArgs {
+    /// Apply these options (and `aws`) to a configuration.
+    pub fn apply(
+        &self,
+        aws: &AwsArgs,
+        mut b: crate::config::SnapshotConfigBuilder,
+    ) -> crate::config::SnapshotConfigBuilder {
+        b = b
+            .numbers(self.numbers)
+            .compression(self.compression)
+            .zstd_level(self.zstd_level)
+            .target_file_bytes(self.file_size.saturating_mul(1 << 20))
+            .row_group_bytes(self.row_group_size.saturating_mul(1 << 20))
+            .overwrite(self.overwrite);
+        if let Some(v) = &aws.region {
+            b = b.region(v);
+        }
+        if let Some(v) = &aws.profile {
+            b = b.profile(v);
+        }
+        if let Some(v) = &aws.endpoint_url {
+            b = b.endpoint_url(v);
+        }
+        if let Some(v) = &self.s3_endpoint_url {
+            b = b.s3_endpoint_url(v);
+        }
+        if let Some(v) = &self.s3_region {
+            b = b.s3_region(v);
+        }
+        b
+    }
+}
+
+/// `ddbsnap convert-export`.
+#[derive(Debug, Args)]
+pub struct ConvertExportArgs {
+    /// The export's directory: s3://bucket/prefix/AWSDynamoDB/<export-id> (or a local copy).
+    pub export: String,
+    /// Destination: a directory, file:///path or s3://bucket/prefix.
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+    /// The table's key attributes, partition key first (an export does not record them): they
+    /// become the first columns and the manifest's key schema.
+    #[arg(long, value_name = "PK[,SK]", value_delimiter = ',')]
+    pub key: Vec<String>,
+    /// Region and profile for S3 credentials.
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// Output format, destination and display.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+impl ConvertExportArgs {
+    /// The validated configuration and the export's location.
+    pub fn to_config(&self) -> Result<(crate::sink::Destination, SnapshotConfig)> {
+        let source = crate::sink::Destination::parse(&self.export)?;
+        let config = self
+            .output
+            .apply(&self.aws, SnapshotConfig::builder("export", &self.to))
+            .build()?;
+        Ok((source, config))
+    }
 }
 
 impl SnapshotArgs {
@@ -207,29 +283,9 @@ impl SnapshotArgs {
             .consistent_read(self.consistent_read)
             .read_fraction(self.read_fraction)
             .retry_timeout(std::time::Duration::from_secs(self.retry_timeout))
-            .numbers(self.numbers)
-            .compression(self.compression)
-            .zstd_level(self.zstd_level)
-            .target_file_bytes(self.file_size.saturating_mul(1 << 20))
-            .row_group_bytes(self.row_group_size.saturating_mul(1 << 20))
-            .overwrite(self.overwrite)
             .resume(self.resume)
             .checkpoint_interval(std::time::Duration::from_secs(self.checkpoint_every));
-        if let Some(v) = &self.aws.region {
-            b = b.region(v);
-        }
-        if let Some(v) = &self.aws.profile {
-            b = b.profile(v);
-        }
-        if let Some(v) = &self.aws.endpoint_url {
-            b = b.endpoint_url(v);
-        }
-        if let Some(v) = &self.s3_endpoint_url {
-            b = b.s3_endpoint_url(v);
-        }
-        if let Some(v) = &self.s3_region {
-            b = b.s3_region(v);
-        }
+        b = self.output.apply(&self.aws, b);
         if let Some(v) = self.segments {
             b = b.segments(v);
         }

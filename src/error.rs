@@ -123,6 +123,15 @@ pub enum Error {
         message: String,
     },
 
+    /// A DynamoDB export is damaged, incomplete or not in a supported layout.
+    #[error("export {url}: {message}")]
+    CorruptExport {
+        /// The export directory.
+        url: String,
+        /// What is wrong.
+        message: String,
+    },
+
     /// Encoding or decoding Parquet/Arrow data failed.
     #[error("{context}: {source}")]
     Format {
@@ -233,7 +242,7 @@ impl Error {
             Error::Unreachable { .. } => ExitKind::Network,
             Error::Destination { .. } => ExitKind::Destination,
             Error::AlreadyExists { .. } => ExitKind::Exists,
-            Error::Unrepresentable { .. } => ExitKind::Data,
+            Error::Unrepresentable { .. } | Error::CorruptExport { .. } => ExitKind::Data,
             Error::Interrupted { .. } => ExitKind::Interrupted,
             Error::GaveUp { .. } => ExitKind::Throttled,
             Error::Incomplete { error, .. } => error.kind(),

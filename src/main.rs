@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use ddbsnap::cli::{Cli, Command, DescribeArgs, ProgressMode, SnapshotArgs};
+use ddbsnap::cli::{
+    Cli, Command, ConvertExportArgs, DescribeArgs, OutputArgs, ProgressMode, SnapshotArgs,
+};
 use ddbsnap::progress::{BarProgress, JsonProgress, NoProgress, Progress, ProgressEvent};
 
 fn main() -> ExitCode {
@@ -36,6 +38,7 @@ fn run(cli: Cli) -> Result<ExitCode, ddbsnap::Error> {
     match cli.command {
         Command::Snapshot(args) => runtime.block_on(snapshot(*args)),
         Command::Describe(args) => runtime.block_on(describe(args)),
+        Command::ConvertExport(args) => runtime.block_on(convert_export(args)),
     }
 }
 
@@ -64,14 +67,29 @@ async fn describe(args: DescribeArgs) -> Result<ExitCode, ddbsnap::Error> {
 
 async fn snapshot(args: SnapshotArgs) -> Result<ExitCode, ddbsnap::Error> {
     let config = args.to_config()?;
-    let progress: Arc<dyn Progress> = match args.progress {
+    let (progress, cancel) = start(&args.output);
+    let summary = ddbsnap::snapshot_until(&config, progress, cancel).await?;
+    report(&summary, args.output.json)
+}
+
+async fn convert_export(args: ConvertExportArgs) -> Result<ExitCode, ddbsnap::Error> {
+    let (source, config) = args.to_config()?;
+    let (progress, cancel) = start(&args.output);
+    let summary =
+        ddbsnap::pipeline::convert_export(&source, &args.key, &config, progress, cancel).await?;
+    report(&summary, args.output.json)
+}
+
+/// The progress reporter, and a cancellation token fired by Ctrl-C.
+fn start(output: &OutputArgs) -> (Arc<dyn Progress>, ddbsnap::CancellationToken) {
+    let progress: Arc<dyn Progress> = match output.progress {
         ProgressMode::Auto if std::io::stderr().is_terminal() => Arc::new(BarProgress::new()),
         ProgressMode::Bar => Arc::new(BarProgress::new()),
         ProgressMode::Json => Arc::new(JsonProgress::default()),
         ProgressMode::Auto | ProgressMode::None => Arc::new(NoProgress),
     };
-    // First Ctrl-C: stop scanning, abort the upload in progress, commit nothing, exit 130.
-    // A second one exits at once.
+    // First Ctrl-C: stop reading, close the open file, save the checkpoint, commit nothing,
+    // exit 130. A second one exits at once.
     let cancel = ddbsnap::CancellationToken::new();
     let on_signal = cancel.clone();
     tokio::spawn(async move {
@@ -86,8 +104,11 @@ async fn snapshot(args: SnapshotArgs) -> Result<ExitCode, ddbsnap::Error> {
             }
         }
     });
-    let progress = Arc::new(Announce(progress));
-    let summary = ddbsnap::snapshot_until(&config, progress, cancel).await?;
+    (Arc::new(Announce(progress)), cancel)
+}
+
+/// Print the summary: one line (and the URL), or JSON.
+fn report(summary: &ddbsnap::Summary, json: bool) -> Result<ExitCode, ddbsnap::Error> {
     if let Some(w) = &summary.watermark {
         let left_out = w.stats.missing + w.stats.invalid;
         if left_out > 0 {
@@ -116,10 +137,10 @@ async fn snapshot(args: SnapshotArgs) -> Result<ExitCode, ddbsnap::Error> {
     } else {
         String::new()
     };
-    if args.json {
+    if json {
         println!(
             "{}",
-            serde_json::to_string(&summary).map_err(|e| ddbsnap::Error::Internal(e.to_string()))?
+            serde_json::to_string(summary).map_err(|e| ddbsnap::Error::Internal(e.to_string()))?
         );
     } else if summary.already_committed {
         println!(
@@ -169,10 +190,16 @@ impl Progress for Announce {
             ..
         } = event
         {
-            eprintln!(
-                "ddbsnap: scanning {table} in {segments} segments ({concurrency} at once), reading at most {}",
-                budget.describe()
-            );
+            if budget.source == ddbsnap::throttle::CapacitySource::NotRead {
+                eprintln!(
+                    "ddbsnap: converting an export of {table}: {segments} data files ({concurrency} at once), no table reads"
+                );
+            } else {
+                eprintln!(
+                    "ddbsnap: scanning {table} in {segments} segments ({concurrency} at once), reading at most {}",
+                    budget.describe()
+                );
+            }
         }
         self.0.event(event);
     }

@@ -26,7 +26,7 @@ pub struct Manifest {
     pub table: TableInfo,
     /// AWS region of the table.
     pub region: String,
-    /// How the data was read: `scan`.
+    /// How the data was read: `scan`, or `export` (converted from a DynamoDB export).
     pub mode: String,
     /// What was scanned when not the whole table: index, columns, raw filter, timestamp window
     /// (a [`crate::filter::ScanSpec`]).
@@ -58,6 +58,9 @@ pub struct Manifest {
     pub retried_requests: u64,
     /// The window an incremental pull covered and what it saw.
     pub watermark: Option<Watermark>,
+    /// For `mode: export`, the export's summary (ARN, export time, type, item count).
+    #[serde(default)]
+    pub export: Option<crate::source::export::ExportSummary>,
     /// Every data file of the snapshot.
     pub files: Vec<DataFile>,
     /// The one schema shared by every data file.

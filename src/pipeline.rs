@@ -48,11 +48,12 @@ use crate::convert::{Columns, Item, NumberMode, TableShape, arrow_schema};
 use crate::error::{Error, Result};
 use crate::filter::{TimeCheck, WindowStats};
 use crate::manifest::{MANIFEST_FORMAT, Manifest, ManifestSchema, OutputOptions, Watermark};
-use crate::plan::{ScanPlan, TableInfo, auto_segments, plan_scan};
+use crate::plan::{KeyAttribute, TableInfo, auto_segments, plan_scan};
 use crate::progress::{Progress, ProgressEvent};
 use crate::sink::reader::{FileItems, read_manifest};
 use crate::sink::writer::{RollingWriter, WriterOptions, file_path};
 use crate::sink::{CHECKPOINT_FILE, DataFile, MANIFEST_FILE, Target, data_file_index};
+use crate::source::export::{Export, ExportSummary};
 use crate::source::scan::{Msg, Page, ScanJob, SegmentEnd};
 use crate::throttle::{ReadBudget, Throttle};
 
@@ -173,6 +174,209 @@ pub async fn snapshot_to_until(
     let started = (Instant::now(), Utc::now());
     let table = TableInfo::describe(aws, &config.table).await?;
     run(aws, table, target, config, progress, cancel, started).await
+}
+
+/// Data files of an export read at once.
+const EXPORT_READERS: usize = 2;
+
+/// Convert the DynamoDB export at `source` (its `.../AWSDynamoDB/<export-id>` directory) into a
+/// snapshot at `config.destination`, through the same conversion, files and commit as a scan.
+/// Reads nothing from the table. `keys` are the table's key attributes, in order (an export
+/// does not record them): they become the first columns and the manifest's key schema.
+pub async fn convert_export(
+    source: &crate::sink::Destination,
+    keys: &[String],
+    config: &SnapshotConfig,
+    progress: Arc<dyn Progress>,
+    cancel: CancellationToken,
+) -> Result<Summary> {
+    let started = (Instant::now(), Utc::now());
+    let aws = AwsContext::load(&config.aws).await?;
+    let export = Target::open(source, Some(&aws.sdk), &config.s3).await?;
+    let target = Target::open(&config.destination, Some(&aws.sdk), &config.s3).await?;
+    convert_export_to(
+        &aws.region,
+        export,
+        target,
+        keys,
+        config,
+        progress,
+        cancel,
+        started,
+    )
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn convert_export_to(
+    region: &str,
+    export: Target,
+    target: Target,
+    keys: &[String],
+    config: &SnapshotConfig,
+    progress: Arc<dyn Progress>,
+    cancel: CancellationToken,
+    (started, started_at): (Instant, chrono::DateTime<Utc>),
+) -> Result<Summary> {
+    if config.resume {
+        return Err(Error::invalid(
+            "--resume is not supported when converting an export yet; run again with \
+             --overwrite (the export itself is unchanged)",
+        ));
+    }
+    let export = Arc::new(Export::open(export).await?);
+    target.prepare(config.overwrite).await?;
+    let table = TableInfo {
+        name: export
+            .summary
+            .table_name()
+            .unwrap_or(&config.table)
+            .to_owned(),
+        arn: export.summary.table_arn.clone(),
+        key_schema: keys
+            .iter()
+            .enumerate()
+            .map(|(i, name)| KeyAttribute {
+                name: name.clone(),
+                key_type: if i == 0 { "HASH" } else { "RANGE" }.to_owned(),
+                attribute_type: crate::convert::KeyKind::S,
+            })
+            .collect(),
+        item_count: Some(export.item_count() as i64),
+        size_bytes: None,
+        billing_mode: "UNKNOWN".to_owned(),
+        capacity: Default::default(),
+        indexes: Vec::new(),
+    };
+    let segments = export.files.len() as u32;
+    let checkpoint = new_checkpoint(
+        &table.name,
+        "export",
+        None,
+        segments,
+        config,
+        started_at,
+        TableShape::with_key_names(keys.iter().map(String::as_str)),
+    );
+    write_checkpoint(&target, &checkpoint).await?;
+    progress.event(&ProgressEvent::Started {
+        table: table.name.clone(),
+        segments,
+        estimated_items: Some(export.item_count()),
+        budget: ReadBudget::none(),
+        concurrency: EXPORT_READERS as u32,
+    });
+    let writer_opts = writer_options(config, &table)?;
+    let (tx, rx) = mpsc::channel::<Msg>(EXPORT_READERS);
+    let converter = Converter {
+        writer: RollingWriter::new(
+            target.clone(),
+            Handle::current(),
+            writer_opts.clone(),
+            Arc::clone(&progress),
+            0,
+        ),
+        numbers: config.numbers,
+        time: None,
+        state: checkpoint,
+        throttle: Arc::new(Throttle::new(1.0, None, false)),
+        prior_counts: (0, 0),
+        progress: Arc::clone(&progress),
+        held: Vec::new(),
+        held_pages: Vec::new(),
+        sampling: true,
+        max_file_age: config.checkpoint_interval,
+    };
+    let converter = tokio::task::spawn_blocking(move || converter.run(rx));
+
+    // Readers take the next file until none is left or one fails.
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut readers = JoinSet::new();
+    for _ in 0..EXPORT_READERS.min(export.files.len()) {
+        let (export, tx, next, failed) = (
+            Arc::clone(&export),
+            tx.clone(),
+            Arc::clone(&next),
+            Arc::clone(&failed),
+        );
+        let handle = Handle::current();
+        readers.spawn_blocking(move || -> Result<()> {
+            use std::sync::atomic::Ordering;
+            loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= export.files.len() || failed.load(Ordering::SeqCst) {
+                    return Ok(());
+                }
+                if let Err(e) = export.read_file(i, &handle, &tx) {
+                    failed.store(true, Ordering::SeqCst);
+                    return Err(e);
+                }
+            }
+        });
+    }
+    let mut read_error = None;
+    loop {
+        let joined = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => {
+                failed.store(true, std::sync::atomic::Ordering::SeqCst);
+                read_error = Some(Error::Interrupted { url: target.url.clone() });
+                break;
+            }
+            joined = readers.join_next() => match joined {
+                Some(joined) => joined,
+                None => break,
+            },
+        };
+        match joined {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                read_error.get_or_insert(e);
+                failed.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            Err(e) => {
+                read_error.get_or_insert(Error::Internal(format!("export reader failed: {e}")));
+                failed.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    }
+    if read_error.is_none() {
+        let _ = tx.send(Msg::End).await;
+    }
+    drop(tx);
+    // Readers still running (after a Ctrl-C) stop at their next file; the channel is closed.
+    let converted = converter
+        .await
+        .map_err(|e| Error::Internal(format!("conversion thread failed: {e}")));
+    readers.abort_all();
+    if let Some(e) = read_error {
+        return Err(e);
+    }
+    let (mut checkpoint, complete) = converted??;
+    if !complete {
+        return Err(Error::Internal(
+            "the export conversion stopped early".into(),
+        ));
+    }
+    commit(
+        region,
+        table,
+        Origin {
+            mode: "export",
+            time: None,
+            export: Some(export.summary.clone()),
+        },
+        &target,
+        config,
+        &progress,
+        &cancel,
+        &mut checkpoint,
+        writer_opts,
+        (ReadBudget::none(), EXPORT_READERS as u32),
+        started,
+    )
+    .await
 }
 
 /// What `--resume` found at the destination.
@@ -363,27 +567,19 @@ async fn run(
             let segments = config
                 .segments
                 .unwrap_or_else(|| auto_segments(plan.size_bytes(&table)));
-            let checkpoint = Checkpoint {
-                format: CHECKPOINT_FORMAT.to_owned(),
-                ddbsnap_version: env!("CARGO_PKG_VERSION").to_owned(),
-                table: table.name.clone(),
-                mode: "scan".to_owned(),
-                filter: spec_json.clone(),
+            let checkpoint = new_checkpoint(
+                &table.name,
+                "scan",
+                spec_json.clone(),
                 segments,
-                options: output_options(config),
+                config,
                 started_at,
-                updated_at: started_at,
-                runs: 1,
-                positions: vec![Position::Start; segments as usize],
-                files: Vec::new(),
-                shape: TableShape::with_keys(
+                TableShape::with_keys(
                     plan.keys
                         .iter()
                         .map(|k| (k.name.as_str(), k.attribute_type)),
                 ),
-                totals: Totals::default(),
-                window: plan.spec.time.as_ref().map(|_| WindowStats::default()),
-            };
+            );
             // From here on a failure leaves a snapshot `--resume` can continue.
             write_checkpoint(&target, &checkpoint).await?;
             checkpoint
@@ -436,14 +632,7 @@ async fn run(
         concurrency,
     });
 
-    let writer_opts = WriterOptions {
-        compression: config.compression,
-        zstd_level: config.zstd_level,
-        target_file_bytes: config.target_file_bytes,
-        row_group_bytes: config.row_group_bytes,
-        part_bytes: config.part_bytes,
-        metadata: file_metadata(&table)?,
-    };
+    let writer_opts = writer_options(config, &table)?;
     let (tx, rx) = mpsc::channel::<Msg>(concurrency as usize);
     let writer = RollingWriter::new(
         target.clone(),
@@ -545,9 +734,13 @@ async fn run(
         ));
     }
     commit(
-        aws,
+        &aws.region,
         table,
-        &plan,
+        Origin {
+            mode: "scan",
+            time: plan.spec.time.as_ref(),
+            export: None,
+        },
         &target,
         config,
         &progress,
@@ -561,12 +754,19 @@ async fn run(
     .map_err(|e| resumable(e, &target))
 }
 
+/// Where a snapshot's items came from, as the manifest records it.
+struct Origin<'a> {
+    mode: &'static str,
+    time: Option<&'a crate::filter::TimeFilter>,
+    export: Option<ExportSummary>,
+}
+
 /// Bring every file to the final schema, write the manifest, drop the checkpoint.
 #[allow(clippy::too_many_arguments)]
 async fn commit(
-    aws: &AwsContext,
+    region: &str,
     table: TableInfo,
-    plan: &ScanPlan,
+    origin: Origin<'_>,
     target: &Target,
     config: &SnapshotConfig,
     progress: &Arc<dyn Progress>,
@@ -621,8 +821,8 @@ async fn commit(
     let manifest = Manifest {
         format: MANIFEST_FORMAT.to_owned(),
         ddbsnap_version: env!("CARGO_PKG_VERSION").to_owned(),
-        region: aws.region.clone(),
-        mode: "scan".to_owned(),
+        region: region.to_owned(),
+        mode: origin.mode.to_owned(),
         filter: checkpoint.filter.clone(),
         started_at: checkpoint.started_at,
         finished_at: Utc::now(),
@@ -636,7 +836,8 @@ async fn commit(
         read_budget: budget,
         throttled_requests: totals.throttled_requests,
         retried_requests: totals.retried_requests,
-        watermark: plan.spec.time.as_ref().map(|t| Watermark {
+        export: origin.export,
+        watermark: origin.time.map(|t| Watermark {
             attribute: t.attribute.clone(),
             format: t.format,
             since: t.since,
@@ -680,6 +881,50 @@ async fn commit(
         files_rewritten,
         seconds: started.elapsed().as_secs_f64(),
         ..Summary::of_manifest(target, &manifest, false)
+    })
+}
+
+/// The checkpoint of a new snapshot: nothing done yet.
+fn new_checkpoint(
+    table: &str,
+    mode: &str,
+    filter: Option<serde_json::Value>,
+    segments: u32,
+    config: &SnapshotConfig,
+    started_at: chrono::DateTime<Utc>,
+    shape: TableShape,
+) -> Checkpoint {
+    Checkpoint {
+        format: CHECKPOINT_FORMAT.to_owned(),
+        ddbsnap_version: env!("CARGO_PKG_VERSION").to_owned(),
+        table: table.to_owned(),
+        mode: mode.to_owned(),
+        window: config
+            .time
+            .as_ref()
+            .filter(|_| mode == "scan")
+            .map(|_| WindowStats::default()),
+        filter,
+        segments,
+        options: output_options(config),
+        started_at,
+        updated_at: started_at,
+        runs: 1,
+        positions: vec![Position::Start; segments as usize],
+        files: Vec::new(),
+        shape,
+        totals: Totals::default(),
+    }
+}
+
+fn writer_options(config: &SnapshotConfig, table: &TableInfo) -> Result<WriterOptions> {
+    Ok(WriterOptions {
+        compression: config.compression,
+        zstd_level: config.zstd_level,
+        target_file_bytes: config.target_file_bytes,
+        row_group_bytes: config.row_group_bytes,
+        part_bytes: config.part_bytes,
+        metadata: file_metadata(table)?,
     })
 }
 

@@ -66,6 +66,8 @@ pub enum CapacitySource {
     MaxRcu,
     /// [`DEFAULT_ON_DEMAND_CAPACITY`].
     Default,
+    /// Nothing is read from the table (converting an export).
+    NotRead,
 }
 
 /// The read budget of a run.
@@ -101,6 +103,17 @@ impl ReadBudget {
             }
         };
         Some(Self::from_capacity(capacity, fraction, max_rcu))
+    }
+
+    /// The budget of a run that reads nothing from the table.
+    pub fn none() -> Self {
+        ReadBudget {
+            rcu_per_second: 0.0,
+            capacity: 0.0,
+            source: CapacitySource::NotRead,
+            fraction: 0.0,
+            capped_by_max_rcu: false,
+        }
     }
 
     /// The budget for `table` at `fraction` of its capacity, capped at `max_rcu`.
@@ -148,6 +161,7 @@ impl ReadBudget {
                 "{:.0} RCU assumed for an on-demand table without a declared capacity; set --max-rcu",
                 self.capacity
             ),
+            CapacitySource::NotRead => return "nothing (no table reads)".to_owned(),
         };
         let capped = if self.capped_by_max_rcu {
             ", capped by --max-rcu"

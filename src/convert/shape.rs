@@ -269,6 +269,17 @@ impl TableShape {
         TableShape { columns }
     }
 
+    /// A shape whose first columns are `names`, typed by the first values seen (key attributes
+    /// whose types are not declared, as in an export).
+    pub fn with_key_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
+        TableShape {
+            columns: names
+                .into_iter()
+                .map(|n| (n.to_owned(), Shape::Null))
+                .collect(),
+        }
+    }
+
     /// Widen the shape to cover every attribute of `item`.
     pub fn observe(&mut self, item: &Item) -> Result<()> {
         observe_fields(&mut self.columns, item, &mut AttrPath::default())

@@ -1,5 +1,6 @@
-//! Where items come from. Today: a segmented parallel Scan (`scan`) whose responses are
-//! parsed off the network tasks (`raw`).
+//! Where items come from: a segmented parallel Scan (`scan`) whose responses are parsed off the
+//! network tasks (`raw`), or the data files of an existing DynamoDB export ([`export`]).
 
+pub mod export;
 pub(crate) mod raw;
 pub(crate) mod scan;

@@ -83,6 +83,20 @@ impl Page {
         })
     }
 
+    /// A batch of items read from elsewhere than a Scan (an export's data file, which plays the
+    /// part of a segment; `last_key` is where the batch ends, `None` for the file's last one).
+    pub(crate) fn from_items(segment: u32, items: Vec<Item>, last_key: Option<Item>) -> Self {
+        Page {
+            segment,
+            body: None,
+            count: items.len() as u64,
+            scanned: items.len() as u64,
+            consumed_rcu: 0.0,
+            last_key,
+            items,
+        }
+    }
+
     /// The page's items, parsing the raw body if there is one (on the conversion thread).
     pub(crate) fn into_items(self) -> Result<Vec<Item>> {
         let Some(body) = self.body else {

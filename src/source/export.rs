@@ -1,0 +1,341 @@
+//! Reading a DynamoDB export (Export to S3) that already exists.
+//!
+//! Layout, as AWS documents it, under `<prefix>/AWSDynamoDB/<export-id>/`:
+//!
+//! ```text
+//! manifest-summary.json   exportArn, tableArn, exportTime, exportType, outputFormat, itemCount,
+//!                         manifestFilesS3Key, ...
+//! manifest-files.json     one JSON object per line: dataFileS3Key, itemCount, md5Checksum, etag
+//! data/<id>.json.gz       gzip JSON lines: {"Item":{...DynamoDB JSON...}} (full exports)
+//! ```
+//!
+//! Each data file is streamed on a blocking thread: its bytes are hashed as they arrive (the
+//! MD5 must match `md5Checksum`), gunzipped and parsed line by line, and its items go to the
+//! conversion thread in batches, through the same channel, schema inference, encoding and
+//! commit as a scan. Memory is one download chunk, the gzip window and one batch per file being
+//! read. A checksum or item-count mismatch, a truncated gzip stream or a malformed line fails the
+//! run: nothing is committed.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use base64::Engine;
+use futures::StreamExt;
+use md5::{Digest, Md5};
+use object_store::ObjectStoreExt;
+use serde::{Deserialize, Serialize};
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+
+use crate::convert::Item;
+use crate::convert::json::from_json;
+use crate::error::{Error, Result};
+use crate::sink::Target;
+
+use super::scan::{Msg, Page};
+
+/// Items per batch sent to the conversion thread.
+const BATCH_ITEMS: usize = 2000;
+
+/// `manifest-summary.json`, the fields ddbsnap uses.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportSummary {
+    /// The export's ARN.
+    #[serde(default)]
+    pub export_arn: Option<String>,
+    /// The exported table's ARN.
+    #[serde(default)]
+    pub table_arn: Option<String>,
+    /// The point in time the export reflects.
+    #[serde(default)]
+    pub export_time: Option<String>,
+    /// `FULL_EXPORT` or `INCREMENTAL_EXPORT`.
+    #[serde(default)]
+    pub export_type: Option<String>,
+    /// `DYNAMODB_JSON` or `ION`.
+    #[serde(default)]
+    pub output_format: Option<String>,
+    /// Items exported.
+    #[serde(default)]
+    pub item_count: Option<u64>,
+    /// Key of manifest-files.json in the bucket.
+    #[serde(default)]
+    pub manifest_files_s3_key: Option<String>,
+}
+
+impl ExportSummary {
+    /// The table name, from the table ARN (`arn:aws:dynamodb:region:account:table/NAME`).
+    pub fn table_name(&self) -> Option<&str> {
+        self.table_arn
+            .as_deref()?
+            .rsplit_once("table/")
+            .map(|(_, n)| n)
+    }
+}
+
+/// One line of `manifest-files.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportDataFile {
+    /// Items in the file.
+    pub item_count: u64,
+    /// Base64 MD5 of the (gzipped) file.
+    pub md5_checksum: String,
+    /// Key of the file in the bucket.
+    pub data_file_s3_key: String,
+}
+
+/// An export opened for reading.
+#[derive(Debug, Clone)]
+pub struct Export {
+    /// The export directory (`.../AWSDynamoDB/<export-id>`).
+    pub target: Target,
+    /// Its summary.
+    pub summary: ExportSummary,
+    /// Its data files.
+    pub files: Vec<ExportDataFile>,
+}
+
+fn corrupt(export: &Target, message: impl Into<String>) -> Error {
+    Error::CorruptExport {
+        url: export.url().to_owned(),
+        message: message.into(),
+    }
+}
+
+/// The path of a bucket key relative to the export directory: `data/...` or the file name.
+fn relative(key: &str) -> &str {
+    match key.rfind("/data/") {
+        Some(i) => &key[i + 1..],
+        None if key.starts_with("data/") => key,
+        None => key.rsplit('/').next().unwrap_or(key),
+    }
+}
+
+impl Export {
+    /// Read `manifest-summary.json` and `manifest-files.json` of the export at `target`.
+    pub async fn open(target: Target) -> Result<Self> {
+        let read = |name: &'static str| {
+            let target = target.clone();
+            async move {
+                let got = target
+                    .store
+                    .get(&target.path(name))
+                    .await
+                    .map_err(|e| match e {
+                        object_store::Error::NotFound { .. } => corrupt(
+                            &target,
+                            format!(
+                                "no {name} here; give the export's directory, \
+                             s3://bucket/prefix/AWSDynamoDB/<export-id>"
+                            ),
+                        ),
+                        e => target.error(&format!("reading {name}"), e),
+                    })?;
+                got.bytes()
+                    .await
+                    .map_err(|e| target.error(&format!("reading {name}"), e))
+            }
+        };
+        let summary: ExportSummary = serde_json::from_slice(&read("manifest-summary.json").await?)
+            .map_err(|e| corrupt(&target, format!("manifest-summary.json: {e}")))?;
+        match summary.output_format.as_deref() {
+            None | Some("DYNAMODB_JSON") => {}
+            Some(other) => {
+                return Err(corrupt(
+                    &target,
+                    format!("output format {other} is not supported; export as DYNAMODB_JSON"),
+                ));
+            }
+        }
+        if summary.export_type.as_deref() == Some("INCREMENTAL_EXPORT") {
+            return Err(corrupt(
+                &target,
+                "incremental exports are not supported yet; convert a full export",
+            ));
+        }
+        let listing = read("manifest-files.json").await?;
+        let mut files = Vec::new();
+        for (i, line) in listing.split(|b| *b == b'\n').enumerate() {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            files.push(serde_json::from_slice(line).map_err(|e| {
+                corrupt(&target, format!("manifest-files.json line {}: {e}", i + 1))
+            })?);
+        }
+        Ok(Export {
+            target,
+            summary,
+            files,
+        })
+    }
+
+    /// Items the manifest says the export holds.
+    pub fn item_count(&self) -> u64 {
+        self.files.iter().map(|f| f.item_count).sum()
+    }
+
+    /// Stream data file `index` to `tx` (on a blocking thread): check its MD5 and item count,
+    /// send its items in batches. The last batch of the file has no `last_key`; the others carry
+    /// `{"ddbsnap_line": N}`, the lines read so far.
+    pub(crate) fn read_file(
+        &self,
+        index: usize,
+        handle: &Handle,
+        tx: &mpsc::Sender<Msg>,
+    ) -> Result<()> {
+        let file = &self.files[index];
+        let name = relative(&file.data_file_s3_key);
+        let path = name
+            .split('/')
+            .fold(self.target.root.clone(), |path, part| path.join(part));
+        let got = handle
+            .block_on(self.target.store.get(&path))
+            .map_err(|e| match e {
+                object_store::Error::NotFound { .. } => corrupt(
+                    &self.target,
+                    format!("{name} is listed in manifest-files.json but missing"),
+                ),
+                e => self.target.error(&format!("reading {name}"), e),
+            })?;
+        let mut hashing = HashingReader {
+            stream: got.into_stream(),
+            handle: handle.clone(),
+            chunk: bytes::Bytes::new(),
+            md5: Md5::new(),
+            error: None,
+        };
+        let mut items: Vec<Item> = Vec::with_capacity(BATCH_ITEMS);
+        let mut count = 0u64;
+        let mut lines =
+            BufReader::with_capacity(1 << 16, flate2::read::MultiGzDecoder::new(&mut hashing));
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let read = lines.read_line(&mut line).map_err(|e| {
+                corrupt(
+                    &self.target,
+                    format!("{name}: cannot be decompressed ({e})"),
+                )
+            })?;
+            if read == 0 {
+                break;
+            }
+            if line.trim().is_empty() {
+                continue;
+            }
+            count += 1;
+            items.push(
+                parse_line(&line)
+                    .map_err(|e| corrupt(&self.target, format!("{name} line {count}: {e}")))?,
+            );
+            if items.len() == BATCH_ITEMS {
+                let key = HashMap::from([(
+                    "ddbsnap_line".to_owned(),
+                    AttributeValue::N(count.to_string()),
+                )]);
+                send(tx, index, std::mem::take(&mut items), Some(key))?;
+            }
+        }
+        drop(lines);
+        if let Some(e) = hashing.error.take() {
+            return Err(self.target.error(&format!("reading {name}"), e));
+        }
+        let md5 = base64::engine::general_purpose::STANDARD.encode(hashing.md5.finalize());
+        if md5 != file.md5_checksum {
+            return Err(corrupt(
+                &self.target,
+                format!(
+                    "{name}: MD5 {md5} does not match the manifest's {}; the file is damaged \
+                     or incomplete",
+                    file.md5_checksum
+                ),
+            ));
+        }
+        if count != file.item_count {
+            return Err(corrupt(
+                &self.target,
+                format!(
+                    "{name}: {count} items, the manifest says {}",
+                    file.item_count
+                ),
+            ));
+        }
+        send(tx, index, items, None)
+    }
+}
+
+fn send(tx: &mpsc::Sender<Msg>, index: usize, items: Vec<Item>, last: Option<Item>) -> Result<()> {
+    tx.blocking_send(Msg::Page(Page::from_items(index as u32, items, last)))
+        .map_err(|_| Error::Internal("the conversion thread stopped".into()))
+}
+
+/// `{"Item":{"a":{"S":"x"},...}}` to an item.
+fn parse_line(line: &str) -> Result<Item> {
+    let value: serde_json::Value =
+        serde_json::from_str(line).map_err(|e| Error::invalid(format!("not JSON: {e}")))?;
+    let item = value
+        .get("Item")
+        .and_then(|i| i.as_object())
+        .ok_or_else(|| Error::invalid("no \"Item\" object"))?;
+    item.iter()
+        .map(|(name, v)| Ok((name.clone(), from_json(v)?)))
+        .collect()
+}
+
+/// Pulls an object's byte stream synchronously, hashing every byte.
+struct HashingReader {
+    stream: futures::stream::BoxStream<'static, object_store::Result<bytes::Bytes>>,
+    handle: Handle,
+    chunk: bytes::Bytes,
+    md5: Md5,
+    error: Option<object_store::Error>,
+}
+
+impl Read for HashingReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.handle.block_on(self.stream.next()) {
+                None => return Ok(0),
+                Some(Ok(chunk)) => {
+                    self.md5.update(&chunk);
+                    self.chunk = chunk;
+                }
+                Some(Err(e)) => {
+                    let message = e.to_string();
+                    self.error = Some(e);
+                    return Err(std::io::Error::other(message));
+                }
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk[..n]);
+        self.chunk = self.chunk.slice(n..);
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_file_keys_resolve_under_the_export() {
+        assert_eq!(
+            relative("raw/AWSDynamoDB/0170-ab/data/x1.json.gz"),
+            "data/x1.json.gz"
+        );
+        assert_eq!(relative("data/x1.json.gz"), "data/x1.json.gz");
+    }
+
+    #[test]
+    fn parses_item_lines() {
+        let item = parse_line(r#"{"Item":{"pk":{"S":"a"},"n":{"N":"1.5"}}}"#).unwrap();
+        assert_eq!(item["n"], AttributeValue::N("1.5".into()));
+        assert!(parse_line(r#"{"Keys":{}}"#).is_err());
+        assert!(parse_line("{").is_err());
+    }
+}

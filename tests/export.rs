@@ -1,0 +1,281 @@
+//! `ddbsnap convert-export` on exports that test code writes into s3s-fs in the layout AWS
+//! documents for Export to S3 (manifest-summary.json, manifest-files.json with MD5 checksums,
+//! gzip DynamoDB JSON data files): the snapshot equals the exported items value by value, and a
+//! damaged export fails clearly with no manifest.
+
+mod common;
+
+use std::io::Write;
+use std::process::Output;
+
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::AttributeValue as AV;
+use base64::Engine;
+use common::*;
+use ddbsnap::convert::Item;
+use ddbsnap::convert::json::value_to_json;
+use ddbsnap::sink::{Destination, S3Options, Target};
+use md5::{Digest, Md5};
+use object_store::ObjectStoreExt;
+use object_store::path::Path;
+
+const EXPORT_ID: &str = "01700000000000-abcdef12";
+
+/// Items with every DynamoDB type, nested, sparse, and numbers at the edges.
+fn export_items(count: u64) -> Vec<Item> {
+    (0..count)
+        .map(|i| {
+            let mut it = item(vec![
+                ("pk", s(&format!("c{}", i % 17))),
+                ("sk", n(&i.to_string())),
+                // Canonical numbers, as DynamoDB stores (and exports) them.
+                ("price", n(&format!("{}.{:02}5", i * 31, i % 100))),
+                ("raw", AV::B(Blob::new(random_bytes(i, 9)))),
+                ("ok", AV::Bool(i % 3 == 0)),
+                ("tags", AV::Ss(vec!["a".into(), format!("t{i}")])),
+                ("scores", AV::Ns(vec!["1".into(), format!("{i}.5")])),
+                (
+                    "blobs",
+                    AV::Bs(vec![
+                        Blob::new(vec![0u8, 1, 2]),
+                        Blob::new(random_bytes(i, 3)),
+                    ]),
+                ),
+                (
+                    "profile",
+                    AV::M(item(vec![
+                        ("name", s(&format!("näme {i}"))),
+                        ("history", AV::L(vec![n("1"), s("two"), AV::Null(true)])),
+                    ])),
+                ),
+            ]);
+            if i % 10 == 0 {
+                it.insert("big".into(), n("-99999999999999999999999999999999999999"));
+                it.insert("tiny".into(), n("1E-130"));
+            }
+            it
+        })
+        .collect()
+}
+
+fn line(item: &Item) -> String {
+    let mut names: Vec<&String> = item.keys().collect();
+    names.sort();
+    let fields: Vec<String> = names
+        .iter()
+        .map(|k| {
+            format!(
+                "{}:{}",
+                serde_json::to_string(k).unwrap(),
+                value_to_json(&item[*k]).unwrap()
+            )
+        })
+        .collect();
+    format!("{{\"Item\":{{{}}}}}\n", fields.join(","))
+}
+
+fn gzip(text: &str) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(text.as_bytes()).unwrap();
+    enc.finish().unwrap()
+}
+
+fn md5_base64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(Md5::digest(bytes))
+}
+
+/// How to damage the export.
+#[derive(Clone, Copy, PartialEq)]
+enum Damage {
+    None,
+    WrongChecksum,
+    TruncatedGzip,
+}
+
+/// Write an export of `items` in `files` data files (one of them empty) under
+/// `raw/AWSDynamoDB/<id>/` of bucket `raw`.
+async fn write_export(s3: &S3Server, items: &[Item], files: usize, damage: Damage) -> Target {
+    let aws = aws_context(None);
+    let root = Target::open(
+        &Destination::parse(&format!("s3://raw/raw/AWSDynamoDB/{EXPORT_ID}")).unwrap(),
+        Some(&aws.sdk),
+        &S3Options {
+            endpoint_url: Some(s3.endpoint()),
+            region: None,
+        },
+    )
+    .await
+    .unwrap();
+    let store = root.store();
+    let base = format!("raw/AWSDynamoDB/{EXPORT_ID}");
+    let mut manifest = String::new();
+    let per_file = items.len().div_ceil(files - 1);
+    for f in 0..files {
+        // The last file is empty, as real exports often have.
+        let chunk: &[Item] = if f + 1 == files {
+            &[]
+        } else {
+            let start = (f * per_file).min(items.len());
+            &items[start..((f + 1) * per_file).min(items.len())]
+        };
+        let text: String = chunk.iter().map(line).collect();
+        let mut body = gzip(&text);
+        let mut md5 = md5_base64(&body);
+        if f == 0 {
+            match damage {
+                Damage::None => {}
+                Damage::WrongChecksum => md5 = md5_base64(b"something else"),
+                Damage::TruncatedGzip => {
+                    body.truncate(body.len() / 2);
+                    md5 = md5_base64(&body);
+                }
+            }
+        }
+        let key = format!("{base}/data/file{f:02}abc.json.gz");
+        store
+            .put(&Path::from(key.as_str()), body.into())
+            .await
+            .unwrap();
+        manifest.push_str(&format!(
+            "{{\"itemCount\":{},\"md5Checksum\":\"{md5}\",\"etag\":\"x-{f}\",\"dataFileS3Key\":\"{key}\"}}\n",
+            chunk.len()
+        ));
+    }
+    store
+        .put(
+            &Path::from(format!("{base}/manifest-files.json")),
+            manifest.into_bytes().into(),
+        )
+        .await
+        .unwrap();
+    let summary = serde_json::json!({
+        "version": "2020-06-30",
+        "exportArn": format!("arn:aws:dynamodb:us-east-1:123456789012:table/orders/export/{EXPORT_ID}"),
+        "startTime": "2026-11-20T00:00:01.000Z",
+        "endTime": "2026-11-20T00:05:00.000Z",
+        "tableArn": "arn:aws:dynamodb:us-east-1:123456789012:table/orders",
+        "tableId": "0a1b2c3d",
+        "exportTime": "2026-11-20T00:00:00.000Z",
+        "s3Bucket": "raw",
+        "s3Prefix": "raw",
+        "s3SseAlgorithm": "AES256",
+        "manifestFilesS3Key": format!("{base}/manifest-files.json"),
+        "billedSizeBytes": 12345,
+        "itemCount": items.len(),
+        "outputFormat": "DYNAMODB_JSON",
+        "exportType": "FULL_EXPORT"
+    });
+    store
+        .put(
+            &Path::from(format!("{base}/manifest-summary.json")),
+            serde_json::to_vec(&summary).unwrap().into(),
+        )
+        .await
+        .unwrap();
+    root
+}
+
+async fn convert(s3: &S3Server, to: &str, extra: &[&str]) -> Output {
+    let mut args: Vec<String> = [
+        "convert-export",
+        &format!("s3://raw/raw/AWSDynamoDB/{EXPORT_ID}"),
+        "--to",
+        to,
+        "--s3-endpoint-url",
+        &s3.endpoint(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    tokio::task::spawn_blocking(move || {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("ddbsnap"));
+        cmd.args(&args);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("AWS_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.envs(test_env()).output().unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+async fn s3_target(s3: &S3Server, url: &str) -> Target {
+    let aws = aws_context(None);
+    Target::open(
+        &Destination::parse(url).unwrap(),
+        Some(&aws.sdk),
+        &S3Options {
+            endpoint_url: Some(s3.endpoint()),
+            region: None,
+        },
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_export_converts_value_by_value() {
+    let s3 = S3Server::start(&["raw", "snaps"]);
+    let items = export_items(5000);
+    write_export(&s3, &items, 5, Damage::None).await;
+    let out = convert(&s3, "s3://snaps/orders/full", &["--key", "pk,sk"]).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("converting an export of orders: 5 data files"),
+        "{err}"
+    );
+    let target = s3_target(&s3, "s3://snaps/orders/full").await;
+    assert_same_items(&items, &read_snapshot(&target).await);
+    let manifest = ddbsnap::sink::reader::read_manifest(&target).await.unwrap();
+    assert_eq!(manifest.mode, "export");
+    assert_eq!(manifest.table.name, "orders");
+    assert_eq!(manifest.consumed_rcu, 0.0);
+    let export = manifest.export.unwrap();
+    assert_eq!(
+        export.export_time.as_deref(),
+        Some("2026-11-20T00:00:00.000Z")
+    );
+    assert!(export.export_arn.unwrap().ends_with(EXPORT_ID));
+    let columns: Vec<&String> = manifest.schema.columns.keys().collect();
+    assert_eq!(&columns[..2], ["pk", "sk"], "the given keys come first");
+    assert_eq!(
+        manifest
+            .table
+            .key_schema
+            .iter()
+            .map(|k| k.name.as_str())
+            .collect::<Vec<_>>(),
+        ["pk", "sk"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_export_fails_clearly_with_no_manifest() {
+    for (damage, needle) in [
+        (Damage::WrongChecksum, "does not match the manifest's"),
+        (Damage::TruncatedGzip, "cannot be decompressed"),
+    ] {
+        let s3 = S3Server::start(&["raw", "snaps"]);
+        write_export(&s3, &export_items(3000), 3, damage).await;
+        let out = convert(&s3, "s3://snaps/orders/bad", &[]).await;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(7), "{err}");
+        assert!(err.contains(needle), "{err}");
+        assert!(
+            err.contains("data/file00abc.json.gz"),
+            "names the file: {err}"
+        );
+        let left = s3.root.path().join("snaps/orders/bad/_manifest.json");
+        assert!(!left.exists(), "no manifest after a damaged export");
+    }
+    // Not an export at all.
+    let s3 = S3Server::start(&["raw", "snaps"]);
+    let out = convert(&s3, "s3://snaps/orders/none", &[]).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(7), "{err}");
+    assert!(err.contains("no manifest-summary.json here"), "{err}");
+}
