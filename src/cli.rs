@@ -247,7 +247,7 @@ impl OutputArgs {
 /// `ddbsnap convert-export`.
 #[derive(Debug, Args)]
 pub struct ConvertExportArgs {
-    /// The export's directory: s3://bucket/prefix/AWSDynamoDB/<export-id> (or a local copy).
+    /// The export's directory: `s3://bucket/prefix/AWSDynamoDB/<export-id>` (or a local copy).
     pub export: String,
     /// Destination: a directory, file:///path or s3://bucket/prefix.
     #[arg(long, value_name = "URL")]
