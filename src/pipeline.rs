@@ -256,7 +256,17 @@ async fn convert_export_to(
         segments,
         config,
         started_at,
-        TableShape::with_key_names(keys.iter().map(String::as_str)),
+        // A change log's own columns come right after the keys.
+        TableShape::with_key_names(
+            keys.iter().map(String::as_str).chain(
+                export
+                    .summary
+                    .is_incremental()
+                    .then_some(crate::source::export::CHANGE_COLUMNS[..2].iter().copied())
+                    .into_iter()
+                    .flatten(),
+            ),
+        ),
     );
     write_checkpoint(&target, &checkpoint).await?;
     progress.event(&ProgressEvent::Started {

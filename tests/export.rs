@@ -95,6 +95,26 @@ enum Damage {
 /// Write an export of `items` in `files` data files (one of them empty) under
 /// `raw/AWSDynamoDB/<id>/` of bucket `raw`.
 async fn write_export(s3: &S3Server, items: &[Item], files: usize, damage: Damage) -> Target {
+    let lines: Vec<String> = items.iter().map(line).collect();
+    write_export_lines(
+        s3,
+        &lines,
+        files,
+        damage,
+        serde_json::json!({"exportType": "FULL_EXPORT"}),
+    )
+    .await
+}
+
+/// Write data-file `lines` in `files` data files (the last one empty), with `summary` fields
+/// added to the manifest summary.
+async fn write_export_lines(
+    s3: &S3Server,
+    items: &[String],
+    files: usize,
+    damage: Damage,
+    extra: serde_json::Value,
+) -> Target {
     let aws = aws_context(None);
     let root = Target::open(
         &Destination::parse(&format!("s3://raw/raw/AWSDynamoDB/{EXPORT_ID}")).unwrap(),
@@ -112,13 +132,13 @@ async fn write_export(s3: &S3Server, items: &[Item], files: usize, damage: Damag
     let per_file = items.len().div_ceil(files - 1);
     for f in 0..files {
         // The last file is empty, as real exports often have.
-        let chunk: &[Item] = if f + 1 == files {
+        let chunk: &[String] = if f + 1 == files {
             &[]
         } else {
             let start = (f * per_file).min(items.len());
             &items[start..((f + 1) * per_file).min(items.len())]
         };
-        let text: String = chunk.iter().map(line).collect();
+        let text: String = chunk.concat();
         let mut body = gzip(&text);
         let mut md5 = md5_base64(&body);
         if f == 0 {
@@ -148,7 +168,7 @@ async fn write_export(s3: &S3Server, items: &[Item], files: usize, damage: Damag
         )
         .await
         .unwrap();
-    let summary = serde_json::json!({
+    let mut summary = serde_json::json!({
         "version": "2020-06-30",
         "exportArn": format!("arn:aws:dynamodb:us-east-1:123456789012:table/orders/export/{EXPORT_ID}"),
         "startTime": "2026-11-20T00:00:01.000Z",
@@ -163,8 +183,10 @@ async fn write_export(s3: &S3Server, items: &[Item], files: usize, damage: Damag
         "billedSizeBytes": 12345,
         "itemCount": items.len(),
         "outputFormat": "DYNAMODB_JSON",
-        "exportType": "FULL_EXPORT"
     });
+    for (k, v) in extra.as_object().unwrap() {
+        summary[k] = v.clone();
+    }
     store
         .put(
             &Path::from(format!("{base}/manifest-summary.json")),
@@ -278,4 +300,106 @@ async fn a_damaged_export_fails_clearly_with_no_manifest() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(7), "{err}");
     assert!(err.contains("no manifest-summary.json here"), "{err}");
+}
+
+/// The JSON of an attribute map.
+fn json_map(item: &Item) -> String {
+    line(item)
+        .trim_end()
+        .strip_prefix("{\"Item\":")
+        .unwrap()
+        .strip_suffix('}')
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incremental_export_becomes_a_change_log() {
+    let s3 = S3Server::start(&["raw", "snaps"]);
+    let images = export_items(300);
+    let mut lines = Vec::new();
+    let mut expected = Vec::new();
+    for (i, new) in images.iter().enumerate() {
+        let keys = item(vec![("pk", new["pk"].clone()), ("sk", new["sk"].clone())]);
+        let micros = 1_763_000_000_000_000u64 + i as u64;
+        // Both forms of the timestamp occur in exports.
+        let stamp = if i % 2 == 0 {
+            format!("{{\"N\":\"{micros}\"}}")
+        } else {
+            micros.to_string()
+        };
+        let mut old = new.clone();
+        old.insert("price".into(), n("1.5"));
+        let (record, op, row_image, old_image) = match i % 3 {
+            0 => (
+                format!(
+                    "{{\"Metadata\":{{\"WriteTimestampMicros\":{stamp}}},\"Keys\":{},\"NewImage\":{}}}\n",
+                    json_map(&keys),
+                    json_map(new)
+                ),
+                "insert",
+                new.clone(),
+                None,
+            ),
+            1 => (
+                format!(
+                    "{{\"Metadata\":{{\"WriteTimestampMicros\":{stamp}}},\"Keys\":{},\"NewImage\":{},\"OldImage\":{}}}\n",
+                    json_map(&keys),
+                    json_map(new),
+                    json_map(&old)
+                ),
+                "update",
+                new.clone(),
+                Some(old.clone()),
+            ),
+            _ => (
+                format!(
+                    "{{\"Metadata\":{{\"WriteTimestampMicros\":{stamp}}},\"Keys\":{},\"OldImage\":{}}}\n",
+                    json_map(&keys),
+                    json_map(&old)
+                ),
+                "delete",
+                keys.clone(),
+                Some(old.clone()),
+            ),
+        };
+        lines.push(record);
+        let mut row = row_image;
+        row.insert("_op".into(), s(op));
+        row.insert("_write_time".into(), n(&micros.to_string()));
+        if let Some(old) = old_image {
+            row.insert("_old".into(), AV::M(old));
+        }
+        expected.push(row);
+    }
+    write_export_lines(
+        &s3,
+        &lines,
+        4,
+        Damage::None,
+        serde_json::json!({
+            "exportType": "INCREMENTAL_EXPORT",
+            "exportViewType": "NEW_AND_OLD_IMAGES",
+            "exportFromTime": "2026-11-23T00:00:00.000Z",
+            "exportToTime": "2026-11-24T00:00:00.000Z",
+            "itemCount": lines.len(),
+        }),
+    )
+    .await;
+    let out = convert(&s3, "s3://snaps/orders/changes", &["--key", "pk,sk"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let target = s3_target(&s3, "s3://snaps/orders/changes").await;
+    // Each key changes once here, so key_of identifies a row.
+    assert_same_items(&expected, &read_snapshot(&target).await);
+    let manifest = ddbsnap::sink::reader::read_manifest(&target).await.unwrap();
+    let columns: Vec<&String> = manifest.schema.columns.keys().collect();
+    assert_eq!(&columns[..4], ["pk", "sk", "_op", "_write_time"]);
+    assert_eq!(
+        manifest.export.unwrap().export_type.as_deref(),
+        Some("INCREMENTAL_EXPORT")
+    );
 }

@@ -63,6 +63,22 @@ pub struct ExportSummary {
     /// Key of manifest-files.json in the bucket.
     #[serde(default)]
     pub manifest_files_s3_key: Option<String>,
+    /// Incremental exports: `NEW_AND_OLD_IMAGES` or `NEW_IMAGE`.
+    #[serde(default)]
+    pub export_view_type: Option<String>,
+    /// Incremental exports: start of the window.
+    #[serde(default)]
+    pub export_from_time: Option<String>,
+    /// Incremental exports: end of the window.
+    #[serde(default)]
+    pub export_to_time: Option<String>,
+}
+
+impl ExportSummary {
+    /// True for an incremental export (its rows become a change log).
+    pub fn is_incremental(&self) -> bool {
+        self.export_type.as_deref() == Some("INCREMENTAL_EXPORT")
+    }
 }
 
 impl ExportSummary {
@@ -150,12 +166,6 @@ impl Export {
                 ));
             }
         }
-        if summary.export_type.as_deref() == Some("INCREMENTAL_EXPORT") {
-            return Err(corrupt(
-                &target,
-                "incremental exports are not supported yet; convert a full export",
-            ));
-        }
         let listing = read("manifest-files.json").await?;
         let mut files = Vec::new();
         for (i, line) in listing.split(|b| *b == b'\n').enumerate() {
@@ -229,7 +239,7 @@ impl Export {
             }
             count += 1;
             items.push(
-                parse_line(&line)
+                parse_line(&line, &self.summary)
                     .map_err(|e| corrupt(&self.target, format!("{name} line {count}: {e}")))?,
             );
             if items.len() == BATCH_ITEMS {
@@ -273,17 +283,71 @@ fn send(tx: &mpsc::Sender<Msg>, index: usize, items: Vec<Item>, last: Option<Ite
         .map_err(|_| Error::Internal("the conversion thread stopped".into()))
 }
 
-/// `{"Item":{"a":{"S":"x"},...}}` to an item.
-fn parse_line(line: &str) -> Result<Item> {
+/// Columns a change log adds to the items' own attributes.
+pub const CHANGE_COLUMNS: [&str; 3] = ["_op", "_write_time", "_old"];
+
+/// One line of a data file to a row: `{"Item":{...}}` (full export) is the item itself; an
+/// incremental record `{"Metadata":{"WriteTimestampMicros":...},"Keys":{...},"NewImage":{...},
+/// "OldImage":{...}}` becomes a change-log row: the keys and the new image as columns, `_op`
+/// (`insert` / `update` / `delete` when the old image tells, `put` / `delete` otherwise),
+/// `_write_time` (microseconds since 1970, from a bare number or `{"N":...}`) and `_old` (the
+/// old image as a map, when there is one).
+fn parse_line(line: &str, summary: &ExportSummary) -> Result<Item> {
     let value: serde_json::Value =
         serde_json::from_str(line).map_err(|e| Error::invalid(format!("not JSON: {e}")))?;
-    let item = value
-        .get("Item")
-        .and_then(|i| i.as_object())
-        .ok_or_else(|| Error::invalid("no \"Item\" object"))?;
-    item.iter()
-        .map(|(name, v)| Ok((name.clone(), from_json(v)?)))
-        .collect()
+    let map = |v: Option<&serde_json::Value>, what: &str| -> Result<Option<Item>> {
+        match v {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::Object(o)) => o
+                .iter()
+                .map(|(name, v)| Ok((name.clone(), from_json(v)?)))
+                .collect::<Result<Item>>()
+                .map(Some),
+            Some(_) => Err(Error::invalid(format!("\"{what}\" is not an object"))),
+        }
+    };
+    if let Some(item) = map(value.get("Item"), "Item")? {
+        return Ok(item);
+    }
+    let keys = map(value.get("Keys"), "Keys")?
+        .ok_or_else(|| Error::invalid("neither an \"Item\" nor a \"Keys\" object"))?;
+    let micros = match value
+        .get("Metadata")
+        .and_then(|m| m.get("WriteTimestampMicros"))
+    {
+        Some(serde_json::Value::Number(n)) => n.to_string(),
+        Some(serde_json::Value::Object(o)) => o
+            .get("N")
+            .and_then(|n| n.as_str())
+            .map(str::to_owned)
+            .ok_or_else(|| Error::invalid("WriteTimestampMicros is not {\"N\": ...}"))?,
+        Some(serde_json::Value::String(s)) => s.clone(),
+        _ => return Err(Error::invalid("no Metadata.WriteTimestampMicros")),
+    };
+    let new = map(value.get("NewImage"), "NewImage")?;
+    let old = map(value.get("OldImage"), "OldImage")?;
+    let with_old = summary.export_view_type.as_deref() == Some("NEW_AND_OLD_IMAGES");
+    let op = match (&new, &old) {
+        (None, _) => "delete",
+        (Some(_), Some(_)) => "update",
+        (Some(_), None) if with_old => "insert",
+        (Some(_), None) => "put",
+    };
+    let mut row = new.unwrap_or_default();
+    for name in CHANGE_COLUMNS {
+        if row.contains_key(name) {
+            return Err(Error::invalid(format!(
+                "the item has an attribute '{name}', which the change log uses for itself"
+            )));
+        }
+    }
+    row.extend(keys);
+    row.insert("_op".into(), AttributeValue::S(op.into()));
+    row.insert("_write_time".into(), AttributeValue::N(micros));
+    if let Some(old) = old {
+        row.insert("_old".into(), AttributeValue::M(old));
+    }
+    Ok(row)
 }
 
 /// Pulls an object's byte stream synchronously, hashing every byte.
@@ -333,9 +397,62 @@ mod tests {
 
     #[test]
     fn parses_item_lines() {
-        let item = parse_line(r#"{"Item":{"pk":{"S":"a"},"n":{"N":"1.5"}}}"#).unwrap();
+        let full = ExportSummary {
+            export_arn: None,
+            table_arn: None,
+            export_time: None,
+            export_type: None,
+            output_format: None,
+            item_count: None,
+            manifest_files_s3_key: None,
+            export_view_type: None,
+            export_from_time: None,
+            export_to_time: None,
+        };
+        let item = parse_line(r#"{"Item":{"pk":{"S":"a"},"n":{"N":"1.5"}}}"#, &full).unwrap();
         assert_eq!(item["n"], AttributeValue::N("1.5".into()));
-        assert!(parse_line(r#"{"Keys":{}}"#).is_err());
-        assert!(parse_line("{").is_err());
+        assert!(parse_line(r#"{"Keys":{}}"#, &full).is_err(), "no metadata");
+        assert!(parse_line("{", &full).is_err());
+
+        let incremental = ExportSummary {
+            export_type: Some("INCREMENTAL_EXPORT".into()),
+            export_view_type: Some("NEW_AND_OLD_IMAGES".into()),
+            ..full
+        };
+        let row = |line: &str| parse_line(line, &incremental).unwrap();
+        let insert = row(
+            r#"{"Metadata":{"WriteTimestampMicros":{"N":"1700000000000001"}},"Keys":{"pk":{"S":"a"}},"NewImage":{"pk":{"S":"a"},"v":{"N":"2"}}}"#,
+        );
+        assert_eq!(insert["_op"], AttributeValue::S("insert".into()));
+        assert_eq!(
+            insert["_write_time"],
+            AttributeValue::N("1700000000000001".into())
+        );
+        assert_eq!(insert["v"], AttributeValue::N("2".into()));
+        let update = row(
+            r#"{"Metadata":{"WriteTimestampMicros":1700000000000002},"Keys":{"pk":{"S":"a"}},"NewImage":{"pk":{"S":"a"},"v":{"N":"3"}},"OldImage":{"pk":{"S":"a"},"v":{"N":"2"}}}"#,
+        );
+        assert_eq!(update["_op"], AttributeValue::S("update".into()));
+        assert_eq!(
+            update["_write_time"],
+            AttributeValue::N("1700000000000002".into())
+        );
+        let AttributeValue::M(old) = &update["_old"] else {
+            panic!()
+        };
+        assert_eq!(old["v"], AttributeValue::N("2".into()));
+        let delete = row(
+            r#"{"Metadata":{"WriteTimestampMicros":{"N":"3"}},"Keys":{"pk":{"S":"a"}},"OldImage":{"pk":{"S":"a"}}}"#,
+        );
+        assert_eq!(delete["_op"], AttributeValue::S("delete".into()));
+        assert_eq!(delete["pk"], AttributeValue::S("a".into()));
+        assert!(
+            parse_line(
+                r#"{"Metadata":{"WriteTimestampMicros":1},"Keys":{"pk":{"S":"a"}},"NewImage":{"_op":{"S":"x"}}}"#,
+                &incremental
+            )
+            .is_err(),
+            "a clash with the change-log columns is an error"
+        );
     }
 }
