@@ -27,6 +27,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -216,7 +217,7 @@ async fn convert_export_to(
     config: &SnapshotConfig,
     progress: Arc<dyn Progress>,
     cancel: CancellationToken,
-    (started, started_at): (Instant, chrono::DateTime<Utc>),
+    started: (Instant, chrono::DateTime<Utc>),
 ) -> Result<Summary> {
     if config.resume {
         return Err(Error::invalid(
@@ -225,14 +226,73 @@ async fn convert_export_to(
         ));
     }
     let export = Arc::new(Export::open(export).await?);
-    target.prepare(config.overwrite).await?;
-    let table = TableInfo {
-        name: export
-            .summary
-            .table_name()
-            .unwrap_or(&config.table)
-            .to_owned(),
-        arn: export.summary.table_arn.clone(),
+    let table = declared_table(
+        export.summary.table_name().unwrap_or(&config.table),
+        export.summary.table_arn.clone(),
+        keys,
+        Some(export.item_count()),
+    );
+    // A change log's own columns come right after the keys.
+    let first_columns: Vec<&str> = keys
+        .iter()
+        .map(String::as_str)
+        .chain(
+            export
+                .summary
+                .is_incremental()
+                .then_some(crate::source::export::CHANGE_COLUMNS[..2].iter().copied())
+                .into_iter()
+                .flatten(),
+        )
+        .collect();
+    // Readers take the next file until none is left or one fails.
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let readers: Vec<Producer> = (0..EXPORT_READERS.min(export.files.len()))
+        .map(|_| {
+            let (export, next) = (Arc::clone(&export), Arc::clone(&next));
+            Box::new(
+                move |handle: &Handle, tx: &mpsc::Sender<Msg>, stop: &AtomicBool| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        if i >= export.files.len() || stop.load(Ordering::SeqCst) {
+                            return Ok(());
+                        }
+                        export.read_file(i, handle, tx)?;
+                    }
+                },
+            ) as Producer
+        })
+        .collect();
+    run_producers(
+        region,
+        table,
+        Origin {
+            mode: "export",
+            time: None,
+            export: Some(export.summary.clone()),
+        },
+        target,
+        config,
+        progress,
+        cancel,
+        started,
+        (export.files.len() as u32, &first_columns),
+        readers,
+    )
+    .await
+}
+
+/// A table described by what the user declares (an export or a change log carries no key
+/// schema): key attributes in order, partition key first; their types come from the data.
+fn declared_table(
+    name: &str,
+    arn: Option<String>,
+    keys: &[String],
+    items: Option<u64>,
+) -> TableInfo {
+    TableInfo {
+        name: name.to_owned(),
+        arn,
         key_schema: keys
             .iter()
             .enumerate()
@@ -242,42 +302,56 @@ async fn convert_export_to(
                 attribute_type: crate::convert::KeyKind::S,
             })
             .collect(),
-        item_count: Some(export.item_count() as i64),
+        item_count: items.map(|n| n as i64),
         size_bytes: None,
         billing_mode: "UNKNOWN".to_owned(),
         capacity: Default::default(),
         indexes: Vec::new(),
-    };
-    let segments = export.files.len() as u32;
+    }
+}
+
+/// Sends batches of items to the conversion thread, on a blocking thread; stops early when
+/// the flag is set (another producer failed, or Ctrl-C).
+type Producer =
+    Box<dyn FnOnce(&Handle, &mpsc::Sender<Msg>, &AtomicBool) -> Result<()> + Send + 'static>;
+
+/// Run `producers` into one conversion thread and commit: the path shared by everything that
+/// is not a table scan (exports, `apply`). `segments` is how many item sources the producers
+/// number their batches by; `first_columns` come first in the schema.
+#[allow(clippy::too_many_arguments)]
+async fn run_producers(
+    region: &str,
+    table: TableInfo,
+    origin: Origin<'_>,
+    target: Target,
+    config: &SnapshotConfig,
+    progress: Arc<dyn Progress>,
+    cancel: CancellationToken,
+    (started, started_at): (Instant, chrono::DateTime<Utc>),
+    (segments, first_columns): (u32, &[&str]),
+    producers: Vec<Producer>,
+) -> Result<Summary> {
+    target.prepare(config.overwrite).await?;
     let checkpoint = new_checkpoint(
         &table.name,
-        "export",
+        origin.mode,
         None,
         segments,
         config,
         started_at,
-        // A change log's own columns come right after the keys.
-        TableShape::with_key_names(
-            keys.iter().map(String::as_str).chain(
-                export
-                    .summary
-                    .is_incremental()
-                    .then_some(crate::source::export::CHANGE_COLUMNS[..2].iter().copied())
-                    .into_iter()
-                    .flatten(),
-            ),
-        ),
+        TableShape::with_key_names(first_columns.iter().copied()),
     );
     write_checkpoint(&target, &checkpoint).await?;
+    let concurrency = producers.len().max(1);
     progress.event(&ProgressEvent::Started {
         table: table.name.clone(),
         segments,
-        estimated_items: Some(export.item_count()),
+        estimated_items: table.item_count.map(|n| n as u64),
         budget: ReadBudget::none(),
-        concurrency: EXPORT_READERS as u32,
+        concurrency: concurrency as u32,
     });
     let writer_opts = writer_options(config, &table)?;
-    let (tx, rx) = mpsc::channel::<Msg>(EXPORT_READERS);
+    let (tx, rx) = mpsc::channel::<Msg>(concurrency);
     let converter = Converter {
         writer: RollingWriter::new(
             target.clone(),
@@ -299,42 +373,29 @@ async fn convert_export_to(
     };
     let converter = tokio::task::spawn_blocking(move || converter.run(rx));
 
-    // Readers take the next file until none is left or one fails.
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut readers = JoinSet::new();
-    for _ in 0..EXPORT_READERS.min(export.files.len()) {
-        let (export, tx, next, failed) = (
-            Arc::clone(&export),
-            tx.clone(),
-            Arc::clone(&next),
-            Arc::clone(&failed),
-        );
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut running = JoinSet::new();
+    for producer in producers {
+        let (tx, stop) = (tx.clone(), Arc::clone(&stop));
         let handle = Handle::current();
-        readers.spawn_blocking(move || -> Result<()> {
-            use std::sync::atomic::Ordering;
-            loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                if i >= export.files.len() || failed.load(Ordering::SeqCst) {
-                    return Ok(());
-                }
-                if let Err(e) = export.read_file(i, &handle, &tx) {
-                    failed.store(true, Ordering::SeqCst);
-                    return Err(e);
-                }
+        running.spawn_blocking(move || {
+            let result = producer(&handle, &tx, &stop);
+            if result.is_err() {
+                stop.store(true, Ordering::SeqCst);
             }
+            result
         });
     }
-    let mut read_error = None;
+    let mut error = None;
     loop {
         let joined = tokio::select! {
             biased;
             _ = cancel.cancelled() => {
-                failed.store(true, std::sync::atomic::Ordering::SeqCst);
-                read_error = Some(Error::Interrupted { url: target.url.clone() });
+                stop.store(true, Ordering::SeqCst);
+                error = Some(Error::Interrupted { url: target.url.clone() });
                 break;
             }
-            joined = readers.join_next() => match joined {
+            joined = running.join_next() => match joined {
                 Some(joined) => joined,
                 None => break,
             },
@@ -342,48 +403,41 @@ async fn convert_export_to(
         match joined {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
-                read_error.get_or_insert(e);
-                failed.store(true, std::sync::atomic::Ordering::SeqCst);
+                error.get_or_insert(e);
             }
             Err(e) => {
-                read_error.get_or_insert(Error::Internal(format!("export reader failed: {e}")));
-                failed.store(true, std::sync::atomic::Ordering::SeqCst);
+                stop.store(true, Ordering::SeqCst);
+                error.get_or_insert(Error::Internal(format!("a reader failed: {e}")));
             }
         }
     }
-    if read_error.is_none() {
+    if error.is_none() {
         let _ = tx.send(Msg::End).await;
     }
     drop(tx);
-    // Readers still running (after a Ctrl-C) stop at their next file; the channel is closed.
+    // Producers still running (after a Ctrl-C) stop at their next check; then the channel
+    // closes and the converter finishes.
     let converted = converter
         .await
         .map_err(|e| Error::Internal(format!("conversion thread failed: {e}")));
-    readers.abort_all();
-    if let Some(e) = read_error {
+    if let Some(e) = error {
         return Err(e);
     }
     let (mut checkpoint, complete) = converted??;
     if !complete {
-        return Err(Error::Internal(
-            "the export conversion stopped early".into(),
-        ));
+        return Err(Error::Internal("the conversion stopped early".into()));
     }
     commit(
         region,
         table,
-        Origin {
-            mode: "export",
-            time: None,
-            export: Some(export.summary.clone()),
-        },
+        origin,
         &target,
         config,
         &progress,
         &cancel,
         &mut checkpoint,
         writer_opts,
-        (ReadBudget::none(), EXPORT_READERS as u32),
+        (ReadBudget::none(), concurrency as u32),
         started,
     )
     .await
