@@ -29,6 +29,9 @@ pub enum Command {
     /// Convert an existing DynamoDB export (Export to S3, DynamoDB JSON) into a snapshot, with
     /// the same type mapping, files and manifest as `snapshot`. Reads nothing from the table.
     ConvertExport(ConvertExportArgs),
+    /// Merge a change log (a converted incremental export) into a snapshot and commit the
+    /// result as a new full snapshot: latest write per key wins, deletes remove items.
+    Apply(ApplyArgs),
     /// Show a table's keys, capacity, size, PITR status and indexes, and what a full snapshot
     /// would read and how long it would take at the read budget. Reads no items.
     Describe(DescribeArgs),
@@ -262,6 +265,47 @@ pub struct ConvertExportArgs {
     /// Output format, destination and display.
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// `ddbsnap apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The change log: a snapshot made by `convert-export` from an incremental export.
+    pub changes: String,
+    /// The snapshot the changes apply to.
+    #[arg(long, value_name = "URL")]
+    pub to_snapshot: String,
+    /// Where the new snapshot goes.
+    #[arg(long, value_name = "URL")]
+    pub out: String,
+    /// Key attributes, partition key first (default: the snapshot's key schema).
+    #[arg(long, value_name = "PK[,SK]", value_delimiter = ',')]
+    pub key: Vec<String>,
+    /// Region and profile for S3 credentials.
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// Output format, destination and display.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+impl ApplyArgs {
+    /// The change log's and the snapshot's locations, and the validated configuration.
+    pub fn to_config(
+        &self,
+    ) -> Result<(
+        crate::sink::Destination,
+        crate::sink::Destination,
+        SnapshotConfig,
+    )> {
+        let changes = crate::sink::Destination::parse(&self.changes)?;
+        let base = crate::sink::Destination::parse(&self.to_snapshot)?;
+        let config = self
+            .output
+            .apply(&self.aws, SnapshotConfig::builder("apply", &self.out))
+            .build()?;
+        Ok((changes, base, config))
+    }
 }
 
 impl ConvertExportArgs {

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use clap::Parser;
 use ddbsnap::cli::{
-    Cli, Command, ConvertExportArgs, DescribeArgs, OutputArgs, ProgressMode, SnapshotArgs,
+    ApplyArgs, Cli, Command, ConvertExportArgs, DescribeArgs, OutputArgs, ProgressMode,
+    SnapshotArgs,
 };
 use ddbsnap::progress::{BarProgress, JsonProgress, NoProgress, Progress, ProgressEvent};
 
@@ -39,6 +40,7 @@ fn run(cli: Cli) -> Result<ExitCode, ddbsnap::Error> {
         Command::Snapshot(args) => runtime.block_on(snapshot(*args)),
         Command::Describe(args) => runtime.block_on(describe(args)),
         Command::ConvertExport(args) => runtime.block_on(convert_export(args)),
+        Command::Apply(args) => runtime.block_on(apply(args)),
     }
 }
 
@@ -77,6 +79,14 @@ async fn convert_export(args: ConvertExportArgs) -> Result<ExitCode, ddbsnap::Er
     let (progress, cancel) = start(&args.output);
     let summary =
         ddbsnap::pipeline::convert_export(&source, &args.key, &config, progress, cancel).await?;
+    report(&summary, args.output.json)
+}
+
+async fn apply(args: ApplyArgs) -> Result<ExitCode, ddbsnap::Error> {
+    let (changes, base, config) = args.to_config()?;
+    let (progress, cancel) = start(&args.output);
+    let summary =
+        ddbsnap::pipeline::apply(&changes, &base, &args.key, &config, progress, cancel).await?;
     report(&summary, args.output.json)
 }
 

@@ -282,6 +282,180 @@ async fn convert_export_to(
     .await
 }
 
+/// Merge the change log at `changes` (a converted incremental export) into the snapshot at
+/// `base`, and commit the result as a new full snapshot at `config.destination`: per key, the
+/// change with the latest `_write_time` wins; deletes remove the item, inserts and updates
+/// replace it with the new image. Memory holds the change log's latest row per key; the base
+/// snapshot is streamed. `keys` default to the base snapshot's key schema.
+pub async fn apply(
+    changes: &crate::sink::Destination,
+    base: &crate::sink::Destination,
+    keys: &[String],
+    config: &SnapshotConfig,
+    progress: Arc<dyn Progress>,
+    cancel: CancellationToken,
+) -> Result<Summary> {
+    let started = (Instant::now(), Utc::now());
+    let aws = AwsContext::load(&config.aws).await?;
+    let changes = Target::open(changes, Some(&aws.sdk), &config.s3).await?;
+    let base = Target::open(base, Some(&aws.sdk), &config.s3).await?;
+    let target = Target::open(&config.destination, Some(&aws.sdk), &config.s3).await?;
+    let change_manifest = read_manifest(&changes).await?;
+    let base_manifest = read_manifest(&base).await?;
+    if !change_manifest.schema.columns.contains_key("_op") {
+        return Err(Error::invalid(format!(
+            "{} is not a change log (no _op column); give a converted incremental export",
+            changes.url
+        )));
+    }
+    let keys: Vec<String> = if !keys.is_empty() {
+        keys.to_vec()
+    } else if !base_manifest.table.key_schema.is_empty() {
+        base_manifest
+            .table
+            .key_schema
+            .iter()
+            .map(|k| k.name.clone())
+            .collect()
+    } else {
+        change_manifest
+            .table
+            .key_schema
+            .iter()
+            .map(|k| k.name.clone())
+            .collect()
+    };
+    if keys.is_empty() {
+        return Err(Error::invalid(
+            "neither snapshot records its key attributes; give them with --key PK[,SK]",
+        ));
+    }
+    let mut table = base_manifest.table.clone();
+    if table.key_schema.is_empty() {
+        table = declared_table(&table.name, table.arn.clone(), &keys, None);
+    }
+    table.item_count = Some(base_manifest.items_written as i64);
+    let key_names = keys.clone();
+    let first: Vec<&str> = key_names.iter().map(String::as_str).collect();
+    let producer: Producer = Box::new(move |handle, tx, stop| {
+        merge(
+            handle,
+            tx,
+            stop,
+            &changes,
+            &change_manifest,
+            &base,
+            &base_manifest,
+            &keys,
+        )
+    });
+    run_producers(
+        &aws.region,
+        table,
+        Origin {
+            mode: "apply",
+            time: None,
+            export: None,
+        },
+        target,
+        config,
+        progress,
+        cancel,
+        started,
+        (1, &first),
+        vec![producer],
+    )
+    .await
+}
+
+/// The key of an item as text, for matching rows of two snapshots.
+fn key_text(item: &Item, keys: &[String]) -> Result<String> {
+    let mut text = String::new();
+    for k in keys {
+        let value = item.get(k).ok_or_else(|| Error::Unrepresentable {
+            path: k.clone(),
+            message: "a row has no value for this key attribute; check --key".into(),
+        })?;
+        text.push_str(&crate::convert::json::value_to_json(value)?);
+        text.push('\u{1f}');
+    }
+    Ok(text)
+}
+
+/// The producer of `apply`: latest change per key into memory, then the base snapshot streamed
+/// without the changed keys, then the new images.
+#[allow(clippy::too_many_arguments)]
+fn merge(
+    handle: &Handle,
+    tx: &mpsc::Sender<Msg>,
+    stop: &AtomicBool,
+    changes: &Target,
+    change_manifest: &Manifest,
+    base: &Target,
+    base_manifest: &Manifest,
+    keys: &[String],
+) -> Result<()> {
+    use aws_sdk_dynamodb::types::AttributeValue as AV;
+    let write_time = |row: &Item| match row.get("_write_time") {
+        Some(AV::N(n)) => n.parse::<i128>().unwrap_or(i128::MIN),
+        _ => i128::MIN,
+    };
+    let mut latest: HashMap<String, Item> = HashMap::new();
+    for file in &change_manifest.files {
+        let mut rows = handle.block_on(FileItems::open(changes, &file.path))?;
+        while let Some(batch) = handle.block_on(rows.next_batch())? {
+            for row in batch {
+                let key = key_text(&row, keys)?;
+                if latest
+                    .get(&key)
+                    .is_none_or(|seen| write_time(&row) >= write_time(seen))
+                {
+                    latest.insert(key, row);
+                }
+            }
+        }
+    }
+    let send = |items: Vec<Item>, line: u64| -> Result<()> {
+        let key = HashMap::from([("ddbsnap_line".to_owned(), AV::N(line.to_string()))]);
+        tx.blocking_send(Msg::Page(Page::from_items(0, items, Some(key))))
+            .map_err(|_| Error::Internal("the conversion thread stopped".into()))
+    };
+    let mut line = 0u64;
+    for file in &base_manifest.files {
+        let mut items = handle.block_on(FileItems::open(base, &file.path))?;
+        while let Some(batch) = handle.block_on(items.next_batch())? {
+            if stop.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            line += batch.len() as u64;
+            let mut kept = Vec::with_capacity(batch.len());
+            for item in batch {
+                if !latest.contains_key(&key_text(&item, keys)?) {
+                    kept.push(item);
+                }
+            }
+            send(kept, line)?;
+        }
+    }
+    let mut images = Vec::new();
+    for (_, mut row) in latest {
+        let deleted = matches!(row.get("_op"), Some(AV::S(op)) if op == "delete");
+        if deleted {
+            continue;
+        }
+        for column in crate::source::export::CHANGE_COLUMNS {
+            row.remove(column);
+        }
+        images.push(row);
+        if images.len() == BATCH_ROWS {
+            line += images.len() as u64;
+            send(std::mem::take(&mut images), line)?;
+        }
+    }
+    tx.blocking_send(Msg::Page(Page::from_items(0, images, None)))
+        .map_err(|_| Error::Internal("the conversion thread stopped".into()))
+}
+
 /// A table described by what the user declares (an export or a change log carries no key
 /// schema): key attributes in order, partition key first; their types come from the data.
 fn declared_table(

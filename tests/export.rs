@@ -98,6 +98,7 @@ async fn write_export(s3: &S3Server, items: &[Item], files: usize, damage: Damag
     let lines: Vec<String> = items.iter().map(line).collect();
     write_export_lines(
         s3,
+        EXPORT_ID,
         &lines,
         files,
         damage,
@@ -110,6 +111,7 @@ async fn write_export(s3: &S3Server, items: &[Item], files: usize, damage: Damag
 /// added to the manifest summary.
 async fn write_export_lines(
     s3: &S3Server,
+    id: &str,
     items: &[String],
     files: usize,
     damage: Damage,
@@ -117,7 +119,7 @@ async fn write_export_lines(
 ) -> Target {
     let aws = aws_context(None);
     let root = Target::open(
-        &Destination::parse(&format!("s3://raw/raw/AWSDynamoDB/{EXPORT_ID}")).unwrap(),
+        &Destination::parse(&format!("s3://raw/raw/AWSDynamoDB/{id}")).unwrap(),
         Some(&aws.sdk),
         &S3Options {
             endpoint_url: Some(s3.endpoint()),
@@ -127,7 +129,7 @@ async fn write_export_lines(
     .await
     .unwrap();
     let store = root.store();
-    let base = format!("raw/AWSDynamoDB/{EXPORT_ID}");
+    let base = format!("raw/AWSDynamoDB/{id}");
     let mut manifest = String::new();
     let per_file = items.len().div_ceil(files - 1);
     for f in 0..files {
@@ -170,7 +172,7 @@ async fn write_export_lines(
         .unwrap();
     let mut summary = serde_json::json!({
         "version": "2020-06-30",
-        "exportArn": format!("arn:aws:dynamodb:us-east-1:123456789012:table/orders/export/{EXPORT_ID}"),
+        "exportArn": format!("arn:aws:dynamodb:us-east-1:123456789012:table/orders/export/{id}"),
         "startTime": "2026-11-20T00:00:01.000Z",
         "endTime": "2026-11-20T00:05:00.000Z",
         "tableArn": "arn:aws:dynamodb:us-east-1:123456789012:table/orders",
@@ -198,18 +200,22 @@ async fn write_export_lines(
 }
 
 async fn convert(s3: &S3Server, to: &str, extra: &[&str]) -> Output {
-    let mut args: Vec<String> = [
-        "convert-export",
-        &format!("s3://raw/raw/AWSDynamoDB/{EXPORT_ID}"),
-        "--to",
-        to,
-        "--s3-endpoint-url",
-        &s3.endpoint(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    convert_id(s3, EXPORT_ID, to, extra).await
+}
+
+async fn convert_id(s3: &S3Server, id: &str, to: &str, extra: &[&str]) -> Output {
+    let export = format!("s3://raw/raw/AWSDynamoDB/{id}");
+    let mut args: Vec<String> = ["convert-export", &export, "--to", to]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     args.extend(extra.iter().map(|s| s.to_string()));
+    run(s3, args).await
+}
+
+/// The binary with the test credentials and the S3 endpoint.
+async fn run(s3: &S3Server, mut args: Vec<String>) -> Output {
+    args.extend(["--s3-endpoint-url".to_owned(), s3.endpoint()]);
     tokio::task::spawn_blocking(move || {
         let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("ddbsnap"));
         cmd.args(&args);
@@ -374,6 +380,7 @@ async fn an_incremental_export_becomes_a_change_log() {
     }
     write_export_lines(
         &s3,
+        EXPORT_ID,
         &lines,
         4,
         Damage::None,
@@ -402,4 +409,120 @@ async fn an_incremental_export_becomes_a_change_log() {
         manifest.export.unwrap().export_type.as_deref(),
         Some("INCREMENTAL_EXPORT")
     );
+}
+
+/// An incremental export record.
+fn change(keys: &Item, micros: u64, new: Option<&Item>, old: Option<&Item>) -> String {
+    let mut record = format!(
+        "{{\"Metadata\":{{\"WriteTimestampMicros\":{{\"N\":\"{micros}\"}}}},\"Keys\":{}",
+        json_map(keys)
+    );
+    if let Some(new) = new {
+        record.push_str(&format!(",\"NewImage\":{}", json_map(new)));
+    }
+    if let Some(old) = old {
+        record.push_str(&format!(",\"OldImage\":{}", json_map(old)));
+    }
+    record.push_str("}\n");
+    record
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_export_then_changes_then_apply_gives_the_new_table_state() {
+    let s3 = S3Server::start(&["raw", "snaps"]);
+    let base = export_items(400);
+    write_export(&s3, &base, 3, Damage::None).await;
+    let out = convert(&s3, "s3://snaps/orders/base", &["--key", "pk,sk"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The table's new state, computed here, and the changes that lead to it.
+    let key = |it: &Item| item(vec![("pk", it["pk"].clone()), ("sk", it["sk"].clone())]);
+    let mut state: std::collections::HashMap<String, Item> =
+        base.iter().map(|i| (key_of(i), i.clone())).collect();
+    let mut records = Vec::new();
+    let mut t = 1_763_900_000_000_000u64;
+    for old in &base[..50] {
+        let mut new = old.clone();
+        new.insert("price".into(), n("7.25"));
+        new.insert("note".into(), s("updated"));
+        t += 1;
+        records.push(change(&key(old), t, Some(&new), Some(old)));
+        state.insert(key_of(&new), new);
+    }
+    for old in &base[50..80] {
+        t += 1;
+        records.push(change(&key(old), t, None, Some(old)));
+        state.remove(&key_of(old));
+    }
+    for j in 0..20u64 {
+        let new = item(vec![
+            ("pk", s("new")),
+            ("sk", n(&(1000 + j).to_string())),
+            ("price", n("0.5")),
+        ]);
+        t += 1;
+        records.push(change(&key(&new), t, Some(&new), None));
+        state.insert(key_of(&new), new);
+    }
+    // One key changed twice; the later write comes first in the file and must still win.
+    let twice = &base[100];
+    let mut first = twice.clone();
+    first.insert("note".into(), s("first"));
+    let mut second = twice.clone();
+    second.insert("note".into(), s("second"));
+    records.push(change(&key(twice), t + 10, Some(&second), Some(&first)));
+    records.push(change(&key(twice), t + 5, Some(&first), Some(twice)));
+    state.insert(key_of(&second), second);
+
+    let id = "01700000000999-changes1";
+    let summary = serde_json::json!({
+        "exportType": "INCREMENTAL_EXPORT",
+        "exportViewType": "NEW_AND_OLD_IMAGES",
+        "itemCount": records.len(),
+    });
+    write_export_lines(&s3, id, &records, 3, Damage::None, summary).await;
+    let out = convert_id(&s3, id, "s3://snaps/orders/changes", &["--key", "pk,sk"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let args = [
+        "apply",
+        "s3://snaps/orders/changes",
+        "--to-snapshot",
+        "s3://snaps/orders/base",
+        "--out",
+        "s3://snaps/orders/next",
+    ];
+    let out = run(&s3, args.iter().map(|s| s.to_string()).collect()).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let next = s3_target(&s3, "s3://snaps/orders/next").await;
+    let want: Vec<Item> = state.into_values().collect();
+    assert_same_items(&want, &read_snapshot(&next).await);
+    let manifest = ddbsnap::sink::reader::read_manifest(&next).await.unwrap();
+    assert_eq!(manifest.mode, "apply");
+    assert_eq!(manifest.items_written, 400 - 30 + 20);
+
+    // Applying something that is not a change log is refused.
+    let args = [
+        "apply",
+        "s3://snaps/orders/base",
+        "--to-snapshot",
+        "s3://snaps/orders/base",
+        "--out",
+        "s3://snaps/orders/wrong",
+    ];
+    let out = run(&s3, args.iter().map(|s| s.to_string()).collect()).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a change log"));
 }
