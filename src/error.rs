@@ -132,6 +132,17 @@ pub enum Error {
         message: String,
     },
 
+    /// A native export failed or did not finish in time.
+    #[error("DynamoDB export {arn} failed: {code}: {message}")]
+    ExportFailed {
+        /// The export's ARN.
+        arn: String,
+        /// FailureCode (or `Timeout`).
+        code: String,
+        /// FailureMessage.
+        message: String,
+    },
+
     /// Encoding or decoding Parquet/Arrow data failed.
     #[error("{context}: {source}")]
     Format {
@@ -246,7 +257,10 @@ impl Error {
             Error::Interrupted { .. } => ExitKind::Interrupted,
             Error::GaveUp { .. } => ExitKind::Throttled,
             Error::Incomplete { error, .. } => error.kind(),
-            Error::Dynamo { .. } | Error::Format { .. } | Error::Internal(_) => ExitKind::Other,
+            Error::Dynamo { .. }
+            | Error::ExportFailed { .. }
+            | Error::Format { .. }
+            | Error::Internal(_) => ExitKind::Other,
         }
     }
 

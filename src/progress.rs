@@ -30,6 +30,15 @@ pub enum ProgressEvent {
         /// Bytes of those files.
         bytes: u64,
     },
+    /// A native export's status, while waiting for it.
+    Exporting {
+        /// The export's ARN.
+        arn: String,
+        /// IN_PROGRESS, COMPLETED or FAILED.
+        status: String,
+        /// Seconds since it started.
+        seconds: u64,
+    },
     /// The scan is about to start.
     Started {
         /// Table name.
@@ -232,6 +241,14 @@ impl Progress for BarProgress {
                 self.bar.set_position(c.items);
             }
             ProgressEvent::Checkpointed { .. } | ProgressEvent::Committing { .. } => {}
+            ProgressEvent::Exporting {
+                status, seconds, ..
+            } => {
+                self.bar.enable_steady_tick(Duration::from_millis(200));
+                self.bar
+                    .set_message(format!("DynamoDB export {status} for {seconds} s"));
+                return;
+            }
             ProgressEvent::Started {
                 estimated_items,
                 budget,

@@ -28,9 +28,16 @@ use serde::{Deserialize, Serialize};
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use crate::aws::AwsContext;
 use crate::convert::Item;
 use crate::convert::json::from_json;
 use crate::error::{Error, Result};
+use crate::plan::TableInfo;
+use crate::progress::{Progress, ProgressEvent};
 use crate::sink::Target;
 
 use super::scan::{Msg, Page};
@@ -387,6 +394,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn incremental_windows_follow_dynamodb_limits() {
+        let now: DateTime<Utc> = "2026-11-24T12:00:00Z".parse().unwrap();
+        let window = |from: &str, to: &str| IncrementalWindow {
+            from: from.parse().unwrap(),
+            to: to.parse().unwrap(),
+            old_images: true,
+        };
+        assert!(
+            window("2026-11-23T12:00:00Z", "2026-11-24T12:00:00Z")
+                .validate(now)
+                .is_ok()
+        );
+        assert!(
+            window("2026-11-24T11:00:00Z", "2026-11-24T11:15:00Z")
+                .validate(now)
+                .is_ok()
+        );
+        let err = |w: IncrementalWindow| w.validate(now).unwrap_err().to_string();
+        assert!(
+            err(window("2026-11-24T11:00:00Z", "2026-11-24T11:14:59Z"))
+                .contains("at least 15 minutes")
+        );
+        assert!(
+            err(window("2026-11-22T11:00:00Z", "2026-11-24T11:00:00Z"))
+                .contains("at most 24 hours")
+        );
+        assert!(
+            err(window("2026-11-24T11:50:00Z", "2026-11-24T12:10:00Z")).contains("in the future")
+        );
+    }
+
+    #[test]
     fn data_file_keys_resolve_under_the_export() {
         assert_eq!(
             relative("raw/AWSDynamoDB/0170-ab/data/x1.json.gz"),
@@ -455,4 +494,241 @@ mod tests {
             "a clash with the change-log columns is an error"
         );
     }
+}
+
+/// What `--mode export` asks DynamoDB for.
+#[derive(Debug, Clone, Default)]
+pub struct ExportRequest {
+    /// Bucket the export is written to.
+    pub bucket: String,
+    /// Key prefix in the bucket (the export goes to `<prefix>/AWSDynamoDB/<export-id>/`).
+    pub prefix: String,
+    /// Full export: the point in time (default: now).
+    pub export_time: Option<DateTime<Utc>>,
+    /// Incremental export: `[from, to)` and the view type.
+    pub incremental: Option<IncrementalWindow>,
+    /// `AES256` or `KMS`.
+    pub sse_algorithm: Option<String>,
+    /// KMS key for `KMS` encryption.
+    pub kms_key_id: Option<String>,
+    /// Account that owns the bucket, when it is not the caller's.
+    pub bucket_owner: Option<String>,
+    /// Give up waiting after this long.
+    pub timeout: Duration,
+    /// Time between DescribeExport calls.
+    pub poll_interval: Duration,
+}
+
+/// The window of an incremental export.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncrementalWindow {
+    /// ExportFromTime.
+    pub from: DateTime<Utc>,
+    /// ExportToTime.
+    pub to: DateTime<Utc>,
+    /// Also export the old image of each change (`NEW_AND_OLD_IMAGES`), or only the new one.
+    pub old_images: bool,
+}
+
+/// Shortest and longest incremental export window DynamoDB accepts.
+pub const MIN_WINDOW: TimeDelta = TimeDelta::minutes(15);
+/// See [`MIN_WINDOW`].
+pub const MAX_WINDOW: TimeDelta = TimeDelta::hours(24);
+
+impl IncrementalWindow {
+    /// Check the window against DynamoDB's documented limits before asking for it.
+    pub fn validate(&self, now: DateTime<Utc>) -> Result<()> {
+        let span = self.to - self.from;
+        if span < MIN_WINDOW || span > MAX_WINDOW {
+            return Err(Error::invalid(format!(
+                "an incremental export covers at least 15 minutes and at most 24 hours; \
+                 --since {} to --until {} is {} minutes",
+                self.from,
+                self.to,
+                span.num_minutes()
+            )));
+        }
+        if self.to > now {
+            return Err(Error::invalid(format!(
+                "--until {} is in the future; an incremental export ends in the past",
+                self.to
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A finished native export.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompletedExport {
+    /// Its ARN.
+    pub arn: String,
+    /// Its directory: `s3://bucket/prefix/AWSDynamoDB/<export-id>`.
+    pub dir: String,
+}
+
+/// Start an export of `table` as `request` says and wait for it: point-in-time recovery is
+/// checked first; the ClientToken is derived from the request, so running the same command
+/// again within DynamoDB's 8-hour window returns the same export instead of starting another.
+pub async fn run_export(
+    aws: &AwsContext,
+    table: &TableInfo,
+    request: &ExportRequest,
+    progress: &dyn Progress,
+) -> Result<CompletedExport> {
+    use aws_sdk_dynamodb::types::{
+        ExportFormat, ExportStatus, ExportType, ExportViewType, IncrementalExportSpecification,
+        S3SseAlgorithm,
+    };
+    let pitr_off = || {
+        Error::invalid(format!(
+            "point-in-time recovery is off for table '{}', so DynamoDB cannot export it: \
+             enable it (aws dynamodb update-continuous-backups --table-name {} \
+             --point-in-time-recovery-specification PointInTimeRecoveryEnabled=true) or \
+             snapshot with a scan (leave out --mode export)",
+            table.name, table.name
+        ))
+    };
+    let backups = aws
+        .dynamodb
+        .describe_continuous_backups()
+        .table_name(&table.name)
+        .send()
+        .await
+        .map_err(|e| aws.classify("DescribeContinuousBackups", &table.name, e))?;
+    let enabled = backups
+        .continuous_backups_description()
+        .and_then(|d| d.point_in_time_recovery_description())
+        .and_then(|p| p.point_in_time_recovery_status())
+        .is_some_and(|s| s.as_str() == "ENABLED");
+    if !enabled {
+        return Err(pitr_off());
+    }
+    if let Some(window) = &request.incremental {
+        window.validate(Utc::now())?;
+    }
+    let arn = table
+        .arn
+        .clone()
+        .ok_or_else(|| Error::Internal("DescribeTable gave no table ARN".into()))?;
+    let token = {
+        let mut md5 = Md5::new();
+        for part in [
+            arn.as_str(),
+            &request.bucket,
+            &request.prefix,
+            &format!("{:?}", request.export_time),
+            &format!("{:?}", request.incremental),
+        ] {
+            md5.update(part.as_bytes());
+            md5.update([0u8]);
+        }
+        let hex: String = md5.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        format!("ddbsnap-{hex}")
+    };
+    let mut call = aws
+        .dynamodb
+        .export_table_to_point_in_time()
+        .table_arn(&arn)
+        .s3_bucket(&request.bucket)
+        .s3_prefix(&request.prefix)
+        .export_format(ExportFormat::DynamodbJson)
+        .client_token(token)
+        .set_s3_bucket_owner(request.bucket_owner.clone())
+        .set_s3_sse_kms_key_id(request.kms_key_id.clone())
+        .set_s3_sse_algorithm(request.sse_algorithm.as_deref().map(S3SseAlgorithm::from));
+    call = match &request.incremental {
+        None => call
+            .export_type(ExportType::FullExport)
+            .set_export_time(request.export_time.map(to_smithy)),
+        Some(w) => call
+            .export_type(ExportType::IncrementalExport)
+            .incremental_export_specification(
+                IncrementalExportSpecification::builder()
+                    .export_from_time(to_smithy(w.from))
+                    .export_to_time(to_smithy(w.to))
+                    .export_view_type(if w.old_images {
+                        ExportViewType::NewAndOldImages
+                    } else {
+                        ExportViewType::NewImage
+                    })
+                    .build(),
+            ),
+    };
+    let started = call.send().await.map_err(|e| {
+        if e.as_service_error()
+            .is_some_and(|s| s.is_point_in_time_recovery_unavailable_exception())
+        {
+            pitr_off()
+        } else {
+            aws.classify("ExportTableToPointInTime", &table.name, e)
+        }
+    })?;
+    let export_arn = started
+        .export_description()
+        .and_then(|d| d.export_arn())
+        .ok_or_else(|| Error::Internal("ExportTableToPointInTime gave no ARN".into()))?
+        .to_owned();
+    let since = std::time::Instant::now();
+    loop {
+        let described = aws
+            .dynamodb
+            .describe_export()
+            .export_arn(&export_arn)
+            .send()
+            .await
+            .map_err(|e| aws.classify("DescribeExport", &table.name, e))?;
+        let d = described
+            .export_description()
+            .ok_or_else(|| Error::Internal("DescribeExport gave no description".into()))?;
+        let status = d
+            .export_status()
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default();
+        progress.event(&ProgressEvent::Exporting {
+            arn: export_arn.clone(),
+            status: status.clone(),
+            seconds: since.elapsed().as_secs(),
+        });
+        match d.export_status() {
+            Some(ExportStatus::Completed) => {
+                let id = export_arn.rsplit('/').next().unwrap_or_default();
+                let prefix = request.prefix.trim_matches('/');
+                let dir = if prefix.is_empty() {
+                    format!("s3://{}/AWSDynamoDB/{id}", request.bucket)
+                } else {
+                    format!("s3://{}/{prefix}/AWSDynamoDB/{id}", request.bucket)
+                };
+                return Ok(CompletedExport {
+                    arn: export_arn,
+                    dir,
+                });
+            }
+            Some(ExportStatus::Failed) => {
+                return Err(Error::ExportFailed {
+                    arn: export_arn,
+                    code: d.failure_code().unwrap_or("Unknown").to_owned(),
+                    message: d.failure_message().unwrap_or_default().to_owned(),
+                });
+            }
+            _ => {}
+        }
+        if since.elapsed() >= request.timeout {
+            return Err(Error::ExportFailed {
+                arn: export_arn,
+                code: "Timeout".into(),
+                message: format!(
+                    "still {status} after {} s; it keeps running in DynamoDB: run the same \
+                     command again later to pick it up, or raise --export-timeout",
+                    since.elapsed().as_secs()
+                ),
+            });
+        }
+        tokio::time::sleep(request.poll_interval).await;
+    }
+}
+
+fn to_smithy(t: DateTime<Utc>) -> aws_smithy_types::DateTime {
+    aws_smithy_types::DateTime::from_nanos(t.timestamp_nanos_opt().unwrap_or_default() as i128)
+        .unwrap_or_else(|_| aws_smithy_types::DateTime::from_secs(t.timestamp()))
 }

@@ -157,6 +157,53 @@ impl Drop for S3Server {
     }
 }
 
+/// A moto server (PyPI `moto[server]`), for DynamoDB's export control plane; killed on drop.
+pub struct Moto {
+    child: Child,
+    pub port: u16,
+}
+
+impl Moto {
+    pub fn start() -> Self {
+        let bin = require(tools_dir().join("venv/bin/moto_server"), "moto_server");
+        let port = free_port();
+        let mut child = Command::new(bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto_server");
+        wait_for_port(port, &mut child, "moto_server");
+        Moto { child, port }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Create an S3 bucket (moto does not check signatures).
+    pub fn create_bucket(&self, name: &str) {
+        use std::io::{Read, Write};
+        let mut conn = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            conn,
+            "PUT /{name} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.port
+        )
+        .unwrap();
+        let mut response = String::new();
+        conn.read_to_string(&mut response).unwrap();
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// An AWS context with the test credentials.
 pub fn aws_context(endpoint: Option<String>) -> AwsContext {
     let sdk = aws_config::SdkConfig::builder()

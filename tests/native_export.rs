@@ -1,0 +1,76 @@
+//! The native export's control plane against moto server: point-in-time recovery off gives a
+//! clear error; an export is started and polled to COMPLETED, and one into a missing bucket
+//! ends FAILED with DynamoDB's failure code. (moto writes no export files; the data path is
+//! tested on fixtures in tests/export.rs.)
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use ddbsnap::plan::TableInfo;
+use ddbsnap::progress::NoProgress;
+use ddbsnap::source::export::{ExportRequest, run_export};
+
+fn request(bucket: &str) -> ExportRequest {
+    ExportRequest {
+        bucket: bucket.into(),
+        prefix: "raw/orders".into(),
+        timeout: Duration::from_secs(20),
+        poll_interval: Duration::from_millis(100),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_control_plane() {
+    let moto = Moto::start();
+    let aws = aws_context(Some(moto.endpoint()));
+    create_table(&aws.dynamodb, "orders", None).await;
+    let table = TableInfo::describe(&aws, "orders").await.unwrap();
+
+    // Point-in-time recovery is off: say so, and how to turn it on or use a scan.
+    let err = run_export(&aws, &table, &request("exports"), &NoProgress)
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert_eq!(err.exit_code(), 2, "{msg}");
+    assert!(
+        msg.contains("point-in-time recovery is off for table 'orders'"),
+        "{msg}"
+    );
+    assert!(msg.contains("update-continuous-backups"), "{msg}");
+    assert!(msg.contains("leave out --mode export"), "{msg}");
+
+    aws.dynamodb
+        .update_continuous_backups()
+        .table_name("orders")
+        .point_in_time_recovery_specification(
+            aws_sdk_dynamodb::types::PointInTimeRecoverySpecification::builder()
+                .point_in_time_recovery_enabled(true)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    // Into a bucket that exists: COMPLETED, and where its files are.
+    moto.create_bucket("exports");
+    let done = run_export(&aws, &table, &request("exports"), &NoProgress)
+        .await
+        .unwrap();
+    let id = done.arn.rsplit('/').next().unwrap();
+    assert_eq!(
+        done.dir,
+        format!("s3://exports/raw/orders/AWSDynamoDB/{id}")
+    );
+
+    // Into a bucket that does not: FAILED with DynamoDB's code and message.
+    let err = run_export(&aws, &table, &request("no-such-bucket"), &NoProgress)
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert_eq!(err.exit_code(), 1, "{msg}");
+    assert!(msg.contains("failed: S3NoSuchBucket"), "{msg}");
+}
