@@ -143,11 +143,13 @@ pub struct SnapshotArgs {
     #[arg(long, value_name = "ATTR")]
     pub filter_attr: Option<String>,
     /// Inclusive lower bound: RFC 3339, a date, epoch seconds or milliseconds, or 'last' (the
-    /// previous committed run's window end, minus --overlap).
-    #[arg(long, value_name = "TIME", requires = "filter_attr")]
+    /// previous committed run's window end, minus --overlap). With --mode export
+    /// --incremental: the export window's start.
+    #[arg(long, value_name = "TIME")]
     pub since: Option<String>,
-    /// Exclusive upper bound: RFC 3339, a date, or epoch seconds or milliseconds.
-    #[arg(long, value_name = "TIME", requires = "filter_attr")]
+    /// Exclusive upper bound: RFC 3339, a date, or epoch seconds or milliseconds. With --mode
+    /// export --incremental: the export window's end.
+    #[arg(long, value_name = "TIME")]
     pub until: Option<String>,
     /// How --filter-attr holds time (default: detected from the key schema or a sample).
     #[arg(long, value_enum, requires = "filter_attr")]
@@ -156,6 +158,35 @@ pub struct SnapshotArgs {
     /// writes.
     #[arg(long, value_name = "SECONDS", requires = "filter_attr", default_value_t = crate::config::DEFAULT_OVERLAP.as_secs())]
     pub overlap: u64,
+    /// How to read the table: a segmented Scan (default), or DynamoDB's native Export to S3
+    /// (needs point-in-time recovery; reads no table capacity).
+    #[arg(long, value_enum, default_value_t = Mode::Scan)]
+    pub mode: Mode,
+    /// With --mode export: where DynamoDB writes the export, s3://bucket/prefix.
+    #[arg(long, value_name = "URL")]
+    pub export_to: Option<String>,
+    /// With --mode export: the point in time to export (default: now).
+    #[arg(long, value_name = "TIME")]
+    pub export_time: Option<String>,
+    /// With --mode export: an incremental export of the changes in [--since, --until), written
+    /// as a change log.
+    #[arg(long)]
+    pub incremental: bool,
+    /// With --incremental: export only the new image of each change (default: new and old).
+    #[arg(long)]
+    pub new_image_only: bool,
+    /// With --mode export: server-side encryption of the export, AES256 or KMS.
+    #[arg(long, value_name = "ALG")]
+    pub sse_algorithm: Option<String>,
+    /// With --sse-algorithm KMS: the KMS key.
+    #[arg(long, value_name = "KEY")]
+    pub kms_key_id: Option<String>,
+    /// With --mode export: the account that owns the export bucket.
+    #[arg(long, value_name = "ACCOUNT")]
+    pub bucket_owner: Option<String>,
+    /// With --mode export: how long to wait for the export to finish.
+    #[arg(long, value_name = "SECONDS", default_value_t = 7200)]
+    pub export_timeout: u64,
     /// Fraction of the table's read capacity to use (provisioned RCU, or the on-demand
     /// maximum / warm throughput).
     #[arg(long, default_value_t = crate::throttle::DEFAULT_READ_FRACTION, value_name = "F")]
@@ -320,7 +351,90 @@ impl ConvertExportArgs {
     }
 }
 
+/// How `snapshot` reads the table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// A segmented parallel Scan, within the read budget.
+    #[default]
+    Scan,
+    /// DynamoDB's Export to S3, then converted.
+    Export,
+}
+
 impl SnapshotArgs {
+    fn export_config(&self, b: crate::config::SnapshotConfigBuilder) -> Result<SnapshotConfig> {
+        use crate::error::Error;
+        use crate::source::export::{ExportRequest, IncrementalWindow};
+        let scan_only = [
+            ("--filter-attr", self.filter_attr.is_some()),
+            ("--filter", self.filter.is_some()),
+            ("--columns", !self.columns.is_empty()),
+            ("--index", self.index.is_some()),
+            ("--resume", self.resume),
+            ("--consistent-read", self.consistent_read),
+        ];
+        if let Some((flag, _)) = scan_only.iter().find(|(_, given)| *given) {
+            return Err(Error::invalid(format!(
+                "{flag} cannot be used with --mode export"
+            )));
+        }
+        let to = self.export_to.as_deref().ok_or_else(|| {
+            Error::invalid(
+                "--mode export needs --export-to s3://bucket/prefix for DynamoDB's files",
+            )
+        })?;
+        let (bucket, prefix) = match crate::sink::Destination::parse(to)? {
+            crate::sink::Destination::S3 { bucket, prefix } => (bucket, prefix),
+            crate::sink::Destination::Local(_) => {
+                return Err(Error::invalid(format!(
+                    "--export-to must be an s3://bucket/prefix URL (DynamoDB exports to S3 only), got '{to}'"
+                )));
+            }
+        };
+        let incremental = if self.incremental {
+            let bound = |v: &Option<String>, flag: &str| {
+                v.as_deref()
+                    .ok_or_else(|| Error::invalid(format!("--incremental needs {flag}")))
+                    .and_then(|t| parse_bound(t, flag))
+            };
+            let window = IncrementalWindow {
+                from: bound(&self.since, "--since")?,
+                to: bound(&self.until, "--until")?,
+                old_images: !self.new_image_only,
+            };
+            window.validate(chrono::Utc::now())?;
+            Some(window)
+        } else {
+            if self.since.is_some() || self.until.is_some() || self.new_image_only {
+                return Err(Error::invalid(
+                    "--since, --until and --new-image-only go with --incremental in export mode",
+                ));
+            }
+            None
+        };
+        let export_time = match &self.export_time {
+            Some(_) if incremental.is_some() => {
+                return Err(Error::invalid(
+                    "--export-time is for full exports; an incremental one has --since and --until",
+                ));
+            }
+            Some(t) => Some(parse_bound(t, "--export-time")?),
+            None => None,
+        };
+        b.export(ExportRequest {
+            bucket,
+            prefix,
+            export_time,
+            incremental,
+            sse_algorithm: self.sse_algorithm.clone(),
+            kms_key_id: self.kms_key_id.clone(),
+            bucket_owner: self.bucket_owner.clone(),
+            timeout: std::time::Duration::from_secs(self.export_timeout),
+            poll_interval: std::time::Duration::from_secs(10),
+        })
+        .build()
+    }
+
     /// The validated configuration these arguments describe.
     pub fn to_config(&self) -> Result<SnapshotConfig> {
         let mut b = SnapshotConfig::builder(&self.table, &self.to)
@@ -351,6 +465,28 @@ impl SnapshotArgs {
                 self.names.as_deref(),
                 self.values.as_deref(),
             )?);
+        }
+        if self.mode == Mode::Export {
+            return self.export_config(b);
+        }
+        let export_only = [
+            ("--export-to", self.export_to.is_some()),
+            ("--export-time", self.export_time.is_some()),
+            ("--incremental", self.incremental),
+            ("--new-image-only", self.new_image_only),
+            ("--sse-algorithm", self.sse_algorithm.is_some()),
+            ("--kms-key-id", self.kms_key_id.is_some()),
+            ("--bucket-owner", self.bucket_owner.is_some()),
+        ];
+        if let Some((flag, _)) = export_only.iter().find(|(_, given)| *given) {
+            return Err(crate::error::Error::invalid(format!(
+                "{flag} needs --mode export"
+            )));
+        }
+        if self.filter_attr.is_none() && (self.since.is_some() || self.until.is_some()) {
+            return Err(crate::error::Error::invalid(
+                "--since and --until need --filter-attr (or --mode export --incremental)",
+            ));
         }
         if let Some(attribute) = &self.filter_attr {
             let since = match self.since.as_deref() {

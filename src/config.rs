@@ -77,6 +77,8 @@ pub struct SnapshotConfig {
     pub raw_filter: Option<RawFilter>,
     /// An incremental pull on a timestamp attribute; `--to` is then a dataset root.
     pub time: Option<TimeSpec>,
+    /// Read the table through DynamoDB's Export to S3 instead of a Scan.
+    pub export: Option<crate::source::export::ExportRequest>,
 }
 
 /// The timestamp window as asked for (resolved against the table and the previous runs when
@@ -131,6 +133,7 @@ impl SnapshotConfig {
             columns: Vec::new(),
             raw_filter: None,
             time: None,
+            export: None,
         }
     }
 }
@@ -162,6 +165,7 @@ pub struct SnapshotConfigBuilder {
     columns: Vec<String>,
     raw_filter: Option<RawFilter>,
     time: Option<TimeSpec>,
+    export: Option<crate::source::export::ExportRequest>,
 }
 
 impl SnapshotConfigBuilder {
@@ -293,6 +297,12 @@ impl SnapshotConfigBuilder {
         self
     }
 
+    /// Read the table with DynamoDB's Export to S3 (`--mode export`) instead of a Scan.
+    pub fn export(mut self, request: crate::source::export::ExportRequest) -> Self {
+        self.export = Some(request);
+        self
+    }
+
     /// Validate and build.
     pub fn build(self) -> Result<SnapshotConfig> {
         if self.table.trim().is_empty() {
@@ -403,6 +413,7 @@ impl SnapshotConfigBuilder {
             columns: self.columns,
             raw_filter: self.raw_filter,
             time: self.time,
+            export: self.export,
         })
     }
 }

@@ -151,6 +151,30 @@ pub async fn snapshot_until(
     // The table first: a wrong name or region must not leave an empty destination behind.
     let table = TableInfo::describe(&aws, &config.table).await?;
     let target = Target::open(&config.destination, Some(&aws.sdk), &config.s3).await?;
+    if let Some(request) = &config.export {
+        // Fail on the destination before starting an export that may take hours.
+        target.prepare(config.overwrite).await?;
+        let done = crate::source::export::run_export(&aws, &table, request, &*progress).await?;
+        let export = Target::open(
+            &crate::sink::Destination::parse(&done.dir)?,
+            Some(&aws.sdk),
+            &config.s3,
+        )
+        .await?;
+        let keys: Vec<String> = table.key_schema.iter().map(|k| k.name.clone()).collect();
+        return convert_export_to(
+            &aws.region,
+            export,
+            target,
+            &keys,
+            Some(table),
+            config,
+            progress,
+            cancel,
+            started,
+        )
+        .await;
+    }
     run(&aws, table, target, config, progress, cancel, started).await
 }
 
@@ -200,6 +224,7 @@ pub async fn convert_export(
         export,
         target,
         keys,
+        None,
         config,
         progress,
         cancel,
@@ -214,6 +239,7 @@ async fn convert_export_to(
     export: Target,
     target: Target,
     keys: &[String],
+    described: Option<TableInfo>,
     config: &SnapshotConfig,
     progress: Arc<dyn Progress>,
     cancel: CancellationToken,
@@ -226,12 +252,18 @@ async fn convert_export_to(
         ));
     }
     let export = Arc::new(Export::open(export).await?);
-    let table = declared_table(
-        export.summary.table_name().unwrap_or(&config.table),
-        export.summary.table_arn.clone(),
-        keys,
-        Some(export.item_count()),
-    );
+    let table = match described {
+        Some(mut table) => {
+            table.item_count = Some(export.item_count() as i64);
+            table
+        }
+        None => declared_table(
+            export.summary.table_name().unwrap_or(&config.table),
+            export.summary.table_arn.clone(),
+            keys,
+            Some(export.item_count()),
+        ),
+    };
     // A change log's own columns come right after the keys.
     let first_columns: Vec<&str> = keys
         .iter()

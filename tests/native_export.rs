@@ -74,3 +74,107 @@ async fn export_control_plane() {
     assert_eq!(err.exit_code(), 1, "{msg}");
     assert!(msg.contains("failed: S3NoSuchBucket"), "{msg}");
 }
+
+async fn ddbsnap(args: Vec<String>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("ddbsnap"));
+        cmd.args(&args);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("AWS_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.envs(test_env()).output().unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_mode_on_the_command_line() {
+    let moto = Moto::start();
+    let aws = aws_context(Some(moto.endpoint()));
+    create_table(&aws.dynamodb, "orders", None).await;
+    moto.create_bucket("exports");
+    let dir = tempfile::tempdir().unwrap();
+    let to = dir.path().join("snap");
+    let base = |extra: &[&str]| {
+        let mut a: Vec<String> = ["snapshot", "orders", "--to", to.to_str().unwrap()]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        a.extend(["--endpoint-url".into(), moto.endpoint()]);
+        a.extend(["--s3-endpoint-url".into(), moto.endpoint()]);
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
+        (
+            vec!["--mode", "export"],
+            2,
+            "--mode export needs --export-to",
+        ),
+        (
+            vec!["--mode", "export", "--export-to", "./local"],
+            2,
+            "must be an s3://bucket/prefix URL",
+        ),
+        (
+            vec![
+                "--mode",
+                "export",
+                "--export-to",
+                "s3://exports/raw",
+                "--index",
+                "x",
+            ],
+            2,
+            "--index cannot be used with --mode export",
+        ),
+        (
+            vec!["--export-to", "s3://exports/raw"],
+            2,
+            "--export-to needs --mode export",
+        ),
+        (
+            vec![
+                "--mode",
+                "export",
+                "--export-to",
+                "s3://exports/raw",
+                "--incremental",
+                "--since",
+                "2026-11-20T00:00:00Z",
+                "--until",
+                "2026-11-20T00:10:00Z",
+            ],
+            2,
+            "at least 15 minutes",
+        ),
+        (
+            vec![
+                "--mode",
+                "export",
+                "--export-to",
+                "s3://exports/raw",
+                "--incremental",
+                "--since",
+                "2026-11-20T00:00:00Z",
+            ],
+            2,
+            "--incremental needs --until",
+        ),
+        (
+            vec!["--mode", "export", "--export-to", "s3://exports/raw"],
+            2,
+            "point-in-time recovery is off for table 'orders'",
+        ),
+    ];
+    for (extra, code, needle) in cases {
+        let out = ddbsnap(base(&extra)).await;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{extra:?}: {err}");
+        assert!(err.contains(needle), "{extra:?}: {err}");
+    }
+    assert!(!to.join("_manifest.json").exists());
+}
