@@ -175,6 +175,9 @@ pub struct SnapshotArgs {
     /// With --incremental: export only the new image of each change (default: new and old).
     #[arg(long)]
     pub new_image_only: bool,
+    /// With --mode export: the format DynamoDB writes (both convert to the same snapshot).
+    #[arg(long, value_enum, default_value_t = ExportFormat::DynamodbJson)]
+    pub export_format: ExportFormat,
     /// With --mode export: server-side encryption of the export, AES256 or KMS.
     #[arg(long, value_name = "ALG")]
     pub sse_algorithm: Option<String>,
@@ -351,6 +354,16 @@ impl ConvertExportArgs {
     }
 }
 
+/// The format of a native export.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// DynamoDB JSON lines.
+    #[default]
+    DynamodbJson,
+    /// Ion text.
+    Ion,
+}
+
 /// How `snapshot` reads the table.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
 pub enum Mode {
@@ -429,6 +442,7 @@ impl SnapshotArgs {
             sse_algorithm: self.sse_algorithm.clone(),
             kms_key_id: self.kms_key_id.clone(),
             bucket_owner: self.bucket_owner.clone(),
+            ion: self.export_format == ExportFormat::Ion,
             timeout: std::time::Duration::from_secs(self.export_timeout),
             poll_interval: std::time::Duration::from_secs(10),
         })
@@ -474,6 +488,10 @@ impl SnapshotArgs {
             ("--export-time", self.export_time.is_some()),
             ("--incremental", self.incremental),
             ("--new-image-only", self.new_image_only),
+            (
+                "--export-format",
+                self.export_format != ExportFormat::DynamodbJson,
+            ),
             ("--sse-algorithm", self.sse_algorithm.is_some()),
             ("--kms-key-id", self.kms_key_id.is_some()),
             ("--bucket-owner", self.bucket_owner.is_some()),

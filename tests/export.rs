@@ -526,3 +526,76 @@ async fn full_export_then_changes_then_apply_gives_the_new_table_state() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a change log"));
 }
+
+/// An attribute value as the Ion text DynamoDB writes in ION exports.
+fn ion(v: &AV) -> String {
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let number = |n: &str| {
+        let n = n.replace(['E', 'e'], "d");
+        if n.contains(['.', 'd']) {
+            n
+        } else {
+            format!("{n}.")
+        }
+    };
+    let list = |items: Vec<String>| format!("[{}]", items.join(","));
+    match v {
+        AV::S(s) => serde_json::to_string(s).unwrap(),
+        AV::N(n) => number(n),
+        AV::B(b) => format!("{{{{{}}}}}", b64(b.as_ref())),
+        AV::Bool(b) => b.to_string(),
+        AV::Null(_) => "null".into(),
+        AV::Ss(ss) => format!(
+            "$dynamodb_SS::{}",
+            list(
+                ss.iter()
+                    .map(|s| serde_json::to_string(s).unwrap())
+                    .collect()
+            )
+        ),
+        AV::Ns(ns) => format!(
+            "$dynamodb_NS::{}",
+            list(ns.iter().map(|n| number(n)).collect())
+        ),
+        AV::Bs(bs) => format!(
+            "$dynamodb_BS::{}",
+            list(
+                bs.iter()
+                    .map(|b| format!("{{{{{}}}}}", b64(b.as_ref())))
+                    .collect()
+            )
+        ),
+        AV::L(l) => list(l.iter().map(ion).collect()),
+        AV::M(m) => ion_struct(m),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn ion_struct(m: &Item) -> String {
+    let fields: Vec<String> = m
+        .iter()
+        .map(|(k, v)| format!("{}:{}", serde_json::to_string(k).unwrap(), ion(v)))
+        .collect();
+    format!("{{{}}}", fields.join(","))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_ion_export_converts_value_by_value() {
+    let s3 = S3Server::start(&["raw", "snaps"]);
+    let items = export_items(2000);
+    let lines: Vec<String> = items
+        .iter()
+        .map(|it| format!("$ion_1_0 {{Item:{}}}\n", ion_struct(it)))
+        .collect();
+    let id = "01700000000000-ion00001";
+    let summary = serde_json::json!({"exportType": "FULL_EXPORT", "outputFormat": "ION"});
+    write_export_lines(&s3, id, &lines, 3, Damage::None, summary).await;
+    let out = convert_id(&s3, id, "s3://snaps/orders/ion", &["--key", "pk,sk"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let target = s3_target(&s3, "s3://snaps/orders/ion").await;
+    assert_same_items(&items, &read_snapshot(&target).await);
+}

@@ -66,6 +66,18 @@ async fn export_control_plane() {
         format!("s3://exports/raw/orders/AWSDynamoDB/{id}")
     );
 
+    // An ION export, incremental, encrypted: accepted and completed too.
+    let mut ion = request("exports");
+    ion.ion = true;
+    ion.sse_algorithm = Some("AES256".into());
+    ion.incremental = Some(ddbsnap::source::export::IncrementalWindow {
+        from: chrono::Utc::now() - chrono::TimeDelta::hours(2),
+        to: chrono::Utc::now() - chrono::TimeDelta::hours(1),
+        old_images: true,
+    });
+    let done = run_export(&aws, &table, &ion, &NoProgress).await.unwrap();
+    assert!(done.dir.starts_with("s3://exports/raw/orders/AWSDynamoDB/"));
+
     // Into a bucket that does not: FAILED with DynamoDB's code and message.
     let err = run_export(&aws, &table, &request("no-such-bucket"), &NoProgress)
         .await

@@ -7,6 +7,7 @@
 //!                         manifestFilesS3Key, ...
 //! manifest-files.json     one JSON object per line: dataFileS3Key, itemCount, md5Checksum, etag
 //! data/<id>.json.gz       gzip JSON lines: {"Item":{...DynamoDB JSON...}} (full exports)
+//! data/<id>.ion.gz        or gzip Ion text lines, for ION exports (see `ion`)
 //! ```
 //!
 //! Each data file is streamed on a blocking thread: its bytes are hashed as they arrive (the
@@ -165,11 +166,13 @@ impl Export {
         let summary: ExportSummary = serde_json::from_slice(&read("manifest-summary.json").await?)
             .map_err(|e| corrupt(&target, format!("manifest-summary.json: {e}")))?;
         match summary.output_format.as_deref() {
-            None | Some("DYNAMODB_JSON") => {}
+            None | Some("DYNAMODB_JSON") | Some("ION") => {}
             Some(other) => {
                 return Err(corrupt(
                     &target,
-                    format!("output format {other} is not supported; export as DYNAMODB_JSON"),
+                    format!(
+                        "output format {other} is not supported; export as DYNAMODB_JSON or ION"
+                    ),
                 ));
             }
         }
@@ -300,8 +303,11 @@ pub const CHANGE_COLUMNS: [&str; 3] = ["_op", "_write_time", "_old"];
 /// `_write_time` (microseconds since 1970, from a bare number or `{"N":...}`) and `_old` (the
 /// old image as a map, when there is one).
 fn parse_line(line: &str, summary: &ExportSummary) -> Result<Item> {
-    let value: serde_json::Value =
-        serde_json::from_str(line).map_err(|e| Error::invalid(format!("not JSON: {e}")))?;
+    let value: serde_json::Value = if summary.output_format.as_deref() == Some("ION") {
+        super::ion::line_to_json(line)?
+    } else {
+        serde_json::from_str(line).map_err(|e| Error::invalid(format!("not JSON: {e}")))?
+    };
     let map = |v: Option<&serde_json::Value>, what: &str| -> Result<Option<Item>> {
         match v {
             None | Some(serde_json::Value::Null) => Ok(None),
@@ -513,6 +519,8 @@ pub struct ExportRequest {
     pub kms_key_id: Option<String>,
     /// Account that owns the bucket, when it is not the caller's.
     pub bucket_owner: Option<String>,
+    /// Ask for Ion text instead of DynamoDB JSON (both convert the same).
+    pub ion: bool,
     /// Give up waiting after this long.
     pub timeout: Duration,
     /// Time between DescribeExport calls.
@@ -619,6 +627,7 @@ pub async fn run_export(
             &request.prefix,
             &format!("{:?}", request.export_time),
             &format!("{:?}", request.incremental),
+            &format!("ion={}", request.ion),
         ] {
             md5.update(part.as_bytes());
             md5.update([0u8]);
@@ -632,7 +641,11 @@ pub async fn run_export(
         .table_arn(&arn)
         .s3_bucket(&request.bucket)
         .s3_prefix(&request.prefix)
-        .export_format(ExportFormat::DynamodbJson)
+        .export_format(if request.ion {
+            ExportFormat::Ion
+        } else {
+            ExportFormat::DynamodbJson
+        })
         .client_token(token)
         .set_s3_bucket_owner(request.bucket_owner.clone())
         .set_s3_sse_kms_key_id(request.kms_key_id.clone())

@@ -1,6 +1,7 @@
 //! Where items come from: a segmented parallel Scan (`scan`) whose responses are parsed off the
-//! network tasks (`raw`), or the data files of an existing DynamoDB export ([`export`]).
+//! network tasks (`raw`), or the data files of an existing DynamoDB export ([`export`]), in DynamoDB JSON or Ion text.
 
 pub mod export;
+mod ion;
 pub(crate) mod raw;
 pub(crate) mod scan;
