@@ -669,9 +669,12 @@ async fn resume_point(
 ) -> Result<ResumePoint> {
     let owned = target.list_owned().await?;
     if owned.iter().any(|f| f.name == MANIFEST_FILE) {
-        return Ok(ResumePoint::Committed(Box::new(
-            read_manifest(target).await?,
-        )));
+        let manifest = read_manifest(target).await?;
+        // A run killed between its commit and the checkpoint's removal leaves both.
+        if owned.iter().any(|f| f.name == CHECKPOINT_FILE) {
+            target.delete(&target.path(CHECKPOINT_FILE)).await?;
+        }
+        return Ok(ResumePoint::Committed(Box::new(manifest)));
     }
     let Some(checkpoint) = read_checkpoint(target).await? else {
         let hint = if owned.is_empty() {
