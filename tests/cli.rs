@@ -16,15 +16,11 @@ use proxy::{Action, Proxy};
 /// Run the binary with the test environment plus `env`, off the async workers.
 async fn ddbsnap(args: Vec<String>, env: Vec<(&'static str, String)>, clear_aws: bool) -> Output {
     tokio::task::spawn_blocking(move || {
-        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("ddbsnap"));
-        cmd.args(&args);
-        for (k, _) in std::env::vars() {
-            if k.starts_with("AWS_") {
+        let mut cmd = ddbsnap_command(&args);
+        if clear_aws {
+            for (k, _) in test_env() {
                 cmd.env_remove(k);
             }
-        }
-        if !clear_aws {
-            cmd.envs(test_env());
         }
         cmd.envs(env);
         cmd.output().unwrap()

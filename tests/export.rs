@@ -216,18 +216,7 @@ async fn convert_id(s3: &S3Server, id: &str, to: &str, extra: &[&str]) -> Output
 /// The binary with the test credentials and the S3 endpoint.
 async fn run(s3: &S3Server, mut args: Vec<String>) -> Output {
     args.extend(["--s3-endpoint-url".to_owned(), s3.endpoint()]);
-    tokio::task::spawn_blocking(move || {
-        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("ddbsnap"));
-        cmd.args(&args);
-        for (k, _) in std::env::vars() {
-            if k.starts_with("AWS_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.envs(test_env()).output().unwrap()
-    })
-    .await
-    .unwrap()
+    run_ddbsnap_to_end(args).await
 }
 
 async fn s3_target(s3: &S3Server, url: &str) -> Target {

@@ -17,19 +17,8 @@ use common::*;
 use ddbsnap::convert::Item;
 use ddbsnap::sink::{Destination, Target};
 
-async fn ddbsnap(args: Vec<String>) -> Output {
-    tokio::task::spawn_blocking(move || {
-        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("ddbsnap"));
-        cmd.args(&args);
-        for (k, _) in std::env::vars() {
-            if k.starts_with("AWS_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.envs(test_env()).output().unwrap()
-    })
-    .await
-    .unwrap()
+async fn ddbsnap(args: Vec<String>) -> std::process::Output {
+    run_ddbsnap_to_end(args).await
 }
 
 /// `ddbsnap snapshot TABLE --to TO --endpoint-url DB EXTRA...`

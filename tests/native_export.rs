@@ -88,18 +88,7 @@ async fn export_control_plane() {
 }
 
 async fn ddbsnap(args: Vec<String>) -> std::process::Output {
-    tokio::task::spawn_blocking(move || {
-        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("ddbsnap"));
-        cmd.args(&args);
-        for (k, _) in std::env::vars() {
-            if k.starts_with("AWS_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.envs(test_env()).output().unwrap()
-    })
-    .await
-    .unwrap()
+    run_ddbsnap_to_end(args).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,7 @@ mod proxy;
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -76,14 +76,8 @@ async fn run_ddbsnap(
     mut kill_when: impl FnMut(&Value) -> bool + Send + 'static,
 ) -> Run {
     tokio::task::spawn_blocking(move || {
-        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("ddbsnap"));
-        cmd.arg("snapshot").args(&args).args(["--progress", "json"]);
-        for (k, _) in std::env::vars() {
-            if k.starts_with("AWS_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.envs(test_env())
+        let mut cmd = ddbsnap_command(&args);
+        cmd.args(["--progress", "json"])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap();
@@ -169,10 +163,17 @@ fn args(
     s3: Option<&S3Server>,
     extra: &[&str],
 ) -> Vec<String> {
-    let mut a: Vec<String> = [table, "--to", to, "--endpoint-url", &db.endpoint()]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut a: Vec<String> = [
+        "snapshot",
+        table,
+        "--to",
+        to,
+        "--endpoint-url",
+        &db.endpoint(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     // Small files, several segments: many checkpoints, positions in every segment.
     a.extend(["--file-size", "1", "--segments", "4"].map(String::from));
     if let Some(s3) = s3 {
@@ -345,10 +346,17 @@ async fn failing_parts(
 }
 
 fn s3_args(db: &Dynalite, to: &str, s3_endpoint: &str, extra: &[&str]) -> Vec<String> {
-    let mut a: Vec<String> = ["big", "--to", to, "--endpoint-url", &db.endpoint()]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut a: Vec<String> = [
+        "snapshot",
+        "big",
+        "--to",
+        to,
+        "--endpoint-url",
+        &db.endpoint(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     a.extend(["--s3-endpoint-url", s3_endpoint].map(String::from));
     a.extend(extra.iter().map(|s| s.to_string()));
     a

@@ -218,6 +218,27 @@ pub fn aws_context(endpoint: Option<String>) -> AwsContext {
     AwsContext::from_sdk_config(sdk, endpoint)
 }
 
+/// The real `ddbsnap` binary with `args`, the caller's `AWS_*` variables removed and the test
+/// credentials set.
+pub fn ddbsnap_command(args: &[String]) -> Command {
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("ddbsnap"));
+    cmd.args(args);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AWS_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.envs(test_env());
+    cmd
+}
+
+/// Run the binary (see [`ddbsnap_command`]) off the async workers and collect its output.
+pub async fn run_ddbsnap_to_end(args: Vec<String>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || ddbsnap_command(&args).output().unwrap())
+        .await
+        .unwrap()
+}
+
 /// Environment for running the real binary against the test servers.
 pub fn test_env() -> Vec<(&'static str, String)> {
     vec![
