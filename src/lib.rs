@@ -14,7 +14,9 @@
 //! * [`plan`]: key schema, size and the segment count.
 //! * [`throttle`]: the read budget (a fraction of the table's capacity), one shared limiter
 //!   charged with the real ConsumedCapacity, page sizing, AIMD and backoff.
-//! * [`source`]: the segmented Scan; network tasks only move pages.
+//! * [`source`]: the segmented Scan (network tasks only move pages), and DynamoDB's native
+//!   export: starting and polling it, and reading its data files (DynamoDB JSON or Ion).
+//! * [`filter`]: index, projection, raw filters and timestamp windows of a Scan.
 //! * [`convert`]: schema inference over every item and exact Arrow encoding (numbers never go
 //!   through floating point; conflicting types fall back to DynamoDB JSON text).
 //! * [`sink`]: `--to` parsing, the object store (local or S3 with aws-config credentials) and
@@ -23,6 +25,7 @@
 //!   key whose items are all in closed files, so `--resume` continues exactly where a killed or
 //!   failed run stopped.
 //! * [`manifest`]: `_manifest.json`, written last: a snapshot without it is not complete.
+//! * [`describe`]: what a snapshot of a table would read and cost.
 //!
 //! Costs: memory is bounded by the channel (one page per running segment), the first
 //! [`pipeline::SAMPLE_PAGES`] pages held for schema inference, one row group and the upload
