@@ -42,8 +42,12 @@ pub struct Checkpoint {
     pub ddbsnap_version: String,
     /// Table name.
     pub table: String,
-    /// How the data is read: `scan`.
+    /// How the data is read: `scan`, `export` (a converted export) or `apply`.
     pub mode: String,
+    /// Where the items come from when not a table scan: the export directory, or the change
+    /// log and the base snapshot of `apply`; a resume must read the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     /// What is scanned when not the whole table (a [`crate::filter::ScanSpec`], its timestamp
     /// window resolved); a resume must ask for the same.
     pub filter: Option<serde_json::Value>,
@@ -57,7 +61,7 @@ pub struct Checkpoint {
     pub updated_at: DateTime<Utc>,
     /// Runs that contributed (1 for a run never resumed).
     pub runs: u32,
-    /// One position per segment, indexed by segment number.
+    /// One position per segment (per data file of an export), indexed by segment number.
     pub positions: Vec<Position>,
     /// Every closed data file, with the schema it was written with.
     pub files: Vec<CheckpointFile>,

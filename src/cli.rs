@@ -204,13 +204,6 @@ pub struct SnapshotArgs {
     /// Output format, destination and display.
     #[command(flatten)]
     pub output: OutputArgs,
-    /// Continue the unfinished snapshot at the destination from its _checkpoint.json (after a
-    /// crash, a kill or Ctrl-C); give the same table and options as the first run.
-    #[arg(long, conflicts_with = "overwrite")]
-    pub resume: bool,
-    /// Close the open data file, and so save a checkpoint, at least this often.
-    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
-    pub checkpoint_every: u64,
 }
 
 /// Output options shared by `snapshot` and `convert-export`.
@@ -240,6 +233,13 @@ pub struct OutputArgs {
     /// Replace a snapshot already at the destination.
     #[arg(long)]
     pub overwrite: bool,
+    /// Continue the unfinished snapshot at the destination from its _checkpoint.json (after a
+    /// crash, a kill or Ctrl-C); give the same source and options as the first run.
+    #[arg(long, conflicts_with = "overwrite")]
+    pub resume: bool,
+    /// Close the open data file, and so save a checkpoint, at least this often.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub checkpoint_every: u64,
     /// Print the summary as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -261,7 +261,9 @@ impl OutputArgs {
             .zstd_level(self.zstd_level)
             .target_file_bytes(self.file_size.saturating_mul(1 << 20))
             .row_group_bytes(self.row_group_size.saturating_mul(1 << 20))
-            .overwrite(self.overwrite);
+            .overwrite(self.overwrite)
+            .resume(self.resume)
+            .checkpoint_interval(std::time::Duration::from_secs(self.checkpoint_every));
         if let Some(v) = &aws.region {
             b = b.region(v);
         }
@@ -383,7 +385,6 @@ impl SnapshotArgs {
             ("--filter", self.filter.is_some()),
             ("--columns", !self.columns.is_empty()),
             ("--index", self.index.is_some()),
-            ("--resume", self.resume),
             ("--consistent-read", self.consistent_read),
         ];
         if let Some((flag, _)) = scan_only.iter().find(|(_, given)| *given) {
@@ -454,9 +455,7 @@ impl SnapshotArgs {
         let mut b = SnapshotConfig::builder(&self.table, &self.to)
             .consistent_read(self.consistent_read)
             .read_fraction(self.read_fraction)
-            .retry_timeout(std::time::Duration::from_secs(self.retry_timeout))
-            .resume(self.resume)
-            .checkpoint_interval(std::time::Duration::from_secs(self.checkpoint_every));
+            .retry_timeout(std::time::Duration::from_secs(self.retry_timeout));
         b = self.output.apply(&self.aws, b);
         if let Some(v) = self.segments {
             b = b.segments(v);

@@ -180,36 +180,42 @@ struct Announce(Arc<dyn Progress>);
 
 impl Progress for Announce {
     fn event(&self, event: &ProgressEvent) {
-        if let ProgressEvent::Resumed {
-            segments_done,
-            segments,
-            files,
-            items,
-            ..
-        } = event
-        {
-            eprintln!(
-                "ddbsnap: resuming: {segments_done} of {segments} segments finished, {files} files with {items} items kept"
-            );
-        }
-        if let ProgressEvent::Started {
-            table,
-            segments,
-            budget,
-            concurrency,
-            ..
-        } = event
-        {
-            if budget.source == ddbsnap::throttle::CapacitySource::NotRead {
-                eprintln!(
+        match event {
+            ProgressEvent::Resumed {
+                mode,
+                segments_done,
+                segments,
+                files,
+                items,
+                ..
+            } => {
+                let finished = match mode.as_str() {
+                    "scan" => format!("{segments_done} of {segments} segments finished, "),
+                    "export" => format!("{segments_done} of {segments} data files finished, "),
+                    _ => String::new(),
+                };
+                eprintln!("ddbsnap: resuming: {finished}{files} files with {items} items kept");
+            }
+            ProgressEvent::Started {
+                mode,
+                table,
+                segments,
+                budget,
+                concurrency,
+                ..
+            } => match mode.as_str() {
+                "export" => eprintln!(
                     "ddbsnap: converting an export of {table}: {segments} data files ({concurrency} at once), no table reads"
-                );
-            } else {
-                eprintln!(
+                ),
+                "apply" => eprintln!(
+                    "ddbsnap: applying a change log to a snapshot of {table}, no table reads"
+                ),
+                _ => eprintln!(
                     "ddbsnap: scanning {table} in {segments} segments ({concurrency} at once), reading at most {}",
                     budget.describe()
-                );
-            }
+                ),
+            },
+            _ => {}
         }
         self.0.event(event);
     }

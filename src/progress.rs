@@ -19,7 +19,9 @@ use serde::Serialize;
 pub enum ProgressEvent {
     /// An unfinished snapshot is being continued from its checkpoint (sent before `Started`).
     Resumed {
-        /// Segments already finished.
+        /// Where the items come from: `scan`, `export` or `apply`.
+        mode: String,
+        /// Segments (data files of an export) already finished.
         segments_done: usize,
         /// Total segments.
         segments: u32,
@@ -39,8 +41,10 @@ pub enum ProgressEvent {
         /// Seconds since it started.
         seconds: u64,
     },
-    /// The scan is about to start.
+    /// Reading is about to start.
     Started {
+        /// Where the items come from: `scan`, `export` or `apply`.
+        mode: String,
         /// Table name.
         table: String,
         /// Total segments.
@@ -52,7 +56,8 @@ pub enum ProgressEvent {
         /// Segments scanned at once.
         concurrency: u32,
     },
-    /// A Scan page arrived.
+    /// A page of items arrived: a Scan page, or a batch of an export's data file (`segment`
+    /// is the file's number) or of `apply`.
     Page {
         /// Segment number.
         segment: u32,
@@ -212,11 +217,19 @@ impl BarProgress {
         };
         let items_per_sec =
             (c.items - c.resumed_items) as f64 / self.bar.elapsed().as_secs_f64().max(1e-3);
+        // Exports and `apply` read nothing from the table.
+        let reads = if c.budget > 0.0 {
+            format!(
+                " · {:.0}/{:.0} RCU/s · {:.0} RCU",
+                c.rate(),
+                c.budget,
+                c.rcu
+            )
+        } else {
+            String::new()
+        };
         self.bar.set_message(format!(
-            "({items_per_sec:.0}/s) · {:.0}/{:.0} RCU/s · {:.0} RCU · {} pages · {} files, {:.1} MiB{throttled}",
-            c.rate(),
-            c.budget,
-            c.rcu,
+            "({items_per_sec:.0}/s){reads} · {} pages · {} files, {:.1} MiB{throttled}",
             c.pages,
             c.files,
             c.bytes as f64 / (1 << 20) as f64

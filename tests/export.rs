@@ -588,3 +588,286 @@ async fn a_full_ion_export_converts_value_by_value() {
     let target = s3_target(&s3, "s3://snaps/orders/ion").await;
     assert_same_items(&items, &read_snapshot(&target).await);
 }
+
+/// Items big enough that 1 MiB data files close every few thousand items.
+fn padded_items(count: u64) -> Vec<Item> {
+    let mut items = export_items(count);
+    for (i, it) in items.iter_mut().enumerate() {
+        it.insert("body".into(), s(&random_text(i as u64, 240)));
+    }
+    items
+}
+
+/// Kill `args` (with `--progress json`, 1 MiB files) when `kill_when` says so, check the
+/// unfinished snapshot is refused without `--resume`, resume it, and return the target.
+async fn kill_then_resume(
+    s3: &S3Server,
+    mut args: Vec<String>,
+    to: &str,
+    what: &str,
+    kill_when: impl FnMut(&serde_json::Value) -> bool + Send + 'static,
+) -> Target {
+    args.extend(["--file-size", "1", "--s3-endpoint-url", &s3.endpoint()].map(String::from));
+    let first = run_until_killed(args.clone(), kill_when).await;
+    assert!(
+        first.killed,
+        "{what}: the run ended (exit {:?}) before the kill point; stderr:\n{}",
+        first.code, first.stderr
+    );
+    let target = s3_target(s3, to).await;
+    let left = names_under(&target).await;
+    assert!(left.contains("_checkpoint.json"), "{what}: {left:?}");
+    if !left.contains("_manifest.json") {
+        let refused = run_until_killed(args.clone(), |_| false).await;
+        assert_eq!(refused.code, Some(8), "{what}: {}", refused.stderr);
+    }
+    args.push("--resume".into());
+    let resumed = run_until_killed(args, |_| false).await;
+    assert_eq!(resumed.code, Some(0), "{what}: {}", resumed.stderr);
+    if !left.contains("_manifest.json") {
+        let line = resumed
+            .stderr
+            .lines()
+            .find(|l| l.starts_with("ddbsnap: resuming:"))
+            .unwrap_or_else(|| panic!("{what}: no resume line in\n{}", resumed.stderr));
+        assert!(
+            !line.contains(" 0 files"),
+            "{what}: nothing was kept: {line}"
+        );
+    }
+    // Nothing but the manifest and the files it lists.
+    let manifest = ddbsnap::sink::reader::read_manifest(&target).await.unwrap();
+    let mut expected: std::collections::HashSet<String> =
+        manifest.files.iter().map(|f| f.path.clone()).collect();
+    expected.insert("_manifest.json".into());
+    assert_eq!(names_under(&target).await, expected, "{what}: stray files");
+    target
+}
+
+/// When to kill a run, by its progress events.
+type KillWhen = Box<dyn FnMut(&serde_json::Value) -> bool + Send>;
+
+/// Kill points by progress event: a file just closed (its checkpoint maybe not saved), a
+/// checkpoint just saved, the manifest being written.
+fn kill_points() -> Vec<(&'static str, KillWhen)> {
+    let count = |event: &'static str, nth: usize| {
+        let mut seen = 0;
+        Box::new(move |e: &serde_json::Value| {
+            seen += usize::from(e["event"] == event);
+            e["event"] == event && seen == nth
+        }) as KillWhen
+    };
+    vec![
+        ("between-files", count("file_written", 3)),
+        ("after-checkpoint", count("checkpointed", 5)),
+        ("during-manifest", count("committing", 1)),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_conversion_resumes_with_every_item_once() {
+    let s3 = S3Server::start(&["raw", "snaps"]);
+    let items = padded_items(40_000);
+    write_export(&s3, &items, 4, Damage::None).await;
+    for (point, kill_when) in kill_points() {
+        let to = format!("s3://snaps/orders/{point}");
+        let args: Vec<String> = [
+            "convert-export",
+            &format!("s3://raw/raw/AWSDynamoDB/{EXPORT_ID}"),
+            "--to",
+            &to,
+            "--key",
+            "pk,sk",
+        ]
+        .map(String::from)
+        .to_vec();
+        let target = kill_then_resume(&s3, args, &to, point, kill_when).await;
+        assert_same_items(&items, &read_snapshot(&target).await);
+        let manifest = ddbsnap::sink::reader::read_manifest(&target).await.unwrap();
+        assert_eq!(manifest.mode, "export");
+        assert_eq!(manifest.items_written, items.len() as u64);
+    }
+
+    // A resume must read the same export.
+    let to = "s3://snaps/orders/other";
+    let args = |export: &str, extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = ["convert-export", export, "--to", to, "--file-size", "1"]
+            .map(String::from)
+            .to_vec();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a.extend(["--s3-endpoint-url".to_owned(), s3.endpoint()]);
+        a
+    };
+    let export = format!("s3://raw/raw/AWSDynamoDB/{EXPORT_ID}");
+    let first = run_until_killed(args(&export, &[]), |e| e["event"] == "checkpointed").await;
+    assert!(first.killed, "{}", first.stderr);
+    let lines: Vec<String> = items[..10].iter().map(line).collect();
+    let full = serde_json::json!({"exportType": "FULL_EXPORT"});
+    write_export_lines(
+        &s3,
+        "01700000000001-otherone",
+        &lines,
+        2,
+        Damage::None,
+        full,
+    )
+    .await;
+    let other = "s3://raw/raw/AWSDynamoDB/01700000000001-otherone";
+    let out = run_ddbsnap_to_end(args(other, &["--resume"])).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("it was made from s3://raw/raw/AWSDynamoDB/"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_apply_resumes_to_the_same_table_state() {
+    let s3 = S3Server::start(&["raw", "snaps"]);
+    let base = padded_items(24_000);
+    write_export(&s3, &base, 3, Damage::None).await;
+    let out = convert(&s3, "s3://snaps/orders/base", &["--key", "pk,sk"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // 2,000 updates, 1,000 deletes and 8,000 inserts: the new images fill files of their own.
+    let key = |it: &Item| item(vec![("pk", it["pk"].clone()), ("sk", it["sk"].clone())]);
+    let mut state: std::collections::HashMap<String, Item> =
+        base.iter().map(|i| (key_of(i), i.clone())).collect();
+    let mut records = Vec::new();
+    let mut t = 1_763_900_000_000_000u64;
+    for old in base.iter().step_by(12) {
+        let mut new = old.clone();
+        new.insert("note".into(), s("updated"));
+        t += 1;
+        records.push(change(&key(old), t, Some(&new), Some(old)));
+        state.insert(key_of(&new), new);
+    }
+    for old in base.iter().skip(5).step_by(24) {
+        t += 1;
+        records.push(change(&key(old), t, None, Some(old)));
+        state.remove(&key_of(old));
+    }
+    for mut new in padded_items(8_000) {
+        new.insert("pk".into(), s("new"));
+        t += 1;
+        records.push(change(&key(&new), t, Some(&new), None));
+        state.insert(key_of(&new), new);
+    }
+    let id = "01700000000999-changes2";
+    let summary = serde_json::json!({
+        "exportType": "INCREMENTAL_EXPORT",
+        "exportViewType": "NEW_AND_OLD_IMAGES",
+        "itemCount": records.len(),
+    });
+    write_export_lines(&s3, id, &records, 3, Damage::None, summary).await;
+    let out = convert_id(&s3, id, "s3://snaps/orders/changes", &["--key", "pk,sk"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let want: Vec<Item> = state.into_values().collect();
+    let kept_base = 24_000 - 1_000 - 2_000;
+    let points: Vec<(&str, KillWhen)> = vec![
+        (
+            "in-base",
+            Box::new(|e: &serde_json::Value| e["event"] == "checkpointed" && e["files"] == 2),
+        ),
+        (
+            "in-new-images",
+            Box::new(move |e: &serde_json::Value| {
+                e["event"] == "checkpointed" && e["items"].as_u64().unwrap_or(0) > kept_base
+            }),
+        ),
+    ];
+    for (point, kill_when) in points {
+        let to = format!("s3://snaps/orders/next-{point}");
+        let args: Vec<String> = [
+            "apply",
+            "s3://snaps/orders/changes",
+            "--to-snapshot",
+            "s3://snaps/orders/base",
+            "--out",
+            &to,
+        ]
+        .map(String::from)
+        .to_vec();
+        let target = kill_then_resume(&s3, args, &to, point, kill_when).await;
+        assert_same_items(&want, &read_snapshot(&target).await);
+        let manifest = ddbsnap::sink::reader::read_manifest(&target).await.unwrap();
+        assert_eq!(manifest.mode, "apply");
+        assert_eq!(manifest.runs, 2, "{point}");
+    }
+}
+
+/// `snapshot --mode export --resume` continues converting the export its checkpoint names,
+/// without asking DynamoDB for another export; with nothing converted yet it starts afresh
+/// (the request's ClientToken finds the same export), so DynamoDB's own checks come first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_in_export_mode_resumes_the_conversion_it_started() {
+    let s3 = S3Server::start(&["raw", "snaps"]);
+    let moto = Moto::start();
+    create_table(&aws_context(Some(moto.endpoint())).dynamodb, "orders", None).await;
+    let items = padded_items(12_000);
+    write_export(&s3, &items, 3, Damage::None).await;
+    let to = "s3://snaps/orders/export-mode";
+    let export = format!("s3://raw/raw/AWSDynamoDB/{EXPORT_ID}");
+    let mut convert: Vec<String> = ["convert-export", &export, "--to", to, "--file-size", "1"]
+        .map(String::from)
+        .to_vec();
+    convert.extend(["--s3-endpoint-url".to_owned(), s3.endpoint()]);
+    let first = run_until_killed(convert, |e| e["event"] == "checkpointed").await;
+    assert!(first.killed, "{}", first.stderr);
+
+    let snapshot = |to: &str| -> Vec<String> {
+        let mut a: Vec<String> = ["snapshot", "orders", "--to", to, "--mode", "export"]
+            .map(String::from)
+            .to_vec();
+        a.extend(
+            [
+                "--export-to",
+                "s3://raw/raw",
+                "--resume",
+                "--file-size",
+                "1",
+            ]
+            .map(String::from),
+        );
+        a.extend(["--endpoint-url".to_owned(), moto.endpoint()]);
+        a.extend(["--s3-endpoint-url".to_owned(), s3.endpoint()]);
+        a
+    };
+    let resumed = run_until_killed(snapshot(to), |_| false).await;
+    assert_eq!(resumed.code, Some(0), "{}", resumed.stderr);
+    assert!(
+        !resumed.stderr.contains("\"exporting\""),
+        "{}",
+        resumed.stderr
+    );
+    assert!(
+        resumed.stderr.contains("ddbsnap: resuming: "),
+        "{}",
+        resumed.stderr
+    );
+    let target = s3_target(&s3, to).await;
+    assert_same_items(&items, &read_snapshot(&target).await);
+    let manifest = ddbsnap::sink::reader::read_manifest(&target).await.unwrap();
+    assert_eq!((manifest.mode.as_str(), manifest.runs), ("export", 2));
+
+    // Again: already committed.
+    let again = run_ddbsnap_to_end(snapshot(to)).await;
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stdout).contains("already committed"));
+
+    // Nothing at the destination yet: a fresh start, so point-in-time recovery is checked.
+    let fresh = run_ddbsnap_to_end(snapshot("s3://snaps/orders/not-started")).await;
+    let err = String::from_utf8_lossy(&fresh.stderr);
+    assert_eq!(fresh.status.code(), Some(2), "{err}");
+    assert!(err.contains("point-in-time recovery is off"), "{err}");
+}

@@ -8,8 +8,6 @@ mod common;
 mod proxy;
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -19,7 +17,6 @@ use common::*;
 use ddbsnap::convert::Item;
 use ddbsnap::sink::reader::FileItems;
 use ddbsnap::sink::{Destination, S3Options, Target};
-use futures::TryStreamExt;
 use proxy::{Action, Proxy};
 use serde_json::Value;
 
@@ -59,52 +56,6 @@ async fn load_table(db: &Dynalite, table: &str) -> Vec<Item> {
     let truth = scan_all(&client, table).await;
     assert_eq!(truth.len() as u64, ITEMS);
     truth
-}
-
-/// What one run of the binary did.
-struct Run {
-    killed: bool,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-/// Run `ddbsnap snapshot ...` with `--progress json`; SIGKILL it as soon as `kill_when` says so
-/// for a progress event.
-async fn run_ddbsnap(
-    args: Vec<String>,
-    mut kill_when: impl FnMut(&Value) -> bool + Send + 'static,
-) -> Run {
-    tokio::task::spawn_blocking(move || {
-        let mut cmd = ddbsnap_command(&args);
-        cmd.args(["--progress", "json"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
-        let mut stderr = String::new();
-        let mut killed = false;
-        for line in BufReader::new(child.stderr.take().unwrap()).lines() {
-            let line = line.unwrap();
-            if !killed
-                && let Ok(event) = serde_json::from_str::<Value>(&line)
-                && kill_when(&event)
-            {
-                child.kill().unwrap(); // SIGKILL: no cleanup of any kind
-                killed = true;
-            }
-            stderr.push_str(&line);
-            stderr.push('\n');
-        }
-        let out = child.wait_with_output().unwrap();
-        Run {
-            killed,
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr,
-        }
-    })
-    .await
-    .unwrap()
 }
 
 /// Where the kill happens, by progress event.
@@ -193,23 +144,6 @@ async fn open_target(to: &str, s3: Option<&S3Server>) -> Target {
     Target::open(&dest, Some(&aws.sdk), &options).await.unwrap()
 }
 
-async fn names_under(target: &Target) -> HashSet<String> {
-    let prefix = object_store::path::Path::from(
-        target
-            .url()
-            .strip_prefix("s3://")
-            .and_then(|r| r.split_once('/'))
-            .map_or("", |(_, p)| p),
-    );
-    target
-        .store()
-        .list(Some(&prefix))
-        .map_ok(|m| m.location.filename().unwrap_or_default().to_owned())
-        .try_collect()
-        .await
-        .unwrap()
-}
-
 /// Kill a run at `point`, resume it, and check the committed snapshot item by item.
 async fn kill_and_resume(
     db: &Dynalite,
@@ -219,7 +153,7 @@ async fn kill_and_resume(
     point: KillPoint,
 ) {
     let what = point.name();
-    let first = run_ddbsnap(args("orders", to, db, s3, &[]), point.trigger()).await;
+    let first = run_until_killed(args("orders", to, db, s3, &[]), point.trigger()).await;
     assert!(
         first.killed,
         "{what}: the run ended (exit {:?}) before the kill point; stderr:\n{}",
@@ -234,7 +168,7 @@ async fn kill_and_resume(
             "{what}: a killed run must not look complete"
         );
         // Without --resume the unfinished snapshot is refused, with a hint.
-        let refused = run_ddbsnap(args("orders", to, db, s3, &[]), |_| false).await;
+        let refused = run_until_killed(args("orders", to, db, s3, &[]), |_| false).await;
         assert_eq!(refused.code, Some(8), "{what}: {}", refused.stderr);
         assert!(
             refused.stderr.contains("pass --resume"),
@@ -243,7 +177,7 @@ async fn kill_and_resume(
         );
     }
 
-    let resumed = run_ddbsnap(args("orders", to, db, s3, &["--resume"]), |_| false).await;
+    let resumed = run_until_killed(args("orders", to, db, s3, &["--resume"]), |_| false).await;
     assert_eq!(resumed.code, Some(0), "{what}: {}", resumed.stderr);
     if before.contains("_manifest.json") {
         assert!(
@@ -371,7 +305,7 @@ async fn s3_part_failures_are_retried_or_fail_cleanly() {
     // Every other part upload answered 503 SlowDown: retried, and the snapshot commits.
     let (proxy, failed) = failing_parts(&s3, 503, |n| n % 2 == 0).await;
     let to = "s3://snaps/big/flaky";
-    let run = run_ddbsnap(s3_args(&db, to, &proxy.endpoint(), &[]), |_| false).await;
+    let run = run_until_killed(s3_args(&db, to, &proxy.endpoint(), &[]), |_| false).await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert!(
         failed.load(Ordering::SeqCst) >= 2,
@@ -384,7 +318,7 @@ async fn s3_part_failures_are_retried_or_fail_cleanly() {
     // once S3 accepts uploads again commits the whole table.
     let (proxy, failed) = failing_parts(&s3, 403, |_| true).await;
     let to = "s3://snaps/big/refused";
-    let run = run_ddbsnap(s3_args(&db, to, &proxy.endpoint(), &[]), |_| false).await;
+    let run = run_until_killed(s3_args(&db, to, &proxy.endpoint(), &[]), |_| false).await;
     assert_eq!(run.code, Some(6), "{}", run.stderr);
     assert!(failed.load(Ordering::SeqCst) >= 1);
     let error = run
@@ -399,7 +333,7 @@ async fn s3_part_failures_are_retried_or_fail_cleanly() {
         names_under(&target).await,
         HashSet::from(["_checkpoint.json".to_owned()])
     );
-    let run = run_ddbsnap(s3_args(&db, to, &s3.endpoint(), &["--resume"]), |_| false).await;
+    let run = run_until_killed(s3_args(&db, to, &s3.endpoint(), &["--resume"]), |_| false).await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert_same_items(&truth, &read_snapshot(&target).await);
 }

@@ -157,11 +157,33 @@ pub async fn snapshot_until(
     let table = TableInfo::describe(&aws, &config.table).await?;
     let target = Target::open(&config.destination, Some(&aws.sdk), &config.s3).await?;
     if let Some(request) = &config.export {
-        // Fail on the destination before starting an export that may take hours.
-        target.prepare(config.overwrite).await?;
-        let done = crate::source::export::run_export(&aws, &table, request, &*progress).await?;
+        let resumed = if config.resume {
+            resume_export(&target, &table.name).await?
+        } else {
+            None
+        };
+        let (dir, config) = match resumed {
+            Some(ExportResume::Committed(manifest)) => {
+                return Ok(Summary::of_manifest(&target, &manifest, true));
+            }
+            Some(ExportResume::Converting(dir)) => (dir, config.clone()),
+            None => {
+                // Fail on the destination before starting an export that may take hours.
+                target.prepare(config.overwrite).await?;
+                let done =
+                    crate::source::export::run_export(&aws, &table, request, &*progress).await?;
+                // Nothing converted yet: a fresh start (the ClientToken found the export again).
+                (
+                    done.dir,
+                    SnapshotConfig {
+                        resume: false,
+                        ..config.clone()
+                    },
+                )
+            }
+        };
         let export = Target::open(
-            &crate::sink::Destination::parse(&done.dir)?,
+            &crate::sink::Destination::parse(&dir)?,
             Some(&aws.sdk),
             &config.s3,
         )
@@ -173,7 +195,7 @@ pub async fn snapshot_until(
             target,
             &keys,
             Some(table),
-            config,
+            &config,
             progress,
             cancel,
             started,
@@ -181,6 +203,50 @@ pub async fn snapshot_until(
         .await;
     }
     run(&aws, table, target, config, progress, cancel, started).await
+}
+
+/// What `snapshot --mode export --resume` found at the destination.
+enum ExportResume {
+    /// The snapshot is committed.
+    Committed(Box<Manifest>),
+    /// The export finished and its conversion stopped: continue converting this directory.
+    Converting(String),
+}
+
+/// Where `snapshot --mode export --resume` picks up. `None` when the conversion has not started
+/// (the run stopped while DynamoDB was exporting): run again, and the same ClientToken finds the
+/// same export. Checks that the destination holds nothing else.
+async fn resume_export(target: &Target, table: &str) -> Result<Option<ExportResume>> {
+    let owned = target.list_owned().await?;
+    if owned.iter().any(|f| f.name == MANIFEST_FILE) {
+        return Ok(Some(ExportResume::Committed(Box::new(
+            read_manifest(target).await?,
+        ))));
+    }
+    match read_checkpoint(target).await? {
+        Some(checkpoint) if checkpoint.mode == "export" && checkpoint.table == table => {
+            match checkpoint.source {
+                Some(dir) => Ok(Some(ExportResume::Converting(dir))),
+                None => Err(Error::invalid(format!(
+                    "{CHECKPOINT_FILE} at {} does not say which export it converts; start over \
+                     with --overwrite",
+                    target.url
+                ))),
+            }
+        }
+        Some(checkpoint) => Err(Error::invalid(format!(
+            "cannot resume the snapshot at {}: it is a {} snapshot of table '{}', not an export \
+             of '{table}'; resume with the options of the first run, or start over with \
+             --overwrite",
+            target.url, checkpoint.mode, checkpoint.table
+        ))),
+        None if owned.is_empty() => Ok(None),
+        None => Err(Error::invalid(format!(
+            "{} has no {CHECKPOINT_FILE}, so there is nothing to resume; run without --resume \
+             and with --overwrite to replace the files there",
+            target.url
+        ))),
+    }
 }
 
 /// Snapshot into an already opened [`Target`] (any `object_store`), with a loaded AWS context.
@@ -220,7 +286,8 @@ enum ResumePoint {
 /// must be there with its recorded size.
 async fn resume_point(
     target: &Target,
-    table: &TableInfo,
+    table: &str,
+    (mode, source): (&str, Option<&str>),
     config: &SnapshotConfig,
     filter: Option<&serde_json::Value>,
 ) -> Result<ResumePoint> {
@@ -251,17 +318,29 @@ async fn resume_point(
             target.url
         ))
     };
-    if checkpoint.table != table.name {
+    if checkpoint.table != table {
         return Err(mismatch(format!(
-            "it is a snapshot of table '{}', not '{}'",
-            checkpoint.table, table.name
+            "it is a snapshot of table '{}', not '{table}'",
+            checkpoint.table
         )));
     }
-    if checkpoint.mode != "scan" || checkpoint.filter.as_ref() != filter {
+    if checkpoint.mode != mode {
+        return Err(mismatch(format!(
+            "it was made in {} mode, not {mode}",
+            checkpoint.mode
+        )));
+    }
+    if checkpoint.source.as_deref() != source {
+        return Err(mismatch(format!(
+            "it was made from {} (this run reads {})",
+            checkpoint.source.as_deref().unwrap_or("the table"),
+            source.unwrap_or("the table")
+        )));
+    }
+    if checkpoint.filter.as_ref() != filter {
         let show = |f: Option<&serde_json::Value>| f.map_or("none".to_owned(), |f| f.to_string());
         return Err(mismatch(format!(
-            "it was made in {} mode with index, columns and filters {} (this run asks for {})",
-            checkpoint.mode,
+            "it was made with index, columns and filters {} (this run asks for {})",
             show(checkpoint.filter.as_ref()),
             show(filter)
         )));
@@ -324,6 +403,20 @@ async fn resume_point(
     Ok(ResumePoint::Checkpoint(Box::new(checkpoint)))
 }
 
+/// A checkpoint `--resume` restored, counted as one more run and announced.
+fn continue_from(mut checkpoint: Checkpoint, progress: &dyn Progress) -> Checkpoint {
+    checkpoint.runs += 1;
+    progress.event(&ProgressEvent::Resumed {
+        mode: checkpoint.mode.clone(),
+        segments_done: checkpoint.segments_done(),
+        segments: checkpoint.segments,
+        files: checkpoint.files.len(),
+        items: checkpoint.totals.items_written,
+        bytes: checkpoint.files.iter().map(|f| f.file.bytes).sum(),
+    });
+    checkpoint
+}
+
 fn output_options(config: &SnapshotConfig) -> OutputOptions {
     OutputOptions {
         compression: config.compression,
@@ -340,6 +433,7 @@ fn resumable(error: Error, target: &Target) -> Error {
         Error::Interrupted { .. }
         | Error::Incomplete { .. }
         | Error::Unrepresentable { .. }
+        | Error::CorruptExport { .. }
         | Error::Format { .. }
         | Error::InvalidArgument { .. }
         | Error::Internal(_) => error,
@@ -370,7 +464,15 @@ async fn run(
         )
     };
     let resumed = if config.resume {
-        match resume_point(&target, &table, config, spec_json.as_ref()).await? {
+        match resume_point(
+            &target,
+            &table.name,
+            ("scan", None),
+            config,
+            spec_json.as_ref(),
+        )
+        .await?
+        {
             ResumePoint::Committed(manifest) => {
                 return Ok(Summary::of_manifest(&target, &manifest, true));
             }
@@ -382,24 +484,14 @@ async fn run(
     };
     let numbers = config.numbers;
     let checkpoint = match resumed {
-        Some(mut checkpoint) => {
-            checkpoint.runs += 1;
-            progress.event(&ProgressEvent::Resumed {
-                segments_done: checkpoint.segments_done(),
-                segments: checkpoint.segments,
-                files: checkpoint.files.len(),
-                items: checkpoint.totals.items_written,
-                bytes: checkpoint.files.iter().map(|f| f.file.bytes).sum(),
-            });
-            checkpoint
-        }
+        Some(checkpoint) => continue_from(checkpoint, &*progress),
         None => {
             let segments = config
                 .segments
                 .unwrap_or_else(|| auto_segments(plan.size_bytes(&table)));
             let checkpoint = new_checkpoint(
                 &table.name,
-                "scan",
+                ("scan", None),
                 spec_json.clone(),
                 segments,
                 config,
@@ -452,6 +544,7 @@ async fn run(
         config.consistent_read,
     ));
     progress.event(&ProgressEvent::Started {
+        mode: "scan".into(),
         table: table.name.clone(),
         segments,
         estimated_items: plan
@@ -492,6 +585,7 @@ async fn run(
         held_pages: Vec::new(),
         sampling: true,
         max_file_age: config.checkpoint_interval,
+        report_pages: false,
     };
     let converter = tokio::task::spawn_blocking(move || converter.run(rx));
 
@@ -717,7 +811,7 @@ async fn commit(
 /// The checkpoint of a new snapshot: nothing done yet.
 fn new_checkpoint(
     table: &str,
-    mode: &str,
+    (mode, source): (&str, Option<&str>),
     filter: Option<serde_json::Value>,
     segments: u32,
     config: &SnapshotConfig,
@@ -729,6 +823,7 @@ fn new_checkpoint(
         ddbsnap_version: env!("CARGO_PKG_VERSION").to_owned(),
         table: table.to_owned(),
         mode: mode.to_owned(),
+        source: source.map(str::to_owned),
         window: config
             .time
             .as_ref()
@@ -827,6 +922,9 @@ struct Converter {
     /// True until the first [`SAMPLE_PAGES`] pages are written.
     sampling: bool,
     max_file_age: Duration,
+    /// Report each page to `progress` (sources other than a scan, whose tasks report their
+    /// own).
+    report_pages: bool,
 }
 
 impl Converter {
@@ -855,6 +953,14 @@ impl Converter {
     fn page(&mut self, page: Page) -> Result<()> {
         let mut done = PageDone::of(&page);
         let mut items = page.into_items()?;
+        if self.report_pages {
+            self.progress.event(&ProgressEvent::Page {
+                segment: done.segment,
+                items: items.len() as u64,
+                scanned: done.scanned,
+                consumed_rcu: 0.0,
+            });
+        }
         if let Some(check) = &mut self.time {
             items.retain(|item| check.keep(item));
         }

@@ -4,6 +4,7 @@
 //! producers that read files on blocking threads and send batches of items.
 
 use super::*;
+use crate::source::export::{LINE_KEY, line_key};
 
 /// Data files of an export read at once.
 const EXPORT_READERS: usize = 2;
@@ -49,12 +50,7 @@ pub(super) async fn convert_export_to(
     cancel: CancellationToken,
     started: (Instant, chrono::DateTime<Utc>),
 ) -> Result<Summary> {
-    if config.resume {
-        return Err(Error::invalid(
-            "--resume is not supported when converting an export yet; run again with \
-             --overwrite (the export itself is unchanged)",
-        ));
-    }
+    let source = export.url.clone();
     let export = Arc::new(Export::open(export).await?);
     let table = match described {
         Some(mut table) => {
@@ -81,41 +77,77 @@ pub(super) async fn convert_export_to(
                 .flatten(),
         )
         .collect();
-    // Readers take the next file until none is left or one fails.
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let readers: Vec<Producer> = (0..EXPORT_READERS.min(export.files.len()))
-        .map(|_| {
-            let (export, next) = (Arc::clone(&export), Arc::clone(&next));
-            Box::new(
-                move |handle: &Handle, tx: &mpsc::Sender<Msg>, stop: &AtomicBool| {
-                    loop {
+    // Readers take the next unfinished file until none is left or one fails; a resumed file
+    // is read again from its start (for its MD5) but its lines already converted are skipped.
+    let files = export.files.len();
+    let origin = Origin {
+        mode: "export",
+        time: None,
+        export: Some(export.summary.clone()),
+    };
+    let readers = move |positions: &[Position]| -> Result<Vec<Producer>> {
+        let pending: Vec<(usize, u64)> = positions
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Ok(lines_done(p)?.map(|skip| (i, skip))))
+            .filter_map(Result::transpose)
+            .collect::<Result<_>>()?;
+        let pending = Arc::new(pending);
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        Ok((0..EXPORT_READERS.min(pending.len()))
+            .map(|_| {
+                let (export, pending, next) =
+                    (Arc::clone(&export), Arc::clone(&pending), Arc::clone(&next));
+                Box::new(
+                    move |handle: &Handle, tx: &mpsc::Sender<Msg>, stop: &AtomicBool| loop {
                         let i = next.fetch_add(1, Ordering::SeqCst);
-                        if i >= export.files.len() || stop.load(Ordering::SeqCst) {
+                        let Some(&(file, skip)) = pending.get(i) else {
+                            return Ok(());
+                        };
+                        if stop.load(Ordering::SeqCst) {
                             return Ok(());
                         }
-                        export.read_file(i, handle, tx)?;
-                    }
-                },
-            ) as Producer
-        })
-        .collect();
+                        export.read_file(file, skip, handle, tx)?;
+                    },
+                ) as Producer
+            })
+            .collect())
+    };
     run_producers(
         region,
         table,
-        Origin {
-            mode: "export",
-            time: None,
-            export: Some(export.summary.clone()),
-        },
+        origin,
         target,
         config,
         progress,
         cancel,
         started,
-        (export.files.len() as u32, &first_columns),
+        (files as u32, &first_columns, &source),
         readers,
     )
     .await
+}
+
+/// How many items of a source (an export data file, the input of `apply`) are already in
+/// closed files: `None` when all of them are. Producers number their pages by this count (the
+/// page's key `ddbsnap_line`), so the checkpoint's position is the count to skip.
+fn lines_done(position: &Position) -> Result<Option<u64>> {
+    use aws_sdk_dynamodb::types::AttributeValue as AV;
+    match position {
+        Position::Start => Ok(Some(0)),
+        Position::Done => Ok(None),
+        Position::After { key } => match key.0.get(LINE_KEY) {
+            Some(AV::N(n)) => n.parse().map(Some).map_err(|_| bad_position()),
+            _ => Err(bad_position()),
+        },
+    }
+}
+
+fn bad_position() -> Error {
+    Error::invalid(format!(
+        "{CHECKPOINT_FILE} holds a position that is not a line count; it was not written by \
+         this conversion: start over with --overwrite"
+    ))
 }
 
 /// Merge the change log at `changes` (a converted incremental export) into the snapshot at
@@ -173,18 +205,22 @@ pub async fn apply(
     table.item_count = Some(base_manifest.items_written as i64);
     let key_names = keys.clone();
     let first: Vec<&str> = key_names.iter().map(String::as_str).collect();
-    let producer: Producer = Box::new(move |handle, tx, stop| {
-        merge(
-            handle,
-            tx,
-            stop,
-            &changes,
-            &change_manifest,
-            &base,
-            &base_manifest,
-            &keys,
-        )
-    });
+    let source = format!("{} applied to {}", changes.url, base.url);
+    let producer = move |positions: &[Position]| -> Result<Vec<Producer>> {
+        let Some(skip) = lines_done(&positions[0])? else {
+            return Ok(Vec::new());
+        };
+        Ok(vec![Box::new(
+            move |handle: &Handle, tx: &mpsc::Sender<Msg>, stop: &AtomicBool| {
+                let merging = Merge {
+                    changes: (&changes, &change_manifest),
+                    base: (&base, &base_manifest),
+                    keys: &keys,
+                };
+                merging.run(handle, tx, stop, skip)
+            },
+        ) as Producer])
+    };
     run_producers(
         &aws.region,
         table,
@@ -198,8 +234,8 @@ pub async fn apply(
         progress,
         cancel,
         started,
-        (1, &first),
-        vec![producer],
+        (1, &first, &source),
+        producer,
     )
     .await
 }
@@ -219,77 +255,96 @@ fn key_text(item: &Item, keys: &[String]) -> Result<String> {
 }
 
 /// The producer of `apply`: latest change per key into memory, then the base snapshot streamed
-/// without the changed keys, then the new images.
-#[allow(clippy::too_many_arguments)]
-fn merge(
-    handle: &Handle,
-    tx: &mpsc::Sender<Msg>,
-    stop: &AtomicBool,
-    changes: &Target,
-    change_manifest: &Manifest,
-    base: &Target,
-    base_manifest: &Manifest,
-    keys: &[String],
-) -> Result<()> {
-    use aws_sdk_dynamodb::types::AttributeValue as AV;
-    let write_time = |row: &Item| match row.get("_write_time") {
-        Some(AV::N(n)) => n.parse::<i128>().unwrap_or(i128::MIN),
-        _ => i128::MIN,
-    };
-    let mut latest: HashMap<String, Item> = HashMap::new();
-    for file in &change_manifest.files {
-        let mut rows = handle.block_on(FileItems::open(changes, &file.path))?;
-        while let Some(batch) = handle.block_on(rows.next_batch())? {
-            for row in batch {
-                let key = key_text(&row, keys)?;
-                if latest
-                    .get(&key)
-                    .is_none_or(|seen| write_time(&row) >= write_time(seen))
-                {
-                    latest.insert(key, row);
+/// without the changed keys, then the new images in key order.
+struct Merge<'a> {
+    changes: (&'a Target, &'a Manifest),
+    base: (&'a Target, &'a Manifest),
+    keys: &'a [String],
+}
+
+impl Merge<'_> {
+    /// Send the merged items, numbering them by the rows read (base rows, kept or not, then new
+    /// images), which is the same order every run; the first `skip` are left out (a resume).
+    fn run(
+        self,
+        handle: &Handle,
+        tx: &mpsc::Sender<Msg>,
+        stop: &AtomicBool,
+        skip: u64,
+    ) -> Result<()> {
+        use aws_sdk_dynamodb::types::AttributeValue as AV;
+        let write_time = |row: &Item| match row.get("_write_time") {
+            Some(AV::N(n)) => n.parse::<i128>().unwrap_or(i128::MIN),
+            _ => i128::MIN,
+        };
+        let mut latest: HashMap<String, Item> = HashMap::new();
+        let (changes, change_manifest) = self.changes;
+        for file in &change_manifest.files {
+            let mut rows = handle.block_on(FileItems::open(changes, &file.path))?;
+            while let Some(batch) = handle.block_on(rows.next_batch())? {
+                for row in batch {
+                    let key = key_text(&row, self.keys)?;
+                    if latest
+                        .get(&key)
+                        .is_none_or(|seen| write_time(&row) >= write_time(seen))
+                    {
+                        latest.insert(key, row);
+                    }
                 }
             }
         }
-    }
-    let send = |items: Vec<Item>, line: u64| -> Result<()> {
-        let key = HashMap::from([("ddbsnap_line".to_owned(), AV::N(line.to_string()))]);
-        tx.blocking_send(Msg::Page(Page::from_items(0, items, Some(key))))
-            .map_err(|_| Error::Internal("the conversion thread stopped".into()))
-    };
-    let mut line = 0u64;
-    for file in &base_manifest.files {
-        let mut items = handle.block_on(FileItems::open(base, &file.path))?;
-        while let Some(batch) = handle.block_on(items.next_batch())? {
+        // Rows numbered up to `read`; those up to `skip` were converted by an earlier run.
+        let mut read = 0u64;
+        let mut send = |rows: Vec<Item>, keep: &dyn Fn(&Item) -> Result<bool>| -> Result<()> {
+            let first = read;
+            read += rows.len() as u64;
+            if read <= skip {
+                return Ok(());
+            }
+            let mut kept = Vec::with_capacity(rows.len());
+            for (i, row) in rows.into_iter().enumerate() {
+                if first + i as u64 >= skip && keep(&row)? {
+                    kept.push(row);
+                }
+            }
+            tx.blocking_send(Msg::Page(Page::from_items(0, kept, Some(line_key(read)))))
+                .map_err(|_| Error::Internal("the conversion thread stopped".into()))
+        };
+        let (base, base_manifest) = self.base;
+        let unchanged = |item: &Item| Ok(!latest.contains_key(&key_text(item, self.keys)?));
+        for file in &base_manifest.files {
+            let mut items = handle.block_on(FileItems::open(base, &file.path))?;
+            while let Some(batch) = handle.block_on(items.next_batch())? {
+                if stop.load(Ordering::SeqCst) {
+                    return Ok(());
+                }
+                send(batch, &unchanged)?;
+            }
+        }
+        let mut images: Vec<(String, Item)> = latest
+            .into_iter()
+            .filter(|(_, row)| !matches!(row.get("_op"), Some(AV::S(op)) if op == "delete"))
+            .collect();
+        images.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut images = images.into_iter().map(|(_, mut row)| {
+            for column in crate::source::export::CHANGE_COLUMNS {
+                row.remove(column);
+            }
+            row
+        });
+        loop {
             if stop.load(Ordering::SeqCst) {
                 return Ok(());
             }
-            line += batch.len() as u64;
-            let mut kept = Vec::with_capacity(batch.len());
-            for item in batch {
-                if !latest.contains_key(&key_text(&item, keys)?) {
-                    kept.push(item);
-                }
+            let batch: Vec<Item> = images.by_ref().take(BATCH_ROWS).collect();
+            if batch.is_empty() {
+                break;
             }
-            send(kept, line)?;
+            send(batch, &|_| Ok(true))?;
         }
+        tx.blocking_send(Msg::Page(Page::from_items(0, Vec::new(), None)))
+            .map_err(|_| Error::Internal("the conversion thread stopped".into()))
     }
-    let mut images = Vec::new();
-    for (_, mut row) in latest {
-        let deleted = matches!(row.get("_op"), Some(AV::S(op)) if op == "delete");
-        if deleted {
-            continue;
-        }
-        for column in crate::source::export::CHANGE_COLUMNS {
-            row.remove(column);
-        }
-        images.push(row);
-        if images.len() == BATCH_ROWS {
-            line += images.len() as u64;
-            send(std::mem::take(&mut images), line)?;
-        }
-    }
-    tx.blocking_send(Msg::Page(Page::from_items(0, images, None)))
-        .map_err(|_| Error::Internal("the conversion thread stopped".into()))
 }
 
 /// A table described by what the user declares (an export or a change log carries no key
@@ -325,9 +380,11 @@ fn declared_table(
 type Producer =
     Box<dyn FnOnce(&Handle, &mpsc::Sender<Msg>, &AtomicBool) -> Result<()> + Send + 'static>;
 
-/// Run `producers` into one conversion thread and commit: the path shared by everything that
-/// is not a table scan (exports, `apply`). `segments` is how many item sources the producers
-/// number their batches by; `first_columns` come first in the schema.
+/// Run producers into one conversion thread and commit: the path shared by everything that is
+/// not a table scan (exports, `apply`). `segments` is how many item sources the producers
+/// number their batches by, `source` names them (a resume must read the same), and
+/// `first_columns` come first in the schema. `producers` makes the producers for what the
+/// checkpoint's positions leave to do: everything on a first run, the rest on `--resume`.
 #[allow(clippy::too_many_arguments)]
 async fn run_producers(
     region: &str,
@@ -338,22 +395,54 @@ async fn run_producers(
     progress: Arc<dyn Progress>,
     cancel: CancellationToken,
     (started, started_at): (Instant, chrono::DateTime<Utc>),
-    (segments, first_columns): (u32, &[&str]),
-    producers: Vec<Producer>,
+    (segments, first_columns, source): (u32, &[&str], &str),
+    producers: impl FnOnce(&[Position]) -> Result<Vec<Producer>>,
 ) -> Result<Summary> {
-    target.prepare(config.overwrite).await?;
-    let checkpoint = new_checkpoint(
-        &table.name,
-        origin.mode,
-        None,
-        segments,
-        config,
-        started_at,
-        TableShape::with_key_names(first_columns.iter().copied()),
-    );
-    write_checkpoint(&target, &checkpoint).await?;
+    let checkpoint = if config.resume {
+        match resume_point(
+            &target,
+            &table.name,
+            (origin.mode, Some(source)),
+            config,
+            None,
+        )
+        .await?
+        {
+            ResumePoint::Committed(manifest) => {
+                return Ok(Summary::of_manifest(&target, &manifest, true));
+            }
+            ResumePoint::Checkpoint(checkpoint) if checkpoint.segments != segments => {
+                return Err(Error::Destination {
+                    url: target.url.clone(),
+                    message: format!(
+                        "{CHECKPOINT_FILE} has positions for {} sources but {source} has {}; \
+                         start over with --overwrite",
+                        checkpoint.segments, segments
+                    ),
+                    source: None,
+                });
+            }
+            ResumePoint::Checkpoint(checkpoint) => continue_from(*checkpoint, &*progress),
+        }
+    } else {
+        target.prepare(config.overwrite).await?;
+        let checkpoint = new_checkpoint(
+            &table.name,
+            (origin.mode, Some(source)),
+            None,
+            segments,
+            config,
+            started_at,
+            TableShape::with_key_names(first_columns.iter().copied()),
+        );
+        write_checkpoint(&target, &checkpoint).await?;
+        checkpoint
+    };
+    // From here on a failure leaves a conversion `--resume` can continue.
+    let producers = producers(&checkpoint.positions)?;
     let concurrency = producers.len().max(1);
     progress.event(&ProgressEvent::Started {
+        mode: origin.mode.into(),
         table: table.name.clone(),
         segments,
         estimated_items: table.item_count.map(|n| n as u64),
@@ -368,7 +457,7 @@ async fn run_producers(
             Handle::current(),
             writer_opts.clone(),
             Arc::clone(&progress),
-            0,
+            next_file_index(&checkpoint.files),
         ),
         numbers: config.numbers,
         time: None,
@@ -380,6 +469,7 @@ async fn run_producers(
         held_pages: Vec::new(),
         sampling: true,
         max_file_age: config.checkpoint_interval,
+        report_pages: true,
     };
     let converter = tokio::task::spawn_blocking(move || converter.run(rx));
 
@@ -431,9 +521,9 @@ async fn run_producers(
         .await
         .map_err(|e| Error::Internal(format!("conversion thread failed: {e}")));
     if let Some(e) = error {
-        return Err(e);
+        return Err(resumable(e, &target));
     }
-    let (mut checkpoint, complete) = converted??;
+    let (mut checkpoint, complete) = converted?.map_err(|e| resumable(e, &target))?;
     if !complete {
         return Err(Error::Internal("the conversion stopped early".into()));
     }
@@ -451,4 +541,5 @@ async fn run_producers(
         started,
     )
     .await
+    .map_err(|e| resumable(e, &target))
 }

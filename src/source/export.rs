@@ -199,11 +199,13 @@ impl Export {
     }
 
     /// Stream data file `index` to `tx` (on a blocking thread): check its MD5 and item count,
-    /// send its items in batches. The last batch of the file has no `last_key`; the others carry
-    /// `{"ddbsnap_line": N}`, the lines read so far.
+    /// send its items in batches, leaving out the first `skip` (already converted by an earlier
+    /// run; the whole file is still read for the checks). The last batch of the file has no
+    /// `last_key`; the others carry [`line_key`], the items read so far.
     pub(crate) fn read_file(
         &self,
         index: usize,
+        skip: u64,
         handle: &Handle,
         tx: &mpsc::Sender<Msg>,
     ) -> Result<()> {
@@ -248,16 +250,15 @@ impl Export {
                 continue;
             }
             count += 1;
+            if count <= skip {
+                continue;
+            }
             items.push(
                 parse_line(&line, &self.summary)
                     .map_err(|e| corrupt(&self.target, format!("{name} line {count}: {e}")))?,
             );
             if items.len() == BATCH_ITEMS {
-                let key = HashMap::from([(
-                    "ddbsnap_line".to_owned(),
-                    AttributeValue::N(count.to_string()),
-                )]);
-                send(tx, index, std::mem::take(&mut items), Some(key))?;
+                send(tx, index, std::mem::take(&mut items), Some(line_key(count)))?;
             }
         }
         drop(lines);
@@ -286,6 +287,15 @@ impl Export {
         }
         send(tx, index, items, None)
     }
+}
+
+/// The attribute of the page key by which non-scan sources number their items.
+pub(crate) const LINE_KEY: &str = "ddbsnap_line";
+
+/// The page key after `count` items of a source: `{"ddbsnap_line": count}`. A checkpoint keeps
+/// it as the position, and a resume skips that many items.
+pub(crate) fn line_key(count: u64) -> Item {
+    HashMap::from([(LINE_KEY.to_owned(), AttributeValue::N(count.to_string()))])
 }
 
 fn send(tx: &mpsc::Sender<Msg>, index: usize, items: Vec<Item>, last: Option<Item>) -> Result<()> {

@@ -8,7 +8,8 @@
 
 #![allow(dead_code)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -24,6 +25,8 @@ use ddbsnap::aws::AwsContext;
 use ddbsnap::convert::Item;
 use ddbsnap::sink::Target;
 use ddbsnap::sink::reader::{FileItems, read_manifest};
+use futures::TryStreamExt;
+use serde_json::Value;
 
 pub const ACCESS_KEY: &str = "AKIDDBSNAPTEST";
 pub const SECRET_KEY: &str = "ddbsnap-test-secret";
@@ -235,6 +238,70 @@ pub fn ddbsnap_command(args: &[String]) -> Command {
 /// Run the binary (see [`ddbsnap_command`]) off the async workers and collect its output.
 pub async fn run_ddbsnap_to_end(args: Vec<String>) -> std::process::Output {
     tokio::task::spawn_blocking(move || ddbsnap_command(&args).output().unwrap())
+        .await
+        .unwrap()
+}
+
+/// What one run of the binary did.
+pub struct Run {
+    pub killed: bool,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Run the binary with `args` and `--progress json`; SIGKILL it as soon as `kill_when` says so
+/// for a progress event.
+pub async fn run_until_killed(
+    args: Vec<String>,
+    mut kill_when: impl FnMut(&Value) -> bool + Send + 'static,
+) -> Run {
+    tokio::task::spawn_blocking(move || {
+        let mut cmd = ddbsnap_command(&args);
+        cmd.args(["--progress", "json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let mut stderr = String::new();
+        let mut killed = false;
+        for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+            let line = line.unwrap();
+            if !killed
+                && let Ok(event) = serde_json::from_str::<Value>(&line)
+                && kill_when(&event)
+            {
+                child.kill().unwrap(); // SIGKILL: no cleanup of any kind
+                killed = true;
+            }
+            stderr.push_str(&line);
+            stderr.push('\n');
+        }
+        let out = child.wait_with_output().unwrap();
+        Run {
+            killed,
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr,
+        }
+    })
+    .await
+    .unwrap()
+}
+
+/// The names of every object under the target's root.
+pub async fn names_under(target: &Target) -> HashSet<String> {
+    let prefix = object_store::path::Path::from(
+        target
+            .url()
+            .strip_prefix("s3://")
+            .and_then(|r| r.split_once('/'))
+            .map_or("", |(_, p)| p),
+    );
+    target
+        .store()
+        .list(Some(&prefix))
+        .map_ok(|m| m.location.filename().unwrap_or_default().to_owned())
+        .try_collect()
         .await
         .unwrap()
 }
