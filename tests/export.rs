@@ -416,46 +416,94 @@ fn change(keys: &Item, micros: u64, new: Option<&Item>, old: Option<&Item>) -> S
     record
 }
 
+/// A table's state, computed from a base by the test, and the incremental-export records of
+/// the changes that lead to it (one microsecond apart).
+struct Changes {
+    state: std::collections::HashMap<String, Item>,
+    records: Vec<String>,
+    time: u64,
+}
+
+impl Changes {
+    fn from(base: &[Item]) -> Self {
+        Changes {
+            state: base.iter().map(|i| (key_of(i), i.clone())).collect(),
+            records: Vec::new(),
+            time: 1_763_900_000_000_000,
+        }
+    }
+
+    fn key(it: &Item) -> Item {
+        item(vec![("pk", it["pk"].clone()), ("sk", it["sk"].clone())])
+    }
+
+    fn update(&mut self, old: &Item, new: Item) {
+        self.time += 1;
+        let record = change(&Self::key(old), self.time, Some(&new), Some(old));
+        self.records.push(record);
+        self.state.insert(key_of(&new), new);
+    }
+
+    fn delete(&mut self, old: &Item) {
+        self.time += 1;
+        let record = change(&Self::key(old), self.time, None, Some(old));
+        self.records.push(record);
+        self.state.remove(&key_of(old));
+    }
+
+    fn insert(&mut self, new: Item) {
+        self.time += 1;
+        let record = change(&Self::key(&new), self.time, Some(&new), None);
+        self.records.push(record);
+        self.state.insert(key_of(&new), new);
+    }
+}
+
+/// Write `items` as export [`EXPORT_ID`] and convert it to a snapshot at `to`.
+async fn base_snapshot(s3: &S3Server, items: &[Item], to: &str) {
+    write_export(s3, items, 3, Damage::None).await;
+    let out = convert(s3, to, &["--key", "pk,sk"]).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+}
+
+/// Write `records` as the NEW_AND_OLD_IMAGES incremental export `id` and convert it to a
+/// change log at `to`.
+async fn change_log(s3: &S3Server, id: &str, records: &[String], to: &str) {
+    let summary = serde_json::json!({
+        "exportType": "INCREMENTAL_EXPORT",
+        "exportViewType": "NEW_AND_OLD_IMAGES",
+        "itemCount": records.len(),
+    });
+    write_export_lines(s3, id, records, 3, Damage::None, summary).await;
+    let out = convert_id(s3, id, to, &["--key", "pk,sk"]).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_export_then_changes_then_apply_gives_the_new_table_state() {
     let s3 = S3Server::start(&["raw", "snaps"]);
     let base = export_items(400);
-    write_export(&s3, &base, 3, Damage::None).await;
-    let out = convert(&s3, "s3://snaps/orders/base", &["--key", "pk,sk"]).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    base_snapshot(&s3, &base, "s3://snaps/orders/base").await;
 
     // The table's new state, computed here, and the changes that lead to it.
-    let key = |it: &Item| item(vec![("pk", it["pk"].clone()), ("sk", it["sk"].clone())]);
-    let mut state: std::collections::HashMap<String, Item> =
-        base.iter().map(|i| (key_of(i), i.clone())).collect();
-    let mut records = Vec::new();
-    let mut t = 1_763_900_000_000_000u64;
+    let mut changes = Changes::from(&base);
     for old in &base[..50] {
         let mut new = old.clone();
         new.insert("price".into(), n("7.25"));
         new.insert("note".into(), s("updated"));
-        t += 1;
-        records.push(change(&key(old), t, Some(&new), Some(old)));
-        state.insert(key_of(&new), new);
+        changes.update(old, new);
     }
     for old in &base[50..80] {
-        t += 1;
-        records.push(change(&key(old), t, None, Some(old)));
-        state.remove(&key_of(old));
+        changes.delete(old);
     }
     for j in 0..20u64 {
-        let new = item(vec![
+        changes.insert(item(vec![
             ("pk", s("new")),
             ("sk", n(&(1000 + j).to_string())),
             ("price", n("0.5")),
-        ]);
-        t += 1;
-        records.push(change(&key(&new), t, Some(&new), None));
-        state.insert(key_of(&new), new);
+        ]));
     }
     // One key changed twice; the later write comes first in the file and must still win.
     let twice = &base[100];
@@ -463,23 +511,18 @@ async fn full_export_then_changes_then_apply_gives_the_new_table_state() {
     first.insert("note".into(), s("first"));
     let mut second = twice.clone();
     second.insert("note".into(), s("second"));
-    records.push(change(&key(twice), t + 10, Some(&second), Some(&first)));
-    records.push(change(&key(twice), t + 5, Some(&first), Some(twice)));
-    state.insert(key_of(&second), second);
+    let t = changes.time;
+    let key = Changes::key(twice);
+    changes
+        .records
+        .push(change(&key, t + 10, Some(&second), Some(&first)));
+    changes
+        .records
+        .push(change(&key, t + 5, Some(&first), Some(twice)));
+    changes.state.insert(key_of(&second), second);
 
     let id = "01700000000999-changes1";
-    let summary = serde_json::json!({
-        "exportType": "INCREMENTAL_EXPORT",
-        "exportViewType": "NEW_AND_OLD_IMAGES",
-        "itemCount": records.len(),
-    });
-    write_export_lines(&s3, id, &records, 3, Damage::None, summary).await;
-    let out = convert_id(&s3, id, "s3://snaps/orders/changes", &["--key", "pk,sk"]).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    change_log(&s3, id, &changes.records, "s3://snaps/orders/changes").await;
 
     let args = [
         "apply",
@@ -496,7 +539,7 @@ async fn full_export_then_changes_then_apply_gives_the_new_table_state() {
         String::from_utf8_lossy(&out.stderr)
     );
     let next = s3_target(&s3, "s3://snaps/orders/next").await;
-    let want: Vec<Item> = state.into_values().collect();
+    let want: Vec<Item> = changes.state.into_values().collect();
     assert_same_items(&want, &read_snapshot(&next).await);
     let manifest = ddbsnap::sink::reader::read_manifest(&next).await.unwrap();
     assert_eq!(manifest.mode, "apply");
@@ -726,53 +769,26 @@ async fn a_killed_conversion_resumes_with_every_item_once() {
 async fn a_killed_apply_resumes_to_the_same_table_state() {
     let s3 = S3Server::start(&["raw", "snaps"]);
     let base = padded_items(24_000);
-    write_export(&s3, &base, 3, Damage::None).await;
-    let out = convert(&s3, "s3://snaps/orders/base", &["--key", "pk,sk"]).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    base_snapshot(&s3, &base, "s3://snaps/orders/base").await;
 
     // 2,000 updates, 1,000 deletes and 8,000 inserts: the new images fill files of their own.
-    let key = |it: &Item| item(vec![("pk", it["pk"].clone()), ("sk", it["sk"].clone())]);
-    let mut state: std::collections::HashMap<String, Item> =
-        base.iter().map(|i| (key_of(i), i.clone())).collect();
-    let mut records = Vec::new();
-    let mut t = 1_763_900_000_000_000u64;
+    let mut changes = Changes::from(&base);
     for old in base.iter().step_by(12) {
         let mut new = old.clone();
         new.insert("note".into(), s("updated"));
-        t += 1;
-        records.push(change(&key(old), t, Some(&new), Some(old)));
-        state.insert(key_of(&new), new);
+        changes.update(old, new);
     }
     for old in base.iter().skip(5).step_by(24) {
-        t += 1;
-        records.push(change(&key(old), t, None, Some(old)));
-        state.remove(&key_of(old));
+        changes.delete(old);
     }
     for mut new in padded_items(8_000) {
         new.insert("pk".into(), s("new"));
-        t += 1;
-        records.push(change(&key(&new), t, Some(&new), None));
-        state.insert(key_of(&new), new);
+        changes.insert(new);
     }
     let id = "01700000000999-changes2";
-    let summary = serde_json::json!({
-        "exportType": "INCREMENTAL_EXPORT",
-        "exportViewType": "NEW_AND_OLD_IMAGES",
-        "itemCount": records.len(),
-    });
-    write_export_lines(&s3, id, &records, 3, Damage::None, summary).await;
-    let out = convert_id(&s3, id, "s3://snaps/orders/changes", &["--key", "pk,sk"]).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    change_log(&s3, id, &changes.records, "s3://snaps/orders/changes").await;
 
-    let want: Vec<Item> = state.into_values().collect();
+    let want: Vec<Item> = changes.state.into_values().collect();
     let kept_base = 24_000 - 1_000 - 2_000;
     let points: Vec<(&str, KillWhen)> = vec![
         (
