@@ -218,10 +218,8 @@ enum ExportResume {
 /// same export. Checks that the destination holds nothing else.
 async fn resume_export(target: &Target, table: &str) -> Result<Option<ExportResume>> {
     let owned = target.list_owned().await?;
-    if owned.iter().any(|f| f.name == MANIFEST_FILE) {
-        return Ok(Some(ExportResume::Committed(Box::new(
-            read_manifest(target).await?,
-        ))));
+    if let Some(manifest) = committed(target, &owned).await? {
+        return Ok(Some(ExportResume::Committed(Box::new(manifest))));
     }
     match read_checkpoint(target).await? {
         Some(checkpoint) if checkpoint.mode == "export" && checkpoint.table == table => {
@@ -292,12 +290,7 @@ async fn resume_point(
     filter: Option<&serde_json::Value>,
 ) -> Result<ResumePoint> {
     let owned = target.list_owned().await?;
-    if owned.iter().any(|f| f.name == MANIFEST_FILE) {
-        let manifest = read_manifest(target).await?;
-        // A run killed between its commit and the checkpoint's removal leaves both.
-        if owned.iter().any(|f| f.name == CHECKPOINT_FILE) {
-            target.delete(&target.path(CHECKPOINT_FILE)).await?;
-        }
+    if let Some(manifest) = committed(target, &owned).await? {
         return Ok(ResumePoint::Committed(Box::new(manifest)));
     }
     let Some(checkpoint) = read_checkpoint(target).await? else {
@@ -401,6 +394,19 @@ async fn resume_point(
     }
     target.probe().await?;
     Ok(ResumePoint::Checkpoint(Box::new(checkpoint)))
+}
+
+/// The manifest of a committed snapshot among the destination's `owned` files, removing the
+/// checkpoint that a run killed between its commit and the checkpoint's removal leaves.
+async fn committed(target: &Target, owned: &[crate::sink::OwnedFile]) -> Result<Option<Manifest>> {
+    if !owned.iter().any(|f| f.name == MANIFEST_FILE) {
+        return Ok(None);
+    }
+    let manifest = read_manifest(target).await?;
+    if owned.iter().any(|f| f.name == CHECKPOINT_FILE) {
+        target.delete(&target.path(CHECKPOINT_FILE)).await?;
+    }
+    Ok(Some(manifest))
 }
 
 /// A checkpoint `--resume` restored, counted as one more run and announced.
