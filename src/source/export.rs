@@ -35,12 +35,12 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::aws::AwsContext;
 use crate::convert::Item;
+use crate::convert::json::from_json;
 use crate::error::{Error, Result};
 use crate::plan::TableInfo;
 use crate::progress::{Progress, ProgressEvent};
 use crate::sink::Target;
 
-use super::raw::RawItem;
 use super::scan::{Msg, Page};
 
 /// Items per batch sent to the conversion thread.
@@ -306,28 +306,6 @@ fn send(tx: &mpsc::Sender<Msg>, index: usize, items: Vec<Item>, last: Option<Ite
 /// Columns a change log adds to the items' own attributes.
 pub const CHANGE_COLUMNS: [&str; 3] = ["_op", "_write_time", "_old"];
 
-/// One line of a data file: `Item` (full export) or `Keys`, `Metadata`, `NewImage`, `OldImage`
-/// (incremental export). Other fields are ignored.
-#[derive(Deserialize)]
-struct Record {
-    #[serde(rename = "Item")]
-    item: Option<RawItem>,
-    #[serde(rename = "Keys")]
-    keys: Option<RawItem>,
-    #[serde(rename = "NewImage")]
-    new_image: Option<RawItem>,
-    #[serde(rename = "OldImage")]
-    old_image: Option<RawItem>,
-    #[serde(rename = "Metadata")]
-    metadata: Option<Metadata>,
-}
-
-#[derive(Deserialize)]
-struct Metadata {
-    #[serde(rename = "WriteTimestampMicros")]
-    write_timestamp_micros: Option<serde_json::Value>,
-}
-
 /// One line of a data file to a row: `{"Item":{...}}` (full export) is the item itself; an
 /// incremental record `{"Metadata":{"WriteTimestampMicros":...},"Keys":{...},"NewImage":{...},
 /// "OldImage":{...}}` becomes a change-log row: the keys and the new image as columns, `_op`
@@ -335,32 +313,46 @@ struct Metadata {
 /// `_write_time` (microseconds since 1970, from a bare number or `{"N":...}`) and `_old` (the
 /// old image as a map, when there is one).
 fn parse_line(line: &str, summary: &ExportSummary) -> Result<Item> {
-    let record: Record = if summary.output_format.as_deref() == Some("ION") {
-        serde_json::from_value(super::ion::line_to_json(line)?)
+    let value: serde_json::Value = if summary.output_format.as_deref() == Some("ION") {
+        super::ion::line_to_json(line)?
     } else {
-        // Straight from the text into AttributeValues, as for Scan pages.
-        serde_json::from_str(line)
+        serde_json::from_str(line).map_err(|e| Error::invalid(format!("not JSON: {e}")))?
+    };
+    let map = |v: Option<&serde_json::Value>, what: &str| -> Result<Option<Item>> {
+        match v {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::Object(o)) => o
+                .iter()
+                .map(|(name, v)| {
+                    let value = from_json(v)
+                        .map_err(|e| Error::invalid(format!("attribute '{name}': {e}")))?;
+                    Ok((name.clone(), value))
+                })
+                .collect::<Result<Item>>()
+                .map(Some),
+            Some(_) => Err(Error::invalid(format!("\"{what}\" is not an object"))),
+        }
+    };
+    if let Some(item) = map(value.get("Item"), "Item")? {
+        return Ok(item);
     }
-    .map_err(|e| Error::invalid(format!("not an export record: {e}")))?;
-    if let Some(item) = record.item {
-        return Ok(item.0);
-    }
-    let keys = record
-        .keys
-        .ok_or_else(|| Error::invalid("neither an \"Item\" nor a \"Keys\" object"))?
-        .0;
-    let micros = match record.metadata.and_then(|m| m.write_timestamp_micros) {
+    let keys = map(value.get("Keys"), "Keys")?
+        .ok_or_else(|| Error::invalid("neither an \"Item\" nor a \"Keys\" object"))?;
+    let micros = match value
+        .get("Metadata")
+        .and_then(|m| m.get("WriteTimestampMicros"))
+    {
         Some(serde_json::Value::Number(n)) => n.to_string(),
         Some(serde_json::Value::Object(o)) => o
             .get("N")
             .and_then(|n| n.as_str())
             .map(str::to_owned)
             .ok_or_else(|| Error::invalid("WriteTimestampMicros is not {\"N\": ...}"))?,
-        Some(serde_json::Value::String(s)) => s,
+        Some(serde_json::Value::String(s)) => s.clone(),
         _ => return Err(Error::invalid("no Metadata.WriteTimestampMicros")),
     };
-    let new = record.new_image.map(|i| i.0);
-    let old = record.old_image.map(|i| i.0);
+    let new = map(value.get("NewImage"), "NewImage")?;
+    let old = map(value.get("OldImage"), "OldImage")?;
     let with_old = summary.export_view_type.as_deref() == Some("NEW_AND_OLD_IMAGES");
     let op = match (&new, &old) {
         (None, _) => "delete",
@@ -483,7 +475,10 @@ mod tests {
         let unknown = parse_line(r#"{"Item":{"pk":{"S":"a"},"x":{"Q":"1"}}}"#, &full)
             .unwrap_err()
             .to_string();
-        assert!(unknown.contains("'x'"), "names the attribute: {unknown}");
+        assert!(
+            unknown.contains("attribute 'x'") && unknown.contains("'Q'"),
+            "names the attribute and the type: {unknown}"
+        );
         assert!(
             parse_line(r#"{"Item":{"n":{"N":1}}}"#, &full).is_err(),
             "N must be text"
