@@ -13,6 +13,10 @@
 //! that was open when the run died, its staging files), and scans each unfinished segment from
 //! its position: every item ends up in exactly one file (contract C1).
 //!
+//! Conversions of an export and `apply` use the same positions with one "segment" per source
+//! (a data file of the export; the one input of `apply`): the key is `{"ddbsnap_line": N}`, the
+//! items of that source already in closed files, and `source` names what was read.
+//!
 //! It also keeps what is needed to finish as if the run had never stopped: the schema
 //! inference state (so a column first seen after the resume still gives one schema across all
 //! files), the schema each file was written with (so files written under an older schema are

@@ -2,6 +2,10 @@
 //! `snapshot --mode export`) and merging a change log into a snapshot (`apply`). They share the
 //! conversion thread, the rolling files and the commit with a scan; what they add is a set of
 //! producers that read files on blocking threads and send batches of items.
+//!
+//! Resuming: each producer numbers its batches by the items of its source read so far (an
+//! export's data file, or the rows of `apply` in a fixed order), which the checkpoint keeps as
+//! the position; `--resume` makes producers for what is left and skips that many items.
 
 use super::*;
 use crate::source::export::{LINE_KEY, line_key};
