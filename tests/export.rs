@@ -731,6 +731,38 @@ async fn a_killed_conversion_resumes_with_every_item_once() {
         assert_eq!(manifest.items_written, items.len() as u64);
     }
 
+    // Ctrl-C: the readers stop, the open file is closed and checkpointed, exit 130 with the
+    // hint; the resume then commits every item once.
+    let to = "s3://snaps/orders/ctrl-c";
+    let args: Vec<String> = [
+        "convert-export",
+        &format!("s3://raw/raw/AWSDynamoDB/{EXPORT_ID}"),
+        "--to",
+        to,
+        "--file-size",
+        "1",
+        "--s3-endpoint-url",
+        &s3.endpoint(),
+    ]
+    .map(String::from)
+    .to_vec();
+    let stopped = run_until_signalled(args.clone(), "INT", |e| e["event"] == "checkpointed").await;
+    assert_eq!(stopped.code, Some(130), "{}", stopped.stderr);
+    assert!(
+        stopped
+            .stderr
+            .contains("run the same command with --resume"),
+        "{}",
+        stopped.stderr
+    );
+    let resumed = run_ddbsnap_to_end([args, vec!["--resume".into()]].concat()).await;
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    assert_same_items(&items, &read_snapshot(&s3_target(&s3, to).await).await);
+
     // A resume must read the same export.
     let to = "s3://snaps/orders/other";
     let args = |export: &str, extra: &[&str]| -> Vec<String> {

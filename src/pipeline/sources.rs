@@ -111,7 +111,7 @@ pub(super) async fn convert_export_to(
                         if stop.load(Ordering::SeqCst) {
                             return Ok(());
                         }
-                        export.read_file(file, skip, handle, tx)?;
+                        export.read_file(file, skip, handle, tx, stop)?;
                     },
                 ) as Producer
             })

@@ -19,19 +19,18 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
+use chrono::{DateTime, TimeDelta, Utc};
 use futures::StreamExt;
 use md5::{Digest, Md5};
 use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
-
-use std::time::Duration;
-
-use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::aws::AwsContext;
 use crate::convert::Item;
@@ -201,13 +200,15 @@ impl Export {
     /// Stream data file `index` to `tx` (on a blocking thread): check its MD5 and item count,
     /// send its items in batches, leaving out the first `skip` (already converted by an earlier
     /// run; the whole file is still read for the checks). The last batch of the file has no
-    /// `last_key`; the others carry [`line_key`], the items read so far.
+    /// `last_key`; the others carry [`line_key`], the items read so far. Returns early, sending
+    /// nothing more, once `stop` is set (Ctrl-C, or another reader failed).
     pub(crate) fn read_file(
         &self,
         index: usize,
         skip: u64,
         handle: &Handle,
         tx: &mpsc::Sender<Msg>,
+        stop: &AtomicBool,
     ) -> Result<()> {
         let file = &self.files[index];
         let name = relative(&file.data_file_s3_key);
@@ -258,6 +259,9 @@ impl Export {
                     .map_err(|e| corrupt(&self.target, format!("{name} line {count}: {e}")))?,
             );
             if items.len() == BATCH_ITEMS {
+                if stop.load(Ordering::SeqCst) {
+                    return Ok(());
+                }
                 send(tx, index, std::mem::take(&mut items), Some(line_key(count)))?;
             }
         }

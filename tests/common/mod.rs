@@ -254,6 +254,15 @@ pub struct Run {
 /// for a progress event.
 pub async fn run_until_killed(
     args: Vec<String>,
+    kill_when: impl FnMut(&Value) -> bool + Send + 'static,
+) -> Run {
+    run_until_signalled(args, "KILL", kill_when).await
+}
+
+/// [`run_until_killed`] with another signal (`INT` is Ctrl-C); `killed` says it was sent.
+pub async fn run_until_signalled(
+    args: Vec<String>,
+    signal: &'static str,
     mut kill_when: impl FnMut(&Value) -> bool + Send + 'static,
 ) -> Run {
     tokio::task::spawn_blocking(move || {
@@ -270,7 +279,16 @@ pub async fn run_until_killed(
                 && let Ok(event) = serde_json::from_str::<Value>(&line)
                 && kill_when(&event)
             {
-                child.kill().unwrap(); // SIGKILL: no cleanup of any kind
+                if signal == "KILL" {
+                    // At once (no process to start first), and no cleanup of any kind.
+                    child.kill().unwrap();
+                } else {
+                    let sent = Command::new("kill")
+                        .args(["-s", signal, &child.id().to_string()])
+                        .status()
+                        .unwrap();
+                    assert!(sent.success(), "kill -s {signal}");
+                }
                 killed = true;
             }
             stderr.push_str(&line);
