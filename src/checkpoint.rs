@@ -22,13 +22,11 @@
 //! files), the schema each file was written with (so files written under an older schema are
 //! re-encoded at commit), the totals so far, and the options that must not change.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 use object_store::ObjectStoreExt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::convert::json::{from_json, to_json};
+use crate::convert::json::{item_from_json, to_json};
 use crate::convert::{Columns, Item, TableShape};
 use crate::error::{AttrPath, Error, Result};
 use crate::manifest::OutputOptions;
@@ -115,11 +113,7 @@ impl Serialize for StartKey {
 impl<'de> Deserialize<'de> for StartKey {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
         let map = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
-        let item = map
-            .iter()
-            .map(|(name, value)| Ok((name.clone(), from_json(value)?)))
-            .collect::<Result<HashMap<_, _>>>()
-            .map_err(serde::de::Error::custom)?;
+        let item = item_from_json(&map).map_err(serde::de::Error::custom)?;
         Ok(StartKey(item))
     }
 }
@@ -229,6 +223,7 @@ mod tests {
     use super::*;
     use aws_sdk_dynamodb::primitives::Blob;
     use aws_sdk_dynamodb::types::AttributeValue as AV;
+    use std::collections::HashMap;
 
     #[test]
     fn positions_round_trip_every_key_type() {

@@ -127,6 +127,18 @@ pub fn from_json(value: &Value) -> Result<AttributeValue> {
     })
 }
 
+/// Parse a DynamoDB JSON item (`{"name": {"S": "x"}, ...}`); an error names the attribute.
+pub(crate) fn item_from_json(object: &Map<String, Value>) -> Result<crate::convert::Item> {
+    object
+        .iter()
+        .map(|(name, value)| {
+            let value =
+                from_json(value).map_err(|e| Error::invalid(format!("attribute '{name}': {e}")))?;
+            Ok((name.clone(), value))
+        })
+        .collect()
+}
+
 /// DynamoDB JSON text of one attribute value (`{"S":"x"}`).
 pub fn value_to_json(value: &AttributeValue) -> Result<String> {
     to_json_string(value, &mut AttrPath::default())

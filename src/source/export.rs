@@ -34,7 +34,7 @@ use tokio::sync::mpsc;
 
 use crate::aws::AwsContext;
 use crate::convert::Item;
-use crate::convert::json::from_json;
+use crate::convert::json::item_from_json;
 use crate::error::{Error, Result};
 use crate::plan::TableInfo;
 use crate::progress::{Progress, ProgressEvent};
@@ -325,15 +325,7 @@ fn parse_line(line: &str, summary: &ExportSummary) -> Result<Item> {
     let map = |v: Option<&serde_json::Value>, what: &str| -> Result<Option<Item>> {
         match v {
             None | Some(serde_json::Value::Null) => Ok(None),
-            Some(serde_json::Value::Object(o)) => o
-                .iter()
-                .map(|(name, v)| {
-                    let value = from_json(v)
-                        .map_err(|e| Error::invalid(format!("attribute '{name}': {e}")))?;
-                    Ok((name.clone(), value))
-                })
-                .collect::<Result<Item>>()
-                .map(Some),
+            Some(serde_json::Value::Object(o)) => item_from_json(o).map(Some),
             Some(_) => Err(Error::invalid(format!("\"{what}\" is not an object"))),
         }
     };
