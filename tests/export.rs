@@ -712,19 +712,21 @@ async fn a_killed_conversion_resumes_with_every_item_once() {
     let s3 = S3Server::start(&["raw", "snaps"]);
     let items = padded_items(40_000);
     write_export(&s3, &items, 4, Damage::None).await;
-    for (point, kill_when) in kill_points() {
-        let to = format!("s3://snaps/orders/{point}");
-        let args: Vec<String> = [
+    let convert = |to: &str| -> Vec<String> {
+        [
             "convert-export",
             &format!("s3://raw/raw/AWSDynamoDB/{EXPORT_ID}"),
             "--to",
-            &to,
+            to,
             "--key",
             "pk,sk",
         ]
         .map(String::from)
-        .to_vec();
-        let target = kill_then_resume(&s3, args, &to, point, kill_when).await;
+        .to_vec()
+    };
+    for (point, kill_when) in kill_points() {
+        let to = format!("s3://snaps/orders/{point}");
+        let target = kill_then_resume(&s3, convert(&to), &to, point, kill_when).await;
         assert_same_items(&items, &read_snapshot(&target).await);
         let manifest = ddbsnap::sink::reader::read_manifest(&target).await.unwrap();
         assert_eq!(manifest.mode, "export");
@@ -734,18 +736,13 @@ async fn a_killed_conversion_resumes_with_every_item_once() {
     // Ctrl-C: the readers stop, the open file is closed and checkpointed, exit 130 with the
     // hint; the resume then commits every item once.
     let to = "s3://snaps/orders/ctrl-c";
-    let args: Vec<String> = [
-        "convert-export",
-        &format!("s3://raw/raw/AWSDynamoDB/{EXPORT_ID}"),
-        "--to",
-        to,
-        "--file-size",
-        "1",
-        "--s3-endpoint-url",
-        &s3.endpoint(),
+    let args = [
+        convert(to),
+        ["--file-size", "1", "--s3-endpoint-url", &s3.endpoint()]
+            .map(String::from)
+            .to_vec(),
     ]
-    .map(String::from)
-    .to_vec();
+    .concat();
     let stopped = run_until_signalled(args.clone(), "INT", |e| e["event"] == "checkpointed").await;
     assert_eq!(stopped.code, Some(130), "{}", stopped.stderr);
     assert!(
