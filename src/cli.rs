@@ -286,7 +286,9 @@ impl OutputArgs {
 /// `ddbsnap convert-export`.
 #[derive(Debug, Args)]
 pub struct ConvertExportArgs {
-    /// The export's directory: `s3://bucket/prefix/AWSDynamoDB/<export-id>` (or a local copy).
+    /// The export's own folder: `s3://bucket/prefix/AWSDynamoDB/<export-id>`, or the same
+    /// folder in a local copy of the whole prefix (incremental exports keep their data files
+    /// in the prefix's shared `AWSDynamoDB/data/`).
     pub export: String,
     /// Destination: a directory, file:///path or s3://bucket/prefix.
     #[arg(long, value_name = "URL")]

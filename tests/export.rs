@@ -92,9 +92,68 @@ enum Damage {
     TruncatedGzip,
 }
 
-/// Write an export of `items` in `files` data files (one of them empty) under
-/// `raw/AWSDynamoDB/<id>/` of bucket `raw`.
-async fn write_export(s3: &S3Server, items: &[Item], files: usize, damage: Damage) -> Target {
+/// The bucket the tests' exports are in.
+const BUCKET: &str = "raw";
+
+/// Where in bucket [`BUCKET`] an export is: its prefix ("" when the export was asked for
+/// without one) and whether incremental data files go to the prefix's shared
+/// `AWSDynamoDB/data/` folder, as DynamoDB writes them, or (`shared_data: false`, the layout
+/// of an earlier fixture, kept as one extra case) into the export's own folder.
+#[derive(Clone, Copy, Debug)]
+struct Layout {
+    prefix: &'static str,
+    shared_data: bool,
+}
+
+/// The layout most tests use: prefix `raw`.
+const RAW: Layout = Layout {
+    prefix: "raw",
+    shared_data: true,
+};
+
+impl Layout {
+    /// The key of the prefix's `AWSDynamoDB` folder.
+    fn exports(&self) -> String {
+        if self.prefix.is_empty() {
+            "AWSDynamoDB".into()
+        } else {
+            format!("{}/AWSDynamoDB", self.prefix)
+        }
+    }
+
+    /// The key of export `id`'s own folder.
+    fn folder(&self, id: &str) -> String {
+        format!("{}/{id}", self.exports())
+    }
+
+    /// The export's folder as `convert-export` takes it.
+    fn url(&self, id: &str) -> String {
+        format!("s3://{BUCKET}/{}", self.folder(id))
+    }
+}
+
+/// A data file name in DynamoDB's style (26 lowercase letters and digits), unique per export.
+fn data_file_name(id: &str, f: usize, ion: bool) -> String {
+    let digest = Md5::digest(format!("{id}/{f}").as_bytes());
+    let name: String = digest
+        .iter()
+        .flat_map(|b| [b >> 4, b & 15])
+        .map(|d| char::from_digit(u32::from(d) + 10, 36).unwrap())
+        .take(26)
+        .collect();
+    format!("{name}.{}.gz", if ion { "ion" } else { "json" })
+}
+
+fn md5_hex(bytes: &[u8]) -> String {
+    Md5::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Write an export of `items` in `files` data files (one of them empty) as export
+/// [`EXPORT_ID`] under prefix `raw`; returns the data files' keys.
+async fn write_export(s3: &S3Server, items: &[Item], files: usize, damage: Damage) -> Vec<String> {
     let lines: Vec<String> = items.iter().map(line).collect();
     write_export_lines(
         s3,
@@ -107,41 +166,60 @@ async fn write_export(s3: &S3Server, items: &[Item], files: usize, damage: Damag
     .await
 }
 
-/// Write data-file `lines` in `files` data files (the last one empty), with `summary` fields
-/// added to the manifest summary.
+/// [`write_export_at`] under prefix `raw`.
 async fn write_export_lines(
     s3: &S3Server,
     id: &str,
-    items: &[String],
+    lines: &[String],
     files: usize,
     damage: Damage,
     extra: serde_json::Value,
-) -> Target {
-    let aws = aws_context(None);
-    let root = Target::open(
-        &Destination::parse(&format!("s3://raw/raw/AWSDynamoDB/{id}")).unwrap(),
-        Some(&aws.sdk),
-        &S3Options {
-            endpoint_url: Some(s3.endpoint()),
-            region: None,
-        },
-    )
-    .await
-    .unwrap();
-    let store = root.store();
-    let base = format!("raw/AWSDynamoDB/{id}");
+) -> Vec<String> {
+    write_export_at(s3, RAW, id, lines, files, damage, extra).await
+}
+
+/// Write export `id` as DynamoDB does (its Export to S3 output format documentation): in the
+/// export's folder `_started`, `manifest-summary.json`, `manifest-files.json` and their
+/// `.checksum` and `.md5` files; the data-file `lines` gzipped into `files` data files (the last
+/// one empty, as exports of empty partitions have), in the export's `data/` folder for a full
+/// export and in the prefix's shared `AWSDynamoDB/data/` folder for an incremental one, each
+/// listed with its key from the bucket root, item count and MD5. `extra` fields are added to
+/// the summary (`exportType`, `outputFormat`, ...). Returns the data files' keys.
+#[allow(clippy::too_many_arguments)]
+async fn write_export_at(
+    s3: &S3Server,
+    layout: Layout,
+    id: &str,
+    lines: &[String],
+    files: usize,
+    damage: Damage,
+    extra: serde_json::Value,
+) -> Vec<String> {
+    let bucket = s3_target(s3, &format!("s3://{BUCKET}")).await;
+    let store = bucket.store();
+    let put = |key: String, body: Vec<u8>| async move {
+        store.put(&Path::from(key), body.into()).await.unwrap();
+    };
+    let incremental = extra["exportType"] == "INCREMENTAL_EXPORT";
+    let ion = extra["outputFormat"] == "ION";
+    let folder = layout.folder(id);
+    let data = if incremental && layout.shared_data {
+        format!("{}/data", layout.exports())
+    } else {
+        format!("{folder}/data")
+    };
+    put(format!("{folder}/_started"), Vec::new()).await;
     let mut manifest = String::new();
-    let per_file = items.len().div_ceil(files - 1);
+    let mut keys = Vec::new();
+    let per_file = lines.len().div_ceil(files - 1);
     for f in 0..files {
-        // The last file is empty, as real exports often have.
         let chunk: &[String] = if f + 1 == files {
             &[]
         } else {
-            let start = (f * per_file).min(items.len());
-            &items[start..((f + 1) * per_file).min(items.len())]
+            let start = (f * per_file).min(lines.len());
+            &lines[start..((f + 1) * per_file).min(lines.len())]
         };
-        let text: String = chunk.concat();
-        let mut body = gzip(&text);
+        let mut body = gzip(&chunk.concat());
         let mut md5 = md5_base64(&body);
         if f == 0 {
             match damage {
@@ -153,50 +231,84 @@ async fn write_export_lines(
                 }
             }
         }
-        let key = format!("{base}/data/file{f:02}abc.json.gz");
-        store
-            .put(&Path::from(key.as_str()), body.into())
-            .await
-            .unwrap();
+        let key = format!("{data}/{}", data_file_name(id, f, ion));
         manifest.push_str(&format!(
-            "{{\"itemCount\":{},\"md5Checksum\":\"{md5}\",\"etag\":\"x-{f}\",\"dataFileS3Key\":\"{key}\"}}\n",
-            chunk.len()
+            "{{\"itemCount\":{},\"md5Checksum\":\"{md5}\",\"etag\":\"{}-1\",\"dataFileS3Key\":\"{key}\"}}\n",
+            chunk.len(),
+            md5_hex(&body),
         ));
+        put(key.clone(), body).await;
+        keys.push(key);
     }
-    store
-        .put(
-            &Path::from(format!("{base}/manifest-files.json")),
-            manifest.into_bytes().into(),
-        )
-        .await
-        .unwrap();
     let mut summary = serde_json::json!({
-        "version": "2020-06-30",
+        "version": if incremental { "2023-08-01" } else { "2020-06-30" },
         "exportArn": format!("arn:aws:dynamodb:us-east-1:123456789012:table/orders/export/{id}"),
         "startTime": "2026-11-20T00:00:01.000Z",
         "endTime": "2026-11-20T00:05:00.000Z",
         "tableArn": "arn:aws:dynamodb:us-east-1:123456789012:table/orders",
-        "tableId": "0a1b2c3d",
-        "exportTime": "2026-11-20T00:00:00.000Z",
-        "s3Bucket": "raw",
-        "s3Prefix": "raw",
+        "tableId": "0a1b2c3d-0000-4000-8000-123456789abc",
+        "s3Bucket": BUCKET,
+        "s3Prefix": if layout.prefix.is_empty() { serde_json::Value::Null } else { layout.prefix.into() },
         "s3SseAlgorithm": "AES256",
-        "manifestFilesS3Key": format!("{base}/manifest-files.json"),
+        "s3SseKmsKeyId": null,
+        "manifestFilesS3Key": format!("{folder}/manifest-files.json"),
         "billedSizeBytes": 12345,
-        "itemCount": items.len(),
+        "itemCount": lines.len(),
         "outputFormat": "DYNAMODB_JSON",
     });
+    if incremental {
+        summary["exportFromTime"] = "2026-11-19T00:00:00.000Z".into();
+        summary["exportToTime"] = "2026-11-20T00:00:00.000Z".into();
+        if extra.get("exportViewType").is_none() {
+            summary["outputView"] = "NEW_AND_OLD_IMAGES".into();
+        }
+    } else {
+        summary["exportTime"] = "2026-11-20T00:00:00.000Z".into();
+    }
     for (k, v) in extra.as_object().unwrap() {
         summary[k] = v.clone();
     }
-    store
-        .put(
-            &Path::from(format!("{base}/manifest-summary.json")),
-            serde_json::to_vec(&summary).unwrap().into(),
+    let summary = serde_json::to_vec(&summary).unwrap();
+    for (name, body) in [
+        ("manifest-files", manifest.into_bytes()),
+        ("manifest-summary", summary),
+    ] {
+        put(
+            format!("{folder}/{name}.checksum"),
+            md5_hex(&body).into_bytes(),
         )
+        .await;
+        put(format!("{folder}/{name}.md5"), md5_hex(&body).into_bytes()).await;
+        put(format!("{folder}/{name}.json"), body).await;
+    }
+    keys
+}
+
+/// Copy everything under `prefix` of bucket [`BUCKET`] into `dir`, one file per object at its
+/// key below the prefix, as `aws s3 sync s3://raw/<prefix> <dir>` does (`prefix` "" copies the
+/// whole bucket).
+async fn sync_to_local(s3: &S3Server, prefix: &str, dir: &std::path::Path) {
+    use futures::TryStreamExt;
+    let bucket = s3_target(s3, &format!("s3://{BUCKET}")).await;
+    let listed: Vec<object_store::ObjectMeta> = bucket
+        .store()
+        .list(Some(&Path::from(prefix)))
+        .try_collect()
         .await
         .unwrap();
-    root
+    assert!(!listed.is_empty(), "nothing under {prefix}");
+    for meta in listed {
+        let key = meta.location.as_ref();
+        let rel = if prefix.is_empty() {
+            key
+        } else {
+            key.strip_prefix(&format!("{prefix}/")).unwrap()
+        };
+        let file = dir.join(rel);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        let body = bucket.store().get(&meta.location).await.unwrap();
+        std::fs::write(file, body.bytes().await.unwrap()).unwrap();
+    }
 }
 
 async fn convert(s3: &S3Server, to: &str, extra: &[&str]) -> Output {
@@ -277,15 +389,12 @@ async fn a_damaged_export_fails_clearly_with_no_manifest() {
         (Damage::TruncatedGzip, "cannot be decompressed"),
     ] {
         let s3 = S3Server::start(&["raw", "snaps"]);
-        write_export(&s3, &export_items(3000), 3, damage).await;
+        let keys = write_export(&s3, &export_items(3000), 3, damage).await;
         let out = convert(&s3, "s3://snaps/orders/bad", &[]).await;
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(7), "{err}");
         assert!(err.contains(needle), "{err}");
-        assert!(
-            err.contains("data/file00abc.json.gz"),
-            "names the file: {err}"
-        );
+        assert!(err.contains(&keys[0]), "names the file: {err}");
         let left = s3.root.path().join("snaps/orders/bad/_manifest.json");
         assert!(!left.exists(), "no manifest after a damaged export");
     }
@@ -308,102 +417,243 @@ fn json_map(item: &Item) -> String {
         .to_owned()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_incremental_export_becomes_a_change_log() {
-    let s3 = S3Server::start(&["raw", "snaps"]);
-    let images = export_items(300);
+/// Incremental records of every kind for `images` (insert, update, delete in turn, with both
+/// forms of the timestamp), and the change-log rows they convert to.
+fn sample_changes(images: &[Item], ion: bool) -> (Vec<String>, Vec<Item>) {
     let mut lines = Vec::new();
     let mut expected = Vec::new();
     for (i, new) in images.iter().enumerate() {
         let keys = item(vec![("pk", new["pk"].clone()), ("sk", new["sk"].clone())]);
         let micros = 1_763_000_000_000_000u64 + i as u64;
-        // Both forms of the timestamp occur in exports.
-        let stamp = if i % 2 == 0 {
-            format!("{{\"N\":\"{micros}\"}}")
-        } else {
-            micros.to_string()
-        };
         let mut old = new.clone();
         old.insert("price".into(), n("1.5"));
-        let (record, op, row_image, old_image) = match i % 3 {
-            0 => (
-                format!(
-                    "{{\"Metadata\":{{\"WriteTimestampMicros\":{stamp}}},\"Keys\":{},\"NewImage\":{}}}\n",
-                    json_map(&keys),
-                    json_map(new)
-                ),
-                "insert",
-                new.clone(),
-                None,
-            ),
-            1 => (
-                format!(
-                    "{{\"Metadata\":{{\"WriteTimestampMicros\":{stamp}}},\"Keys\":{},\"NewImage\":{},\"OldImage\":{}}}\n",
-                    json_map(&keys),
-                    json_map(new),
-                    json_map(&old)
-                ),
-                "update",
-                new.clone(),
-                Some(old.clone()),
-            ),
-            _ => (
-                format!(
-                    "{{\"Metadata\":{{\"WriteTimestampMicros\":{stamp}}},\"Keys\":{},\"OldImage\":{}}}\n",
-                    json_map(&keys),
-                    json_map(&old)
-                ),
-                "delete",
-                keys.clone(),
-                Some(old.clone()),
-            ),
+        let (new_image, op, old_image) = match i % 3 {
+            0 => (Some(new), "insert", None),
+            1 => (Some(new), "update", Some(&old)),
+            _ => (None, "delete", Some(&old)),
         };
-        lines.push(record);
-        let mut row = row_image;
+        lines.push(if ion {
+            ion_change(&keys, micros, new_image, old_image)
+        } else {
+            // Both forms of the timestamp occur in exports.
+            let stamp = if i % 2 == 0 {
+                format!("{{\"N\":\"{micros}\"}}")
+            } else {
+                micros.to_string()
+            };
+            change_with(&keys, &stamp, new_image, old_image)
+        });
+        let mut row = new_image.cloned().unwrap_or(keys);
         row.insert("_op".into(), s(op));
         row.insert("_write_time".into(), n(&micros.to_string()));
         if let Some(old) = old_image {
-            row.insert("_old".into(), AV::M(old));
+            row.insert("_old".into(), AV::M(old.clone()));
         }
         expected.push(row);
     }
-    write_export_lines(
-        &s3,
-        EXPORT_ID,
-        &lines,
-        4,
-        Damage::None,
-        serde_json::json!({
-            "exportType": "INCREMENTAL_EXPORT",
-            "exportViewType": "NEW_AND_OLD_IMAGES",
-            "exportFromTime": "2026-11-23T00:00:00.000Z",
-            "exportToTime": "2026-11-24T00:00:00.000Z",
-            "itemCount": lines.len(),
-        }),
+    (lines, expected)
+}
+
+/// An incremental record as the Ion text of an ION export.
+fn ion_change(keys: &Item, micros: u64, new: Option<&Item>, old: Option<&Item>) -> String {
+    let mut record = format!(
+        "$ion_1_0 {{Metadata:{{WriteTimestampMicros:{micros}}},Keys:{}",
+        ion_struct(keys)
+    );
+    if let Some(new) = new {
+        record.push_str(&format!(",NewImage:{}", ion_struct(new)));
+    }
+    if let Some(old) = old {
+        record.push_str(&format!(",OldImage:{}", ion_struct(old)));
+    }
+    record.push_str("}\n");
+    record
+}
+
+/// Convert with the test credentials (no S3 endpoint: local exports).
+async fn convert_local(export: &std::path::Path, to: &std::path::Path) -> Output {
+    let args = [
+        "convert-export",
+        export.to_str().unwrap(),
+        "--to",
+        to.to_str().unwrap(),
+    ];
+    run_ddbsnap_to_end(
+        args.iter()
+            .map(|s| s.to_string())
+            .chain(["--key".into(), "pk,sk".into()])
+            .collect(),
     )
-    .await;
-    let out = convert(&s3, "s3://snaps/orders/changes", &["--key", "pk,sk"]).await;
+    .await
+}
+
+async fn local_target(dir: &std::path::Path) -> Target {
+    Target::open(
+        &Destination::Local(dir.to_owned()),
+        None,
+        &S3Options::default(),
+    )
+    .await
+    .unwrap()
+}
+
+/// Incremental exports, DynamoDB JSON and ION, with a prefix, with none, with a prefix of
+/// several levels and in the earlier fixture's layout, each next to another incremental export
+/// in the same shared data folder: converted in the bucket, from a local copy of the prefix
+/// and from a local copy of the whole bucket, each gives exactly its own change log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incremental_export_becomes_a_change_log() {
+    let s3 = S3Server::start(&["raw", "snaps"]);
+    let local = tempfile::tempdir().unwrap();
+    let images = export_items(300);
+    let layouts = [
+        (RAW, false),
+        (
+            Layout {
+                prefix: "",
+                shared_data: true,
+            },
+            false,
+        ),
+        (
+            Layout {
+                prefix: "lake/raw/orders",
+                shared_data: true,
+            },
+            true,
+        ),
+        (
+            Layout {
+                prefix: "old",
+                shared_data: false,
+            },
+            false,
+        ),
+    ];
+    for (n, (layout, ion)) in layouts.into_iter().enumerate() {
+        let what = format!("{layout:?}, ion: {ion}");
+        // Another incremental export first: its files share the data folder.
+        let (other, _) = sample_changes(&export_items(40), false);
+        let summary = serde_json::json!({"exportType": "INCREMENTAL_EXPORT"});
+        let other_id = format!("0176300000{n:04}-0ther0000");
+        write_export_at(&s3, layout, &other_id, &other, 2, Damage::None, summary).await;
+
+        let (lines, expected) = sample_changes(&images, ion);
+        let id = format!("0176310000{n:04}-abcdef12");
+        let format = if ion { "ION" } else { "DYNAMODB_JSON" };
+        let mut summary =
+            serde_json::json!({"exportType": "INCREMENTAL_EXPORT", "outputFormat": format});
+        if !layout.shared_data {
+            // The earlier fixture's name for the view type.
+            summary["exportViewType"] = "NEW_AND_OLD_IMAGES".into();
+        }
+        let keys = write_export_at(&s3, layout, &id, &lines, 4, Damage::None, summary).await;
+        if layout.shared_data {
+            assert!(
+                keys[0].starts_with(&format!("{}/data/", layout.exports())),
+                "{what}"
+            );
+        }
+
+        let check = |got: Vec<Item>, manifest: ddbsnap::manifest::Manifest, how: &str| {
+            assert_same_items(&expected, &got);
+            let columns: Vec<&String> = manifest.schema.columns.keys().collect();
+            assert_eq!(
+                &columns[..4],
+                ["pk", "sk", "_op", "_write_time"],
+                "{what} {how}"
+            );
+            let export = manifest.export.unwrap();
+            assert_eq!(export.export_type.as_deref(), Some("INCREMENTAL_EXPORT"));
+            assert_eq!(manifest.region, "us-east-1", "{what} {how}");
+        };
+
+        // In the bucket.
+        let to = format!("s3://snaps/orders/changes-{n}");
+        let out = run(
+            &s3,
+            [
+                "convert-export",
+                &layout.url(&id),
+                "--to",
+                &to,
+                "--key",
+                "pk,sk",
+            ]
+            .map(String::from)
+            .to_vec(),
+        )
+        .await;
+        assert!(
+            out.status.success(),
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let target = s3_target(&s3, &to).await;
+        let manifest = ddbsnap::sink::reader::read_manifest(&target).await.unwrap();
+        check(read_snapshot(&target).await, manifest, "in the bucket");
+
+        // A local copy of the prefix (`aws s3 sync s3://raw/<prefix> ./copy`).
+        let copy = local.path().join(format!("prefix-{n}"));
+        sync_to_local(&s3, layout.prefix, &copy).await;
+        let out_dir = local.path().join(format!("changes-{n}"));
+        let out = convert_local(&copy.join("AWSDynamoDB").join(&id), &out_dir).await;
+        assert!(
+            out.status.success(),
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let target = local_target(&out_dir).await;
+        let manifest = ddbsnap::sink::reader::read_manifest(&target).await.unwrap();
+        check(
+            read_snapshot(&target).await,
+            manifest,
+            "from a copy of the prefix",
+        );
+    }
+
+    // A local copy of the whole bucket.
+    let copy = local.path().join("bucket");
+    sync_to_local(&s3, "", &copy).await;
+    let (_, expected) = sample_changes(&images, true);
+    let export = copy.join("lake/raw/orders/AWSDynamoDB/01763100000002-abcdef12");
+    let out_dir = local.path().join("changes-bucket");
+    let out = convert_local(&export, &out_dir).await;
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let target = s3_target(&s3, "s3://snaps/orders/changes").await;
-    // Each key changes once here, so key_of identifies a row.
-    assert_same_items(&expected, &read_snapshot(&target).await);
-    let manifest = ddbsnap::sink::reader::read_manifest(&target).await.unwrap();
-    let columns: Vec<&String> = manifest.schema.columns.keys().collect();
-    assert_eq!(&columns[..4], ["pk", "sk", "_op", "_write_time"]);
-    assert_eq!(
-        manifest.export.unwrap().export_type.as_deref(),
-        Some("INCREMENTAL_EXPORT")
+    assert_same_items(
+        &expected,
+        &read_snapshot(&local_target(&out_dir).await).await,
     );
+
+    // A copy of only the export's folder lacks the shared data folder: a clear error naming
+    // the file and what to copy, and no snapshot.
+    let alone = local.path().join("alone");
+    sync_to_local(&s3, "AWSDynamoDB/01763100000001-abcdef12", &alone).await;
+    let out_dir = local.path().join("changes-alone");
+    let out = convert_local(&alone, &out_dir).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(7), "{err}");
+    assert!(
+        err.contains("is listed in manifest-files.json but missing"),
+        "{err}"
+    );
+    assert!(err.contains("copy the whole prefix"), "{err}");
+    assert!(!out_dir.join("_manifest.json").exists());
 }
 
 /// An incremental export record.
 fn change(keys: &Item, micros: u64, new: Option<&Item>, old: Option<&Item>) -> String {
+    change_with(keys, &format!("{{\"N\":\"{micros}\"}}"), new, old)
+}
+
+/// An incremental export record whose `WriteTimestampMicros` is `stamp` (JSON).
+fn change_with(keys: &Item, stamp: &str, new: Option<&Item>, old: Option<&Item>) -> String {
     let mut record = format!(
-        "{{\"Metadata\":{{\"WriteTimestampMicros\":{{\"N\":\"{micros}\"}}}},\"Keys\":{}",
+        "{{\"Metadata\":{{\"WriteTimestampMicros\":{stamp}}},\"Keys\":{}",
         json_map(keys)
     );
     if let Some(new) = new {
@@ -470,11 +720,7 @@ async fn base_snapshot(s3: &S3Server, items: &[Item], to: &str) {
 /// Write `records` as the NEW_AND_OLD_IMAGES incremental export `id` and convert it to a
 /// change log at `to`.
 async fn change_log(s3: &S3Server, id: &str, records: &[String], to: &str) {
-    let summary = serde_json::json!({
-        "exportType": "INCREMENTAL_EXPORT",
-        "exportViewType": "NEW_AND_OLD_IMAGES",
-        "itemCount": records.len(),
-    });
+    let summary = serde_json::json!({"exportType": "INCREMENTAL_EXPORT"});
     write_export_lines(s3, id, records, 3, Damage::None, summary).await;
     let out = convert_id(s3, id, to, &["--key", "pk,sk"]).await;
     let err = String::from_utf8_lossy(&out.stderr);
@@ -521,29 +767,94 @@ async fn full_export_then_changes_then_apply_gives_the_new_table_state() {
         .push(change(&key, t + 5, Some(&first), Some(twice)));
     changes.state.insert(key_of(&second), second);
 
+    // A file in the shared data folder that no manifest lists (another export's leftovers):
+    // never read.
+    let bucket = s3_target(&s3, "s3://raw").await;
+    bucket
+        .store()
+        .put(
+            &Path::from("raw/AWSDynamoDB/data/zzzzunlisted0000000000000.json.gz"),
+            b"not gzip".to_vec().into(),
+        )
+        .await
+        .unwrap();
     let id = "01700000000999-changes1";
     change_log(&s3, id, &changes.records, "s3://snaps/orders/changes").await;
+    let after_first = changes.state.clone();
 
-    let args = [
-        "apply",
-        "s3://snaps/orders/changes",
-        "--to-snapshot",
-        "s3://snaps/orders/base",
-        "--out",
-        "s3://snaps/orders/next",
-    ];
-    let out = run(&s3, args.iter().map(|s| s.to_string()).collect()).await;
+    // A second incremental export to the same prefix (same shared data folder), of the next
+    // window: more updates (of items the first one inserted and updated), deletes, re-inserts.
+    let state: Vec<Item> = after_first.values().cloned().collect();
+    let mut later = Changes::from(&state);
+    later.time = changes.time + 1_000_000;
+    let mut sorted: Vec<&Item> = after_first.values().collect();
+    sorted.sort_by_key(|i| key_of(i));
+    for old in sorted.iter().step_by(7) {
+        let mut new = (*old).clone();
+        new.insert("note".into(), s("second window"));
+        new.remove("tags");
+        later.update(old, new);
+    }
+    for old in sorted.iter().skip(3).step_by(11) {
+        later.delete(old);
+    }
+    for old in &base[50..55] {
+        later.insert(old.clone());
+    }
+    let id2 = "01700000086399-changes2";
+    change_log(&s3, id2, &later.records, "s3://snaps/orders/changes2").await;
+    let listed: std::collections::HashSet<String> = names_under(&bucket).await;
+    for id in [id, id2] {
+        assert!(
+            listed.contains(&data_file_name(id, 0, false)),
+            "the data files of {id} are in the shared folder"
+        );
+    }
+
+    // Apply both in order: the table's state, item by item.
+    let apply = |changes: &str, base: &str, out: &str| {
+        ["apply", changes, "--to-snapshot", base, "--out", out]
+            .map(String::from)
+            .to_vec()
+    };
+    let out = run(
+        &s3,
+        apply(
+            "s3://snaps/orders/changes",
+            "s3://snaps/orders/base",
+            "s3://snaps/orders/next",
+        ),
+    )
+    .await;
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let next = s3_target(&s3, "s3://snaps/orders/next").await;
-    let want: Vec<Item> = changes.state.into_values().collect();
+    let want: Vec<Item> = after_first.into_values().collect();
     assert_same_items(&want, &read_snapshot(&next).await);
     let manifest = ddbsnap::sink::reader::read_manifest(&next).await.unwrap();
     assert_eq!(manifest.mode, "apply");
     assert_eq!(manifest.items_written, 400 - 30 + 20);
+
+    let out = run(
+        &s3,
+        apply(
+            "s3://snaps/orders/changes2",
+            "s3://snaps/orders/next",
+            "s3://snaps/orders/next2",
+        ),
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let next2 = s3_target(&s3, "s3://snaps/orders/next2").await;
+    let want: Vec<Item> = later.state.into_values().collect();
+    assert_same_items(&want, &read_snapshot(&next2).await);
 
     // Applying something that is not a change log is refused.
     let args = [
@@ -707,35 +1018,26 @@ fn kill_points() -> Vec<(&'static str, KillWhen)> {
     ]
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_conversion_resumes_with_every_item_once() {
-    let s3 = S3Server::start(&["raw", "snaps"]);
-    let items = padded_items(40_000);
-    write_export(&s3, &items, 4, Damage::None).await;
+/// Convert the export at `export` to snapshots under `to` killed at every kill point and
+/// resumed, and stopped by Ctrl-C and resumed: each ends with exactly `expected`.
+async fn conversion_survives_kills(s3: &S3Server, export: &str, expected: &[Item], to: &str) {
     let convert = |to: &str| -> Vec<String> {
-        [
-            "convert-export",
-            &format!("s3://raw/raw/AWSDynamoDB/{EXPORT_ID}"),
-            "--to",
-            to,
-            "--key",
-            "pk,sk",
-        ]
-        .map(String::from)
-        .to_vec()
+        ["convert-export", export, "--to", to, "--key", "pk,sk"]
+            .map(String::from)
+            .to_vec()
     };
     for (point, kill_when) in kill_points() {
-        let to = format!("s3://snaps/orders/{point}");
-        let target = kill_then_resume(&s3, convert(&to), &to, point, kill_when).await;
-        assert_same_items(&items, &read_snapshot(&target).await);
+        let to = format!("{to}/{point}");
+        let target = kill_then_resume(s3, convert(&to), &to, point, kill_when).await;
+        assert_same_items(expected, &read_snapshot(&target).await);
         let manifest = ddbsnap::sink::reader::read_manifest(&target).await.unwrap();
         assert_eq!(manifest.mode, "export");
-        assert_eq!(manifest.items_written, items.len() as u64);
+        assert_eq!(manifest.items_written, expected.len() as u64);
     }
 
     // Ctrl-C: the readers stop, the open file is closed and checkpointed, exit 130 with the
     // hint; the resume then commits every item once.
-    let to = "s3://snaps/orders/ctrl-c";
+    let to = &format!("{to}/ctrl-c");
     let args = [
         convert(to),
         ["--file-size", "1", "--s3-endpoint-url", &s3.endpoint()]
@@ -758,7 +1060,15 @@ async fn a_killed_conversion_resumes_with_every_item_once() {
         "{}",
         String::from_utf8_lossy(&resumed.stderr)
     );
-    assert_same_items(&items, &read_snapshot(&s3_target(&s3, to).await).await);
+    assert_same_items(expected, &read_snapshot(&s3_target(s3, to).await).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_conversion_resumes_with_every_item_once() {
+    let s3 = S3Server::start(&["raw", "snaps"]);
+    let items = padded_items(40_000);
+    write_export(&s3, &items, 4, Damage::None).await;
+    conversion_survives_kills(&s3, &RAW.url(EXPORT_ID), &items, "s3://snaps/orders").await;
 
     // A resume must read the same export.
     let to = "s3://snaps/orders/other";
@@ -792,6 +1102,113 @@ async fn a_killed_conversion_resumes_with_every_item_once() {
         err.contains("it was made from s3://raw/raw/AWSDynamoDB/"),
         "{err}"
     );
+}
+
+/// Killed and Ctrl-C'd conversions of an incremental export, whose data files are in the
+/// prefix's shared folder outside the export's own, resume with every change once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_incremental_conversion_resumes_with_every_change_once() {
+    let s3 = S3Server::start(&["raw", "snaps"]);
+    let (lines, expected) = sample_changes(&padded_items(36_000), false);
+    let id = "01763200000000-incr0001";
+    let summary = serde_json::json!({"exportType": "INCREMENTAL_EXPORT"});
+    let keys = write_export_lines(&s3, id, &lines, 4, Damage::None, summary).await;
+    assert!(keys[0].starts_with("raw/AWSDynamoDB/data/"));
+    conversion_survives_kills(&s3, &RAW.url(id), &expected, "s3://snaps/changes").await;
+}
+
+/// `ddbsnap` with no AWS configuration at all: no `AWS_*` variables, and a home without
+/// `~/.aws`.
+fn run_without_aws(args: &[&str], home: &std::path::Path) -> Output {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("ddbsnap"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AWS_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("HOME", home).args(args).output().unwrap()
+}
+
+/// Local exports (a full and an incremental one, copied from the bucket as `aws s3 sync`
+/// does) convert, and the change log applies, with no region, profile or `~/.aws` at all; a
+/// folder that does not exist is a usage error that creates nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_exports_convert_with_no_aws_configuration() {
+    let s3 = S3Server::start(&["raw"]);
+    let items = export_items(600);
+    write_export(&s3, &items, 3, Damage::None).await;
+    let mut changes = Changes::from(&items);
+    for old in items.iter().step_by(5) {
+        let mut new = old.clone();
+        new.insert("note".into(), s("changed"));
+        changes.update(old, new);
+    }
+    for old in items.iter().skip(1).step_by(9) {
+        changes.delete(old);
+    }
+    let id = "01763300000000-incr0002";
+    let summary = serde_json::json!({"exportType": "INCREMENTAL_EXPORT"});
+    write_export_lines(&s3, id, &changes.records, 3, Damage::None, summary).await;
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("raw");
+    sync_to_local(&s3, "raw", &raw).await;
+    drop(s3);
+    let home = dir.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let path = |p: std::path::PathBuf| p.to_str().unwrap().to_owned();
+
+    let base = path(dir.path().join("base"));
+    let export = path(raw.join("AWSDynamoDB").join(EXPORT_ID));
+    let out = run_without_aws(
+        &["convert-export", &export, "--to", &base, "--key", "pk,sk"],
+        &home,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let target = local_target(std::path::Path::new(&base)).await;
+    assert_same_items(&items, &read_snapshot(&target).await);
+    let manifest = ddbsnap::sink::reader::read_manifest(&target).await.unwrap();
+    assert_eq!(manifest.region, "us-east-1", "the exported table's region");
+
+    let log = path(dir.path().join("changes"));
+    let export = path(raw.join("AWSDynamoDB").join(id));
+    let out = run_without_aws(
+        &["convert-export", &export, "--to", &log, "--key", "pk,sk"],
+        &home,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let next = path(dir.path().join("next"));
+    let out = run_without_aws(
+        &["apply", &log, "--to-snapshot", &base, "--out", &next],
+        &home,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want: Vec<Item> = changes.state.into_values().collect();
+    let target = local_target(std::path::Path::new(&next)).await;
+    assert_same_items(&want, &read_snapshot(&target).await);
+
+    let missing = path(dir.path().join("no-such-dir"));
+    let out_dir = dir.path().join("not-created");
+    let out = run_without_aws(
+        &["convert-export", &missing, "--to", &path(out_dir.clone())],
+        &home,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("no-such-dir cannot be read"), "{err}");
+    assert!(!out_dir.exists() && !dir.path().join("no-such-dir").exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -852,8 +1269,9 @@ async fn a_killed_apply_resumes_to_the_same_table_state() {
 }
 
 /// `snapshot --mode export --resume` continues converting the export its checkpoint names,
-/// without asking DynamoDB for another export; with nothing converted yet it starts afresh
-/// (the request's ClientToken finds the same export), so DynamoDB's own checks come first.
+/// without asking DynamoDB for another export, a full one or an incremental one (whose data
+/// files are in the prefix's shared folder); with nothing converted yet it starts afresh (the
+/// request's ClientToken finds the same export), so DynamoDB's own checks come first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_in_export_mode_resumes_the_conversion_it_started() {
     let s3 = S3Server::start(&["raw", "snaps"]);
@@ -861,16 +1279,15 @@ async fn snapshot_in_export_mode_resumes_the_conversion_it_started() {
     create_table(&aws_context(Some(moto.endpoint())).dynamodb, "orders", None).await;
     let items = padded_items(12_000);
     write_export(&s3, &items, 3, Damage::None).await;
-    let to = "s3://snaps/orders/export-mode";
-    let export = format!("s3://raw/raw/AWSDynamoDB/{EXPORT_ID}");
-    let mut convert: Vec<String> = ["convert-export", &export, "--to", to, "--file-size", "1"]
-        .map(String::from)
-        .to_vec();
-    convert.extend(["--s3-endpoint-url".to_owned(), s3.endpoint()]);
-    let first = run_until_killed(convert, |e| e["event"] == "checkpointed").await;
-    assert!(first.killed, "{}", first.stderr);
+    let (lines, changes) = sample_changes(&padded_items(9_000), false);
+    let incremental_id = "01763400000000-incr0003";
+    let summary = serde_json::json!({"exportType": "INCREMENTAL_EXPORT"});
+    write_export_lines(&s3, incremental_id, &lines, 3, Damage::None, summary).await;
+    let since = (chrono::Utc::now() - chrono::TimeDelta::hours(2)).to_rfc3339();
+    let until = (chrono::Utc::now() - chrono::TimeDelta::hours(1)).to_rfc3339();
+    let window = ["--incremental", "--since", &since, "--until", &until];
 
-    let snapshot = |to: &str| -> Vec<String> {
+    let snapshot = |to: &str, extra: &[&str]| -> Vec<String> {
         let mut a: Vec<String> = ["snapshot", "orders", "--to", to, "--mode", "export"]
             .map(String::from)
             .to_vec();
@@ -884,26 +1301,54 @@ async fn snapshot_in_export_mode_resumes_the_conversion_it_started() {
             ]
             .map(String::from),
         );
+        a.extend(extra.iter().map(|s| s.to_string()));
         a.extend(["--endpoint-url".to_owned(), moto.endpoint()]);
         a.extend(["--s3-endpoint-url".to_owned(), s3.endpoint()]);
         a
     };
-    let resumed = run_until_killed(snapshot(to), |_| false).await;
-    assert_eq!(resumed.code, Some(0), "{}", resumed.stderr);
-    assert!(
-        !resumed.stderr.contains("\"exporting\""),
-        "{}",
-        resumed.stderr
-    );
-    assert!(
-        resumed.stderr.contains("ddbsnap: resuming: "),
-        "{}",
-        resumed.stderr
-    );
-    let target = s3_target(&s3, to).await;
-    assert_same_items(&items, &read_snapshot(&target).await);
-    let manifest = ddbsnap::sink::reader::read_manifest(&target).await.unwrap();
-    assert_eq!((manifest.mode.as_str(), manifest.runs), ("export", 2));
+    let cases = [
+        (EXPORT_ID, &items, "s3://snaps/orders/export-mode", &[][..]),
+        (
+            incremental_id,
+            &changes,
+            "s3://snaps/orders/export-mode-changes",
+            &window[..],
+        ),
+    ];
+    for (id, want, to, extra) in cases {
+        let mut convert: Vec<String> = [
+            "convert-export",
+            &RAW.url(id),
+            "--to",
+            to,
+            "--file-size",
+            "1",
+        ]
+        .map(String::from)
+        .to_vec();
+        convert.extend(["--s3-endpoint-url".to_owned(), s3.endpoint()]);
+        let first = run_until_killed(convert, |e| e["event"] == "checkpointed").await;
+        assert!(first.killed, "{}", first.stderr);
+
+        let resumed = run_until_killed(snapshot(to, extra), |_| false).await;
+        assert_eq!(resumed.code, Some(0), "{id}: {}", resumed.stderr);
+        assert!(
+            !resumed.stderr.contains("\"exporting\""),
+            "{}",
+            resumed.stderr
+        );
+        assert!(
+            resumed.stderr.contains("ddbsnap: resuming: "),
+            "{}",
+            resumed.stderr
+        );
+        let target = s3_target(&s3, to).await;
+        assert_same_items(want, &read_snapshot(&target).await);
+        let manifest = ddbsnap::sink::reader::read_manifest(&target).await.unwrap();
+        assert_eq!((manifest.mode.as_str(), manifest.runs), ("export", 2));
+    }
+    let to = "s3://snaps/orders/export-mode";
+    let snapshot = |to: &str| snapshot(to, &[]);
 
     // Again: already committed.
     let again = run_ddbsnap_to_end(snapshot(to)).await;

@@ -182,7 +182,7 @@ pub async fn snapshot_until(
                 )
             }
         };
-        let export = Target::open(
+        let export = Target::open_source(
             &crate::sink::Destination::parse(&dir)?,
             Some(&aws.sdk),
             &config.s3,
@@ -190,7 +190,7 @@ pub async fn snapshot_until(
         .await?;
         let keys: Vec<String> = table.key_schema.iter().map(|k| k.name.clone()).collect();
         return convert_export_to(
-            &aws.region,
+            Some(&aws.region),
             export,
             target,
             &keys,

@@ -25,11 +25,12 @@ pub async fn convert_export(
     cancel: CancellationToken,
 ) -> Result<Summary> {
     let started = (Instant::now(), Utc::now());
-    let aws = AwsContext::load(&config.aws).await?;
-    let export = Target::open(source, Some(&aws.sdk), &config.s3).await?;
-    let target = Target::open(&config.destination, Some(&aws.sdk), &config.s3).await?;
+    let aws = aws_for(config, &[source, &config.destination]).await?;
+    let sdk = aws.as_ref().map(|a| &a.sdk);
+    let export = Target::open_source(source, sdk, &config.s3).await?;
+    let target = Target::open(&config.destination, sdk, &config.s3).await?;
     convert_export_to(
-        &aws.region,
+        aws.as_ref().map(|a| a.region.as_str()),
         export,
         target,
         keys,
@@ -42,9 +43,26 @@ pub async fn convert_export(
     .await
 }
 
+/// The AWS configuration, loaded only when one of `locations` is on S3: reading and writing
+/// local files needs none (no region, no profile, no credentials).
+async fn aws_for(
+    config: &SnapshotConfig,
+    locations: &[&crate::sink::Destination],
+) -> Result<Option<AwsContext>> {
+    if locations
+        .iter()
+        .all(|l| matches!(l, crate::sink::Destination::Local(_)))
+    {
+        return Ok(None);
+    }
+    AwsContext::load(&config.aws).await.map(Some)
+}
+
+/// Convert the export whose folder is `export` into a snapshot at `target`. The manifest's
+/// region is the exported table's (from its ARN), else `region`.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn convert_export_to(
-    region: &str,
+    region: Option<&str>,
     export: Target,
     target: Target,
     keys: &[String],
@@ -56,6 +74,12 @@ pub(super) async fn convert_export_to(
 ) -> Result<Summary> {
     let source = export.url.clone();
     let export = Arc::new(Export::open(export).await?);
+    let region = export
+        .summary
+        .region()
+        .or(region)
+        .unwrap_or("unknown")
+        .to_owned();
     let table = match described {
         Some(mut table) => {
             table.item_count = Some(export.item_count() as i64);
@@ -118,7 +142,7 @@ pub(super) async fn convert_export_to(
             .collect())
     };
     run_producers(
-        region,
+        &region,
         table,
         origin,
         target,
@@ -168,10 +192,11 @@ pub async fn apply(
     cancel: CancellationToken,
 ) -> Result<Summary> {
     let started = (Instant::now(), Utc::now());
-    let aws = AwsContext::load(&config.aws).await?;
-    let changes = Target::open(changes, Some(&aws.sdk), &config.s3).await?;
-    let base = Target::open(base, Some(&aws.sdk), &config.s3).await?;
-    let target = Target::open(&config.destination, Some(&aws.sdk), &config.s3).await?;
+    let aws = aws_for(config, &[changes, base, &config.destination]).await?;
+    let sdk = aws.as_ref().map(|a| &a.sdk);
+    let changes = Target::open_source(changes, sdk, &config.s3).await?;
+    let base = Target::open_source(base, sdk, &config.s3).await?;
+    let target = Target::open(&config.destination, sdk, &config.s3).await?;
     let change_manifest = read_manifest(&changes).await?;
     let base_manifest = read_manifest(&base).await?;
     if !change_manifest.schema.columns.contains_key("_op") {
@@ -207,6 +232,8 @@ pub async fn apply(
         table = declared_table(&table.name, table.arn.clone(), &keys, None);
     }
     table.item_count = Some(base_manifest.items_written as i64);
+    // The table's region, as the snapshot the changes apply to records it.
+    let region = base_manifest.region.clone();
     let key_names = keys.clone();
     let first: Vec<&str> = key_names.iter().map(String::as_str).collect();
     let source = format!("{} applied to {}", changes.url, base.url);
@@ -226,7 +253,7 @@ pub async fn apply(
         ) as Producer])
     };
     run_producers(
-        &aws.region,
+        &region,
         table,
         Origin {
             mode: "apply",

@@ -197,6 +197,43 @@ impl Target {
         }
     }
 
+    /// Open a location to read from (an export, a snapshot to apply changes to): nothing is
+    /// created, and a local directory that does not exist is an error. A local location is
+    /// opened over the whole filesystem, so files next to it (an incremental export's shared
+    /// `data/` folder) are reachable from its root; an S3 location is opened over its bucket.
+    pub async fn open_source(
+        src: &Destination,
+        sdk: Option<&aws_config::SdkConfig>,
+        s3: &S3Options,
+    ) -> Result<Self> {
+        let Destination::Local(dir) = src else {
+            return Self::open(src, sdk, s3).await;
+        };
+        let abs = match tokio::fs::canonicalize(dir).await {
+            Ok(abs) if abs.is_dir() => abs,
+            Ok(_) => {
+                return Err(Error::invalid(format!(
+                    "{} is a file, not a directory; give the directory that holds it",
+                    dir.display()
+                )));
+            }
+            Err(e) => {
+                return Err(Error::invalid(format!(
+                    "{} cannot be read ({e}); give an existing directory or an s3:// URL",
+                    dir.display()
+                )));
+            }
+        };
+        let root = Path::from_absolute_path(&abs).map_err(|e| {
+            Error::invalid(format!("{} cannot be used as a path: {e}", abs.display()))
+        })?;
+        Ok(Target {
+            store: Arc::new(LocalFileSystem::new()),
+            root,
+            url: abs.display().to_string(),
+        })
+    }
+
     /// A target over a caller-provided store (tests, other object stores).
     pub fn from_store(store: Arc<dyn ObjectStore>, root: &str, url: impl Into<String>) -> Self {
         Target {

@@ -1,14 +1,28 @@
 //! Reading a DynamoDB export (Export to S3) that already exists.
 //!
-//! Layout, as AWS documents it, under `<prefix>/AWSDynamoDB/<export-id>/`:
+//! Layout, as AWS documents it (`<prefix>/` is absent when the export was asked for without a
+//! prefix):
 //!
 //! ```text
-//! manifest-summary.json   exportArn, tableArn, exportTime, exportType, outputFormat, itemCount,
-//!                         manifestFilesS3Key, ...
-//! manifest-files.json     one JSON object per line: dataFileS3Key, itemCount, md5Checksum, etag
-//! data/<id>.json.gz       gzip JSON lines: {"Item":{...DynamoDB JSON...}} (full exports)
-//! data/<id>.ion.gz        or gzip Ion text lines, for ION exports (see `ion`)
+//! <prefix>/AWSDynamoDB/<export-id>/_started, manifest-summary.json, manifest-files.json,
+//!                                  and their .checksum / .md5 files
+//! <prefix>/AWSDynamoDB/<export-id>/data/<name>.json.gz   a full export's data files
+//! <prefix>/AWSDynamoDB/data/<name>.json.gz               an incremental export's data files, in
+//!                                                        a folder SHARED by every incremental
+//!                                                        export to that prefix
 //! ```
+//!
+//! `manifest-summary.json` holds exportArn, tableArn, exportTime, exportType, outputFormat,
+//! itemCount, s3Bucket, s3Prefix and manifestFilesS3Key; `manifest-files.json` one JSON object
+//! per data file: dataFileS3Key (the object key from the bucket root), itemCount, md5Checksum.
+//! Data files are gzip JSON lines, `{"Item":{...DynamoDB JSON...}}` in full exports and change
+//! records in incremental ones, or gzip Ion text for ION exports (see `ion`).
+//!
+//! Data files are found from their `dataFileS3Key` alone, placed relative to the export's own
+//! folder (whose key is the folder of `manifestFilesS3Key`), never from folder names: the same
+//! rule reads the export in its bucket, in another bucket it was copied to, and in a local copy
+//! of its prefix or of the whole bucket (`aws s3 sync`). Only the files the manifest lists are
+//! read, so exports sharing a `data/` folder never see each other's files.
 //!
 //! Each data file is streamed on a blocking thread: its bytes are hashed as they arrive (the
 //! MD5 must match `md5Checksum`), gunzipped and parsed line by line, and its items go to the
@@ -28,6 +42,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use futures::StreamExt;
 use md5::{Digest, Md5};
 use object_store::ObjectStoreExt;
+use object_store::path::Path;
 use serde::{Deserialize, Serialize};
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
@@ -70,8 +85,15 @@ pub struct ExportSummary {
     /// Key of manifest-files.json in the bucket.
     #[serde(default)]
     pub manifest_files_s3_key: Option<String>,
-    /// Incremental exports: `NEW_AND_OLD_IMAGES` or `NEW_IMAGE`.
-    #[serde(default)]
+    /// The bucket the export was written to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3_bucket: Option<String>,
+    /// The prefix it was written under (absent or null for none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3_prefix: Option<String>,
+    /// Incremental exports: `NEW_AND_OLD_IMAGES` or `NEW_IMAGE` (`outputView` in the
+    /// summaries DynamoDB writes).
+    #[serde(default, alias = "outputView")]
     pub export_view_type: Option<String>,
     /// Incremental exports: start of the window.
     #[serde(default)]
@@ -86,15 +108,51 @@ impl ExportSummary {
     pub fn is_incremental(&self) -> bool {
         self.export_type.as_deref() == Some("INCREMENTAL_EXPORT")
     }
-}
 
-impl ExportSummary {
     /// The table name, from the table ARN (`arn:aws:dynamodb:region:account:table/NAME`).
     pub fn table_name(&self) -> Option<&str> {
         self.table_arn
             .as_deref()?
             .rsplit_once("table/")
             .map(|(_, n)| n)
+    }
+
+    /// The table's region, from the table ARN.
+    pub fn region(&self) -> Option<&str> {
+        self.table_arn
+            .as_deref()?
+            .split(':')
+            .nth(3)
+            .filter(|r| !r.is_empty())
+    }
+
+    /// The key of the export's own folder in its bucket: the folder of `manifestFilesS3Key`,
+    /// else `<s3Prefix>/AWSDynamoDB/<export id>` (the id ends `exportArn`).
+    fn folder_key(&self) -> Option<String> {
+        if let Some(key) = &self.manifest_files_s3_key {
+            return Some(key.rsplit_once('/').map_or("", |(dir, _)| dir).to_owned());
+        }
+        let id = self.export_arn.as_deref()?.rsplit_once("/export/")?.1;
+        let prefix = self.s3_prefix.as_deref().unwrap_or("").trim_matches('/');
+        Some(if prefix.is_empty() {
+            format!("AWSDynamoDB/{id}")
+        } else {
+            format!("{prefix}/AWSDynamoDB/{id}")
+        })
+    }
+
+    /// A `dataFileS3Key` as a key from the bucket root. DynamoDB writes keys from the bucket
+    /// root, prefix included; a key that does not start with the summary's `s3Prefix` while
+    /// the export's folder does is taken as written relative to the prefix (as some of AWS's
+    /// documented examples show), so both forms find the same file.
+    fn bucket_key(&self, key: &str, folder: &str) -> String {
+        let prefix = self.s3_prefix.as_deref().unwrap_or("").trim_matches('/');
+        let under = |k: &str| k.trim_start_matches('/').starts_with(&format!("{prefix}/"));
+        if prefix.is_empty() || under(key) || !under(folder) {
+            key.to_owned()
+        } else {
+            format!("{prefix}/{}", key.trim_start_matches('/'))
+        }
     }
 }
 
@@ -119,6 +177,8 @@ pub struct Export {
     pub summary: ExportSummary,
     /// Its data files.
     pub files: Vec<ExportDataFile>,
+    /// Where each of `files` is in the target's store.
+    paths: Vec<Path>,
 }
 
 fn corrupt(export: &Target, message: impl Into<String>) -> Error {
@@ -128,13 +188,30 @@ fn corrupt(export: &Target, message: impl Into<String>) -> Error {
     }
 }
 
-/// The path of a bucket key relative to the export directory: `data/...` or the file name.
-fn relative(key: &str) -> &str {
-    match key.rfind("/data/") {
-        Some(i) => &key[i + 1..],
-        None if key.starts_with("data/") => key,
-        None => key.rsplit('/').next().unwrap_or(key),
+/// Where the object `key` (from the bucket root) is, given that the export folder, whose key
+/// in the bucket is `folder`, is at `root` in the store being read: the folders `key` shares
+/// with `folder` are left in place, the rest of `folder` is climbed out of and the rest of
+/// `key` walked into. `None` when that climbs above the store's root.
+fn locate(root: &Path, folder: &str, key: &str) -> Option<Path> {
+    let parts = |s: &'_ str| -> Vec<String> {
+        s.split('/')
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let (folder, key) = (parts(folder), parts(key));
+    let shared = folder.iter().zip(&key).take_while(|(a, b)| a == b).count();
+    let mut base: Vec<object_store::path::PathPart<'_>> = root.parts().collect();
+    let up = folder.len() - shared;
+    if up > base.len() {
+        return None;
     }
+    base.truncate(base.len() - up);
+    let mut path: Path = base.into_iter().collect();
+    for part in &key[shared..] {
+        path = path.join(part.as_str());
+    }
+    Some(path)
 }
 
 impl Export {
@@ -185,11 +262,45 @@ impl Export {
                 corrupt(&target, format!("manifest-files.json line {}: {e}", i + 1))
             })?);
         }
+        let folder = summary.folder_key().ok_or_else(|| {
+            corrupt(
+                &target,
+                "manifest-summary.json has neither manifestFilesS3Key nor exportArn, so its data \
+                 files cannot be placed",
+            )
+        })?;
+        let paths = files
+            .iter()
+            .map(|f: &ExportDataFile| {
+                let key = summary.bucket_key(&f.data_file_s3_key, &folder);
+                locate(&target.root, &folder, &key).ok_or_else(|| {
+                    Error::invalid(format!(
+                        "data file {} of the export at {} lies outside what can be read from \
+                         there; give the export's folder inside its bucket or inside a copy of \
+                         the whole prefix (aws s3 sync s3://bucket/prefix ./raw, then \
+                         ./raw/AWSDynamoDB/<export-id>)",
+                        f.data_file_s3_key,
+                        target.url()
+                    ))
+                })
+            })
+            .collect::<Result<_>>()?;
         Ok(Export {
             target,
             summary,
             files,
+            paths,
         })
+    }
+
+    /// Where data file `index` is, for messages: a URL or a local path.
+    fn location(&self, index: usize) -> String {
+        let path = self.paths[index].as_ref();
+        let root = self.target.root.as_ref();
+        match self.target.url().strip_suffix(root) {
+            Some(base) if !root.is_empty() => format!("{}/{path}", base.trim_end_matches('/')),
+            _ => path.to_owned(),
+        }
     }
 
     /// Items the manifest says the export holds.
@@ -211,17 +322,27 @@ impl Export {
         stop: &AtomicBool,
     ) -> Result<()> {
         let file = &self.files[index];
-        let name = relative(&file.data_file_s3_key);
-        let path = name
-            .split('/')
-            .fold(self.target.root.clone(), |path, part| path.join(part));
+        let name = file.data_file_s3_key.as_str();
         let got = handle
-            .block_on(self.target.store.get(&path))
+            .block_on(self.target.store.get(&self.paths[index]))
             .map_err(|e| match e {
-                object_store::Error::NotFound { .. } => corrupt(
-                    &self.target,
-                    format!("{name} is listed in manifest-files.json but missing"),
-                ),
+                object_store::Error::NotFound { .. } => {
+                    let shared = if self.summary.is_incremental() {
+                        "; an incremental export keeps its data files in the prefix's shared \
+                         AWSDynamoDB/data/ folder, next to the export's own folder: copy the \
+                         whole prefix, not only the export's folder"
+                    } else {
+                        ""
+                    };
+                    corrupt(
+                        &self.target,
+                        format!(
+                            "{name} is listed in manifest-files.json but missing (looked for \
+                             {}){shared}",
+                            self.location(index)
+                        ),
+                    )
+                }
                 e => self.target.error(&format!("reading {name}"), e),
             })?;
         let mut hashing = HashingReader {
@@ -442,12 +563,84 @@ mod tests {
     }
 
     #[test]
-    fn data_file_keys_resolve_under_the_export() {
+    fn data_files_are_placed_from_their_keys() {
+        let at = |root: &str, folder: &str, key: &str| {
+            locate(&Path::from(root), folder, key).map(|p| p.to_string())
+        };
+        // In the bucket itself: the key is the path.
+        let full = "raw/AWSDynamoDB/0170-ab/data/x1.json.gz";
+        let shared = "raw/AWSDynamoDB/data/x2.json.gz";
+        let folder = "raw/AWSDynamoDB/0170-ab";
+        assert_eq!(at(folder, folder, full).as_deref(), Some(full));
+        assert_eq!(at(folder, folder, shared).as_deref(), Some(shared));
+        // Prefixes of several levels, and none.
+        let deep = "a/b/c/AWSDynamoDB/0170-ab";
         assert_eq!(
-            relative("raw/AWSDynamoDB/0170-ab/data/x1.json.gz"),
-            "data/x1.json.gz"
+            at(deep, deep, "a/b/c/AWSDynamoDB/data/x.json.gz").as_deref(),
+            Some("a/b/c/AWSDynamoDB/data/x.json.gz")
         );
-        assert_eq!(relative("data/x1.json.gz"), "data/x1.json.gz");
+        assert_eq!(
+            at(
+                "AWSDynamoDB/0170-ab",
+                "AWSDynamoDB/0170-ab",
+                "AWSDynamoDB/data/x.json.gz"
+            )
+            .as_deref(),
+            Some("AWSDynamoDB/data/x.json.gz")
+        );
+        // A local copy of the prefix (`aws s3 sync s3://bucket/raw ./copy`).
+        let copy = "home/me/copy/AWSDynamoDB/0170-ab";
+        assert_eq!(
+            at(copy, folder, shared).as_deref(),
+            Some("home/me/copy/AWSDynamoDB/data/x2.json.gz")
+        );
+        assert_eq!(
+            at(copy, folder, full).as_deref(),
+            Some("home/me/copy/AWSDynamoDB/0170-ab/data/x1.json.gz")
+        );
+        // Up to the store's root, and nothing above it.
+        assert_eq!(
+            at("0170-ab", folder, shared).as_deref(),
+            Some("data/x2.json.gz")
+        );
+        assert_eq!(
+            at("0170-ab", folder, "other/AWSDynamoDB/data/x.json.gz"),
+            None
+        );
+        // The folder from the summary: manifestFilesS3Key, else s3Prefix and the ARN.
+        let mut summary: ExportSummary = serde_json::from_str(
+            r#"{"manifestFilesS3Key":"p/q/AWSDynamoDB/01-ab/manifest-files.json"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            summary.folder_key().as_deref(),
+            Some("p/q/AWSDynamoDB/01-ab")
+        );
+        summary.manifest_files_s3_key = None;
+        assert_eq!(summary.folder_key(), None);
+        summary.export_arn = Some("arn:aws:dynamodb:eu-west-1:1:table/t/export/01-ab".into());
+        assert_eq!(summary.folder_key().as_deref(), Some("AWSDynamoDB/01-ab"));
+        summary.s3_prefix = Some("p/q/".into());
+        assert_eq!(
+            summary.folder_key().as_deref(),
+            Some("p/q/AWSDynamoDB/01-ab")
+        );
+        // Data keys from the bucket root, or relative to the prefix.
+        let folder = "p/q/AWSDynamoDB/01-ab";
+        for key in [
+            "p/q/AWSDynamoDB/data/x.json.gz",
+            "AWSDynamoDB/data/x.json.gz",
+        ] {
+            assert_eq!(
+                summary.bucket_key(key, folder),
+                "p/q/AWSDynamoDB/data/x.json.gz"
+            );
+        }
+        summary.s3_prefix = None;
+        assert_eq!(
+            summary.bucket_key("AWSDynamoDB/data/x.json.gz", "AWSDynamoDB/01-ab"),
+            "AWSDynamoDB/data/x.json.gz"
+        );
     }
 
     #[test]
@@ -460,6 +653,8 @@ mod tests {
             output_format: None,
             item_count: None,
             manifest_files_s3_key: None,
+            s3_bucket: None,
+            s3_prefix: None,
             export_view_type: None,
             export_from_time: None,
             export_to_time: None,
