@@ -433,7 +433,7 @@ fn sample_changes(images: &[Item], ion: bool) -> (Vec<String>, Vec<Item>) {
             _ => (None, "delete", Some(&old)),
         };
         lines.push(if ion {
-            ion_change(&keys, micros, new_image, old_image)
+            change_record(Text::Ion, &keys, &micros.to_string(), new_image, old_image)
         } else {
             // Both forms of the timestamp occur in exports.
             let stamp = if i % 2 == 0 {
@@ -441,7 +441,7 @@ fn sample_changes(images: &[Item], ion: bool) -> (Vec<String>, Vec<Item>) {
             } else {
                 micros.to_string()
             };
-            change_with(&keys, &stamp, new_image, old_image)
+            change_record(Text::Json, &keys, &stamp, new_image, old_image)
         });
         let mut row = new_image.cloned().unwrap_or(keys);
         row.insert("_op".into(), s(op));
@@ -452,22 +452,6 @@ fn sample_changes(images: &[Item], ion: bool) -> (Vec<String>, Vec<Item>) {
         expected.push(row);
     }
     (lines, expected)
-}
-
-/// An incremental record as the Ion text of an ION export.
-fn ion_change(keys: &Item, micros: u64, new: Option<&Item>, old: Option<&Item>) -> String {
-    let mut record = format!(
-        "$ion_1_0 {{Metadata:{{WriteTimestampMicros:{micros}}},Keys:{}",
-        ion_struct(keys)
-    );
-    if let Some(new) = new {
-        record.push_str(&format!(",NewImage:{}", ion_struct(new)));
-    }
-    if let Some(old) = old {
-        record.push_str(&format!(",OldImage:{}", ion_struct(old)));
-    }
-    record.push_str("}\n");
-    record
 }
 
 /// Convert with the test credentials (no S3 endpoint: local exports).
@@ -647,20 +631,58 @@ async fn an_incremental_export_becomes_a_change_log() {
 
 /// An incremental export record.
 fn change(keys: &Item, micros: u64, new: Option<&Item>, old: Option<&Item>) -> String {
-    change_with(keys, &format!("{{\"N\":\"{micros}\"}}"), new, old)
+    let stamp = format!("{{\"N\":\"{micros}\"}}");
+    change_record(Text::Json, keys, &stamp, new, old)
 }
 
-/// An incremental export record whose `WriteTimestampMicros` is `stamp` (JSON).
-fn change_with(keys: &Item, stamp: &str, new: Option<&Item>, old: Option<&Item>) -> String {
-    let mut record = format!(
-        "{{\"Metadata\":{{\"WriteTimestampMicros\":{stamp}}},\"Keys\":{}",
-        json_map(keys)
-    );
-    if let Some(new) = new {
-        record.push_str(&format!(",\"NewImage\":{}", json_map(new)));
+/// The text of export lines: DynamoDB JSON, or the Ion text of ION exports.
+#[derive(Clone, Copy)]
+enum Text {
+    Json,
+    Ion,
+}
+
+impl Text {
+    fn map(self, m: &Item) -> String {
+        match self {
+            Text::Json => json_map(m),
+            Text::Ion => ion_struct(m),
+        }
     }
-    if let Some(old) = old {
-        record.push_str(&format!(",\"OldImage\":{}", json_map(old)));
+
+    fn field(self, name: &str) -> String {
+        match self {
+            Text::Json => format!("\"{name}\""),
+            Text::Ion => name.to_owned(),
+        }
+    }
+}
+
+/// An incremental export record whose `WriteTimestampMicros` is `stamp` (written as is).
+fn change_record(
+    text: Text,
+    keys: &Item,
+    stamp: &str,
+    new: Option<&Item>,
+    old: Option<&Item>,
+) -> String {
+    let f = |name: &str| text.field(name);
+    let mut record = format!(
+        "{}{{{}:{{{}:{stamp}}},{}:{}",
+        if matches!(text, Text::Ion) {
+            "$ion_1_0 "
+        } else {
+            ""
+        },
+        f("Metadata"),
+        f("WriteTimestampMicros"),
+        f("Keys"),
+        text.map(keys)
+    );
+    for (name, image) in [("NewImage", new), ("OldImage", old)] {
+        if let Some(image) = image {
+            record.push_str(&format!(",{}:{}", f(name), text.map(image)));
+        }
     }
     record.push_str("}\n");
     record
