@@ -77,6 +77,12 @@ fn every_type_items() -> Vec<Item> {
             ("mixed", n("42")),
             ("only_here", AV::M(Default::default())),
             ("empty_list", AV::L(vec![])),
+            // Names that differ only in case, at the top level and inside a map.
+            ("Status", s("capital")),
+            (
+                "case_map",
+                AV::M([("k".to_string(), s("lower")), ("K".to_string(), s("upper"))].into()),
+            ),
         ]),
         item(vec![
             ("pk", s("sparse-2")),
@@ -86,6 +92,7 @@ fn every_type_items() -> Vec<Item> {
             ),
             ("flag", AV::Bool(false)),
             ("deep", AV::Null(true)),
+            ("STATUS", n("7")),
         ]),
         item(vec![("pk", s("keys-only"))]),
     ];
@@ -148,6 +155,7 @@ async fn every_type_round_trips_value_by_value() {
 
     // Independent reader: pyarrow reads the directory with no options and sees the same values.
     check_with_pyarrow(dir.path(), &truth, &manifest.schema.columns);
+    check_with_spark(dir.path());
 }
 
 /// Plain JSON rendering shared with tests/py/check_snapshot.py: numbers as canonical text,
@@ -229,6 +237,23 @@ fn check_with_pyarrow(dir: &std::path::Path, truth: &[Item], cols: &ddbsnap::con
     assert!(
         out.status.success(),
         "pyarrow check failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Spark with its default settings reads the snapshot, with the same values as pyarrow.
+fn check_with_spark(dir: &std::path::Path) {
+    let python = tools_dir().join("venv/bin/python");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/check_spark.py");
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "Spark check failed:\n{}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );

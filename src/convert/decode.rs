@@ -11,9 +11,9 @@ use arrow_schema::DataType;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue as AV;
 
-use super::json;
 use super::number::format_decimal;
 use super::shape::{ColumnType, Columns, Item};
+use super::{column_names, json};
 use crate::error::{Error, Result};
 
 /// Decode every row of `batch` back into DynamoDB items, using the column types the file was
@@ -21,8 +21,9 @@ use crate::error::{Error, Result};
 /// attribute are both stored as null).
 pub fn decode_batch(columns: &Columns, batch: &RecordBatch) -> Result<Vec<Item>> {
     let mut items: Vec<Item> = (0..batch.num_rows()).map(|_| Item::new()).collect();
-    for (name, ct) in columns {
-        let Some(array) = batch.column_by_name(name) else {
+    let names: Vec<&str> = columns.keys().map(String::as_str).collect();
+    for ((name, ct), column) in columns.iter().zip(column_names(&names)) {
+        let Some(array) = batch.column_by_name(&column) else {
             continue;
         };
         for (row, item) in items.iter_mut().enumerate() {
@@ -117,8 +118,9 @@ pub(crate) fn value_at(ct: &ColumnType, array: &dyn Array, row: usize) -> Result
         ColumnType::M { fields } => {
             let s = array.as_struct_opt().ok_or_else(|| bad(ct, dt))?;
             let mut map = std::collections::HashMap::with_capacity(fields.len());
-            for (name, child_ct) in fields {
-                if let Some(child) = s.column_by_name(name)
+            let names: Vec<&str> = fields.keys().map(String::as_str).collect();
+            for ((name, child_ct), column) in fields.iter().zip(column_names(&names)) {
+                if let Some(child) = s.column_by_name(&column)
                     && let Some(v) = value_at(child_ct, child.as_ref(), row)?
                 {
                     map.insert(name.clone(), v);

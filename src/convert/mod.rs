@@ -21,6 +21,10 @@
 //! | M | Struct with the union of all maps' fields (all nullable) |
 //! | conflicting types, empty-only maps, maps with > 1000 distinct keys | Utf8 holding DynamoDB JSON |
 //! | only NULLs | an all-null Utf8 column |
+//!
+//! Column names are the attribute names, verbatim (dots, spaces, unicode), at every level,
+//! with one exception: Spark, Databricks and Delta compare column names case-insensitively and
+//! refuse two that differ only in case. See [`column_names`] for the rule.
 
 pub mod decode;
 pub mod encode;
@@ -28,6 +32,8 @@ pub mod json;
 pub mod number;
 pub mod shape;
 
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef};
@@ -54,10 +60,59 @@ pub(crate) fn list_field(element: DataType, nullable: bool) -> Field {
     Field::new(LIST_ELEMENT, element, nullable)
 }
 
+/// Field metadata key holding the attribute name of a column [`column_names`] renamed.
+pub const ATTRIBUTE_NAME_KEY: &str = "ddbsnap.attribute";
+
+/// The column names of attributes `names` (the fields of one struct level): each attribute
+/// name verbatim, except where attribute names differ only in case (`status`, `Status`), which
+/// Spark, Databricks and Delta take for one column. Of such names, the first in byte order
+/// (`Status`) keeps its name and each later one becomes `<name>__<k>` (`status__2`), with the
+/// smallest k from 2 up that matches no other column and no attribute of the level in any
+/// case. The rule depends only on the set of names, not on the order items arrived in, so
+/// every snapshot of a table names its columns alike. It is reversible: a renamed column keeps
+/// its attribute name in its field metadata ([`ATTRIBUTE_NAME_KEY`]), the manifest lists the
+/// attribute names, and reading a snapshot back gives the attribute names.
+pub fn column_names<'a>(names: &[&'a str]) -> Vec<Cow<'a, str>> {
+    let fold = |s: &str| s.to_lowercase();
+    let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, name) in names.iter().enumerate() {
+        groups.entry(fold(name)).or_default().push(i);
+    }
+    let mut columns: Vec<Cow<'a, str>> = names.iter().map(|&n| Cow::Borrowed(n)).collect();
+    if groups.len() == names.len() {
+        return columns;
+    }
+    let mut taken: HashSet<String> = groups.keys().cloned().collect();
+    for members in groups.values_mut().filter(|m| m.len() > 1) {
+        members.sort_by_key(|&i| names[i]);
+        for &i in &members[1..] {
+            let renamed = (2u32..)
+                .map(|k| format!("{}__{k}", names[i]))
+                .find(|c| !taken.contains(&fold(c)))
+                .expect("some suffix is free");
+            taken.insert(fold(&renamed));
+            columns[i] = Cow::Owned(renamed);
+        }
+    }
+    columns
+}
+
 pub(crate) fn struct_fields(fields: &Columns) -> Fields {
+    let names: Vec<&str> = fields.keys().map(String::as_str).collect();
     fields
         .iter()
-        .map(|(name, ct)| Field::new(name, data_type(ct), true))
+        .zip(column_names(&names))
+        .map(|((name, ct), column)| {
+            let field = Field::new(column.as_ref(), data_type(ct), true);
+            if column == name.as_str() {
+                field
+            } else {
+                field.with_metadata(HashMap::from([(
+                    ATTRIBUTE_NAME_KEY.to_owned(),
+                    name.clone(),
+                )]))
+            }
+        })
         .collect()
 }
 
@@ -121,6 +176,73 @@ mod tests {
         let schema = arrow_schema(&columns);
         let batch = encode_batch(&columns, &schema, items).unwrap();
         (columns.clone(), decode_batch(&columns, &batch).unwrap())
+    }
+
+    #[test]
+    fn names_differing_only_in_case_get_distinct_reversible_columns() {
+        let names = [
+            "status",
+            "Status",
+            "STATUS",
+            "status__2",
+            "a.b c=d",
+            "ünï",
+            "ÜNÏ",
+        ];
+        let columns = column_names(&names);
+        assert_eq!(
+            columns,
+            [
+                "status__4",
+                "Status__3",
+                "STATUS",
+                "status__2",
+                "a.b c=d",
+                "ünï__2",
+                "ÜNÏ"
+            ]
+        );
+        // The same whatever order the attributes were first seen in.
+        let mut reversed = names;
+        reversed.reverse();
+        let mut again = column_names(&reversed);
+        again.reverse();
+        assert_eq!(columns, again);
+        let folded: HashSet<String> = columns.iter().map(|c| c.to_lowercase()).collect();
+        assert_eq!(folded.len(), names.len());
+
+        // Top level and inside maps: written under the column names, read back under the
+        // attribute names.
+        let nested = AV::M(
+            [
+                ("k".to_string(), AV::S("lower".into())),
+                ("K".to_string(), AV::N("1".into())),
+            ]
+            .into_iter()
+            .collect(),
+        );
+        let items = vec![
+            item(vec![
+                ("status", AV::S("a".into())),
+                ("Status", AV::N("2".into())),
+                ("m", nested.clone()),
+            ]),
+            item(vec![("STATUS", AV::Bool(true)), ("m", nested)]),
+        ];
+        let (columns, back) = round_trip(&items);
+        assert_eq!(back, items);
+        let schema = arrow_schema(&columns);
+        let field = schema.field_with_name("status__3").unwrap();
+        assert_eq!(field.metadata()[ATTRIBUTE_NAME_KEY], "status");
+        let field = schema.field_with_name("Status__2").unwrap();
+        assert_eq!(field.metadata()[ATTRIBUTE_NAME_KEY], "Status");
+        let field = schema.field_with_name("STATUS").unwrap();
+        assert!(field.metadata().is_empty());
+        let DataType::Struct(children) = schema.field_with_name("m").unwrap().data_type() else {
+            panic!("m is a struct");
+        };
+        let names: Vec<&str> = children.iter().map(|f| f.name().as_str()).collect();
+        assert!(names.contains(&"K") && names.contains(&"k__2"), "{names:?}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ import json
 import pathlib
 import sys
 
+import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
@@ -47,6 +48,27 @@ def plain(v):
     raise TypeError(f"unexpected value {v!r}")
 
 
+def attribute(field) -> str:
+    """The DynamoDB attribute name of a column or struct field: its name, or the name kept in
+    its metadata when ddbsnap renamed it (attribute names that differ only in case)."""
+    metadata = field.metadata or {}
+    return metadata.get(b"ddbsnap.attribute", field.name.encode()).decode()
+
+
+def restore(value, typ):
+    """A value read by pyarrow, with struct fields under their attribute names."""
+    if value is None:
+        return None
+    if pa.types.is_struct(typ):
+        return {
+            attribute(typ.field(i)): restore(value[typ.field(i).name], typ.field(i).type)
+            for i in range(typ.num_fields)
+        }
+    if pa.types.is_list(typ):
+        return [restore(v, typ.value_type) for v in value]
+    return value
+
+
 def check(got, want, where):
     if isinstance(want, dict) and set(want) == {"$json"}:
         assert isinstance(got, str), (where, got)
@@ -77,7 +99,14 @@ def main() -> int:
 
     table = ds.dataset(str(root), format="parquet").to_table()
     assert table.num_rows == manifest["items_written"], (table.num_rows, manifest["items_written"])
-    rows = {r["pk"]: r for r in table.to_pylist()}
+    # Column names as Spark and Databricks need them: unique without regard to case.
+    for typ in [table.schema] + [f.type for f in table.schema if pa.types.is_struct(f.type)]:
+        names = [f.name.lower() for f in typ]
+        assert len(names) == len(set(names)), f"column names differ only in case: {names}"
+    rows = {}
+    for r in table.to_pylist():
+        row = {attribute(f): restore(r[f.name], f.type) for f in table.schema}
+        rows[row["pk"]] = row
 
     checked = 0
     for want in expected:
