@@ -217,46 +217,19 @@ fn check_with_pyarrow(dir: &std::path::Path, truth: &[Item], cols: &ddbsnap::con
             )
         })
         .collect();
-    let expected_path = dir.join(".expected.json");
+    // Outside the snapshot, so the readers see only what ddbsnap wrote.
+    let scratch = tempfile::tempdir().unwrap();
+    let expected_path = scratch.path().join("expected.json");
     std::fs::write(&expected_path, serde_json::to_vec(&expected).unwrap()).unwrap();
-    let python = tools_dir().join("venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} missing; run scripts/test",
-        python.display()
-    );
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/check_snapshot.py");
-    let out = std::process::Command::new(python)
-        .arg(script)
-        .arg(dir)
-        .arg(&expected_path)
-        .output()
-        .unwrap();
-    std::fs::remove_file(&expected_path).unwrap();
-    assert!(
-        out.status.success(),
-        "pyarrow check failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    run_python(
+        "check_snapshot.py",
+        &[dir.as_os_str(), expected_path.as_os_str()],
     );
 }
 
 /// Spark with its default settings reads the snapshot, with the same values as pyarrow.
 fn check_with_spark(dir: &std::path::Path) {
-    let python = tools_dir().join("venv/bin/python");
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/check_spark.py");
-    let out = std::process::Command::new(python)
-        .arg(script)
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "Spark check failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_python("check_spark.py", &[dir.as_os_str()]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

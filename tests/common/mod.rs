@@ -324,6 +324,33 @@ pub async fn names_under(target: &Target) -> HashSet<String> {
         .unwrap()
 }
 
+/// Run `tests/py/<script>` with the test venv's Python and `args`; fails the test (with the
+/// script's output) unless it succeeds, and returns its stdout.
+pub fn run_python(script: &str, args: &[&std::ffi::OsStr]) -> Vec<u8> {
+    let python = tools_dir().join("venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} missing; run scripts/test",
+        python.display()
+    );
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/py")
+        .join(script);
+    let out = Command::new(python)
+        .arg(&script)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{} failed:\n{}\n{}",
+        script.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// Environment for running the real binary against the test servers.
 pub fn test_env() -> Vec<(&'static str, String)> {
     vec![
