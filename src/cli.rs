@@ -230,6 +230,10 @@ pub struct OutputArgs {
     /// Row group size in MiB (bounds memory).
     #[arg(long, default_value_t = 32, value_name = "MiB")]
     pub row_group_size: usize,
+    /// Output: a snapshot folder, or a Delta Lake table at --to that each run replaces as one
+    /// new version (created on the first run).
+    #[arg(long, value_enum, default_value_t = crate::format::TableFormat::Snapshot)]
+    pub format: crate::format::TableFormat,
     /// Replace a snapshot already at the destination.
     #[arg(long)]
     pub overwrite: bool,
@@ -261,6 +265,7 @@ impl OutputArgs {
             .zstd_level(self.zstd_level)
             .target_file_bytes(self.file_size.saturating_mul(1 << 20))
             .row_group_bytes(self.row_group_size.saturating_mul(1 << 20))
+            .format(self.format)
             .overwrite(self.overwrite)
             .resume(self.resume)
             .checkpoint_interval(std::time::Duration::from_secs(self.checkpoint_every));

@@ -79,6 +79,8 @@ pub struct SnapshotConfig {
     pub time: Option<TimeSpec>,
     /// Read the table through DynamoDB's Export to S3 instead of a Scan.
     pub export: Option<crate::source::export::ExportRequest>,
+    /// How the run is published: a snapshot folder or a Delta table version.
+    pub format: crate::format::TableFormat,
 }
 
 /// The timestamp window as asked for (resolved against the table and the previous runs when
@@ -134,6 +136,7 @@ impl SnapshotConfig {
             raw_filter: None,
             time: None,
             export: None,
+            format: crate::format::TableFormat::Snapshot,
         }
     }
 }
@@ -166,9 +169,16 @@ pub struct SnapshotConfigBuilder {
     raw_filter: Option<RawFilter>,
     time: Option<TimeSpec>,
     export: Option<crate::source::export::ExportRequest>,
+    format: crate::format::TableFormat,
 }
 
 impl SnapshotConfigBuilder {
+    /// Publish as a snapshot folder (default) or as a Delta table version.
+    pub fn format(mut self, format: crate::format::TableFormat) -> Self {
+        self.format = format;
+        self
+    }
+
     /// AWS region.
     pub fn region(mut self, region: impl Into<String>) -> Self {
         self.aws.region = Some(region.into());
@@ -355,6 +365,32 @@ impl SnapshotConfigBuilder {
                 )));
             }
         }
+        if self.format == crate::format::TableFormat::Delta {
+            let merge = if self.time.is_some() {
+                Some("--filter-attr")
+            } else if self
+                .export
+                .as_ref()
+                .is_some_and(|e| e.incremental.is_some())
+            {
+                Some("--incremental")
+            } else {
+                None
+            };
+            if let Some(flag) = merge {
+                return Err(Error::invalid(format!(
+                    "--format delta with {flag} needs a MERGE into the table, which ddbsnap does \
+                     not do yet; refresh the whole table (leave out {flag}) or write a \
+                     snapshot folder"
+                )));
+            }
+            if self.overwrite {
+                return Err(Error::invalid(
+                    "--overwrite does not apply to --format delta: every run replaces the \
+                     table's contents as a new version (earlier versions stay for time travel)",
+                ));
+            }
+        }
         if self.concurrency == Some(0) {
             return Err(Error::invalid("--concurrency must be at least 1"));
         }
@@ -414,6 +450,7 @@ impl SnapshotConfigBuilder {
             raw_filter: self.raw_filter,
             time: self.time,
             export: self.export,
+            format: self.format,
         })
     }
 }

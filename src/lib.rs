@@ -25,6 +25,8 @@
 //!   key whose items are all in closed files, so `--resume` continues exactly where a killed or
 //!   failed run stopped.
 //! * [`manifest`]: `_manifest.json`, written last: a snapshot without it is not complete.
+//! * [`format`](mod@format): where a finished run is published: a snapshot folder (its manifest), or the
+//!   next version of a Delta Lake table (a commit through `delta_kernel`).
 //! * [`describe`]: what a snapshot of a table would read and cost.
 //!
 //! Costs: memory is bounded by the channel (one page per running segment), the first
@@ -63,6 +65,7 @@ pub mod convert;
 pub mod describe;
 pub mod error;
 pub mod filter;
+pub mod format;
 pub mod manifest;
 pub mod pipeline;
 pub mod plan;

@@ -147,6 +147,20 @@ fn report(summary: &ddbsnap::Summary, json: bool) -> Result<ExitCode, ddbsnap::E
     } else {
         String::new()
     };
+    let committed = match &summary.delta {
+        Some(d) if d.already_committed => format!(
+            "was already committed as version {} of the Delta table; nothing more to do",
+            d.version
+        ),
+        Some(d) if d.version == 0 => {
+            format!("committed as version 0 of a new Delta table{resumed}")
+        }
+        Some(d) => format!(
+            "committed as version {} of the Delta table, replacing {} files{resumed}",
+            d.version, d.files_removed
+        ),
+        None => format!("committed{resumed}"),
+    };
     if json {
         println!(
             "{}",
@@ -159,7 +173,7 @@ fn report(summary: &ddbsnap::Summary, json: bool) -> Result<ExitCode, ddbsnap::E
         );
     } else {
         println!(
-            "snapshot of {} committed{resumed}: {} items{scanned} in {} files ({:.1} MiB), {:.1} RCU ({:.1} RCU/s), {} segments{throttled}, {:.1} s\n{}",
+            "snapshot of {} {committed}: {} items{scanned} in {} files ({:.1} MiB), {:.1} RCU ({:.1} RCU/s), {} segments{throttled}, {:.1} s\n{}",
             summary.table,
             summary.items,
             summary.files,

@@ -315,35 +315,16 @@ pub async fn plan_scan(
         )));
     }
     let keys = table.scan_keys(index.as_ref());
-    let mut target = root.clone();
+    // Incremental pulls and Delta tables keep each run in a `run=` directory of the root.
+    let target = if config.time.is_some() || config.format == crate::format::TableFormat::Delta {
+        root.run_dir(config.resume, started_at).await?
+    } else {
+        root.clone()
+    };
     let time = match &config.time {
         None => None,
         Some(spec) => {
             let runs = root.runs().await?;
-            let unfinished = runs.iter().rev().find(|r| r.unfinished && !r.committed);
-            target = if config.resume {
-                let run = unfinished.ok_or_else(|| {
-                    Error::invalid(format!(
-                        "{} has no unfinished run to resume; run without --resume",
-                        root.url()
-                    ))
-                })?;
-                root.child(&run.name)
-            } else {
-                if let Some(run) = unfinished {
-                    return Err(Error::AlreadyExists {
-                        url: root.child(&run.name).url().to_owned(),
-                        what: "is an unfinished run of this dataset; pass --resume to continue \
-                               it, or delete it"
-                            .into(),
-                    });
-                }
-                root.child(&format!(
-                    "{}{}",
-                    crate::sink::RUN_PREFIX,
-                    started_at.format("%Y-%m-%dT%H-%M-%SZ")
-                ))
-            };
             let format = match spec.format {
                 Some(format) => format,
                 None => detect_format(aws, table, index.as_ref(), &spec.attribute).await?,

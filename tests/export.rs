@@ -359,6 +359,36 @@ async fn a_full_export_converts_value_by_value() {
     );
     let target = s3_target(&s3, "s3://snaps/orders/full").await;
     assert_same_items(&items, &read_snapshot(&target).await);
+
+    // The same export as version 0 of a new Delta table, read by `deltalake` and polars.
+    let lake = tempfile::tempdir().unwrap();
+    let table = lake.path().join("orders");
+    let to = table.to_str().unwrap();
+    let out = convert(&s3, to, &["--key", "pk,sk", "--format", "delta"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = run_python("read_delta.py", &[table.as_os_str(), "0".as_ref()]);
+    let version: serde_json::Value = serde_json::from_slice(&read).unwrap();
+    let rows = version["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), items.len());
+    let keys = |pk: &str, sk: &str| format!("{pk}/{sk}");
+    let mut got: Vec<String> = rows
+        .iter()
+        .map(|r| keys(r["pk"].as_str().unwrap(), r["sk"].as_str().unwrap()))
+        .collect();
+    let mut want: Vec<String> = items
+        .iter()
+        .map(|i| match (&i["pk"], &i["sk"]) {
+            (AV::S(pk), AV::N(sk)) => keys(pk, sk),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "every item once");
     let manifest = ddbsnap::sink::reader::read_manifest(&target).await.unwrap();
     assert_eq!(manifest.mode, "export");
     assert_eq!(manifest.table.name, "orders");

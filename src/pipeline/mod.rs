@@ -48,6 +48,7 @@ use crate::config::SnapshotConfig;
 use crate::convert::{Columns, Item, NumberMode, TableShape, arrow_schema};
 use crate::error::{Error, Result};
 use crate::filter::{TimeCheck, WindowStats};
+use crate::format::TableFormat;
 use crate::manifest::{MANIFEST_FORMAT, Manifest, ManifestSchema, OutputOptions, Watermark};
 use crate::plan::{KeyAttribute, TableInfo, auto_segments, plan_scan};
 use crate::progress::{Progress, ProgressEvent};
@@ -106,8 +107,21 @@ pub struct Summary {
     /// For an incremental pull: the window covered, the latest timestamp written, and the items
     /// left out for a missing or unreadable timestamp.
     pub watermark: Option<Watermark>,
+    /// With `--format delta`: the table version the run was committed as.
+    pub delta: Option<DeltaCommit>,
     /// Wall-clock seconds of this run.
     pub seconds: f64,
+}
+
+/// The Delta commit of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeltaCommit {
+    /// The table version that holds the run.
+    pub version: u64,
+    /// Files of the previous version the commit removed.
+    pub files_removed: usize,
+    /// A resumed run found its commit already in the log and wrote nothing.
+    pub already_committed: bool,
 }
 
 impl Summary {
@@ -132,6 +146,7 @@ impl Summary {
             runs: manifest.runs,
             already_committed,
             watermark: manifest.watermark.clone(),
+            delta: None,
             seconds: 0.0,
         }
     }
@@ -157,6 +172,10 @@ pub async fn snapshot_until(
     let table = TableInfo::describe(&aws, &config.table).await?;
     let target = Target::open(&config.destination, Some(&aws.sdk), &config.s3).await?;
     if let Some(request) = &config.export {
+        let target = match config.format {
+            TableFormat::Snapshot => target,
+            TableFormat::Delta => target.run_dir(config.resume, started.1).await?,
+        };
         let resumed = if config.resume {
             resume_export(&target, &table.name).await?
         } else {
@@ -790,28 +809,59 @@ async fn commit(
             url: target.url.clone(),
         });
     }
-    let body = serde_json::to_vec_pretty(&manifest)
-        .map_err(|e| Error::Internal(format!("serializing the manifest: {e}")))?;
     progress.event(&ProgressEvent::Committing {
         files: manifest.files.len(),
     });
-    target
-        .store
-        .put(&target.path(MANIFEST_FILE), body.into())
-        .await
-        .map_err(|e| target.error("writing _manifest.json", e))?;
+    let (url, delta) = publish(config.format, target, &manifest).await?;
     // Committed. A checkpoint left next to a manifest is ignored (and removed by --overwrite),
-    // so failing to delete it must not fail the run.
+    // and a Delta run's own commit is found again by --resume, so failing to delete it must
+    // not fail the run.
     let _ = target.delete(&target.path(CHECKPOINT_FILE)).await;
-    progress.event(&ProgressEvent::Committed {
-        url: target.url.clone(),
-    });
+    progress.event(&ProgressEvent::Committed { url: url.clone() });
     Ok(Summary {
+        url,
         concurrency,
         files_rewritten,
+        delta,
         seconds: started.elapsed().as_secs_f64(),
         ..Summary::of_manifest(target, &manifest, false)
     })
+}
+
+/// Publish the finished run in `target` that `manifest` describes, as `format` says: write
+/// `_manifest.json` into its folder, or commit it as the next version of the Delta table whose
+/// `run=` folder it is. Returns where readers find it.
+async fn publish(
+    format: TableFormat,
+    target: &Target,
+    manifest: &Manifest,
+) -> Result<(String, Option<DeltaCommit>)> {
+    match format {
+        TableFormat::Snapshot => {
+            let body = serde_json::to_vec_pretty(manifest)
+                .map_err(|e| Error::Internal(format!("serializing the manifest: {e}")))?;
+            target
+                .store
+                .put(&target.path(MANIFEST_FILE), body.into())
+                .await
+                .map_err(|e| target.error("writing _manifest.json", e))?;
+            Ok((target.url.clone(), None))
+        }
+        TableFormat::Delta => {
+            let (table, run) = target.split_parent().ok_or_else(|| {
+                Error::Internal("a Delta run is not in a folder of its table".into())
+            })?;
+            let done = crate::format::delta::publish_full_refresh(&table, &run, manifest).await?;
+            Ok((
+                table.url,
+                Some(DeltaCommit {
+                    version: done.version,
+                    files_removed: done.removed_files,
+                    already_committed: done.already,
+                }),
+            ))
+        }
+    }
 }
 
 /// The checkpoint of a new snapshot: nothing done yet.

@@ -29,6 +29,10 @@ pub async fn convert_export(
     let sdk = aws.as_ref().map(|a| &a.sdk);
     let export = Target::open_source(source, sdk, &config.s3).await?;
     let target = Target::open(&config.destination, sdk, &config.s3).await?;
+    let target = match config.format {
+        TableFormat::Snapshot => target,
+        TableFormat::Delta => target.run_dir(config.resume, started.1).await?,
+    };
     convert_export_to(
         aws.as_ref().map(|a| a.region.as_str()),
         export,
@@ -74,6 +78,13 @@ pub(super) async fn convert_export_to(
 ) -> Result<Summary> {
     let source = export.url.clone();
     let export = Arc::new(Export::open(export).await?);
+    if config.format == TableFormat::Delta && export.summary.is_incremental() {
+        return Err(Error::invalid(format!(
+            "{source} is an incremental export: merging it into a Delta table needs a MERGE, \
+             which ddbsnap does not do yet; convert it to a change log (leave out --format \
+             delta)"
+        )));
+    }
     let region = export
         .summary
         .region()

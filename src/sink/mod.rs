@@ -252,6 +252,62 @@ impl Target {
         }
     }
 
+    /// The location this one is directly under, and this one's name in it (`None` at a store's
+    /// root).
+    pub(crate) fn split_parent(&self) -> Option<(Target, String)> {
+        let name = self.root.filename()?.to_owned();
+        let parent: Path = {
+            let parts: Vec<_> = self.root.parts().collect();
+            parts[..parts.len() - 1].iter().cloned().collect()
+        };
+        let url = self.url.trim_end_matches('/');
+        let url = url.strip_suffix(&name).unwrap_or(url).trim_end_matches('/');
+        Some((
+            Target {
+                store: Arc::clone(&self.store),
+                root: parent,
+                url: url.to_owned(),
+            },
+            name,
+        ))
+    }
+
+    /// The run directory to write into under this dataset root: the latest unfinished run
+    /// when `resume` (an error when there is none), else a new `run=<started_at>` one (an error
+    /// when an unfinished run would be left behind).
+    pub async fn run_dir(
+        &self,
+        resume: bool,
+        started_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Target> {
+        let runs = self.runs().await?;
+        let unfinished = runs.iter().rev().find(|r| r.unfinished && !r.committed);
+        if resume {
+            let run = unfinished.ok_or_else(|| {
+                Error::invalid(format!(
+                    "{} has no unfinished run to resume; run without --resume",
+                    self.url
+                ))
+            })?;
+            return Ok(self.child(&run.name));
+        }
+        if let Some(run) = unfinished {
+            return Err(Error::AlreadyExists {
+                url: self.child(&run.name).url().to_owned(),
+                what: "is an unfinished run of this dataset; pass --resume to continue it, or \
+                       delete it"
+                    .into(),
+            });
+        }
+        // Two runs started within one second get `-2`, `-3`, ... (names still sort by start).
+        let base = format!("{RUN_PREFIX}{}", started_at.format("%Y-%m-%dT%H-%M-%SZ"));
+        let name = std::iter::once(base.clone())
+            .chain((2..).map(|k| format!("{base}-{k}")))
+            .find(|name| !runs.iter().any(|r| &r.name == name))
+            .expect("some name is free");
+        Ok(self.child(&name))
+    }
+
     /// Runs (`run=<utc-id>` directories) under this dataset root, oldest first, with whether
     /// each is committed (has `_manifest.json`) or unfinished (has `_checkpoint.json` only).
     pub async fn runs(&self) -> Result<Vec<RunDir>> {

@@ -1,0 +1,26 @@
+//! Table formats: where a finished run is published.
+//!
+//! A run (a scan, an export conversion, an `apply`) produces closed data files, all with one
+//! schema, and a record of itself (a [`crate::manifest::Manifest`]). A table format publishes
+//! them atomically:
+//! - [`TableFormat::Snapshot`]: the run's folder is the snapshot, and `_manifest.json`,
+//!   written last, is the commit;
+//! - [`TableFormat::Delta`]: the run writes into a `run=<utc-id>/` folder of a Delta Lake table
+//!   and [`delta`] publishes it as the table's next version.
+//!
+//! Checkpoints, `--resume` and the conversion are the run's and the same for every format.
+
+pub mod delta;
+
+use serde::{Deserialize, Serialize};
+
+/// How a run is published.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum TableFormat {
+    /// A folder of Parquet files committed by `_manifest.json`.
+    #[default]
+    Snapshot,
+    /// A Delta Lake table: each run is one new table version (a full refresh).
+    Delta,
+}

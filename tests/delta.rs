@@ -1,0 +1,305 @@
+//! `--format delta` against dynalite: each run of `ddbsnap snapshot` is one new version of a
+//! Delta table that holds exactly the table's items, read back by the `deltalake` package and
+//! by `polars.read_delta` (which must agree), with earlier versions kept for time travel; a
+//! killed run is invisible until `--resume` commits it, once.
+
+mod common;
+
+use aws_sdk_dynamodb::types::{AttributeValue as AV, ScalarAttributeType};
+use common::*;
+use ddbsnap::convert::Item;
+use serde_json::{Value, json};
+
+/// Items with strings, integers, decimals, booleans, lists and maps (and sparse attributes).
+fn orders(range: std::ops::Range<u64>) -> Vec<Item> {
+    range
+        .map(|i| {
+            let mut it = item(vec![
+                ("pk", s(&format!("c{}", i % 13))),
+                ("sk", n(&i.to_string())),
+                ("status", s(if i % 3 == 0 { "open" } else { "done" })),
+                ("amount", n(&format!("{}.{:02}", i * 7, i % 100))),
+                ("paid", AV::Bool(i % 2 == 0)),
+                ("lines", AV::L(vec![s(&format!("sku-{i}")), s("gift wrap")])),
+                (
+                    "customer",
+                    AV::M(item(vec![
+                        ("name", s(&format!("näme {i}"))),
+                        ("tier", n("2")),
+                    ])),
+                ),
+            ]);
+            if i % 5 == 0 {
+                it.insert("coupon".into(), s(&format!("C{i}")));
+            }
+            it
+        })
+        .collect()
+}
+
+/// An item as `read_delta.py` prints a row: numbers as canonical text, nulls left out.
+fn render(v: &AV) -> Value {
+    match v {
+        AV::S(s) => json!(s),
+        AV::N(n) => {
+            let d: f64 = n.parse().unwrap();
+            // The test's numbers: integers, or at most two decimals.
+            if n.contains('.') {
+                let text = format!("{d:.2}");
+                let text = text.trim_end_matches('0').trim_end_matches('.');
+                json!(text)
+            } else {
+                json!(n)
+            }
+        }
+        AV::Bool(b) => json!(b),
+        AV::L(l) => Value::Array(l.iter().map(render).collect()),
+        AV::M(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), render(v))).collect()),
+        other => panic!("not used here: {other:?}"),
+    }
+}
+
+fn rendered(items: &[Item]) -> Vec<Value> {
+    let mut rows: Vec<Value> = items
+        .iter()
+        .map(|it| Value::Object(it.iter().map(|(k, v)| (k.clone(), render(v))).collect()))
+        .collect();
+    rows.sort_by_key(|r| r.to_string());
+    rows
+}
+
+/// Version `version` of the table at `dir`, as `deltalake` (and polars) read it.
+fn read_version(dir: &std::path::Path, version: u64) -> Value {
+    let version = version.to_string();
+    let out = run_python("read_delta.py", &[dir.as_os_str(), version.as_ref()]);
+    serde_json::from_slice(&out).unwrap()
+}
+
+fn assert_version_holds(dir: &std::path::Path, version: u64, items: &[Item]) {
+    let got = read_version(dir, version);
+    assert_eq!(got["version"], version, "{got}");
+    let rows = got["rows"].as_array().unwrap();
+    let want = rendered(items);
+    assert_eq!(rows.len(), want.len(), "rows of version {version}");
+    for (g, w) in rows.iter().zip(&want) {
+        assert_eq!(g, w, "version {version}");
+    }
+}
+
+fn log_entry(dir: &std::path::Path, version: u64) -> Vec<Value> {
+    let text = std::fs::read_to_string(dir.join(format!("_delta_log/{version:020}.json"))).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_full_refresh_is_one_version_holding_the_table() {
+    let db = Dynalite::start();
+    let client = db.client();
+    create_table(&client, "orders", Some(ScalarAttributeType::N)).await;
+    let first = orders(0..400);
+    put_items(&client, "orders", first.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("orders");
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "snapshot",
+            "orders",
+            "--to",
+            table.to_str().unwrap(),
+            "--format",
+            "delta",
+            "--endpoint-url",
+            &db.endpoint(),
+            "--file-size",
+            "1",
+        ]
+        .map(String::from)
+        .to_vec();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+
+    // The first run creates the table: version 0, at protocol reader 1 / writer 2.
+    let out = run_ddbsnap_to_end(args(&[])).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("committed as version 0 of a new Delta table"),
+        "{stdout}"
+    );
+    let v0 = read_version(&table, 0);
+    assert_eq!(v0["protocol"], json!([1, 2]));
+    assert_version_holds(&table, 0, &first);
+
+    // Updates (one adds an attribute no item had), deletes and inserts in the table.
+    for it in first.iter().step_by(8) {
+        let mut new = it.clone();
+        new.insert("status".into(), s("refunded"));
+        new.insert("refund".into(), AV::M(item(vec![("reason", s("late"))])));
+        put_items(&client, "orders", vec![new]).await;
+    }
+    for it in first.iter().skip(3).step_by(10) {
+        client
+            .delete_item()
+            .table_name("orders")
+            .key("pk", it["pk"].clone())
+            .key("sk", it["sk"].clone())
+            .send()
+            .await
+            .unwrap();
+    }
+    put_items(&client, "orders", orders(1000..1050)).await;
+    let second = scan_all(&client, "orders").await;
+
+    // The second run: version 1 holds exactly the table now, version 0 is still the first
+    // state, and the log removed every file of version 0.
+    let out = run_ddbsnap_to_end(args(&["--json"])).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["delta"]["version"], 1, "{summary}");
+    assert_version_holds(&table, 1, &second);
+    assert_version_holds(&table, 0, &first);
+    let v0_files: Vec<String> = log_entry(&table, 0)
+        .iter()
+        .filter_map(|a| a["add"]["path"].as_str().map(str::to_owned))
+        .collect();
+    let entry = log_entry(&table, 1);
+    let mut removed: Vec<String> = entry
+        .iter()
+        .filter_map(|a| a["remove"]["path"].as_str().map(str::to_owned))
+        .collect();
+    removed.sort();
+    let mut expected = v0_files.clone();
+    expected.sort();
+    assert_eq!(
+        removed, expected,
+        "version 1 removes every file of version 0"
+    );
+    assert_eq!(summary["delta"]["files_removed"], v0_files.len());
+    let txn: Vec<&Value> = entry.iter().filter(|a| a.get("txn").is_some()).collect();
+    assert_eq!(txn.len(), 1, "one txn action names the run");
+    let info = entry.iter().find_map(|a| a.get("commitInfo")).unwrap();
+    let record: Value = serde_json::from_str(info["ddbsnap"].as_str().unwrap()).unwrap();
+    assert_eq!(record["items_written"], second.len(), "{record}");
+    assert_eq!(record["mode"], "scan");
+
+    // Killed while writing: nothing new is visible; a run without --resume is refused; the
+    // resume commits version 2 once.
+    put_items(&client, "orders", orders(2000..2300)).await;
+    let third = scan_all(&client, "orders").await;
+    let killed = run_until_killed(args(&[]), |e| e["event"] == "file_written").await;
+    assert!(killed.killed, "{}", killed.stderr);
+    assert!(
+        !table
+            .join("_delta_log")
+            .join(format!("{:020}.json", 2))
+            .exists()
+    );
+    assert_version_holds(&table, 1, &second);
+    let refused = run_ddbsnap_to_end(args(&[])).await;
+    assert_eq!(
+        refused.status.code(),
+        Some(8),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let resumed = run_ddbsnap_to_end(args(&["--resume", "--json"])).await;
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&resumed.stdout).unwrap();
+    assert_eq!(summary["delta"]["version"], 2, "{summary}");
+    assert_version_holds(&table, 2, &third);
+    assert!(
+        !table
+            .join("_delta_log")
+            .join(format!("{:020}.json", 3))
+            .exists()
+    );
+
+    // Pulls that need a MERGE are refused with one line, before anything is read.
+    for extra in [
+        &[
+            "--filter-attr",
+            "updated_at",
+            "--since",
+            "2026-11-01T00:00:00Z",
+        ][..],
+        &["--overwrite"][..],
+    ] {
+        let out = run_ddbsnap_to_end(args(extra)).await;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+}
+
+/// The same on S3 (s3s-fs, whose buckets are folders, so the readers open the table there):
+/// the commits go through conditional puts on S3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delta_table_on_s3_is_refreshed_version_by_version() {
+    let db = Dynalite::start();
+    let s3 = S3Server::start(&["lake"]);
+    let client = db.client();
+    create_table(&client, "orders", Some(ScalarAttributeType::N)).await;
+    let first = orders(0..300);
+    put_items(&client, "orders", first.clone()).await;
+    let args: Vec<String> = [
+        "snapshot",
+        "orders",
+        "--to",
+        "s3://lake/tables/orders",
+        "--format",
+        "delta",
+        "--endpoint-url",
+        &db.endpoint(),
+        "--s3-endpoint-url",
+        &s3.endpoint(),
+    ]
+    .map(String::from)
+    .to_vec();
+    let out = run_ddbsnap_to_end(args.clone()).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for it in first.iter().step_by(4) {
+        client
+            .delete_item()
+            .table_name("orders")
+            .key("pk", it["pk"].clone())
+            .key("sk", it["sk"].clone())
+            .send()
+            .await
+            .unwrap();
+    }
+    let second = scan_all(&client, "orders").await;
+    let out = run_ddbsnap_to_end(args).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("committed as version 1 of the Delta table"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("s3://lake/tables/orders"), "{stdout}");
+    let table = s3.root.path().join("lake/tables/orders");
+    assert_version_holds(&table, 1, &second);
+    assert_version_holds(&table, 0, &first);
+}
