@@ -93,6 +93,55 @@ fn log_entry(dir: &std::path::Path, version: u64) -> Vec<Value> {
         .collect()
 }
 
+/// Run `args` to the end with `--progress json`, but when it starts its commit, pause it
+/// (SIGSTOP), copy the checkpoint of its run folder under `table`, and let it go on; once it has
+/// finished (and removed the checkpoint), put the copy back: the state of a run killed right
+/// after its commit.
+fn stopped_at_commit(args: Vec<String>, table: &std::path::Path) -> Run {
+    use std::io::BufRead;
+    let mut cmd = ddbsnap_command(&args);
+    cmd.args(["--progress", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let signal = |name: &str, pid: u32| {
+        let sent = std::process::Command::new("kill")
+            .args(["-s", name, &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    };
+    let mut saved = None;
+    let mut stderr = String::new();
+    for line in std::io::BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if saved.is_none() && line.contains("\"event\":\"committing\"") {
+            signal("STOP", child.id());
+            let run = std::fs::read_dir(table)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("run="))
+                .max()
+                .unwrap();
+            let checkpoint = run.join("_checkpoint.json");
+            saved = Some((checkpoint.clone(), std::fs::read(&checkpoint).unwrap()));
+            signal("CONT", child.id());
+        }
+        stderr.push_str(&line);
+        stderr.push('\n');
+    }
+    let out = child.wait_with_output().unwrap();
+    let (path, body) = saved.expect("the run reached its commit");
+    assert!(!path.exists(), "the committed run removed its checkpoint");
+    std::fs::write(path, body).unwrap();
+    Run {
+        killed: false,
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_full_refresh_is_one_version_holding_the_table() {
     let db = Dynalite::start();
@@ -228,6 +277,69 @@ async fn each_full_refresh_is_one_version_holding_the_table() {
             .join(format!("{:020}.json", 3))
             .exists()
     );
+
+    // Killed as the commit starts (before or after the log write: either may happen): the
+    // resume ends with exactly one new version holding the table, whichever it was.
+    put_items(&client, "orders", orders(3000..3100)).await;
+    let fourth = scan_all(&client, "orders").await;
+    let killed = run_until_killed(args(&[]), |e| e["event"] == "committing").await;
+    assert!(killed.killed, "{}", killed.stderr);
+    let resumed = run_ddbsnap_to_end(args(&["--resume", "--json"])).await;
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&resumed.stdout).unwrap();
+    assert_eq!(summary["delta"]["version"], 3, "{summary}");
+    assert_version_holds(&table, 3, &fourth);
+    assert!(
+        !table
+            .join("_delta_log")
+            .join(format!("{:020}.json", 4))
+            .exists()
+    );
+    let txns: Vec<String> = log_entry(&table, 3)
+        .iter()
+        .filter_map(|a| a["txn"]["appId"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(txns.len(), 1);
+    for version in 0..3 {
+        assert!(
+            log_entry(&table, version)
+                .iter()
+                .all(|a| a["txn"]["appId"].as_str() != Some(txns[0].as_str())),
+            "the run is committed once"
+        );
+    }
+
+    // Killed after the commit, before its checkpoint was removed (made so by putting the
+    // checkpoint back): the resume finds the run's commit and writes nothing.
+    let run = stopped_at_commit(args(&[]), &table);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        table
+            .join("_delta_log")
+            .join(format!("{:020}.json", 4))
+            .exists()
+    );
+    let resumed = run_ddbsnap_to_end(args(&["--resume", "--json"])).await;
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&resumed.stdout).unwrap();
+    assert_eq!(summary["delta"]["version"], 4, "{summary}");
+    assert_eq!(summary["delta"]["already_committed"], true, "{summary}");
+    assert!(
+        !table
+            .join("_delta_log")
+            .join(format!("{:020}.json", 5))
+            .exists()
+    );
+    let again = run_ddbsnap_to_end(args(&["--resume"])).await;
+    assert_eq!(again.status.code(), Some(2), "no unfinished run is left");
 
     // Pulls that need a MERGE are refused with one line, before anything is read.
     for extra in [
