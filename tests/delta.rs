@@ -41,17 +41,9 @@ fn orders(range: std::ops::Range<u64>) -> Vec<Item> {
 fn render(v: &AV) -> Value {
     match v {
         AV::S(s) => json!(s),
-        AV::N(n) => {
-            let d: f64 = n.parse().unwrap();
-            // The test's numbers: integers, or at most two decimals.
-            if n.contains('.') {
-                let text = format!("{d:.2}");
-                let text = text.trim_end_matches('0').trim_end_matches('.');
-                json!(text)
-            } else {
-                json!(n)
-            }
-        }
+        // The test's numbers are plain decimals: canonical text drops trailing zeros.
+        AV::N(n) if n.contains('.') => json!(n.trim_end_matches('0').trim_end_matches('.')),
+        AV::N(n) => json!(n),
         AV::Bool(b) => json!(b),
         AV::L(l) => Value::Array(l.iter().map(render).collect()),
         AV::M(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), render(v))).collect()),
@@ -398,6 +390,15 @@ async fn a_delta_table_on_s3_is_refreshed_version_by_version() {
             .await
             .unwrap();
     }
+    // Numbers that need wider types than the table has: `amount` a larger scale, and
+    // `customer.tier` (an integer so far) a fraction. The refresh replaces the schema.
+    let mut wider = orders(500..501).remove(0);
+    wider.insert("amount".into(), n("0.12345"));
+    wider.insert(
+        "customer".into(),
+        AV::M(item(vec![("name", s("wide")), ("tier", n("2.5"))])),
+    );
+    put_items(&client, "orders", vec![wider]).await;
     let second = scan_all(&client, "orders").await;
     let out = run_ddbsnap_to_end(args).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -412,6 +413,16 @@ async fn a_delta_table_on_s3_is_refreshed_version_by_version() {
     );
     assert!(stdout.contains("s3://lake/tables/orders"), "{stdout}");
     let table = s3.root.path().join("lake/tables/orders");
+    let entry = log_entry(&table, 1);
+    let metadata = entry
+        .iter()
+        .find_map(|a| a.get("metaData"))
+        .expect("a new schema");
+    let schema = metadata["schemaString"].as_str().unwrap();
+    assert!(schema.contains("decimal(38,5)"), "{schema}");
+    let created = log_entry(&table, 0);
+    let first_id = created.iter().find_map(|a| a.get("metaData")).unwrap()["id"].clone();
+    assert_eq!(metadata["id"], first_id, "the same table");
     assert_version_holds(&table, 1, &second);
     assert_version_holds(&table, 0, &first);
 }

@@ -7,15 +7,18 @@
 //! `VACUUM` removes their files.
 //!
 //! Log replay and commits go through `delta_kernel`, the Delta project's own kernel, so tables
-//! that other engines also write (checkpoints, OPTIMIZE, VACUUM) keep working, with one
-//! exception the kernel (0.30) cannot do: creating a table at the lowest protocol that holds the
-//! data (reader 1, writer 2; the kernel creates reader 3 / writer 7 tables, which older readers
-//! refuse). Version 0 is written here, as one JSON commit put only if no other writer has.
+//! that other engines also write (checkpoints, OPTIMIZE, VACUUM) keep working, with two
+//! exceptions the kernel (0.30) cannot do, written here as one JSON commit each, put only if no
+//! other writer has taken that version:
+//! - creating a table at the lowest protocol that holds the data (reader 1, writer 2; the kernel
+//!   creates reader 3 / writer 7 tables, which older readers refuse);
+//! - a full refresh that changes a column's type (a number that now needs a decimal, a type
+//!   conflict now stored as JSON text): the commit replaces the schema (`metaData`, same table
+//!   id) as it removes every file, as Spark's `overwriteSchema` does. Only on tables at
+//!   protocol 1/2 (the ones ddbsnap creates), whose metadata holds nothing a feature adds.
 //!
-//! Schema: columns a run has and the table lacks are added (nullable, at any struct level);
-//! columns the run lacks stay (null in its files). A column whose type changed (a number that
-//! now needs a decimal, a type conflict now stored as JSON text) is refused for now: the kernel
-//! cannot change a column's type.
+//! Otherwise columns a run has and the table lacks are added through the kernel (nullable, at
+//! any struct level), and columns the run lacks stay (null in its files).
 //!
 //! Every commit carries a `txn` action whose application id names the run (`ddbsnap-<run>`):
 //! a run resumed after a crash between its commit and its cleanup finds its own commit in the
@@ -107,13 +110,47 @@ pub(crate) async fn publish_full_refresh(
         return create(table, &store, &log, &commit).await;
     }
     // The kernel is synchronous and runs its own I/O executor: keep it off the async workers.
-    let table = table.clone();
-    tokio::task::spawn_blocking(move || {
-        let engine = DefaultEngineBuilder::new(store).build();
-        refresh(&table, &engine, &url, &commit)
+    let kernel_table = table.clone();
+    let kernel_store = Arc::clone(&store);
+    let (done, commit) = tokio::task::spawn_blocking(move || {
+        let engine = DefaultEngineBuilder::new(kernel_store).build();
+        let done = refresh(&kernel_table, &engine, &url, &commit);
+        (done, commit)
     })
     .await
-    .map_err(|e| Error::Internal(format!("the Delta commit thread failed: {e}")))?
+    .map_err(|e| Error::Internal(format!("the Delta commit thread failed: {e}")))?;
+    match done? {
+        Refresh::Done(published) => Ok(published),
+        Refresh::ReplaceSchema {
+            version,
+            mut metadata,
+            removes,
+        } => {
+            let schema = serde_json::to_string(&commit.schema)
+                .map_err(|e| Error::Internal(format!("serializing the schema: {e}")))?;
+            metadata["schemaString"] = schema.into();
+            let now = chrono::Utc::now().timestamp_millis();
+            let mut actions = vec![serde_json::json!({ "metaData": metadata })];
+            let removed_files = removes.len();
+            actions.extend(removes.into_iter().map(|(path, size)| {
+                serde_json::json!({"remove": {
+                    "path": path,
+                    "deletionTimestamp": now,
+                    "dataChange": true,
+                    "extendedFileMetadata": true,
+                    "partitionValues": {},
+                    "size": size,
+                }})
+            }));
+            let text = commit.json_lines("WRITE", actions);
+            put_version(table, &store, &log, version, text).await?;
+            Ok(Published {
+                version,
+                removed_files,
+                already: false,
+            })
+        }
+    }
 }
 
 /// What one commit adds, and what it records about the run.
@@ -354,13 +391,26 @@ fn uuid_v4() -> String {
     )
 }
 
+/// What the kernel's side of a full refresh did, or left to do.
+enum Refresh {
+    /// Committed (or found committed) through the kernel.
+    Done(Published),
+    /// The schema changes a column's type: commit `version` with this `metadata` (the table's,
+    /// to get the new schema) and these removes (path, size: every current file).
+    ReplaceSchema {
+        version: u64,
+        metadata: serde_json::Value,
+        removes: Vec<(String, i64)>,
+    },
+}
+
 /// The kernel's side of a full refresh of an existing table (on a blocking thread).
 fn refresh(
     table: &Target,
     engine: &dyn delta_kernel::Engine,
     url: &Url,
     commit: &Commit,
-) -> Result<Published> {
+) -> Result<Refresh> {
     let kernel = |doing: &str| {
         let doing = doing.to_owned();
         move |e: delta_kernel::KernelError| table_error(table, &doing, e)
@@ -372,25 +422,16 @@ fn refresh(
         .get_app_id_version(&commit.app_id, engine)
         .map_err(kernel("reading the Delta log"))?
     {
-        return Ok(Published {
+        return Ok(Refresh::Done(Published {
             version: snapshot.version(),
             removed_files: 0,
             already: true,
-        });
+        }));
     }
     let current = snapshot.schema();
     let additions = match additions(&current, &commit.schema, None) {
         Ok(additions) => additions,
-        Err(change) => {
-            return Err(table_error(
-                table,
-                "the run's schema cannot replace the table's",
-                format!(
-                    "{change}; ddbsnap does not yet rewrite a Delta table's schema in place: \
-                     write this run to a new table location"
-                ),
-            ));
-        }
+        Err(change) => return replace_schema(table, engine, &snapshot, &change),
     };
     let (info, info_schema) = commit.engine_info()?;
     let mut builder = Arc::clone(&snapshot)
@@ -431,11 +472,11 @@ fn refresh(
     }
     txn.add_files(Box::new(ArrowEngineData::new(commit.adds()?)));
     match txn.commit(engine).map_err(kernel("committing"))? {
-        CommitResult::Committed(done) => Ok(Published {
+        CommitResult::Committed(done) => Ok(Refresh::Done(Published {
             version: done.commit_version(),
             removed_files,
             already: false,
-        }),
+        })),
         CommitResult::Conflicted(c) => Err(concurrent(table, c.conflict_version())),
         CommitResult::Retryable(_) => Err(table_error(
             table,
@@ -444,6 +485,76 @@ fn refresh(
              with --resume",
         )),
     }
+}
+
+/// What a schema-replacing full refresh of `snapshot` needs (see [`Refresh::ReplaceSchema`]);
+/// refused on tables whose protocol is above 1/2, whose metadata may carry what a feature adds
+/// (column mapping, for one).
+fn replace_schema(
+    table: &Target,
+    engine: &dyn delta_kernel::Engine,
+    snapshot: &Arc<Snapshot>,
+    change: &str,
+) -> Result<Refresh> {
+    let kernel =
+        |doing: &'static str| move |e: delta_kernel::KernelError| table_error(table, doing, e);
+    let config = snapshot.table_configuration();
+    let protocol = serde_json::to_value(config.protocol())
+        .map_err(|e| Error::Internal(format!("reading the table's protocol: {e}")))?;
+    let (reader, writer) = (
+        protocol["minReaderVersion"].as_i64().unwrap_or(0),
+        protocol["minWriterVersion"].as_i64().unwrap_or(0),
+    );
+    if reader != 1 || writer > 2 {
+        return Err(table_error(
+            table,
+            "the run's schema cannot replace the table's",
+            format!(
+                "{change}, and the table's protocol ({reader}/{writer}) is not one ddbsnap \
+                 rewrites schemas of; write this run to a new table location"
+            ),
+        ));
+    }
+    let metadata = serde_json::to_value(config.metadata())
+        .map_err(|e| Error::Internal(format!("reading the table's metadata: {e}")))?;
+    let scan = Arc::clone(snapshot)
+        .scan_builder()
+        .build()
+        .map_err(kernel("listing the table's files"))?;
+    let mut removes = Vec::new();
+    for meta in scan
+        .scan_metadata(engine)
+        .map_err(kernel("listing the table's files"))?
+    {
+        let (data, selected) = meta
+            .map_err(kernel("listing the table's files"))?
+            .scan_files
+            .into_parts();
+        let data = ArrowEngineData::try_from_engine_data(data)
+            .map_err(kernel("listing the table's files"))?;
+        let batch = data.record_batch();
+        let column = |name: &str| {
+            batch
+                .column_by_name(name)
+                .ok_or_else(|| Error::Internal(format!("scan files have no {name}")))
+        };
+        let paths = column("path")?;
+        let sizes = column("size")?;
+        let paths = arrow_array::cast::AsArray::as_string::<i32>(paths.as_ref());
+        let sizes = arrow_array::cast::AsArray::as_primitive::<arrow_array::types::Int64Type>(
+            sizes.as_ref(),
+        );
+        for row in 0..batch.num_rows() {
+            if selected.get(row).copied().unwrap_or(true) {
+                removes.push((paths.value(row).to_owned(), sizes.value(row)));
+            }
+        }
+    }
+    Ok(Refresh::ReplaceSchema {
+        version: snapshot.version() + 1,
+        metadata,
+        removes,
+    })
 }
 
 /// The columns `new` has that `current` lacks, as (parent, field) for the kernel's
