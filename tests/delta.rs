@@ -426,3 +426,48 @@ async fn a_delta_table_on_s3_is_refreshed_version_by_version() {
     assert_version_holds(&table, 1, &second);
     assert_version_holds(&table, 0, &first);
 }
+
+/// A table path that URLs percent-encode (a space, accents): the log lands in the table's own
+/// folder, and the second run finds it (the kernel's side of the commit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_path_with_spaces_and_accents_holds_its_own_log() {
+    let db = Dynalite::start();
+    let client = db.client();
+    create_table(&client, "orders", Some(ScalarAttributeType::N)).await;
+    put_items(&client, "orders", orders(0..50)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("lake tables/ördérs");
+    let args: Vec<String> = [
+        "snapshot",
+        "orders",
+        "--to",
+        table.to_str().unwrap(),
+        "--format",
+        "delta",
+        "--endpoint-url",
+        &db.endpoint(),
+        "--json",
+    ]
+    .map(String::from)
+    .to_vec();
+    for version in 0..2u64 {
+        let out = run_ddbsnap_to_end(args.clone()).await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(summary["delta"]["version"], version, "{summary}");
+        assert!(
+            table
+                .join(format!("_delta_log/{version:020}.json"))
+                .exists()
+        );
+    }
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["lake tables"], "nothing written beside the table");
+}

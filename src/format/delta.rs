@@ -93,7 +93,9 @@ pub(crate) async fn publish_full_refresh(
     manifest: &Manifest,
 ) -> Result<Published> {
     let (store, url) = location(table)?;
-    let log = Path::from(url.path()).join(DELTA_LOG);
+    let log = Path::from_url_path(url.path())
+        .map_err(|e| Error::Internal(format!("table URL {url}: {e}")))?
+        .join(DELTA_LOG);
     let has_log = store
         .list_with_delimiter(Some(&log))
         .await
