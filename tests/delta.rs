@@ -78,6 +78,22 @@ fn assert_version_holds(dir: &std::path::Path, version: u64, items: &[Item]) {
     }
 }
 
+/// Run `args` (which end in `--json`) to success; its summary, committed as `version`, the
+/// table's newest.
+async fn committed_as(args: Vec<String>, table: &std::path::Path, version: u64) -> Value {
+    let out = run_ddbsnap_to_end(args).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["delta"]["version"], version, "{summary}");
+    let next = table.join(format!("_delta_log/{:020}.json", version + 1));
+    assert!(!next.exists(), "no version after {version}");
+    summary
+}
+
 fn log_entry(dir: &std::path::Path, version: u64) -> Vec<Value> {
     let text = std::fs::read_to_string(dir.join(format!("_delta_log/{version:020}.json"))).unwrap();
     text.lines()
@@ -163,13 +179,7 @@ async fn each_full_refresh_is_one_version_holding_the_table() {
     };
 
     // The first run creates the table: version 0, at protocol reader 1 / writer 2.
-    let out = run_ddbsnap_to_end(args(&[])).await;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = succeeded(&run_ddbsnap_to_end(args(&[])).await);
     assert!(
         stdout.contains("committed as version 0 of a new Delta table"),
         "{stdout}"
@@ -200,14 +210,7 @@ async fn each_full_refresh_is_one_version_holding_the_table() {
 
     // The second run: version 1 holds exactly the table now, version 0 is still the first
     // state, and the log removed every file of version 0.
-    let out = run_ddbsnap_to_end(args(&["--json"])).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(summary["delta"]["version"], 1, "{summary}");
+    let summary = committed_as(args(&["--json"]), &table, 1).await;
     assert_version_holds(&table, 1, &second);
     assert_version_holds(&table, 0, &first);
     let v0_files: Vec<String> = log_entry(&table, 0)
@@ -254,21 +257,8 @@ async fn each_full_refresh_is_one_version_holding_the_table() {
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );
-    let resumed = run_ddbsnap_to_end(args(&["--resume", "--json"])).await;
-    assert!(
-        resumed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&resumed.stderr)
-    );
-    let summary: Value = serde_json::from_slice(&resumed.stdout).unwrap();
-    assert_eq!(summary["delta"]["version"], 2, "{summary}");
+    committed_as(args(&["--resume", "--json"]), &table, 2).await;
     assert_version_holds(&table, 2, &third);
-    assert!(
-        !table
-            .join("_delta_log")
-            .join(format!("{:020}.json", 3))
-            .exists()
-    );
 
     // Killed as the commit starts (before or after the log write: either may happen): the
     // resume ends with exactly one new version holding the table, whichever it was.
@@ -276,21 +266,8 @@ async fn each_full_refresh_is_one_version_holding_the_table() {
     let fourth = scan_all(&client, "orders").await;
     let killed = run_until_killed(args(&[]), |e| e["event"] == "committing").await;
     assert!(killed.killed, "{}", killed.stderr);
-    let resumed = run_ddbsnap_to_end(args(&["--resume", "--json"])).await;
-    assert!(
-        resumed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&resumed.stderr)
-    );
-    let summary: Value = serde_json::from_slice(&resumed.stdout).unwrap();
-    assert_eq!(summary["delta"]["version"], 3, "{summary}");
+    committed_as(args(&["--resume", "--json"]), &table, 3).await;
     assert_version_holds(&table, 3, &fourth);
-    assert!(
-        !table
-            .join("_delta_log")
-            .join(format!("{:020}.json", 4))
-            .exists()
-    );
     let txns: Vec<String> = log_entry(&table, 3)
         .iter()
         .filter_map(|a| a["txn"]["appId"].as_str().map(str::to_owned))
@@ -315,21 +292,8 @@ async fn each_full_refresh_is_one_version_holding_the_table() {
             .join(format!("{:020}.json", 4))
             .exists()
     );
-    let resumed = run_ddbsnap_to_end(args(&["--resume", "--json"])).await;
-    assert!(
-        resumed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&resumed.stderr)
-    );
-    let summary: Value = serde_json::from_slice(&resumed.stdout).unwrap();
-    assert_eq!(summary["delta"]["version"], 4, "{summary}");
+    let summary = committed_as(args(&["--resume", "--json"]), &table, 4).await;
     assert_eq!(summary["delta"]["already_committed"], true, "{summary}");
-    assert!(
-        !table
-            .join("_delta_log")
-            .join(format!("{:020}.json", 5))
-            .exists()
-    );
     let again = run_ddbsnap_to_end(args(&["--resume"])).await;
     assert_eq!(again.status.code(), Some(2), "no unfinished run is left");
 
@@ -400,13 +364,7 @@ async fn a_delta_table_on_s3_is_refreshed_version_by_version() {
     );
     put_items(&client, "orders", vec![wider]).await;
     let second = scan_all(&client, "orders").await;
-    let out = run_ddbsnap_to_end(args).await;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = succeeded(&run_ddbsnap_to_end(args).await);
     assert!(
         stdout.contains("committed as version 1 of the Delta table"),
         "{stdout}"

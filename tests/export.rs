@@ -864,47 +864,34 @@ async fn full_export_then_changes_then_apply_gives_the_new_table_state() {
     }
 
     // Apply both in order: the table's state, item by item.
-    let apply = |changes: &str, base: &str, out: &str| {
-        ["apply", changes, "--to-snapshot", base, "--out", out]
-            .map(String::from)
-            .to_vec()
+    let apply = |changes: &'static str, base: &'static str, out: &'static str| {
+        let s3 = &s3;
+        async move {
+            let args = ["apply", changes, "--to-snapshot", base, "--out", out];
+            let done = run(s3, args.map(String::from).to_vec()).await;
+            let err = String::from_utf8_lossy(&done.stderr);
+            assert!(done.status.success(), "{err}");
+            s3_target(s3, out).await
+        }
     };
-    let out = run(
-        &s3,
-        apply(
-            "s3://snaps/orders/changes",
-            "s3://snaps/orders/base",
-            "s3://snaps/orders/next",
-        ),
+    let next = apply(
+        "s3://snaps/orders/changes",
+        "s3://snaps/orders/base",
+        "s3://snaps/orders/next",
     )
     .await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let next = s3_target(&s3, "s3://snaps/orders/next").await;
     let want: Vec<Item> = after_first.into_values().collect();
     assert_same_items(&want, &read_snapshot(&next).await);
     let manifest = ddbsnap::sink::reader::read_manifest(&next).await.unwrap();
     assert_eq!(manifest.mode, "apply");
     assert_eq!(manifest.items_written, 400 - 30 + 20);
 
-    let out = run(
-        &s3,
-        apply(
-            "s3://snaps/orders/changes2",
-            "s3://snaps/orders/next",
-            "s3://snaps/orders/next2",
-        ),
+    let next2 = apply(
+        "s3://snaps/orders/changes2",
+        "s3://snaps/orders/next",
+        "s3://snaps/orders/next2",
     )
     .await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let next2 = s3_target(&s3, "s3://snaps/orders/next2").await;
     let want: Vec<Item> = later.state.into_values().collect();
     assert_same_items(&want, &read_snapshot(&next2).await);
 
@@ -1211,15 +1198,10 @@ async fn local_exports_convert_with_no_aws_configuration() {
 
     let base = path(dir.path().join("base"));
     let export = path(raw.join("AWSDynamoDB").join(EXPORT_ID));
-    let out = run_without_aws(
+    succeeded(&run_without_aws(
         &["convert-export", &export, "--to", &base, "--key", "pk,sk"],
         &home,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ));
     let target = local_target(std::path::Path::new(&base)).await;
     assert_same_items(&items, &read_snapshot(&target).await);
     let manifest = ddbsnap::sink::reader::read_manifest(&target).await.unwrap();
@@ -1227,26 +1209,16 @@ async fn local_exports_convert_with_no_aws_configuration() {
 
     let log = path(dir.path().join("changes"));
     let export = path(raw.join("AWSDynamoDB").join(id));
-    let out = run_without_aws(
+    succeeded(&run_without_aws(
         &["convert-export", &export, "--to", &log, "--key", "pk,sk"],
         &home,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ));
 
     let next = path(dir.path().join("next"));
-    let out = run_without_aws(
+    succeeded(&run_without_aws(
         &["apply", &log, "--to-snapshot", &base, "--out", &next],
         &home,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ));
     let want: Vec<Item> = changes.state.into_values().collect();
     let target = local_target(std::path::Path::new(&next)).await;
     assert_same_items(&want, &read_snapshot(&target).await);

@@ -324,6 +324,18 @@ pub async fn names_under(target: &Target) -> HashSet<String> {
         .unwrap()
 }
 
+/// The stdout of a run of the binary that must have succeeded (else the test fails with its
+/// stderr).
+pub fn succeeded(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Run `tests/py/<script>` with the test venv's Python and `args`; fails the test (with the
 /// script's output) unless it succeeds, and returns its stdout.
 pub fn run_python(script: &str, args: &[&std::ffi::OsStr]) -> Vec<u8> {
