@@ -315,12 +315,7 @@ pub async fn plan_scan(
         )));
     }
     let keys = table.scan_keys(index.as_ref());
-    // Incremental pulls and Delta tables keep each run in a `run=` directory of the root.
-    let target = if config.time.is_some() || config.format == crate::format::TableFormat::Delta {
-        root.run_dir(config.resume, started_at).await?
-    } else {
-        root.clone()
-    };
+    let target = run_target(root.clone(), config, started_at).await?;
     let time = match &config.time {
         None => None,
         Some(spec) => {
@@ -367,6 +362,21 @@ pub async fn plan_scan(
         spec,
         target,
     })
+}
+
+/// Where a run writes: `--to` itself, or, for incremental pulls and Delta tables, which keep
+/// each run in a `run=` directory of `--to`, the run's directory (the unfinished one to resume,
+/// or a new one).
+pub(crate) async fn run_target(
+    root: crate::sink::Target,
+    config: &crate::config::SnapshotConfig,
+    started_at: chrono::DateTime<chrono::Utc>,
+) -> Result<crate::sink::Target> {
+    if config.time.is_some() || config.format == crate::format::TableFormat::Delta {
+        root.run_dir(config.resume, started_at).await
+    } else {
+        Ok(root)
+    }
 }
 
 /// One Scan of one item with the run's index, projection and filters: DynamoDB checks the

@@ -128,9 +128,7 @@ pub(crate) async fn publish_full_refresh(
             mut metadata,
             removes,
         } => {
-            let schema = serde_json::to_string(&commit.schema)
-                .map_err(|e| Error::Internal(format!("serializing the schema: {e}")))?;
-            metadata["schemaString"] = schema.into();
+            metadata["schemaString"] = commit.schema_string()?.into();
             let now = chrono::Utc::now().timestamp_millis();
             let mut actions = vec![serde_json::json!({ "metaData": metadata })];
             let removed_files = removes.len();
@@ -198,6 +196,12 @@ impl Commit {
             files,
             info: record.to_string(),
         })
+    }
+
+    /// The schema as a `metaData.schemaString`.
+    fn schema_string(&self) -> Result<String> {
+        serde_json::to_string(&self.schema)
+            .map_err(|e| Error::Internal(format!("serializing the schema: {e}")))
     }
 
     /// The add-file metadata the kernel takes: path, no partition values, size, modification
@@ -322,8 +326,7 @@ async fn create(
     log: &Path,
     commit: &Commit,
 ) -> Result<Published> {
-    let schema = serde_json::to_string(&commit.schema)
-        .map_err(|e| Error::Internal(format!("serializing the schema: {e}")))?;
+    let schema = commit.schema_string()?;
     let now = chrono::Utc::now().timestamp_millis();
     let actions = vec![
         serde_json::json!({"protocol": {"minReaderVersion": 1, "minWriterVersion": 2}}),

@@ -172,10 +172,7 @@ pub async fn snapshot_until(
     let table = TableInfo::describe(&aws, &config.table).await?;
     let target = Target::open(&config.destination, Some(&aws.sdk), &config.s3).await?;
     if let Some(request) = &config.export {
-        let target = match config.format {
-            TableFormat::Snapshot => target,
-            TableFormat::Delta => target.run_dir(config.resume, started.1).await?,
-        };
+        let target = crate::plan::run_target(target, config, started.1).await?;
         let resumed = if config.resume {
             resume_export(&target, &table.name).await?
         } else {

@@ -29,10 +29,7 @@ pub async fn convert_export(
     let sdk = aws.as_ref().map(|a| &a.sdk);
     let export = Target::open_source(source, sdk, &config.s3).await?;
     let target = Target::open(&config.destination, sdk, &config.s3).await?;
-    let target = match config.format {
-        TableFormat::Snapshot => target,
-        TableFormat::Delta => target.run_dir(config.resume, started.1).await?,
-    };
+    let target = crate::plan::run_target(target, config, started.1).await?;
     convert_export_to(
         aws.as_ref().map(|a| a.region.as_str()),
         export,

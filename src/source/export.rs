@@ -126,6 +126,11 @@ impl ExportSummary {
             .filter(|r| !r.is_empty())
     }
 
+    /// The export's `s3Prefix` without slashes at its ends ("" for none).
+    fn prefix(&self) -> &str {
+        self.s3_prefix.as_deref().unwrap_or("").trim_matches('/')
+    }
+
     /// The key of the export's own folder in its bucket: the folder of `manifestFilesS3Key`,
     /// else `<s3Prefix>/AWSDynamoDB/<export id>` (the id ends `exportArn`).
     fn folder_key(&self) -> Option<String> {
@@ -133,7 +138,7 @@ impl ExportSummary {
             return Some(key.rsplit_once('/').map_or("", |(dir, _)| dir).to_owned());
         }
         let id = self.export_arn.as_deref()?.rsplit_once("/export/")?.1;
-        let prefix = self.s3_prefix.as_deref().unwrap_or("").trim_matches('/');
+        let prefix = self.prefix();
         Some(if prefix.is_empty() {
             format!("AWSDynamoDB/{id}")
         } else {
@@ -146,7 +151,7 @@ impl ExportSummary {
     /// the export's folder does is taken as written relative to the prefix (as some of AWS's
     /// documented examples show), so both forms find the same file.
     fn bucket_key(&self, key: &str, folder: &str) -> String {
-        let prefix = self.s3_prefix.as_deref().unwrap_or("").trim_matches('/');
+        let prefix = self.prefix();
         let under = |k: &str| k.trim_start_matches('/').starts_with(&format!("{prefix}/"));
         if prefix.is_empty() || under(key) || !under(folder) {
             key.to_owned()
