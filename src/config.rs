@@ -366,24 +366,6 @@ impl SnapshotConfigBuilder {
             }
         }
         if self.format == crate::format::TableFormat::Delta {
-            let merge = if self.time.is_some() {
-                Some("--filter-attr")
-            } else if self
-                .export
-                .as_ref()
-                .is_some_and(|e| e.incremental.is_some())
-            {
-                Some("--incremental")
-            } else {
-                None
-            };
-            if let Some(flag) = merge {
-                return Err(Error::invalid(format!(
-                    "--format delta with {flag} needs a MERGE into the table, which ddbsnap does \
-                     not do yet; refresh the whole table (leave out {flag}) or write a \
-                     snapshot folder"
-                )));
-            }
             if self.overwrite {
                 return Err(Error::invalid(
                     "--overwrite does not apply to --format delta: every run replaces the \

@@ -58,6 +58,7 @@
 )]
 
 pub mod aws;
+mod changes;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;

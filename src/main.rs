@@ -155,10 +155,24 @@ fn report(summary: &ddbsnap::Summary, json: bool) -> Result<ExitCode, ddbsnap::E
         Some(d) if d.version == 0 => {
             format!("committed as version 0 of a new Delta table{resumed}")
         }
-        Some(d) => format!(
-            "committed as version {} of the Delta table, replacing {} files{resumed}",
-            d.version, d.files_removed
-        ),
+        Some(d) => match &d.merge {
+            Some(m) => format!(
+                "merged as version {} of the Delta table: {} inserted, {} updated, {} deleted; \
+                 {} files rewritten ({:.1} MiB, {} unchanged rows copied), {} files added{resumed}",
+                d.version,
+                m.rows_inserted,
+                m.rows_updated,
+                m.rows_deleted,
+                d.files_removed,
+                m.bytes_rewritten as f64 / (1 << 20) as f64,
+                m.rows_copied,
+                d.files_added,
+            ),
+            None => format!(
+                "committed as version {} of the Delta table, replacing {} files{resumed}",
+                d.version, d.files_removed
+            ),
+        },
         None => format!("committed{resumed}"),
     };
     if json {

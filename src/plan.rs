@@ -328,8 +328,14 @@ pub async fn plan_scan(
                 None => None,
                 Some(Since::At(t)) => Some(t),
                 Some(Since::Last) => Some(
-                    last_window_end(&root, &runs, &spec.attribute).await?
-                        - chrono::TimeDelta::from_std(spec.overlap).unwrap_or_default(),
+                    match config.format {
+                        crate::format::TableFormat::Snapshot => {
+                            last_window_end(&root, &runs, &spec.attribute).await?
+                        }
+                        crate::format::TableFormat::Delta => {
+                            delta_covered_until(&root, &spec.attribute).await?
+                        }
+                    } - chrono::TimeDelta::from_std(spec.overlap).unwrap_or_default(),
                 ),
             };
             if let (Some(since), Some(until)) = (since, spec.until)
@@ -442,6 +448,28 @@ async fn last_window_end(
             run.name
         ))),
     }
+}
+
+/// Up to when the Delta table at `table` holds every change, from its log's latest ddbsnap
+/// commit (see [`crate::format::delta::log::Record::covered_until`]).
+async fn delta_covered_until(
+    table: &crate::sink::Target,
+    attribute: &str,
+) -> Result<chrono::DateTime<chrono::Utc>> {
+    let Some((version, record)) = crate::format::delta::latest_record(table).await? else {
+        return Err(Error::invalid(format!(
+            "--since last: {} has no Delta table to continue; give the first run a time \
+             (--since 2026-11-01T00:00:00Z) or no --since at all",
+            table.url()
+        )));
+    };
+    record.covered_until(attribute).map_err(|why| {
+        Error::invalid(format!(
+            "--since last: the latest ddbsnap commit (run {}, at or before version {version}) \
+             has no window to continue: {why}; give --since a time",
+            record.run
+        ))
+    })
 }
 
 /// Items sampled to detect how a timestamp attribute holds time.

@@ -127,7 +127,6 @@ impl<'a> Decimal<'a> {
     }
 
     /// DynamoDB's canonical text for this number.
-    #[cfg(test)]
     pub(crate) fn canonical(&self) -> String {
         if self.len == 0 {
             return "0".to_owned();
@@ -246,6 +245,14 @@ impl NumberStats {
             }
             None => self.invalid = true,
         }
+    }
+
+    /// Also account for every value `other` has seen (as if they were observed here).
+    pub(crate) fn merge(&mut self, other: &NumberStats) {
+        self.all_i64 &= other.all_i64;
+        self.max_scale = self.max_scale.max(other.max_scale);
+        self.max_integer_digits = self.max_integer_digits.max(other.max_integer_digits);
+        self.invalid |= other.invalid;
     }
 
     /// The exact representation that holds every value observed so far.

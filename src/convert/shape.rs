@@ -113,6 +113,29 @@ impl Shape {
         Ok(())
     }
 
+    /// Widen this shape so that it also covers every value `other` covers: the shape that
+    /// observing both shapes' values would have given.
+    pub(crate) fn merge(&mut self, other: &Shape) {
+        match (&mut *self, other) {
+            (_, Shape::Null) | (Shape::Json, _) => {}
+            (Shape::Null, o) => *self = o.clone(),
+            (Shape::S, Shape::S)
+            | (Shape::B, Shape::B)
+            | (Shape::Bool, Shape::Bool)
+            | (Shape::SS, Shape::SS)
+            | (Shape::BS, Shape::BS) => {}
+            (Shape::N(a), Shape::N(b)) | (Shape::NS(a), Shape::NS(b)) => a.merge(b),
+            (Shape::L { element }, Shape::L { element: o }) => element.merge(o),
+            (Shape::M { fields }, Shape::M { fields: o }) => {
+                merge_fields(fields, o);
+                if fields.len() > MAX_STRUCT_FIELDS {
+                    *self = Shape::Json;
+                }
+            }
+            _ => *self = Shape::Json,
+        }
+    }
+
     /// The column type that holds every value observed so far.
     pub fn resolve(&self, mode: NumberMode) -> ColumnType {
         match self {
@@ -168,6 +191,19 @@ fn observe_fields(
         fields.insert(k.clone(), f);
     }
     Ok(())
+}
+
+/// Widen `fields` with `other`'s: fields both have are merged, the others appended in
+/// `other`'s order.
+fn merge_fields(fields: &mut IndexMap<String, Shape>, other: &IndexMap<String, Shape>) {
+    for (name, shape) in other {
+        match fields.get_mut(name) {
+            Some(f) => f.merge(shape),
+            None => {
+                fields.insert(name.clone(), shape.clone());
+            }
+        }
+    }
 }
 
 fn check_known(value: &AttributeValue, path: &AttrPath) -> Result<()> {
@@ -293,6 +329,17 @@ impl TableShape {
             .collect()
     }
 
+    /// Widen the shape to cover every item `other` has observed too.
+    pub fn merge(&mut self, other: &TableShape) {
+        merge_fields(&mut self.columns, &other.columns);
+    }
+
+    /// The shape without the top-level attributes `names` (a change log's own columns).
+    pub fn without(mut self, names: &[&str]) -> TableShape {
+        self.columns.retain(|k, _| !names.contains(&k.as_str()));
+        self
+    }
+
     /// Number of top-level attributes seen.
     pub fn len(&self) -> usize {
         self.columns.len()
@@ -413,6 +460,61 @@ mod tests {
         t.observe(&item).unwrap();
         let names: Vec<String> = t.resolve(NumberMode::Exact).keys().cloned().collect();
         assert_eq!(names, ["pk", "a", "m", "z"]);
+    }
+
+    #[test]
+    fn merging_shapes_equals_observing_both() {
+        let n = |s: &str| AV::N(s.into());
+        let values = vec![
+            AV::S("a".into()),
+            n("1"),
+            n("-12.75"),
+            n("1E+38"),
+            n("99999999999999999999"),
+            AV::Bool(true),
+            AV::Null(true),
+            AV::B(Blob::new(vec![1u8])),
+            AV::Ss(vec!["a".into()]),
+            AV::Ns(vec!["2".into()]),
+            AV::Ns(vec!["0.5".into()]),
+            AV::L(vec![n("1"), AV::S("x".into())]),
+            AV::L(vec![n("3")]),
+            map(&[("a", n("1")), ("b", AV::S("x".into()))]),
+            map(&[("c", AV::Bool(false)), ("a", n("2.5"))]),
+            map(&[]),
+        ];
+        for a in &values {
+            for b in &values {
+                for c in &values {
+                    let mut both = Shape::Null;
+                    for v in [a, b, c] {
+                        both.observe(v, &mut AttrPath::default()).unwrap();
+                    }
+                    let mut left = Shape::Null;
+                    left.observe(a, &mut AttrPath::default()).unwrap();
+                    let mut right = Shape::Null;
+                    right.observe(b, &mut AttrPath::default()).unwrap();
+                    right.observe(c, &mut AttrPath::default()).unwrap();
+                    left.merge(&right);
+                    for mode in [NumberMode::Exact, NumberMode::Float64] {
+                        assert_eq!(
+                            left.resolve(mode),
+                            both.resolve(mode),
+                            "{a:?} then {b:?}, {c:?}"
+                        );
+                    }
+                }
+            }
+        }
+        let mut t = TableShape::with_keys([("pk", KeyKind::S)]);
+        let mut other = TableShape::with_key_names(["pk", "_op"]);
+        let item: Item = [("pk".to_string(), AV::S("k".into())), ("x".into(), n("1"))]
+            .into_iter()
+            .collect();
+        other.observe(&item).unwrap();
+        t.merge(&other.without(&["_op"]));
+        let names: Vec<String> = t.resolve(NumberMode::Exact).keys().cloned().collect();
+        assert_eq!(names, ["pk", "x"]);
     }
 
     #[test]

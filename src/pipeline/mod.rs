@@ -54,7 +54,7 @@ use crate::plan::{KeyAttribute, TableInfo, auto_segments, plan_scan};
 use crate::progress::{Progress, ProgressEvent};
 use crate::sink::reader::{FileItems, read_manifest};
 use crate::sink::writer::{RollingWriter, WriterOptions, file_path};
-use crate::sink::{CHECKPOINT_FILE, DataFile, MANIFEST_FILE, Target, data_file_index};
+use crate::sink::{CHECKPOINT_FILE, DataFile, MANIFEST_FILE, Target, next_data_file_index};
 use crate::source::export::{Export, ExportSummary};
 use crate::source::scan::{Msg, Page, ScanJob, SegmentEnd};
 use crate::throttle::{ReadBudget, Throttle};
@@ -113,16 +113,7 @@ pub struct Summary {
     pub seconds: f64,
 }
 
-/// The Delta commit of a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeltaCommit {
-    /// The table version that holds the run.
-    pub version: u64,
-    /// Files of the previous version the commit removed.
-    pub files_removed: usize,
-    /// A resumed run found its commit already in the log and wrote nothing.
-    pub already_committed: bool,
-}
+pub use crate::format::delta::{DeltaCommit, MergeStats};
 
 impl Summary {
     /// The summary of the snapshot `manifest` describes; the run's own figures (concurrency,
@@ -736,7 +727,7 @@ async fn commit(
         let rewriter = RollingWriter::new(
             target.clone(),
             Handle::current(),
-            writer_opts,
+            writer_opts.clone(),
             Arc::clone(progress),
             next_file_index(&checkpoint.files),
         );
@@ -809,7 +800,13 @@ async fn commit(
     progress.event(&ProgressEvent::Committing {
         files: manifest.files.len(),
     });
-    let (url, delta) = publish(config.format, target, &manifest).await?;
+    let published = Published {
+        format: config.format,
+        shape: &checkpoint.shape,
+        writer: writer_opts,
+        progress,
+    };
+    let (url, delta) = published.publish(target, &manifest).await?;
     // Committed. A checkpoint left next to a manifest is ignored (and removed by --overwrite),
     // and a Delta run's own commit is found again by --resume, so failing to delete it must
     // not fail the run.
@@ -825,38 +822,51 @@ async fn commit(
     })
 }
 
-/// Publish the finished run in `target` that `manifest` describes, as `format` says: write
-/// `_manifest.json` into its folder, or commit it as the next version of the Delta table whose
-/// `run=` folder it is. Returns where readers find it.
-async fn publish(
+/// How a finished run is published, beyond its files and manifest.
+struct Published<'a> {
     format: TableFormat,
-    target: &Target,
-    manifest: &Manifest,
-) -> Result<(String, Option<DeltaCommit>)> {
-    match format {
-        TableFormat::Snapshot => {
-            let body = serde_json::to_vec_pretty(manifest)
-                .map_err(|e| Error::Internal(format!("serializing the manifest: {e}")))?;
-            target
-                .store
-                .put(&target.path(MANIFEST_FILE), body.into())
-                .await
-                .map_err(|e| target.error("writing _manifest.json", e))?;
-            Ok((target.url.clone(), None))
-        }
-        TableFormat::Delta => {
-            let (table, run) = target.split_parent().ok_or_else(|| {
-                Error::Internal("a Delta run is not in a folder of its table".into())
-            })?;
-            let done = crate::format::delta::publish_full_refresh(&table, &run, manifest).await?;
-            Ok((
-                table.url,
-                Some(DeltaCommit {
-                    version: done.version,
-                    files_removed: done.removed_files,
-                    already_committed: done.already,
-                }),
-            ))
+    /// The run's inferred shape (a Delta MERGE widens the table's by it).
+    shape: &'a TableShape,
+    /// How a Delta MERGE writes the files it rewrites.
+    writer: WriterOptions,
+    progress: &'a Arc<dyn Progress>,
+}
+
+impl Published<'_> {
+    /// Publish the finished run in `target` that `manifest` describes: write `_manifest.json`
+    /// into its folder, or commit it as the next version of the Delta table whose `run=`
+    /// folder it is. Returns where readers find it.
+    async fn publish(
+        self,
+        target: &Target,
+        manifest: &Manifest,
+    ) -> Result<(String, Option<DeltaCommit>)> {
+        match self.format {
+            TableFormat::Snapshot => {
+                let body = serde_json::to_vec_pretty(manifest)
+                    .map_err(|e| Error::Internal(format!("serializing the manifest: {e}")))?;
+                target
+                    .store
+                    .put(&target.path(MANIFEST_FILE), body.into())
+                    .await
+                    .map_err(|e| target.error("writing _manifest.json", e))?;
+                Ok((target.url.clone(), None))
+            }
+            TableFormat::Delta => {
+                let (table, name) = target.split_parent().ok_or_else(|| {
+                    Error::Internal("a Delta run is not in a folder of its table".into())
+                })?;
+                let run = crate::format::delta::Run {
+                    folder: target.clone(),
+                    name,
+                    manifest: manifest.clone(),
+                    shape: self.shape.clone(),
+                    writer: self.writer,
+                    progress: Arc::clone(self.progress),
+                };
+                let done = crate::format::delta::publish(&table, run).await?;
+                Ok((table.url, Some(done)))
+            }
         }
     }
 }
@@ -908,11 +918,7 @@ fn writer_options(config: &SnapshotConfig, table: &TableInfo) -> Result<WriterOp
 
 /// The first free data file index after `files`.
 fn next_file_index(files: &[CheckpointFile]) -> usize {
-    files
-        .iter()
-        .filter_map(|f| data_file_index(&f.file.path))
-        .max()
-        .map_or(0, |i| i + 1)
+    next_data_file_index(files.iter().map(|f| f.file.path.as_str()))
 }
 
 fn file_metadata(table: &TableInfo) -> Result<Vec<KeyValue>> {

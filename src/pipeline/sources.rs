@@ -8,6 +8,7 @@
 //! the position; `--resume` makes producers for what is left and skips that many items.
 
 use super::*;
+use crate::changes::{ChangeSet, key_text};
 use crate::source::export::{LINE_KEY, line_key};
 
 /// Data files of an export read at once.
@@ -75,13 +76,6 @@ pub(super) async fn convert_export_to(
 ) -> Result<Summary> {
     let source = export.url.clone();
     let export = Arc::new(Export::open(export).await?);
-    if config.format == TableFormat::Delta && export.summary.is_incremental() {
-        return Err(Error::invalid(format!(
-            "{source} is an incremental export: merging it into a Delta table needs a MERGE, \
-             which ddbsnap does not do yet; convert it to a change log (leave out --format \
-             delta)"
-        )));
-    }
     let region = export
         .summary
         .region()
@@ -279,20 +273,6 @@ pub async fn apply(
     .await
 }
 
-/// The key of an item as text, for matching rows of two snapshots.
-fn key_text(item: &Item, keys: &[String]) -> Result<String> {
-    let mut text = String::new();
-    for k in keys {
-        let value = item.get(k).ok_or_else(|| Error::Unrepresentable {
-            path: k.clone(),
-            message: "a row has no value for this key attribute; check --key".into(),
-        })?;
-        text.push_str(&crate::convert::json::value_to_json(value)?);
-        text.push('\u{1f}');
-    }
-    Ok(text)
-}
-
 /// The producer of `apply`: latest change per key into memory, then the base snapshot streamed
 /// without the changed keys, then the new images in key order.
 struct Merge<'a> {
@@ -311,27 +291,8 @@ impl Merge<'_> {
         stop: &AtomicBool,
         skip: u64,
     ) -> Result<()> {
-        use aws_sdk_dynamodb::types::AttributeValue as AV;
-        let write_time = |row: &Item| match row.get("_write_time") {
-            Some(AV::N(n)) => n.parse::<i128>().unwrap_or(i128::MIN),
-            _ => i128::MIN,
-        };
-        let mut latest: HashMap<String, Item> = HashMap::new();
         let (changes, change_manifest) = self.changes;
-        for file in &change_manifest.files {
-            let mut rows = handle.block_on(FileItems::open(changes, &file.path))?;
-            while let Some(batch) = handle.block_on(rows.next_batch())? {
-                for row in batch {
-                    let key = key_text(&row, self.keys)?;
-                    if latest
-                        .get(&key)
-                        .is_none_or(|seen| write_time(&row) >= write_time(seen))
-                    {
-                        latest.insert(key, row);
-                    }
-                }
-            }
-        }
+        let latest = ChangeSet::read(changes, &change_manifest.files, self.keys, handle)?;
         // Rows numbered up to `read`; those up to `skip` were converted by an earlier run.
         let mut read = 0u64;
         let mut send = |rows: Vec<Item>, keep: &dyn Fn(&Item) -> Result<bool>| -> Result<()> {
@@ -350,7 +311,7 @@ impl Merge<'_> {
                 .map_err(|_| Error::Internal("the conversion thread stopped".into()))
         };
         let (base, base_manifest) = self.base;
-        let unchanged = |item: &Item| Ok(!latest.contains_key(&key_text(item, self.keys)?));
+        let unchanged = |item: &Item| Ok(!latest.contains(&key_text(item, self.keys)?));
         for file in &base_manifest.files {
             let mut items = handle.block_on(FileItems::open(base, &file.path))?;
             while let Some(batch) = handle.block_on(items.next_batch())? {
@@ -360,17 +321,7 @@ impl Merge<'_> {
                 send(batch, &unchanged)?;
             }
         }
-        let mut images: Vec<(String, Item)> = latest
-            .into_iter()
-            .filter(|(_, row)| !matches!(row.get("_op"), Some(AV::S(op)) if op == "delete"))
-            .collect();
-        images.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let mut images = images.into_iter().map(|(_, mut row)| {
-            for column in crate::source::export::CHANGE_COLUMNS {
-                row.remove(column);
-            }
-            row
-        });
+        let mut images = latest.into_images().into_iter().map(|(_, item)| item);
         loop {
             if stop.load(Ordering::SeqCst) {
                 return Ok(());

@@ -532,6 +532,15 @@ pub(crate) fn data_file_index(name: &str) -> Option<usize> {
         .and_then(|n| n.parse().ok())
 }
 
+/// The first data file index free after the files named `names`.
+pub(crate) fn next_data_file_index<'a>(names: impl IntoIterator<Item = &'a str>) -> usize {
+    names
+        .into_iter()
+        .filter_map(data_file_index)
+        .max()
+        .map_or(0, |i| i + 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -112,6 +112,19 @@ impl std::fmt::Debug for FileItems {
 impl FileItems {
     /// Open the data file `name` under the snapshot root.
     pub async fn open(target: &Target, name: &str) -> Result<Self> {
+        Self::open_with(target, name, None, None).await
+    }
+
+    /// Open the data file `name` under `target`, reading only the top-level attributes in
+    /// `only` (all when `None`). A file without ddbsnap's column metadata (one another engine
+    /// rewrote, as Delta's OPTIMIZE does) is decoded with `fallback`, the table's columns, when
+    /// given.
+    pub(crate) async fn open_with(
+        target: &Target,
+        name: &str,
+        only: Option<&[String]>,
+        fallback: Option<&Columns>,
+    ) -> Result<Self> {
         let reader = ObjectReader {
             store: Arc::clone(&target.store),
             path: target.path(name),
@@ -126,16 +139,46 @@ impl FileItems {
             .file_metadata()
             .key_value_metadata()
             .and_then(|kv| kv.iter().find(|k| k.key == COLUMNS_METADATA_KEY))
-            .and_then(|k| k.value.clone())
-            .ok_or_else(|| Error::Destination {
-                url: target.url.clone(),
-                message: format!(
-                    "{name} has no {COLUMNS_METADATA_KEY} metadata; not a ddbsnap file"
-                ),
-                source: None,
-            })?;
-        let columns: Columns = serde_json::from_str(&columns_json)
-            .map_err(|e| Error::format(format!("{name}: bad {COLUMNS_METADATA_KEY}"), e))?;
+            .and_then(|k| k.value.clone());
+        let columns: Columns = match (columns_json, fallback) {
+            (Some(json), _) => serde_json::from_str(&json)
+                .map_err(|e| Error::format(format!("{name}: bad {COLUMNS_METADATA_KEY}"), e))?,
+            (None, Some(columns)) => columns.clone(),
+            (None, None) => {
+                return Err(Error::Destination {
+                    url: target.url.clone(),
+                    message: format!(
+                        "{name} has no {COLUMNS_METADATA_KEY} metadata; not a ddbsnap file"
+                    ),
+                    source: None,
+                });
+            }
+        };
+        let builder = match only {
+            None => builder,
+            Some(only) => {
+                let names: Vec<&str> = columns.keys().map(String::as_str).collect();
+                let wanted: Vec<String> = columns
+                    .keys()
+                    .zip(crate::convert::column_names(&names))
+                    .filter(|(attribute, _)| only.contains(attribute))
+                    .map(|(_, column)| column.into_owned())
+                    .collect();
+                let roots: Vec<usize> = builder
+                    .schema()
+                    .fields()
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, f)| wanted.contains(f.name()))
+                    .map(|(i, _)| i)
+                    .collect();
+                let mask = parquet::arrow::ProjectionMask::roots(
+                    builder.metadata().file_metadata().schema_descr(),
+                    roots,
+                );
+                builder.with_projection(mask)
+            }
+        };
         Ok(FileItems {
             columns,
             name: name.to_owned(),

@@ -1,0 +1,141 @@
+//! ddbsnap's record of its own runs in a Delta table's log.
+//!
+//! Every commit ddbsnap makes carries `commitInfo.ddbsnap`: the run's manifest without its file
+//! list (mode, table and key schema, window and watermark of a timestamp pull, the export's
+//! summary, counts), plus the run's folder and the table's inferred shape after the commit.
+//! `--since last` continues from the latest record's watermark, and a MERGE starts its schema
+//! inference from the latest record's shape, so a change set never narrows a column.
+//!
+//! `commitInfo` is not part of a table's state (log replay and checkpoints drop it), so the
+//! kernel does not expose it: the record is read from the JSON commit files directly, newest
+//! first, going back past commits other writers made (OPTIMIZE, VACUUM) until a ddbsnap one.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use serde::Deserialize;
+
+use crate::convert::TableShape;
+use crate::error::{Error, Result};
+use crate::manifest::Watermark;
+use crate::sink::Target;
+use crate::source::export::ExportSummary;
+
+/// What a ddbsnap commit recorded about its run (the fields later runs use).
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct Record {
+    /// The run's folder under the table root.
+    pub run: String,
+    /// `scan`, `export` or `apply`.
+    pub mode: String,
+    /// The window and watermark of a timestamp pull.
+    #[serde(default)]
+    pub watermark: Option<Watermark>,
+    /// The export a conversion read.
+    #[serde(default)]
+    pub export: Option<ExportSummary>,
+    /// The table's inferred shape after the commit.
+    #[serde(default)]
+    pub shape: Option<TableShape>,
+    /// When the run started.
+    #[serde(default)]
+    pub started_at: Option<DateTime<Utc>>,
+}
+
+impl Record {
+    /// Up to when the table is known to hold every change after this commit, for a timestamp
+    /// pull on `attribute` to continue from (`--since last`): the end of this commit's window
+    /// (a pull on the same attribute), the scan's start (a full refresh by Scan) or the
+    /// export's time (a full export) or end (an incremental one). `Err` says why not.
+    pub(crate) fn covered_until(&self, attribute: &str) -> std::result::Result<DateTime<Utc>, String> {
+        let time = |what: &str, text: &Option<String>| {
+            text.as_deref()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&Utc))
+                .ok_or_else(|| format!("its export summary has no {what}"))
+        };
+        match (&self.watermark, &self.export) {
+            (Some(w), _) if w.attribute == attribute => Ok(w.window_end),
+            (Some(w), _) => Err(format!("it pulled by '{}', not '{attribute}'", w.attribute)),
+            (None, Some(export)) if export.is_incremental() => {
+                time("exportToTime", &export.export_to_time)
+            }
+            (None, Some(export)) => time("exportTime", &export.export_time),
+            (None, None) if self.mode == "scan" => self
+                .started_at
+                .ok_or_else(|| "it does not record when it started".to_owned()),
+            (None, None) => Err(format!("it was made by {}", self.mode)),
+        }
+    }
+}
+
+/// The record of the latest ddbsnap commit at or before log version `version`, with its
+/// version; `None` when no JSON commit back to version 0 (or to the first one log cleanup
+/// left) is ddbsnap's.
+pub(crate) async fn latest_record(
+    table: &Target,
+    store: &Arc<dyn ObjectStore>,
+    log: &Path,
+    version: u64,
+) -> Result<Option<(u64, Record)>> {
+    for v in (0..=version).rev() {
+        let path = log.clone().join(format!("{v:020}.json"));
+        let body = match store.get(&path).await {
+            Ok(got) => got
+                .bytes()
+                .await
+                .map_err(|e| table.error(&format!("reading Delta log version {v}"), e))?,
+            // Cleaned up after a checkpoint: nothing older is left either.
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(table.error(&format!("reading Delta log version {v}"), e)),
+        };
+        if let Some(record) = record_in(&body).map_err(|e| Error::Destination {
+            url: table.url().to_owned(),
+            message: format!("Delta log version {v} is damaged: {e}"),
+            source: None,
+        })? {
+            return Ok(Some((v, record)));
+        }
+    }
+    Ok(None)
+}
+
+/// The ddbsnap record in one commit file's actions, if it has one.
+fn record_in(body: &[u8]) -> std::result::Result<Option<Record>, String> {
+    let text = std::str::from_utf8(body).map_err(|e| e.to_string())?;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let action: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+        if let Some(info) = action.get("commitInfo") {
+            return match info.get("ddbsnap").and_then(|d| d.as_str()) {
+                Some(record) => serde_json::from_str(record)
+                    .map(Some)
+                    .map_err(|e| format!("its ddbsnap record: {e}")),
+                None => Ok(None),
+            };
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_found_in_commit_info_only() {
+        let ours = serde_json::json!({"commitInfo": {
+            "operation": "MERGE",
+            "ddbsnap": serde_json::json!({"run": "run=1", "mode": "scan"}).to_string(),
+        }});
+        let body = format!("{ours}\n{}\n", serde_json::json!({"add": {"path": "x"}}));
+        let record = record_in(body.as_bytes()).unwrap().unwrap();
+        assert_eq!((record.run.as_str(), record.mode.as_str()), ("run=1", "scan"));
+        assert!(record.shape.is_none() && record.watermark.is_none());
+        let theirs = serde_json::json!({"commitInfo": {"operation": "OPTIMIZE"}});
+        assert!(record_in(format!("{theirs}\n").as_bytes()).unwrap().is_none());
+        assert!(record_in(b"{\"add\":{}}\n").unwrap().is_none());
+        assert!(record_in(b"not json\n").is_err());
+    }
+}

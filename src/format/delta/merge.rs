@@ -1,0 +1,276 @@
+//! MERGE: a run's change set applied to a Delta table by primary key, copy on write.
+//!
+//! The run (a timestamp pull, a converted incremental export) has written its rows into its
+//! folder like any run. Publishing it then:
+//! 1. reads the change set back, the latest change per key ([`ChangeSet`]);
+//! 2. starts the schema from the table's inferred shape (recorded by the last ddbsnap commit)
+//!    widened by the run's, so a change set never narrows a column; a column whose type
+//!    widens makes every file a rewrite, as a full refresh would;
+//! 3. reads only the key columns of each live file, to find the files holding a changed or
+//!    deleted key;
+//! 4. rewrites those files without their changed rows, then writes the new images (in key
+//!    order) to new files, in the run's folder;
+//! 5. commits one version removing the rewritten files and adding the new ones, and deletes
+//!    the change set's own files (they were never part of the table).
+//!
+//! Memory holds the change set (one row per changed key); the table's files are streamed.
+//! Files no changed key falls in are neither read past their key columns nor rewritten.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use tokio::runtime::Handle;
+
+use super::{Commit, Delta, DeltaCommit, MergeStats, Run, TableFile, additions};
+use crate::changes::{ChangeSet, key_text};
+use crate::convert::{Columns, Item, arrow_schema};
+use crate::error::{Error, Result};
+use crate::manifest::Manifest;
+use crate::progress::ProgressEvent;
+use crate::sink::Target;
+use crate::sink::reader::FileItems;
+use crate::sink::writer::RollingWriter;
+use crate::source::export::CHANGE_COLUMNS;
+use delta_kernel::engine::arrow_conversion::TryFromArrow;
+use delta_kernel::schema::StructType;
+
+/// Rows per batch written from the change set.
+const BATCH_ROWS: usize = 8192;
+
+/// What kind of change set a run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ChangeKind {
+    /// New images of changed items (a timestamp pull): upserts only.
+    Upserts,
+    /// A change log (a converted incremental export): upserts and deletes.
+    ChangeLog,
+}
+
+impl ChangeKind {
+    /// The kind of change set the run of `manifest` is; `None` for a whole table's items.
+    pub(super) fn of(manifest: &Manifest) -> Option<Self> {
+        if manifest.schema.columns.contains_key("_op")
+            || manifest.export.as_ref().is_some_and(|e| e.is_incremental())
+        {
+            Some(ChangeKind::ChangeLog)
+        } else if manifest.watermark.is_some() {
+            Some(ChangeKind::Upserts)
+        } else {
+            None
+        }
+    }
+}
+
+/// Apply `run`'s change set to the table (see the module documentation).
+pub(super) fn merge(delta: &Delta<'_>, run: &Run, kind: ChangeKind) -> Result<DeltaCommit> {
+    let handle = delta.handle;
+    let keys: Vec<String> = run
+        .manifest
+        .table
+        .key_schema
+        .iter()
+        .map(|k| k.name.clone())
+        .collect();
+    if keys.is_empty() {
+        return Err(Error::invalid(
+            "the run records no key attributes to merge by; give them with --key PK[,SK]",
+        ));
+    }
+    let Some(mut shape) = delta.record()?.and_then(|r| r.shape) else {
+        return Err(Error::Destination {
+            url: delta.table.url().to_owned(),
+            message: "the Delta log has no ddbsnap record of the table's schema (the table was \
+                      made by another writer, or its log was cleaned up since ddbsnap last \
+                      wrote it); refresh the whole table once with ddbsnap, then merge"
+                .into(),
+            source: None,
+        });
+    };
+    let run_shape = match kind {
+        ChangeKind::Upserts => run.shape.clone(),
+        ChangeKind::ChangeLog => run.shape.clone().without(&CHANGE_COLUMNS),
+    };
+    shape.merge(&run_shape);
+    let columns = shape.resolve(run.manifest.options.numbers);
+    let arrow = arrow_schema(&columns);
+    let schema = StructType::try_from_arrow(arrow.as_ref())
+        .map_err(|e| Error::Internal(format!("the table's schema has no Delta equivalent: {e}")))?;
+    let rewrite_all = additions(&delta.schema(), &schema, None).is_err();
+
+    let changes = ChangeSet::read(&run.folder, &run.manifest.files, &keys, handle)?;
+    let live: Vec<TableFile> = delta
+        .files()?
+        .into_iter()
+        .flat_map(|b| b.files.into_iter().flatten())
+        .collect();
+    let mut touched = Vec::new();
+    for file in live {
+        if rewrite_all || holds_a_change(delta.table, &file, &keys, &columns, &changes, handle)? {
+            touched.push(file);
+        }
+    }
+    run.progress.event(&ProgressEvent::Rewriting {
+        files: touched.len(),
+    });
+    let first_index =
+        crate::sink::next_data_file_index(run.manifest.files.iter().map(|f| f.path.as_str()));
+    let writer = RollingWriter::new(
+        run.folder.clone(),
+        handle.clone(),
+        run.writer.clone(),
+        Arc::clone(&run.progress),
+        first_index,
+    );
+    let rewrite = Rewrite {
+        table: delta.table,
+        keys: &keys,
+        columns: &columns,
+        handle,
+    };
+    let (added, mut stats) = rewrite.run(writer, &touched, changes)?;
+    stats.bytes_rewritten = touched.iter().map(|f| f.size.max(0) as u64).sum();
+    stats.bytes_added = added.iter().map(|f| f.bytes).sum();
+    let metrics = vec![
+        ("numTargetRowsInserted", stats.rows_inserted.to_string()),
+        ("numTargetRowsUpdated", stats.rows_updated.to_string()),
+        ("numTargetRowsDeleted", stats.rows_deleted.to_string()),
+        ("numTargetRowsCopied", stats.rows_copied.to_string()),
+        ("numTargetFilesRemoved", touched.len().to_string()),
+        ("numTargetFilesAdded", added.len().to_string()),
+        ("numTargetBytesRemoved", stats.bytes_rewritten.to_string()),
+        ("numTargetBytesAdded", stats.bytes_added.to_string()),
+        ("numSourceRows", run.manifest.items_written.to_string()),
+    ];
+    let commit = Commit::new(run, &arrow, &added, &shape, metrics)?.merged(stats);
+    let rewritten: HashSet<&str> = touched.iter().map(|f| f.path.as_str()).collect();
+    let done = delta.commit(&commit, &|path| rewritten.contains(path))?;
+    drop_change_set(run, handle);
+    Ok(done)
+}
+
+/// Delete the change set's own files from the run's folder once its MERGE is committed: they
+/// were never part of the table. Failing to is harmless (VACUUM removes them).
+pub(super) fn drop_change_set(run: &Run, handle: &Handle) {
+    for file in &run.manifest.files {
+        let _ = handle.block_on(run.folder.delete(&run.folder.path(&file.path)));
+    }
+}
+
+/// The table folder and file name of a live file's log path (relative, percent-encoded).
+fn open_at(table: &Target, file: &TableFile) -> Result<(Target, String)> {
+    if file.path.contains("://") {
+        return Err(Error::Destination {
+            url: table.url().to_owned(),
+            message: format!(
+                "the table references a file outside its folder ({}), as a shallow clone \
+                 does; ddbsnap merges only into tables whose files are under the table",
+                file.path
+            ),
+            source: None,
+        });
+    }
+    let path = percent_encoding::percent_decode_str(&file.path)
+        .decode_utf8()
+        .map_err(|e| Error::Internal(format!("file path {} in the log: {e}", file.path)))?;
+    let mut parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    let name = parts.pop().unwrap_or_default().to_owned();
+    let folder = parts.into_iter().fold(table.clone(), |t, p| t.child(p));
+    Ok((folder, name))
+}
+
+/// True when one of the file's rows has a key the change set changes (only its key columns
+/// are read).
+fn holds_a_change(
+    table: &Target,
+    file: &TableFile,
+    keys: &[String],
+    columns: &Columns,
+    changes: &ChangeSet,
+    handle: &Handle,
+) -> Result<bool> {
+    let (folder, name) = open_at(table, file)?;
+    let mut rows =
+        handle.block_on(FileItems::open_with(&folder, &name, Some(keys), Some(columns)))?;
+    while let Some(batch) = handle.block_on(rows.next_batch())? {
+        for row in &batch {
+            if changes.contains(&key_text(row, keys)?) {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// Writing a MERGE's new files.
+struct Rewrite<'a> {
+    table: &'a Target,
+    keys: &'a [String],
+    columns: &'a Columns,
+    handle: &'a Handle,
+}
+
+impl Rewrite<'_> {
+    /// Copy the rows of `touched` files whose keys did not change, then write the change set's
+    /// new images; returns the files written and the row counts.
+    fn run(
+        &self,
+        mut writer: RollingWriter,
+        touched: &[TableFile],
+        changes: ChangeSet,
+    ) -> Result<(Vec<crate::sink::DataFile>, MergeStats)> {
+        let mut stats = MergeStats::default();
+        // Changed keys found in the table: updated or deleted there; the others are inserts.
+        let mut found: HashSet<String> = HashSet::new();
+        for file in touched {
+            let (folder, name) = open_at(self.table, file)?;
+            let mut rows = self.handle.block_on(FileItems::open_with(
+                &folder,
+                &name,
+                None,
+                Some(self.columns),
+            ))?;
+            while let Some(batch) = self.handle.block_on(rows.next_batch())? {
+                let mut kept: Vec<Item> = Vec::with_capacity(batch.len());
+                for row in batch {
+                    let key = key_text(&row, self.keys)?;
+                    match changes.deletes(&key) {
+                        None => kept.push(row),
+                        Some(deleted) => {
+                            if found.insert(key) {
+                                if deleted {
+                                    stats.rows_deleted += 1;
+                                } else {
+                                    stats.rows_updated += 1;
+                                }
+                            }
+                        }
+                    }
+                }
+                stats.rows_copied += kept.len() as u64;
+                self.write(&mut writer, &kept)?;
+            }
+        }
+        let images = changes.into_images();
+        stats.rows_inserted = images.iter().filter(|(k, _)| !found.contains(k)).count() as u64;
+        let mut images = images.into_iter().map(|(_, item)| item);
+        loop {
+            let batch: Vec<Item> = images.by_ref().take(BATCH_ROWS).collect();
+            if batch.is_empty() {
+                break;
+            }
+            self.write(&mut writer, &batch)?;
+        }
+        Ok((writer.finish()?, stats))
+    }
+
+    fn write(&self, writer: &mut RollingWriter, rows: &[Item]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        writer.write(self.columns, rows)?;
+        if writer.roll_due(None) {
+            writer.close_current()?;
+        }
+        Ok(())
+    }
+}
