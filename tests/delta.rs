@@ -37,47 +37,6 @@ fn orders(range: std::ops::Range<u64>) -> Vec<Item> {
         .collect()
 }
 
-/// An item as `read_delta.py` prints a row: numbers as canonical text, nulls left out.
-fn render(v: &AV) -> Value {
-    match v {
-        AV::S(s) => json!(s),
-        // The test's numbers are plain decimals: canonical text drops trailing zeros.
-        AV::N(n) if n.contains('.') => json!(n.trim_end_matches('0').trim_end_matches('.')),
-        AV::N(n) => json!(n),
-        AV::Bool(b) => json!(b),
-        AV::L(l) => Value::Array(l.iter().map(render).collect()),
-        AV::M(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), render(v))).collect()),
-        other => panic!("not used here: {other:?}"),
-    }
-}
-
-fn rendered(items: &[Item]) -> Vec<Value> {
-    let mut rows: Vec<Value> = items
-        .iter()
-        .map(|it| Value::Object(it.iter().map(|(k, v)| (k.clone(), render(v))).collect()))
-        .collect();
-    rows.sort_by_key(|r| r.to_string());
-    rows
-}
-
-/// Version `version` of the table at `dir`, as `deltalake` (and polars) read it.
-fn read_version(dir: &std::path::Path, version: u64) -> Value {
-    let version = version.to_string();
-    let out = run_python("read_delta.py", &[dir.as_os_str(), version.as_ref()]);
-    serde_json::from_slice(&out).unwrap()
-}
-
-fn assert_version_holds(dir: &std::path::Path, version: u64, items: &[Item]) {
-    let got = read_version(dir, version);
-    assert_eq!(got["version"], version, "{got}");
-    let rows = got["rows"].as_array().unwrap();
-    let want = rendered(items);
-    assert_eq!(rows.len(), want.len(), "rows of version {version}");
-    for (g, w) in rows.iter().zip(&want) {
-        assert_eq!(g, w, "version {version}");
-    }
-}
-
 /// Run `args` (which end in `--json`) to success; its summary, committed as `version`, the
 /// table's newest.
 async fn committed_as(args: Vec<String>, table: &std::path::Path, version: u64) -> Value {

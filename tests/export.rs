@@ -779,14 +779,13 @@ async fn change_log(s3: &S3Server, id: &str, records: &[String], to: &str) {
     assert!(out.status.success(), "{err}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn full_export_then_changes_then_apply_gives_the_new_table_state() {
-    let s3 = S3Server::start(&["raw", "snaps"]);
-    let base = export_items(400);
-    base_snapshot(&s3, &base, "s3://snaps/orders/base").await;
-
+/// Two consecutive incremental exports' changes from the table state `base` (items from
+/// [`export_items`]): updates (one adding attributes), deletes, inserts, and one key changed
+/// twice whose later write comes first in the file; then, in the next window, updates of
+/// items the first one inserted and updated, deletes and re-inserts.
+fn two_windows(base: &[Item]) -> (Changes, Changes) {
     // The table's new state, computed here, and the changes that lead to it.
-    let mut changes = Changes::from(&base);
+    let mut changes = Changes::from(base);
     for old in &base[..50] {
         let mut new = old.clone();
         new.insert("price".into(), n("7.25"));
@@ -819,21 +818,7 @@ async fn full_export_then_changes_then_apply_gives_the_new_table_state() {
         .push(change(&key, t + 5, Some(&first), Some(twice)));
     changes.state.insert(key_of(&second), second);
 
-    // A file in the shared data folder that no manifest lists (another export's leftovers):
-    // never read.
-    let bucket = s3_target(&s3, "s3://raw").await;
-    bucket
-        .store()
-        .put(
-            &Path::from("raw/AWSDynamoDB/data/zzzzunlisted0000000000000.json.gz"),
-            b"not gzip".to_vec().into(),
-        )
-        .await
-        .unwrap();
-    let id = "01700000000999-changes1";
-    change_log(&s3, id, &changes.records, "s3://snaps/orders/changes").await;
     let after_first = changes.state.clone();
-
     // A second incremental export to the same prefix (same shared data folder), of the next
     // window: more updates (of items the first one inserted and updated), deletes, re-inserts.
     let state: Vec<Item> = after_first.values().cloned().collect();
@@ -853,6 +838,31 @@ async fn full_export_then_changes_then_apply_gives_the_new_table_state() {
     for old in &base[50..55] {
         later.insert(old.clone());
     }
+    (changes, later)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_export_then_changes_then_apply_gives_the_new_table_state() {
+    let s3 = S3Server::start(&["raw", "snaps"]);
+    let base = export_items(400);
+    base_snapshot(&s3, &base, "s3://snaps/orders/base").await;
+
+    let (changes, later) = two_windows(&base);
+    // A file in the shared data folder that no manifest lists (another export's leftovers):
+    // never read.
+    let bucket = s3_target(&s3, "s3://raw").await;
+    bucket
+        .store()
+        .put(
+            &Path::from("raw/AWSDynamoDB/data/zzzzunlisted0000000000000.json.gz"),
+            b"not gzip".to_vec().into(),
+        )
+        .await
+        .unwrap();
+    let id = "01700000000999-changes1";
+    change_log(&s3, id, &changes.records, "s3://snaps/orders/changes").await;
+    let after_first = changes.state.clone();
+
     let id2 = "01700000086399-changes2";
     change_log(&s3, id2, &later.records, "s3://snaps/orders/changes2").await;
     let listed: std::collections::HashSet<String> = names_under(&bucket).await;
@@ -907,6 +917,137 @@ async fn full_export_then_changes_then_apply_gives_the_new_table_state() {
     let out = run(&s3, args.iter().map(|s| s.to_string()).collect()).await;
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a change log"));
+}
+
+/// The Delta log entry `version` of the table at `dir`, one JSON value per action.
+fn log_actions(dir: &std::path::Path, version: u64) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(dir.join(format!("_delta_log/{version:020}.json"))).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_exports_merge_into_a_delta_table() {
+    let s3 = S3Server::start(&["raw", "lake"]);
+    let base = export_items(400);
+    write_export(&s3, &base, 3, Damage::None).await;
+    let delta = ["--key", "pk,sk", "--format", "delta", "--json"];
+    let table = s3.root.path().join("lake/orders");
+
+    // An incremental export cannot start a table (it holds changes only): refused before
+    // anything is written.
+    let (changes, later) = two_windows(&base);
+    let id = "01700000000999-changes1";
+    let incremental = serde_json::json!({"exportType": "INCREMENTAL_EXPORT"});
+    write_export_lines(
+        &s3,
+        id,
+        &changes.records,
+        3,
+        Damage::None,
+        incremental.clone(),
+    )
+    .await;
+    let out = convert_id(&s3, id, "s3://lake/orders", &delta).await;
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no Delta table to merge"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!table.exists());
+
+    // The full export initialises the table.
+    let out = convert(&s3, "s3://lake/orders", &delta).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_same_items(&base, &delta_items(&table, 0).await);
+
+    // Each incremental export is one MERGE: the table holds the state after it, item by item.
+    let merge = |id: &'static str, version: u64| {
+        let s3 = &s3;
+        async move {
+            let out = convert_id(s3, id, "s3://lake/orders", &delta).await;
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(summary["delta"]["version"], version, "{summary}");
+            summary
+        }
+    };
+    let summary = merge(id, 1).await;
+    let want: Vec<Item> = changes.state.values().cloned().collect();
+    assert_same_items(&want, &delta_items(&table, 1).await);
+    let stats = &summary["delta"]["merge"];
+    // 50 updates and the key changed twice; 30 deletes; 20 inserts.
+    assert_eq!(stats["rows_updated"], 51, "{summary}");
+    assert_eq!(stats["rows_deleted"], 30, "{summary}");
+    assert_eq!(stats["rows_inserted"], 20, "{summary}");
+    assert_eq!(stats["rows_copied"], 400 - 51 - 30, "{summary}");
+    // The log says which files were rewritten: version 0's (one file here), removed.
+    let v0: Vec<String> = log_actions(&table, 0)
+        .iter()
+        .filter_map(|a| a["add"]["path"].as_str().map(str::to_owned))
+        .collect();
+    let v1 = log_actions(&table, 1);
+    let removed: Vec<String> = v1
+        .iter()
+        .filter_map(|a| a["remove"]["path"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(removed, v0);
+    let info = v1.iter().find_map(|a| a.get("commitInfo")).unwrap();
+    assert_eq!(info["operation"], "MERGE", "{info}");
+    assert_eq!(
+        info["operationMetrics"]["numTargetRowsDeleted"], "30",
+        "{info}"
+    );
+    // The change log itself is not part of the table: only new files are added, and the
+    // run's own change files are gone.
+    let added: Vec<&str> = v1
+        .iter()
+        .filter_map(|a| a["add"]["path"].as_str())
+        .collect();
+    let run = table.join(added[0]).parent().unwrap().to_owned();
+    let mut in_run: Vec<String> = std::fs::read_dir(&run)
+        .unwrap()
+        .map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            format!("{}/{name}", run.file_name().unwrap().to_str().unwrap())
+        })
+        .collect();
+    in_run.sort();
+    assert_eq!(
+        in_run, added,
+        "the run's folder holds exactly the files it added"
+    );
+
+    let id2 = "01700000086399-changes2";
+    write_export_lines(&s3, id2, &later.records, 3, Damage::None, incremental).await;
+    merge(id2, 2).await;
+    let want: Vec<Item> = later.state.values().cloned().collect();
+    assert_same_items(&want, &delta_items(&table, 2).await);
+    // Time travel: every version still reads as it was.
+    assert_same_items(&base, &delta_items(&table, 0).await);
+    let want: Vec<Item> = changes.state.values().cloned().collect();
+    assert_same_items(&want, &delta_items(&table, 1).await);
+
+    // Converting the same export again is a new run and merges the same changes: the table
+    // state does not change.
+    merge(id2, 3).await;
+    let want: Vec<Item> = later.state.into_values().collect();
+    assert_same_items(&want, &delta_items(&table, 3).await);
 }
 
 /// An attribute value as the Ion text DynamoDB writes in ION exports.

@@ -176,6 +176,9 @@ pub async fn snapshot_until(
             Some(ExportResume::Converting(dir)) => (dir, config.clone()),
             None => {
                 // Fail on the destination before starting an export that may take hours.
+                if config.format == TableFormat::Delta && request.incremental.is_some() {
+                    crate::format::delta::check_merge_target(&target).await?;
+                }
                 target.prepare(config.overwrite).await?;
                 let done =
                     crate::source::export::run_export(&aws, &table, request, &*progress).await?;

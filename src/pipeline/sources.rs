@@ -76,6 +76,9 @@ pub(super) async fn convert_export_to(
 ) -> Result<Summary> {
     let source = export.url.clone();
     let export = Arc::new(Export::open(export).await?);
+    if config.format == TableFormat::Delta && export.summary.is_incremental() {
+        crate::format::delta::check_merge_target(&target).await?;
+    }
     let region = export
         .summary
         .region()

@@ -701,3 +701,77 @@ pub async fn snapshot_local(
         result,
     }
 }
+
+// Delta tables, read by the `deltalake` package and polars (tests/py/read_delta.py).
+
+/// An item as `read_delta.py` prints a row: numbers as canonical text, nulls left out.
+pub fn render(v: &AV) -> Value {
+    match v {
+        aws_sdk_dynamodb::types::AttributeValue::S(s) => serde_json::json!(s),
+        // The test's numbers are plain decimals: canonical text drops trailing zeros.
+        aws_sdk_dynamodb::types::AttributeValue::N(n) if n.contains('.') => {
+            serde_json::json!(n.trim_end_matches('0').trim_end_matches('.'))
+        }
+        aws_sdk_dynamodb::types::AttributeValue::N(n) => serde_json::json!(n),
+        aws_sdk_dynamodb::types::AttributeValue::Bool(b) => serde_json::json!(b),
+        aws_sdk_dynamodb::types::AttributeValue::L(l) => {
+            Value::Array(l.iter().map(render).collect())
+        }
+        aws_sdk_dynamodb::types::AttributeValue::M(m) => {
+            Value::Object(m.iter().map(|(k, v)| (k.clone(), render(v))).collect())
+        }
+        other => panic!("not used here: {other:?}"),
+    }
+}
+
+pub fn rendered(items: &[Item]) -> Vec<Value> {
+    let mut rows: Vec<Value> = items
+        .iter()
+        .map(|it| Value::Object(it.iter().map(|(k, v)| (k.clone(), render(v))).collect()))
+        .collect();
+    rows.sort_by_key(|r| r.to_string());
+    rows
+}
+
+/// Version `version` of the table at `dir`, as `deltalake` (and polars) read it.
+pub fn read_version(dir: &std::path::Path, version: u64) -> Value {
+    let version = version.to_string();
+    let out = run_python("read_delta.py", &[dir.as_os_str(), version.as_ref()]);
+    serde_json::from_slice(&out).unwrap()
+}
+
+pub fn assert_version_holds(dir: &std::path::Path, version: u64, items: &[Item]) {
+    let got = read_version(dir, version);
+    assert_eq!(got["version"], version, "{got}");
+    let rows = got["rows"].as_array().unwrap();
+    let want = rendered(items);
+    assert_eq!(rows.len(), want.len(), "rows of version {version}");
+    for (g, w) in rows.iter().zip(&want) {
+        assert_eq!(g, w, "version {version}");
+    }
+}
+
+/// The items of version `version` of the Delta table at `dir`, exactly: the data files
+/// `deltalake` says make up the version, each read back by ddbsnap's reader (DynamoDB types
+/// kept). `deltalake` and polars must agree on the rows, and their count must match.
+pub async fn delta_items(dir: &std::path::Path, version: u64) -> Vec<Item> {
+    let got = read_version(dir, version);
+    assert_eq!(got["version"], version, "{got}");
+    let mut items = Vec::new();
+    for file in got["files"].as_array().unwrap() {
+        let path = dir.join(file.as_str().unwrap());
+        let folder = path.parent().unwrap();
+        let target = Target::from_store(
+            Arc::new(object_store::local::LocalFileSystem::new()),
+            folder.to_str().unwrap().trim_start_matches('/'),
+            folder.display().to_string(),
+        );
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let mut reader = FileItems::open(&target, name).await.unwrap();
+        while let Some(batch) = reader.next_batch().await.unwrap() {
+            items.extend(batch);
+        }
+    }
+    assert_eq!(items.len(), got["rows"].as_array().unwrap().len());
+    items
+}

@@ -2,15 +2,17 @@
 
 Usage: read_delta.py TABLE_DIR VERSION
 
-Prints one JSON object: the table's protocol, and its rows as `deltalake` reads them (columns
-and struct fields under their DynamoDB attribute names, values rendered as check_snapshot.py's
-`plain` does: numbers as canonical text, binary as hex, nulls dropped). Fails unless
-`polars.read_delta` reads exactly the same rows.
+Prints one JSON object: the table's protocol, the data files that make up the version (paths
+relative to the table), and its rows as `deltalake` reads them (columns and struct fields under
+their DynamoDB attribute names, values rendered as check_snapshot.py's `plain` does: numbers as
+canonical text, binary as hex, nulls dropped). Fails unless `polars.read_delta` reads exactly
+the same rows.
 """
 
 import json
 import os
 import sys
+import urllib.parse
 
 import deltalake
 import polars
@@ -37,11 +39,16 @@ def main() -> int:
     from_polars = rows_of(polars.read_delta(path, version=version).to_arrow())
     assert from_polars == rows, "polars.read_delta and deltalake disagree"
     protocol = dt.protocol()
+    files = []
+    for uri in dt.file_uris():
+        local = urllib.parse.unquote(uri[len("file://"):]) if uri.startswith("file://") else uri
+        files.append(os.path.relpath(local, os.path.abspath(path)))
     print(
         json.dumps(
             {
                 "version": dt.version(),
                 "protocol": [protocol.min_reader_version, protocol.min_writer_version],
+                "files": sorted(files),
                 "rows": rows,
             }
         )

@@ -49,7 +49,10 @@ impl Record {
     /// pull on `attribute` to continue from (`--since last`): the end of this commit's window
     /// (a pull on the same attribute), the scan's start (a full refresh by Scan) or the
     /// export's time (a full export) or end (an incremental one). `Err` says why not.
-    pub(crate) fn covered_until(&self, attribute: &str) -> std::result::Result<DateTime<Utc>, String> {
+    pub(crate) fn covered_until(
+        &self,
+        attribute: &str,
+    ) -> std::result::Result<DateTime<Utc>, String> {
         let time = |what: &str, text: &Option<String>| {
             text.as_deref()
                 .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
@@ -131,10 +134,17 @@ mod tests {
         }});
         let body = format!("{ours}\n{}\n", serde_json::json!({"add": {"path": "x"}}));
         let record = record_in(body.as_bytes()).unwrap().unwrap();
-        assert_eq!((record.run.as_str(), record.mode.as_str()), ("run=1", "scan"));
+        assert_eq!(
+            (record.run.as_str(), record.mode.as_str()),
+            ("run=1", "scan")
+        );
         assert!(record.shape.is_none() && record.watermark.is_none());
         let theirs = serde_json::json!({"commitInfo": {"operation": "OPTIMIZE"}});
-        assert!(record_in(format!("{theirs}\n").as_bytes()).unwrap().is_none());
+        assert!(
+            record_in(format!("{theirs}\n").as_bytes())
+                .unwrap()
+                .is_none()
+        );
         assert!(record_in(b"{\"add\":{}}\n").unwrap().is_none());
         assert!(record_in(b"not json\n").is_err());
     }

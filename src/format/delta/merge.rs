@@ -189,8 +189,12 @@ fn holds_a_change(
     handle: &Handle,
 ) -> Result<bool> {
     let (folder, name) = open_at(table, file)?;
-    let mut rows =
-        handle.block_on(FileItems::open_with(&folder, &name, Some(keys), Some(columns)))?;
+    let mut rows = handle.block_on(FileItems::open_with(
+        &folder,
+        &name,
+        Some(keys),
+        Some(columns),
+    ))?;
     while let Some(batch) = handle.block_on(rows.next_batch())? {
         for row in &batch {
             if changes.contains(&key_text(row, keys)?) {

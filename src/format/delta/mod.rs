@@ -160,11 +160,7 @@ pub(crate) async fn publish(table: &Target, run: Run) -> Result<DeltaCommit> {
     let changes = merge::ChangeKind::of(&run.manifest);
     if !has_log(table, &store, &log).await? {
         if changes == Some(merge::ChangeKind::ChangeLog) {
-            return Err(Error::invalid(format!(
-                "{} has no Delta table to merge the incremental export into; create it from a \
-                 full export or a full refresh first",
-                table.url()
-            )));
+            return Err(no_table_to_merge(table));
         }
         return create(table, &store, &log, &Commit::refresh(&run)?).await;
     }
@@ -235,6 +231,27 @@ pub(crate) async fn latest_record(table: &Target) -> Result<Option<(u64, log::Re
             source: None,
         }),
     }
+}
+
+/// Refuse, before anything is written, to start a change log (an incremental export) into
+/// `run`, a run folder of a Delta table that does not exist yet: it would hold changes only.
+pub(crate) async fn check_merge_target(run: &Target) -> Result<()> {
+    let Some((table, _)) = run.split_parent() else {
+        return Ok(());
+    };
+    let (store, url) = location(&table)?;
+    if has_log(&table, &store, &log_path(&url)?).await? {
+        return Ok(());
+    }
+    Err(no_table_to_merge(&table))
+}
+
+fn no_table_to_merge(table: &Target) -> Error {
+    Error::invalid(format!(
+        "{} has no Delta table to merge the incremental export into; create it from a full \
+         export or a full refresh first",
+        table.url()
+    ))
 }
 
 fn log_path(url: &Url) -> Result<Path> {
@@ -350,8 +367,8 @@ impl<'a> Delta<'a> {
                     size: sizes.value(row),
                 }));
             }
-            let data = delta_kernel::FilteredEngineData::try_new(data, selected)
-                .map_err(&listing)?;
+            let data =
+                delta_kernel::FilteredEngineData::try_new(data, selected).map_err(&listing)?;
             batches.push(FileBatch { data, files });
         }
         Ok(batches)
@@ -519,7 +536,13 @@ impl Commit {
             ("numOutputRows", manifest.items_written.to_string()),
             ("numOutputBytes", bytes.to_string()),
         ];
-        Commit::new(run, &manifest.schema.arrow, &manifest.files, &run.shape, metrics)
+        Commit::new(
+            run,
+            &manifest.schema.arrow,
+            &manifest.files,
+            &run.shape,
+            metrics,
+        )
     }
 
     /// A commit of `run` adding `files` (in the run's folder) whose schema is `arrow`; the
