@@ -365,13 +365,11 @@ impl SnapshotConfigBuilder {
                 )));
             }
         }
-        if self.format == crate::format::TableFormat::Delta {
-            if self.overwrite {
-                return Err(Error::invalid(
-                    "--overwrite does not apply to --format delta: every run replaces the \
-                     table's contents as a new version (earlier versions stay for time travel)",
-                ));
-            }
+        if self.format == crate::format::TableFormat::Delta && self.overwrite {
+            return Err(Error::invalid(
+                "--overwrite does not apply to --format delta: every run is a new version of \
+                 the table (earlier versions stay for time travel)",
+            ));
         }
         if self.concurrency == Some(0) {
             return Err(Error::invalid("--concurrency must be at least 1"));

@@ -256,21 +256,11 @@ async fn each_full_refresh_is_one_version_holding_the_table() {
     let again = run_ddbsnap_to_end(args(&["--resume"])).await;
     assert_eq!(again.status.code(), Some(2), "no unfinished run is left");
 
-    // Pulls that need a MERGE are refused with one line, before anything is read.
-    for extra in [
-        &[
-            "--filter-attr",
-            "updated_at",
-            "--since",
-            "2026-11-01T00:00:00Z",
-        ][..],
-        &["--overwrite"][..],
-    ] {
-        let out = run_ddbsnap_to_end(args(extra)).await;
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{err}");
-        assert_eq!(err.lines().count(), 1, "{err}");
-    }
+    // --overwrite has no meaning for a table: refused with one line, before anything is read.
+    let out = run_ddbsnap_to_end(args(&["--overwrite"])).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
 }
 
 /// The same on S3 (s3s-fs, whose buckets are folders, so the readers open the table there):
@@ -387,4 +377,170 @@ async fn a_table_path_with_spaces_and_accents_holds_its_own_log() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(names, ["lake tables"], "nothing written beside the table");
+}
+
+/// An item stamped with `updated_at`, and padding so that a few thousand make several files.
+fn stamped(i: u64, version: &str, at: chrono::DateTime<chrono::Utc>) -> Item {
+    let pad: String = random_bytes(i * 31 + version.len() as u64, 400)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    item(vec![
+        ("pk", s(&format!("c{}", i % 13))),
+        ("sk", n(&i.to_string())),
+        ("version", n(version)),
+        (
+            "updated_at",
+            s(&at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        ),
+        ("pad", s(&pad)),
+    ])
+}
+
+/// The record ddbsnap keeps in a commit's commitInfo.
+fn record(table: &std::path::Path, version: u64) -> Value {
+    let entry = log_entry(table, version);
+    let info = entry.iter().find_map(|a| a.get("commitInfo")).unwrap();
+    serde_json::from_str(info["ddbsnap"].as_str().unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timestamp_pulls_merge_each_change_set_by_key() {
+    let db = Dynalite::start();
+    let client = db.client();
+    create_table(&client, "orders", Some(ScalarAttributeType::N)).await;
+    let day_ago = chrono::Utc::now() - chrono::TimeDelta::days(1);
+    put_items(
+        &client,
+        "orders",
+        (0..6000).map(|i| stamped(i, "1", day_ago)).collect(),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("orders");
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "snapshot",
+            "orders",
+            "--to",
+            table.to_str().unwrap(),
+            "--format",
+            "delta",
+            "--endpoint-url",
+            &db.endpoint(),
+            "--file-size",
+            "1",
+            "--json",
+        ]
+        .map(String::from)
+        .to_vec();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let pull = ["--filter-attr", "updated_at", "--since", "last"];
+    // Run ids have one-second resolution: keep runs apart.
+    let pause = || tokio::time::sleep(std::time::Duration::from_millis(1100));
+
+    // A full refresh starts the table; a pull continues from when that scan started.
+    let first = scan_all(&client, "orders").await;
+    committed_as(args(&[]), &table, 0).await;
+    let v0_files = log_entry(&table, 0)
+        .iter()
+        .filter(|a| a.get("add").is_some())
+        .count();
+    assert!(v0_files >= 3, "the table has several files ({v0_files})");
+    let started: chrono::DateTime<chrono::Utc> = record(&table, 0)["started_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    pause().await;
+
+    // Two updates (one adds an attribute, as a map) and two inserts: one MERGE that rewrites
+    // only the files holding the updated keys.
+    let now = chrono::Utc::now();
+    let mut refunded = stamped(10, "2", now);
+    refunded.insert("refund".into(), AV::M(item(vec![("reason", s("late"))])));
+    put_items(
+        &client,
+        "orders",
+        vec![
+            refunded,
+            stamped(2500, "2", now),
+            stamped(9000, "1", now),
+            stamped(9001, "1", now),
+        ],
+    )
+    .await;
+    let second = scan_all(&client, "orders").await;
+    let summary = committed_as(args(&pull), &table, 1).await;
+    let merge = &summary["delta"]["merge"];
+    assert_eq!(merge["rows_updated"], 2, "{summary}");
+    assert_eq!(merge["rows_inserted"], 2, "{summary}");
+    assert_eq!(merge["rows_deleted"], 0, "{summary}");
+    let removed = summary["delta"]["files_removed"].as_u64().unwrap();
+    assert!(
+        (1..=2).contains(&removed) && (removed as usize) < v0_files,
+        "only the files with the two updated keys are rewritten: {summary}"
+    );
+    let since: chrono::DateTime<chrono::Utc> = record(&table, 1)["watermark"]["since"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(since, started - chrono::TimeDelta::seconds(5));
+    assert_same_items(&second, &delta_items(&table, 1).await);
+    pause().await;
+
+    // A number that no longer fits the column's type (an integer column gets a fraction): the
+    // MERGE rewrites every file in the same commit, and the table stays at protocol 1/2.
+    let live_v1 = read_version(&table, 1)["files"].as_array().unwrap().len() as u64;
+    put_items(
+        &client,
+        "orders",
+        vec![stamped(3000, "2.5", chrono::Utc::now())],
+    )
+    .await;
+    let third = scan_all(&client, "orders").await;
+    let summary = committed_as(args(&pull), &table, 2).await;
+    assert_eq!(summary["delta"]["files_removed"], live_v1, "{summary}");
+    assert_same_items(&third, &delta_items(&table, 2).await);
+    assert_eq!(read_version(&table, 2)["protocol"], json!([1, 2]));
+    pause().await;
+
+    // Killed as its commit starts, then resumed: one new version, the table's state.
+    put_items(
+        &client,
+        "orders",
+        vec![stamped(11, "3", chrono::Utc::now())],
+    )
+    .await;
+    let fourth = scan_all(&client, "orders").await;
+    let killed = run_until_killed(args(&pull), |e| e["event"] == "committing").await;
+    assert!(killed.killed, "{}", killed.stderr);
+    let mut resume = pull.to_vec();
+    resume.push("--resume");
+    committed_as(args(&resume), &table, 3).await;
+    assert_same_items(&fourth, &delta_items(&table, 3).await);
+    let run_of = |v: u64| record(&table, v)["run"].as_str().unwrap().to_owned();
+    assert!((0..3).all(|v| run_of(v) != run_of(3)), "committed once");
+    // The change set's files are gone once committed: the run folder holds only table files.
+    let run = table.join(run_of(3));
+    let live: Vec<String> = read_version(&table, 3)["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap().to_owned())
+        .collect();
+    for entry in std::fs::read_dir(&run).unwrap() {
+        let name = format!(
+            "{}/{}",
+            run_of(3),
+            entry.unwrap().file_name().to_str().unwrap()
+        );
+        assert!(live.contains(&name), "{name} is a table file");
+    }
+
+    // Time travel: the first version is the first state.
+    assert_same_items(&first, &delta_items(&table, 0).await);
 }

@@ -814,6 +814,13 @@ async fn commit(
     // and a Delta run's own commit is found again by --resume, so failing to delete it must
     // not fail the run.
     let _ = target.delete(&target.path(CHECKPOINT_FILE)).await;
+    if config.format == TableFormat::Delta && crate::format::delta::is_change_set(&manifest) {
+        // A MERGE's change set was never part of the table; once the checkpoint is gone no
+        // resume needs it. Left behind by a crash, VACUUM removes it.
+        for file in &manifest.files {
+            let _ = target.delete(&target.path(&file.path)).await;
+        }
+    }
     progress.event(&ProgressEvent::Committed { url: url.clone() });
     Ok(Summary {
         url,

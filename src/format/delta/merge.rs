@@ -10,8 +10,9 @@
 //!    deleted key;
 //! 4. rewrites those files without their changed rows, then writes the new images (in key
 //!    order) to new files, in the run's folder;
-//! 5. commits one version removing the rewritten files and adding the new ones, and deletes
-//!    the change set's own files (they were never part of the table).
+//! 5. commits one version removing the rewritten files and adding the new ones. The change
+//!    set's own files were never part of the table; the run deletes them once its checkpoint
+//!    is gone (until then a resume needs them to find its commit).
 //!
 //! Memory holds the change set (one row per changed key); the table's files are streamed.
 //! Files no changed key falls in are neither read past their key columns nor rewritten.
@@ -143,17 +144,7 @@ pub(super) fn merge(delta: &Delta<'_>, run: &Run, kind: ChangeKind) -> Result<De
     ];
     let commit = Commit::new(run, &arrow, &added, &shape, metrics)?.merged(stats);
     let rewritten: HashSet<&str> = touched.iter().map(|f| f.path.as_str()).collect();
-    let done = delta.commit(&commit, &|path| rewritten.contains(path))?;
-    drop_change_set(run, handle);
-    Ok(done)
-}
-
-/// Delete the change set's own files from the run's folder once its MERGE is committed: they
-/// were never part of the table. Failing to is harmless (VACUUM removes them).
-pub(super) fn drop_change_set(run: &Run, handle: &Handle) {
-    for file in &run.manifest.files {
-        let _ = handle.block_on(run.folder.delete(&run.folder.path(&file.path)));
-    }
+    delta.commit(&commit, &|path| rewritten.contains(path))
 }
 
 /// The table folder and file name of a live file's log path (relative, percent-encoded).

@@ -186,9 +186,6 @@ pub(crate) async fn publish(table: &Target, run: Run) -> Result<DeltaCommit> {
             .map_err(delta.kernel("reading the Delta log"))?
             .is_some()
         {
-            if changes.is_some() {
-                merge::drop_change_set(&run, &handle);
-            }
             return Ok(DeltaCommit::already(delta.snapshot.version()));
         }
         match changes {
@@ -273,6 +270,12 @@ async fn has_log(table: &Target, store: &Arc<dyn ObjectStore>, log: &Path) -> Re
                 .filename()
                 .is_some_and(|n| n.ends_with(".json") || n.ends_with(".parquet"))
         }))
+}
+
+/// True when the run of `manifest` is a change set that a MERGE applies (a timestamp pull, an
+/// incremental export): its files are scratch, never added to the table.
+pub(crate) fn is_change_set(manifest: &Manifest) -> bool {
+    merge::ChangeKind::of(manifest).is_some()
 }
 
 /// An existing table, on a blocking thread: its latest snapshot as the kernel read it.
