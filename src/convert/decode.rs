@@ -23,7 +23,11 @@ pub fn decode_batch(columns: &Columns, batch: &RecordBatch) -> Result<Vec<Item>>
     let mut items: Vec<Item> = (0..batch.num_rows()).map(|_| Item::new()).collect();
     let names: Vec<&str> = columns.keys().map(String::as_str).collect();
     for ((name, ct), column) in columns.iter().zip(column_names(&names)) {
-        let Some(array) = batch.column_by_name(&column) else {
+        // Files written before a naming rule existed hold the attribute name verbatim.
+        let Some(array) = batch
+            .column_by_name(&column)
+            .or_else(|| batch.column_by_name(name))
+        else {
             continue;
         };
         for (row, item) in items.iter_mut().enumerate() {
@@ -120,7 +124,7 @@ pub(crate) fn value_at(ct: &ColumnType, array: &dyn Array, row: usize) -> Result
             let mut map = std::collections::HashMap::with_capacity(fields.len());
             let names: Vec<&str> = fields.keys().map(String::as_str).collect();
             for ((name, child_ct), column) in fields.iter().zip(column_names(&names)) {
-                if let Some(child) = s.column_by_name(&column)
+                if let Some(child) = s.column_by_name(&column).or_else(|| s.column_by_name(name))
                     && let Some(v) = value_at(child_ct, child.as_ref(), row)?
                 {
                     map.insert(name.clone(), v);

@@ -63,31 +63,49 @@ pub(crate) fn list_field(element: DataType, nullable: bool) -> Field {
 /// Field metadata key holding the attribute name of a column [`column_names`] renamed.
 pub const ATTRIBUTE_NAME_KEY: &str = "ddbsnap.attribute";
 
+/// Characters Delta Lake does not allow in column names (without column mapping, which older
+/// readers cannot read), nor Spark and Databricks in a Delta table's schema.
+pub const DELTA_FORBIDDEN: [char; 10] = [' ', ',', ';', '{', '}', '(', ')', '\n', '\t', '='];
+
 /// The column names of attributes `names` (the fields of one struct level): each attribute
-/// name verbatim, except where attribute names differ only in case (`status`, `Status`), which
-/// Spark, Databricks and Delta take for one column. Of such names, the first in byte order
-/// (`Status`) keeps its name and each later one becomes `<name>__<k>` (`status__2`), with the
-/// smallest k from 2 up that matches no other column and no attribute of the level in any
-/// case. The rule depends only on the set of names, not on the order items arrived in, so
-/// every snapshot of a table names its columns alike. It is reversible: a renamed column keeps
-/// its attribute name in its field metadata ([`ATTRIBUTE_NAME_KEY`]), the manifest lists the
+/// name verbatim, except
+/// - each character Delta does not allow in a column name ([`DELTA_FORBIDDEN`]: space,
+///   `,;{}()=`, newline and tab) becomes `_` (`order date` → `order_date`);
+/// - names that then differ only in case, or are equal (`status` and `Status`; `a b` and
+///   `a_b`), which Spark, Databricks and Delta take for one column: the first keeps its name,
+///   each other one becomes `<name>__<k>` with the smallest k from 2 up that matches no other
+///   column in any case. First means: names that needed no change first, then byte order
+///   (`Status` before `status`; `a_b` before `a b`).
+///
+/// The rule depends only on the set of names, not on the order items arrived in, so every
+/// snapshot of a table names its columns alike. It is reversible: a renamed column keeps its
+/// attribute name in its field metadata ([`ATTRIBUTE_NAME_KEY`]), the manifest lists the
 /// attribute names, and reading a snapshot back gives the attribute names.
 pub fn column_names<'a>(names: &[&'a str]) -> Vec<Cow<'a, str>> {
     let fold = |s: &str| s.to_lowercase();
+    let mut columns: Vec<Cow<'a, str>> = names
+        .iter()
+        .map(|&n| {
+            if n.contains(DELTA_FORBIDDEN) {
+                Cow::Owned(n.replace(DELTA_FORBIDDEN, "_"))
+            } else {
+                Cow::Borrowed(n)
+            }
+        })
+        .collect();
     let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for (i, name) in names.iter().enumerate() {
-        groups.entry(fold(name)).or_default().push(i);
+    for (i, column) in columns.iter().enumerate() {
+        groups.entry(fold(column)).or_default().push(i);
     }
-    let mut columns: Vec<Cow<'a, str>> = names.iter().map(|&n| Cow::Borrowed(n)).collect();
     if groups.len() == names.len() {
         return columns;
     }
     let mut taken: HashSet<String> = groups.keys().cloned().collect();
     for members in groups.values_mut().filter(|m| m.len() > 1) {
-        members.sort_by_key(|&i| names[i]);
+        members.sort_by_key(|&i| (columns[i] != names[i], names[i]));
         for &i in &members[1..] {
             let renamed = (2u32..)
-                .map(|k| format!("{}__{k}", names[i]))
+                .map(|k| format!("{}__{k}", columns[i]))
                 .find(|c| !taken.contains(&fold(c)))
                 .expect("some suffix is free");
             taken.insert(fold(&renamed));
@@ -179,7 +197,8 @@ mod tests {
     }
 
     #[test]
-    fn names_differing_only_in_case_get_distinct_reversible_columns() {
+    fn names_differing_only_in_case_or_with_delta_forbidden_characters_get_distinct_reversible_columns()
+     {
         let names = [
             "status",
             "Status",
@@ -197,9 +216,16 @@ mod tests {
                 "Status__3",
                 "STATUS",
                 "status__2",
-                "a.b c=d",
+                "a.b_c_d",
                 "ünï__2",
                 "ÜNÏ"
+            ]
+        );
+        // Characters Delta does not allow become `_`; a name that needed no change keeps it.
+        assert_eq!(
+            column_names(&["a b", "a_b", "x(1)", "C=D", "A=B", "tab\there", "ok.dots"]),
+            [
+                "a_b__3", "a_b", "x_1_", "C_D", "A_B__2", "tab_here", "ok.dots"
             ]
         );
         // The same whatever order the attributes were first seen in.
