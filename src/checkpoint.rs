@@ -218,6 +218,32 @@ pub(crate) async fn write_checkpoint(target: &Target, checkpoint: &Checkpoint) -
     Ok(())
 }
 
+/// Write the first `_checkpoint.json` of a new run, only if there is none: the run's claim on
+/// its folder, so that two runs started at the same moment (into the same `run=` folder of a
+/// dataset or Delta table, or into one snapshot folder) cannot both write there.
+pub(crate) async fn create_checkpoint(target: &Target, checkpoint: &Checkpoint) -> Result<()> {
+    let body = serde_json::to_vec(checkpoint)
+        .map_err(|e| Error::Internal(format!("serializing the checkpoint: {e}")))?;
+    let options = object_store::PutOptions {
+        mode: object_store::PutMode::Create,
+        ..Default::default()
+    };
+    match target
+        .store
+        .put_opts(&target.path(CHECKPOINT_FILE), body.into(), options)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(object_store::Error::AlreadyExists { .. }) => Err(Error::AlreadyExists {
+            url: target.url().to_owned(),
+            what: "was just claimed by another run started at the same moment; let that run \
+                   finish, then run again"
+                .into(),
+        }),
+        Err(e) => Err(target.error("writing _checkpoint.json", e)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -378,10 +378,29 @@ pub(crate) async fn run_target(
     config: &crate::config::SnapshotConfig,
     started_at: chrono::DateTime<chrono::Utc>,
 ) -> Result<crate::sink::Target> {
-    if config.time.is_some() || config.format == crate::format::TableFormat::Delta {
+    if uses_run_dirs(config) {
         root.run_dir(config.resume, started_at).await
     } else {
         Ok(root)
+    }
+}
+
+/// True when runs write into `run=` folders of `--to` (incremental pulls, Delta tables).
+pub(crate) fn uses_run_dirs(config: &crate::config::SnapshotConfig) -> bool {
+    config.time.is_some() || config.format == crate::format::TableFormat::Delta
+}
+
+/// Make the run's folder ready for a new run: a `run=` folder is new (its first checkpoint
+/// claims it), so only check that it can be written; `--to` itself must be empty, or is
+/// cleared with `--overwrite`.
+pub(crate) async fn prepare_new_run(
+    target: &crate::sink::Target,
+    config: &crate::config::SnapshotConfig,
+) -> Result<()> {
+    if uses_run_dirs(config) {
+        target.probe().await
+    } else {
+        target.prepare(config.overwrite).await
     }
 }
 

@@ -60,53 +60,37 @@ fn log_entry(dir: &std::path::Path, version: u64) -> Vec<Value> {
         .collect()
 }
 
-/// Run `args` to the end with `--progress json`, but when it starts its commit, pause it
-/// (SIGSTOP), copy the checkpoint of its run folder under `table`, and let it go on; once it has
-/// finished (and removed the checkpoint), put the copy back: the state of a run killed right
-/// after its commit.
-fn stopped_at_commit(args: Vec<String>, table: &std::path::Path) -> Run {
-    use std::io::BufRead;
-    let mut cmd = ddbsnap_command(&args);
-    cmd.args(["--progress", "json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let signal = |name: &str, pid: u32| {
-        let sent = std::process::Command::new("kill")
-            .args(["-s", name, &pid.to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success());
-    };
-    let mut saved = None;
-    let mut stderr = String::new();
-    for line in std::io::BufReader::new(child.stderr.take().unwrap()).lines() {
-        let line = line.unwrap();
-        if saved.is_none() && line.contains("\"event\":\"committing\"") {
-            signal("STOP", child.id());
-            let run = std::fs::read_dir(table)
+/// Run `args` to the end, but when it starts its commit, copy the checkpoint of its run folder
+/// under `table`; once it has finished (and removed the checkpoint), put the copy back: the
+/// state of a run killed right after its commit.
+async fn stopped_at_commit(args: Vec<String>, table: &std::path::Path) -> Run {
+    let saved = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let keep = std::sync::Arc::clone(&saved);
+    let dir = table.to_owned();
+    let run = run_pausing(
+        args,
+        |e| e["event"] == "committing",
+        move || {
+            let run = std::fs::read_dir(&dir)
                 .unwrap()
                 .map(|e| e.unwrap().path())
                 .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("run="))
                 .max()
                 .unwrap();
             let checkpoint = run.join("_checkpoint.json");
-            saved = Some((checkpoint.clone(), std::fs::read(&checkpoint).unwrap()));
-            signal("CONT", child.id());
-        }
-        stderr.push_str(&line);
-        stderr.push('\n');
-    }
-    let out = child.wait_with_output().unwrap();
-    let (path, body) = saved.expect("the run reached its commit");
+            let body = std::fs::read(&checkpoint).unwrap();
+            *keep.lock().unwrap() = Some((checkpoint, body));
+        },
+    )
+    .await;
+    let (path, body) = saved
+        .lock()
+        .unwrap()
+        .take()
+        .expect("the run reached its commit");
     assert!(!path.exists(), "the committed run removed its checkpoint");
     std::fs::write(path, body).unwrap();
-    Run {
-        killed: false,
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr,
-    }
+    run
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -243,7 +227,7 @@ async fn each_full_refresh_is_one_version_holding_the_table() {
 
     // Killed after the commit, before its checkpoint was removed (made so by putting the
     // checkpoint back): the resume finds the run's commit and writes nothing.
-    let run = stopped_at_commit(args(&[]), &table);
+    let run = stopped_at_commit(args(&[]), &table).await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert!(
         table
@@ -543,4 +527,115 @@ async fn timestamp_pulls_merge_each_change_set_by_key() {
 
     // Time travel: the first version is the first state.
     assert_same_items(&first, &delta_items(&table, 0).await);
+}
+
+/// Another writer commits while a MERGE is under way (delta-rs's OPTIMIZE, between the MERGE's
+/// read of the log and its commit): the MERGE fails clearly and commits nothing; `--resume`
+/// merges into the compacted table (whose files another engine wrote) as the next version.
+/// Two runs started at the same moment: one commits, the other fails clearly or commits after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_never_lose_a_commit() {
+    let db = Dynalite::start();
+    let client = db.client();
+    create_table(&client, "orders", Some(ScalarAttributeType::N)).await;
+    let day_ago = chrono::Utc::now() - chrono::TimeDelta::days(1);
+    put_items(
+        &client,
+        "orders",
+        (0..6000).map(|i| stamped(i, "1", day_ago)).collect(),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("orders");
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "snapshot",
+            "orders",
+            "--to",
+            table.to_str().unwrap(),
+            "--format",
+            "delta",
+            "--endpoint-url",
+            &db.endpoint(),
+            "--file-size",
+            "1",
+        ]
+        .map(String::from)
+        .to_vec();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let pull = ["--filter-attr", "updated_at", "--since", "last"];
+    succeeded(&run_ddbsnap_to_end(args(&[])).await);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+
+    put_items(
+        &client,
+        "orders",
+        vec![
+            stamped(5, "2", chrono::Utc::now()),
+            stamped(7000, "1", chrono::Utc::now()),
+        ],
+    )
+    .await;
+    let dir_for_python = table.clone();
+    let optimized = std::sync::Arc::new(std::sync::Mutex::new(Value::Null));
+    let seen = std::sync::Arc::clone(&optimized);
+    let run = run_pausing(
+        args(&pull),
+        |e| e["event"] == "rewriting",
+        move || {
+            let out = run_python("optimize_delta.py", &[dir_for_python.as_os_str()]);
+            *seen.lock().unwrap() = serde_json::from_slice(&out).unwrap();
+        },
+    )
+    .await;
+    assert_eq!(
+        optimized.lock().unwrap()["version"],
+        1,
+        "OPTIMIZE committed version 1"
+    );
+    assert_eq!(run.code, Some(6), "{}", run.stderr);
+    let error = run.stderr.lines().last().unwrap();
+    assert!(
+        error.contains("another writer committed version 1") && error.contains("--resume"),
+        "{error}"
+    );
+    assert!(!table.join("_delta_log/00000000000000000002.json").exists());
+    let want = scan_all(&client, "orders").await;
+    let summary = committed_as(
+        args(&[&pull[..], &["--resume", "--json"]].concat()),
+        &table,
+        2,
+    )
+    .await;
+    assert_eq!(summary["delta"]["merge"]["rows_updated"], 1, "{summary}");
+    assert_eq!(summary["delta"]["merge"]["rows_inserted"], 1, "{summary}");
+    assert_same_items(&want, &delta_items(&table, 2).await);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+
+    // Two full refreshes started together: each either commits (one version each) or fails
+    // with one clear line; at least one commits, and no version is lost or doubled.
+    let (a, b) = tokio::join!(run_ddbsnap_to_end(args(&[])), run_ddbsnap_to_end(args(&[])));
+    let mut committed = 0;
+    for out in [&a, &b] {
+        let err = String::from_utf8_lossy(&out.stderr);
+        match out.status.code() {
+            Some(0) => committed += 1,
+            Some(8) => assert!(
+                err.contains("claimed by another run") || err.contains("unfinished run"),
+                "{err}"
+            ),
+            other => panic!("{other:?}: {err}"),
+        }
+    }
+    assert!(committed >= 1);
+    let last = 2 + committed;
+    assert!(table.join(format!("_delta_log/{last:020}.json")).exists());
+    assert!(
+        !table
+            .join(format!("_delta_log/{:020}.json", last + 1))
+            .exists()
+    );
+    assert_same_items(&want, &delta_items(&table, last).await);
 }

@@ -816,7 +816,7 @@ async fn an_unfinished_run_blocks_the_next_until_resumed() {
     assert_fails(
         &out,
         8,
-        "is an unfinished run of this dataset; pass --resume",
+        "is an unfinished run of this dataset (or one still running)",
     );
     let out = snapshot(
         &db,

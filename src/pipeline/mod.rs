@@ -41,8 +41,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::aws::AwsContext;
 use crate::checkpoint::{
-    CHECKPOINT_FORMAT, Checkpoint, CheckpointFile, Position, Totals, read_checkpoint,
-    write_checkpoint,
+    CHECKPOINT_FORMAT, Checkpoint, CheckpointFile, Position, Totals, create_checkpoint,
+    read_checkpoint, write_checkpoint,
 };
 use crate::config::SnapshotConfig;
 use crate::convert::{Columns, Item, NumberMode, TableShape, arrow_schema};
@@ -179,7 +179,7 @@ pub async fn snapshot_until(
                 if config.format == TableFormat::Delta && request.incremental.is_some() {
                     crate::format::delta::check_merge_target(&target).await?;
                 }
-                target.prepare(config.overwrite).await?;
+                crate::plan::prepare_new_run(&target, config).await?;
                 let done =
                     crate::source::export::run_export(&aws, &table, request, &*progress).await?;
                 // Nothing converted yet: a fresh start (the ClientToken found the export again).
@@ -495,7 +495,7 @@ async fn run(
             ResumePoint::Checkpoint(checkpoint) => Some(*checkpoint),
         }
     } else {
-        target.prepare(config.overwrite).await?;
+        crate::plan::prepare_new_run(&target, config).await?;
         None
     };
     let numbers = config.numbers;
@@ -519,7 +519,7 @@ async fn run(
                 ),
             );
             // From here on a failure leaves a snapshot `--resume` can continue.
-            write_checkpoint(&target, &checkpoint).await?;
+            create_checkpoint(&target, &checkpoint).await?;
             checkpoint
         }
     };

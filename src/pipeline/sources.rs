@@ -418,7 +418,7 @@ async fn run_producers(
             ResumePoint::Checkpoint(checkpoint) => continue_from(*checkpoint, &*progress),
         }
     } else {
-        target.prepare(config.overwrite).await?;
+        crate::plan::prepare_new_run(&target, config).await?;
         let checkpoint = new_checkpoint(
             &table.name,
             (origin.mode, Some(source)),
@@ -428,7 +428,7 @@ async fn run_producers(
             started_at,
             TableShape::with_key_names(first_columns.iter().copied()),
         );
-        write_checkpoint(&target, &checkpoint).await?;
+        create_checkpoint(&target, &checkpoint).await?;
         checkpoint
     };
     // From here on a failure leaves a conversion `--resume` can continue.

@@ -294,8 +294,8 @@ impl Target {
         if let Some(run) = unfinished {
             return Err(Error::AlreadyExists {
                 url: self.child(&run.name).url().to_owned(),
-                what: "is an unfinished run of this dataset; pass --resume to continue it, or \
-                       delete it"
+                what: "is an unfinished run of this dataset (or one still running); once no \
+                       other run is writing it, pass --resume to continue it, or delete it"
                     .into(),
             });
         }

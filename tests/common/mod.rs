@@ -259,6 +259,53 @@ pub async fn run_until_killed(
     run_until_signalled(args, "KILL", kill_when).await
 }
 
+/// Run `args` to the end with `--progress json`; at the first event `pause_when` accepts, stop
+/// the process (SIGSTOP), call `meanwhile`, and let it go on (SIGCONT).
+pub async fn run_pausing(
+    args: Vec<String>,
+    mut pause_when: impl FnMut(&Value) -> bool + Send + 'static,
+    meanwhile: impl FnOnce() + Send + 'static,
+) -> Run {
+    tokio::task::spawn_blocking(move || {
+        let mut cmd = ddbsnap_command(&args);
+        cmd.args(["--progress", "json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let signal = |name: &str, pid: u32| {
+            let sent = Command::new("kill")
+                .args(["-s", name, &pid.to_string()])
+                .status()
+                .unwrap();
+            assert!(sent.success(), "kill -s {name}");
+        };
+        let mut meanwhile = Some(meanwhile);
+        let mut stderr = String::new();
+        for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+            let line = line.unwrap();
+            if meanwhile.is_some()
+                && let Ok(event) = serde_json::from_str::<Value>(&line)
+                && pause_when(&event)
+            {
+                signal("STOP", child.id());
+                (meanwhile.take().unwrap())();
+                signal("CONT", child.id());
+            }
+            stderr.push_str(&line);
+            stderr.push('\n');
+        }
+        let out = child.wait_with_output().unwrap();
+        Run {
+            killed: meanwhile.is_none(),
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr,
+        }
+    })
+    .await
+    .unwrap()
+}
+
 /// [`run_until_killed`] with another signal (`INT` is Ctrl-C); `killed` says it was sent.
 pub async fn run_until_signalled(
     args: Vec<String>,
