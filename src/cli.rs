@@ -144,11 +144,12 @@ pub struct SnapshotArgs {
     pub filter_attr: Option<String>,
     /// Inclusive lower bound: RFC 3339, a date, epoch seconds or milliseconds, or 'last' (the
     /// previous committed run's window end, minus --overlap). With --mode export
-    /// --incremental: the export window's start.
+    /// --incremental: the export window's start; 'last' (with --format delta) continues from
+    /// where the Delta table is current, in exports of at most 24 hours each.
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,
     /// Exclusive upper bound: RFC 3339, a date, or epoch seconds or milliseconds. With --mode
-    /// export --incremental: the export window's end.
+    /// export --incremental: the export window's end (with --since last: default now).
     #[arg(long, value_name = "TIME")]
     pub until: Option<String>,
     /// How --filter-attr holds time (default: detected from the key schema or a sample).
@@ -386,7 +387,7 @@ pub enum Mode {
 impl SnapshotArgs {
     fn export_config(&self, b: crate::config::SnapshotConfigBuilder) -> Result<SnapshotConfig> {
         use crate::error::Error;
-        use crate::source::export::{ExportRequest, IncrementalWindow};
+        use crate::source::export::{ExportRequest, IncrementalRange, IncrementalWindow};
         let scan_only = [
             ("--filter-attr", self.filter_attr.is_some()),
             ("--filter", self.filter.is_some()),
@@ -418,13 +419,23 @@ impl SnapshotArgs {
                     .ok_or_else(|| Error::invalid(format!("--incremental needs {flag}")))
                     .and_then(|t| parse_bound(t, flag))
             };
-            let window = IncrementalWindow {
-                from: bound(&self.since, "--since")?,
-                to: bound(&self.until, "--until")?,
-                old_images: !self.new_image_only,
-            };
-            window.validate(chrono::Utc::now())?;
-            Some(window)
+            if self.since.as_deref() == Some("last") {
+                Some(IncrementalRange::SinceLast {
+                    until: match &self.until {
+                        Some(t) => Some(parse_bound(t, "--until")?),
+                        None => None,
+                    },
+                    old_images: !self.new_image_only,
+                })
+            } else {
+                let window = IncrementalWindow {
+                    from: bound(&self.since, "--since")?,
+                    to: bound(&self.until, "--until")?,
+                    old_images: !self.new_image_only,
+                };
+                window.validate(chrono::Utc::now())?;
+                Some(IncrementalRange::Window(window))
+            }
         } else {
             if self.since.is_some() || self.until.is_some() || self.new_image_only {
                 return Err(Error::invalid(

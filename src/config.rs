@@ -365,6 +365,19 @@ impl SnapshotConfigBuilder {
                 )));
             }
         }
+        if self.format != crate::format::TableFormat::Delta
+            && self.export.as_ref().is_some_and(|e| {
+                matches!(
+                    e.incremental,
+                    Some(crate::source::export::IncrementalRange::SinceLast { .. })
+                )
+            })
+        {
+            return Err(Error::invalid(
+                "--mode export --incremental --since last needs --format delta: the Delta \
+                 table records where the last export ended (or give --since a time)",
+            ));
+        }
         if self.format == crate::format::TableFormat::Delta && self.overwrite {
             return Err(Error::invalid(
                 "--overwrite does not apply to --format delta: every run is a new version of \

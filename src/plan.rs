@@ -333,7 +333,7 @@ pub async fn plan_scan(
                             last_window_end(&root, &runs, &spec.attribute).await?
                         }
                         crate::format::TableFormat::Delta => {
-                            delta_covered_until(&root, &spec.attribute).await?
+                            delta_covered_until(&root, Some(&spec.attribute)).await?
                         }
                     } - chrono::TimeDelta::from_std(spec.overlap).unwrap_or_default(),
                 ),
@@ -469,23 +469,27 @@ async fn last_window_end(
     }
 }
 
-/// Up to when the Delta table at `table` holds every change, from its log's latest ddbsnap
-/// commit (see [`crate::format::delta::log::Record::covered_until`]).
-async fn delta_covered_until(
+/// Up to when the Delta table at `table` holds every change, for a timestamp pull on `pull`
+/// (`None`: an incremental export) to continue from, from its log's latest ddbsnap commit (see
+/// [`crate::format::delta::log::Record::covered_until`]).
+pub(crate) async fn delta_covered_until(
     table: &crate::sink::Target,
-    attribute: &str,
+    pull: Option<&str>,
 ) -> Result<chrono::DateTime<chrono::Utc>> {
     let Some((version, record)) = crate::format::delta::latest_record(table).await? else {
+        let first = match pull {
+            Some(_) => "give the first run a time (--since 2026-11-01T00:00:00Z) or no --since",
+            None => "create it from a full export or a full refresh first",
+        };
         return Err(Error::invalid(format!(
-            "--since last: {} has no Delta table to continue; give the first run a time \
-             (--since 2026-11-01T00:00:00Z) or no --since at all",
+            "--since last: {} has no Delta table to continue; {first}",
             table.url()
         )));
     };
-    record.covered_until(attribute).map_err(|why| {
+    record.covered_until(pull).map_err(|why| {
         Error::invalid(format!(
             "--since last: the latest ddbsnap commit (run {}, at or before version {version}) \
-             has no window to continue: {why}; give --since a time",
+             has no window to continue: {why}",
             record.run
         ))
     })

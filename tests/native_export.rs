@@ -70,11 +70,13 @@ async fn export_control_plane() {
     let mut ion = request("exports");
     ion.ion = true;
     ion.sse_algorithm = Some("AES256".into());
-    ion.incremental = Some(ddbsnap::source::export::IncrementalWindow {
-        from: chrono::Utc::now() - chrono::TimeDelta::hours(2),
-        to: chrono::Utc::now() - chrono::TimeDelta::hours(1),
-        old_images: true,
-    });
+    ion.incremental = Some(ddbsnap::source::export::IncrementalRange::Window(
+        ddbsnap::source::export::IncrementalWindow {
+            from: chrono::Utc::now() - chrono::TimeDelta::hours(2),
+            to: chrono::Utc::now() - chrono::TimeDelta::hours(1),
+            old_images: true,
+        },
+    ));
     let done = run_export(&aws, &table, &ion, &NoProgress).await.unwrap();
     assert!(done.dir.starts_with("s3://exports/raw/orders/AWSDynamoDB/"));
 
@@ -178,4 +180,89 @@ async fn export_mode_on_the_command_line() {
         assert!(err.contains(needle), "{extra:?}: {err}");
     }
     assert!(!to.join("_manifest.json").exists());
+}
+
+/// `--incremental --since last` continues a Delta table from where its log says it is current:
+/// refused without --format delta or without a table; after a full refresh moments ago there is
+/// no 15-minute window yet; a table current only up to before point-in-time recovery began
+/// cannot be continued by exports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_exports_since_last_continue_the_delta_table() {
+    let moto = Moto::start();
+    let aws = aws_context(Some(moto.endpoint()));
+    create_table(&aws.dynamodb, "orders", None).await;
+    put_items(
+        &aws.dynamodb,
+        "orders",
+        vec![item(vec![("pk", s("a")), ("v", n("1"))])],
+    )
+    .await;
+    moto.create_bucket("exports");
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("orders");
+    let args = |extra: &[&str]| {
+        let mut a: Vec<String> = ["snapshot", "orders", "--to", table.to_str().unwrap()]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        a.extend(["--endpoint-url".into(), moto.endpoint()]);
+        a.extend(["--s3-endpoint-url".into(), moto.endpoint()]);
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let since_last = [
+        "--mode",
+        "export",
+        "--export-to",
+        "s3://exports/raw",
+        "--incremental",
+        "--since",
+        "last",
+    ];
+    let fails = |extra: Vec<&'static str>, needle: &'static str| {
+        let args = args(&extra);
+        async move {
+            let out = ddbsnap(args).await;
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
+            assert_eq!(err.lines().count(), 1, "{err}");
+            assert!(err.contains(needle), "{extra:?}: {err}");
+        }
+    };
+    fails(since_last.to_vec(), "needs --format delta").await;
+    let delta = [&since_last[..], &["--format", "delta"]].concat();
+    fails(delta.clone(), "has no Delta table to continue").await;
+
+    // A full refresh by Scan starts the table; point-in-time recovery is turned on after it.
+    let out = ddbsnap(args(&["--format", "delta"])).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    aws.dynamodb
+        .update_continuous_backups()
+        .table_name("orders")
+        .point_in_time_recovery_specification(
+            aws_sdk_dynamodb::types::PointInTimeRecoverySpecification::builder()
+                .point_in_time_recovery_enabled(true)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    fails(delta.clone(), "reaches back to").await;
+
+    // A second full refresh, now inside the recovery window: current up to moments ago, so
+    // no export window of 15 minutes exists yet.
+    let out = ddbsnap(args(&["--format", "delta"])).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    fails(delta, "nothing to export before").await;
+    assert!(!table.join("_delta_log/00000000000000000002.json").exists());
 }

@@ -162,57 +162,146 @@ pub async fn snapshot_until(
     // The table first: a wrong name or region must not leave an empty destination behind.
     let table = TableInfo::describe(&aws, &config.table).await?;
     let target = Target::open(&config.destination, Some(&aws.sdk), &config.s3).await?;
-    if let Some(request) = &config.export {
-        let target = crate::plan::run_target(target, config, started.1).await?;
-        let resumed = if config.resume {
-            resume_export(&target, &table.name).await?
-        } else {
-            None
-        };
-        let (dir, config) = match resumed {
-            Some(ExportResume::Committed(manifest)) => {
-                return Ok(Summary::of_manifest(&target, &manifest, true));
-            }
-            Some(ExportResume::Converting(dir)) => (dir, config.clone()),
-            None => {
-                // Fail on the destination before starting an export that may take hours.
-                if config.format == TableFormat::Delta && request.incremental.is_some() {
-                    crate::format::delta::check_merge_target(&target).await?;
-                }
-                crate::plan::prepare_new_run(&target, config).await?;
-                let done =
-                    crate::source::export::run_export(&aws, &table, request, &*progress).await?;
-                // Nothing converted yet: a fresh start (the ClientToken found the export again).
-                (
-                    done.dir,
-                    SnapshotConfig {
-                        resume: false,
-                        ..config.clone()
-                    },
-                )
-            }
-        };
-        let export = Target::open_source(
-            &crate::sink::Destination::parse(&dir)?,
-            Some(&aws.sdk),
-            &config.s3,
-        )
-        .await?;
-        let keys: Vec<String> = table.key_schema.iter().map(|k| k.name.clone()).collect();
-        return convert_export_to(
-            Some(&aws.region),
-            export,
-            target,
-            &keys,
-            Some(table),
-            &config,
-            progress,
-            cancel,
-            started,
-        )
-        .await;
+    if config.export.is_some() {
+        return export_runs(&aws, table, target, config, progress, cancel, started).await;
     }
     run(&aws, table, target, config, progress, cancel, started).await
+}
+
+/// `snapshot --mode export`: one export and its conversion; for `--incremental --since last`
+/// into a Delta table, one per window from where the table is current (split into windows
+/// DynamoDB accepts), each merged in order as a new table version. The summary is the last
+/// run's, with the items, files and bytes of all of them.
+async fn export_runs(
+    aws: &AwsContext,
+    table: TableInfo,
+    root: Target,
+    config: &SnapshotConfig,
+    progress: Arc<dyn Progress>,
+    cancel: CancellationToken,
+    started: (Instant, chrono::DateTime<Utc>),
+) -> Result<Summary> {
+    use crate::source::export::{IncrementalRange, earliest_restorable, split_window};
+    let request = config
+        .export
+        .as_ref()
+        .ok_or_else(|| Error::Internal("an export run without an export".into()))?;
+    let Some(IncrementalRange::SinceLast { until, old_images }) = &request.incremental else {
+        return export_run(aws, table, root, config, progress, cancel, started).await;
+    };
+    if config.resume {
+        // The unfinished run's export is in its checkpoint; the next run continues after it.
+        return export_run(aws, table, root, config, progress, cancel, started).await;
+    }
+    let from = crate::plan::delta_covered_until(&root, None).await?;
+    if let Some(earliest) = earliest_restorable(aws, &table).await?
+        && from < earliest
+    {
+        return Err(Error::invalid(format!(
+            "--since last: the Delta table holds the changes up to {from}, but point-in-time \
+             recovery of '{}' reaches back to {earliest} only, so no export can cover the gap; \
+             refresh the table fully (leave out --incremental), then continue with --since last",
+            table.name
+        )));
+    }
+    let windows = split_window(from, until.unwrap_or_else(Utc::now), *old_images)?;
+    let mut total: Option<Summary> = None;
+    for window in windows {
+        let config = SnapshotConfig {
+            export: Some(crate::source::export::ExportRequest {
+                incremental: Some(IncrementalRange::Window(window)),
+                ..request.clone()
+            }),
+            ..config.clone()
+        };
+        let run_started = (Instant::now(), Utc::now());
+        let done = export_run(
+            aws,
+            table.clone(),
+            root.clone(),
+            &config,
+            Arc::clone(&progress),
+            cancel.clone(),
+            run_started,
+        )
+        .await?;
+        total = Some(match total {
+            None => done,
+            Some(before) => Summary {
+                items: before.items + done.items,
+                items_scanned: before.items_scanned + done.items_scanned,
+                files: before.files + done.files,
+                bytes: before.bytes + done.bytes,
+                ..done
+            },
+        });
+    }
+    let mut summary = total.ok_or_else(|| Error::Internal("no export window".into()))?;
+    summary.seconds = started.0.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+/// One export into `root` (its run folder when runs have folders) and its conversion.
+async fn export_run(
+    aws: &AwsContext,
+    table: TableInfo,
+    target: Target,
+    config: &SnapshotConfig,
+    progress: Arc<dyn Progress>,
+    cancel: CancellationToken,
+    started: (Instant, chrono::DateTime<Utc>),
+) -> Result<Summary> {
+    let request = config
+        .export
+        .as_ref()
+        .ok_or_else(|| Error::Internal("an export run without an export".into()))?;
+    let target = crate::plan::run_target(target, config, started.1).await?;
+    let resumed = if config.resume {
+        resume_export(&target, &table.name).await?
+    } else {
+        None
+    };
+    let (dir, config) = match resumed {
+        Some(ExportResume::Committed(manifest)) => {
+            return Ok(Summary::of_manifest(&target, &manifest, true));
+        }
+        Some(ExportResume::Converting(dir)) => (dir, config.clone()),
+        None => {
+            // Fail on the destination before starting an export that may take hours.
+            if config.format == TableFormat::Delta && request.incremental.is_some() {
+                crate::format::delta::check_merge_target(&target).await?;
+            }
+            crate::plan::prepare_new_run(&target, config).await?;
+            let done = crate::source::export::run_export(aws, &table, request, &*progress).await?;
+            // Nothing converted yet: a fresh start (the ClientToken found the export again).
+            (
+                done.dir,
+                SnapshotConfig {
+                    resume: false,
+                    ..config.clone()
+                },
+            )
+        }
+    };
+    let export = Target::open_source(
+        &crate::sink::Destination::parse(&dir)?,
+        Some(&aws.sdk),
+        &config.s3,
+    )
+    .await?;
+    let keys: Vec<String> = table.key_schema.iter().map(|k| k.name.clone()).collect();
+    convert_export_to(
+        Some(&aws.region),
+        export,
+        target,
+        &keys,
+        Some(table),
+        &config,
+        progress,
+        cancel,
+        started,
+    )
+    .await
 }
 
 /// What `snapshot --mode export --resume` found at the destination.

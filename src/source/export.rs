@@ -536,6 +536,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn long_gaps_split_into_consecutive_windows_dynamodb_accepts() {
+        let t0 = DateTime::parse_from_rfc3339("2026-11-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        for (span, count) in [
+            (TimeDelta::minutes(15), 1),
+            (TimeDelta::hours(24), 1),
+            (TimeDelta::hours(24) + TimeDelta::seconds(1), 2),
+            (TimeDelta::hours(48) + TimeDelta::minutes(3), 3),
+            (TimeDelta::days(30) + TimeDelta::milliseconds(1500), 31),
+        ] {
+            let windows = split_window(t0, t0 + span, true).unwrap();
+            assert_eq!(windows.len(), count, "{span}");
+            assert_eq!(windows[0].from, t0);
+            assert_eq!(windows.last().unwrap().to, t0 + span);
+            for pair in windows.windows(2) {
+                assert_eq!(pair[0].to, pair[1].from, "consecutive");
+            }
+            for w in &windows {
+                assert!(
+                    w.to - w.from >= MIN_WINDOW && w.to - w.from <= MAX_WINDOW,
+                    "{w:?}"
+                );
+                assert!(w.old_images);
+            }
+        }
+        let err = split_window(t0, t0 + TimeDelta::minutes(14), false).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(
+            err.to_string().contains("nothing to export before"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn incremental_windows_follow_dynamodb_limits() {
         let now: DateTime<Utc> = "2026-11-24T12:00:00Z".parse().unwrap();
         let window = |from: &str, to: &str| IncrementalWindow {
@@ -733,8 +768,8 @@ pub struct ExportRequest {
     pub prefix: String,
     /// Full export: the point in time (default: now).
     pub export_time: Option<DateTime<Utc>>,
-    /// Incremental export: `[from, to)` and the view type.
-    pub incremental: Option<IncrementalWindow>,
+    /// Incremental export: the window and the view type.
+    pub incremental: Option<IncrementalRange>,
     /// `AES256` or `KMS`.
     pub sse_algorithm: Option<String>,
     /// KMS key for `KMS` encryption.
@@ -747,6 +782,54 @@ pub struct ExportRequest {
     pub timeout: Duration,
     /// Time between DescribeExport calls.
     pub poll_interval: Duration,
+}
+
+/// What an incremental export covers, as asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IncrementalRange {
+    /// One export of this window.
+    Window(IncrementalWindow),
+    /// From where the Delta table at `--to` is current (its last export's ExportToTime, or
+    /// its last full refresh) to `until` (default: now), in consecutive exports of at most 24
+    /// hours applied in order (see [`split_window`]).
+    SinceLast {
+        /// ExportToTime of the last export; `None`: now.
+        until: Option<DateTime<Utc>>,
+        /// Also export old images.
+        old_images: bool,
+    },
+}
+
+/// Cut `[from, to)` into the fewest consecutive windows DynamoDB accepts (at most 24 hours
+/// each), of equal length in whole seconds (the last one takes the rest), so none is shorter
+/// than 15 minutes when the whole is not. Errors when the whole is shorter than 15 minutes.
+pub fn split_window(
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    old_images: bool,
+) -> Result<Vec<IncrementalWindow>> {
+    let span = to - from;
+    if span < MIN_WINDOW {
+        return Err(Error::invalid(format!(
+            "the table is current up to {from}; an incremental export covers at least 15 \
+             minutes, so there is nothing to export before {}",
+            from + MIN_WINDOW
+        )));
+    }
+    let max = MAX_WINDOW.num_seconds();
+    let count = ((span.num_seconds() + max - 1) / max).max(1);
+    let step = TimeDelta::seconds(span.num_seconds() / count);
+    Ok((0..count)
+        .map(|i| IncrementalWindow {
+            from: from + step * i as i32,
+            to: if i + 1 == count {
+                to
+            } else {
+                from + step * (i + 1) as i32
+            },
+            old_images,
+        })
+        .collect())
 }
 
 /// The window of an incremental export.
@@ -797,6 +880,26 @@ pub struct CompletedExport {
     pub dir: String,
 }
 
+/// How far back the table's point-in-time recovery reaches (`EarliestRestorableDateTime`);
+/// `None` when point-in-time recovery is off or DynamoDB does not say.
+pub async fn earliest_restorable(
+    aws: &AwsContext,
+    table: &TableInfo,
+) -> Result<Option<DateTime<Utc>>> {
+    let backups = aws
+        .dynamodb
+        .describe_continuous_backups()
+        .table_name(&table.name)
+        .send()
+        .await
+        .map_err(|e| aws.classify("DescribeContinuousBackups", &table.name, e))?;
+    Ok(backups
+        .continuous_backups_description()
+        .and_then(|d| d.point_in_time_recovery_description())
+        .and_then(|p| p.earliest_restorable_date_time())
+        .and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos())))
+}
+
 /// Start an export of `table` as `request` says and wait for it: point-in-time recovery is
 /// checked first; the ClientToken is derived from the request, so running the same command
 /// again within DynamoDB's 8-hour window returns the same export instead of starting another.
@@ -834,9 +937,18 @@ pub async fn run_export(
     if !enabled {
         return Err(pitr_off());
     }
-    if let Some(window) = &request.incremental {
-        window.validate(Utc::now())?;
-    }
+    let window = match &request.incremental {
+        None => None,
+        Some(IncrementalRange::Window(window)) => {
+            window.validate(Utc::now())?;
+            Some(window)
+        }
+        Some(IncrementalRange::SinceLast { .. }) => {
+            return Err(Error::Internal(
+                "an incremental export from the last one was not resolved to windows".into(),
+            ));
+        }
+    };
     let arn = table
         .arn
         .clone()
@@ -848,7 +960,7 @@ pub async fn run_export(
             &request.bucket,
             &request.prefix,
             &format!("{:?}", request.export_time),
-            &format!("{:?}", request.incremental),
+            &format!("{window:?}"),
             &format!("ion={}", request.ion),
         ] {
             md5.update(part.as_bytes());
@@ -872,7 +984,7 @@ pub async fn run_export(
         .set_s3_bucket_owner(request.bucket_owner.clone())
         .set_s3_sse_kms_key_id(request.kms_key_id.clone())
         .set_s3_sse_algorithm(request.sse_algorithm.as_deref().map(S3SseAlgorithm::from));
-    call = match &request.incremental {
+    call = match window {
         None => call
             .export_type(ExportType::FullExport)
             .set_export_time(request.export_time.map(to_smithy)),

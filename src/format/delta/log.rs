@@ -45,13 +45,15 @@ pub(crate) struct Record {
 }
 
 impl Record {
-    /// Up to when the table is known to hold every change after this commit, for a timestamp
-    /// pull on `attribute` to continue from (`--since last`): the end of this commit's window
-    /// (a pull on the same attribute), the scan's start (a full refresh by Scan) or the
-    /// export's time (a full export) or end (an incremental one). `Err` says why not.
+    /// Up to when the table is known to hold every change after this commit, for the next run
+    /// to continue from (`--since last`): a timestamp pull on `pull` (`None`: an incremental
+    /// export). That is the end of this commit's window (a pull on the same attribute; an
+    /// export cannot continue from a pull, which sees no deletes), the export's time (a full
+    /// export) or end (an incremental one), or the scan's start (a full refresh by Scan).
+    /// `Err` says why there is none.
     pub(crate) fn covered_until(
         &self,
-        attribute: &str,
+        pull: Option<&str>,
     ) -> std::result::Result<DateTime<Utc>, String> {
         let time = |what: &str, text: &Option<String>| {
             text.as_deref()
@@ -59,17 +61,23 @@ impl Record {
                 .map(|t| t.with_timezone(&Utc))
                 .ok_or_else(|| format!("its export summary has no {what}"))
         };
-        match (&self.watermark, &self.export) {
-            (Some(w), _) if w.attribute == attribute => Ok(w.window_end),
-            (Some(w), _) => Err(format!("it pulled by '{}', not '{attribute}'", w.attribute)),
-            (None, Some(export)) if export.is_incremental() => {
+        match (&self.watermark, &self.export, pull) {
+            (Some(w), _, Some(attribute)) if w.attribute == attribute => Ok(w.window_end),
+            (Some(w), _, Some(attribute)) => {
+                Err(format!("it pulled by '{}', not '{attribute}'", w.attribute))
+            }
+            (Some(_), _, None) => Err("it was a timestamp pull, which sees no deletes; refresh \
+                                       the whole table once (a full export or a scan), then \
+                                       continue with incremental exports"
+                .to_owned()),
+            (None, Some(export), _) if export.is_incremental() => {
                 time("exportToTime", &export.export_to_time)
             }
-            (None, Some(export)) => time("exportTime", &export.export_time),
-            (None, None) if self.mode == "scan" => self
+            (None, Some(export), _) => time("exportTime", &export.export_time),
+            (None, None, _) if self.mode == "scan" => self
                 .started_at
                 .ok_or_else(|| "it does not record when it started".to_owned()),
-            (None, None) => Err(format!("it was made by {}", self.mode)),
+            (None, None, _) => Err(format!("it was made by {}", self.mode)),
         }
     }
 }
