@@ -129,6 +129,19 @@ async fn each_full_refresh_is_one_version_holding_the_table() {
     );
     let v0 = read_version(&table, 0);
     assert_eq!(v0["protocol"], json!([1, 2]));
+    let metadata = log_entry(&table, 0)
+        .into_iter()
+        .find_map(|a| a.get("metaData").cloned())
+        .unwrap();
+    assert_eq!(metadata["configuration"]["ddbsnap.table"], "orders");
+    let keys: Value = serde_json::from_str(
+        metadata["configuration"]["ddbsnap.keySchema"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(keys[0]["name"], "pk", "{keys}");
+    assert_eq!(keys[1]["name"], "sk", "{keys}");
     assert_version_holds(&table, 0, &first);
 
     // Updates (one adds an attribute no item had), deletes and inserts in the table.

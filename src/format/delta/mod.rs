@@ -162,7 +162,8 @@ pub(crate) async fn publish(table: &Target, run: Run) -> Result<DeltaCommit> {
         if changes == Some(merge::ChangeKind::ChangeLog) {
             return Err(no_table_to_merge(table));
         }
-        return create(table, &store, &log, &Commit::refresh(&run)?).await;
+        let commit = Commit::refresh(&run)?;
+        return create(table, &store, &log, &commit, &run.manifest.table).await;
     }
     // The kernel is synchronous and runs its own I/O executor: keep it off the async workers.
     let table = table.clone();
@@ -717,13 +718,18 @@ fn encode_path(path: &str) -> String {
 }
 
 /// Version 0 of a new table, at protocol reader 1 / writer 2.
+/// Its table properties name the DynamoDB table and its key schema (`ddbsnap.table`,
+/// `ddbsnap.keySchema`: the key attributes, their key and attribute types, as JSON).
 async fn create(
     table: &Target,
     store: &Arc<dyn ObjectStore>,
     log: &Path,
     commit: &Commit,
+    source: &crate::plan::TableInfo,
 ) -> Result<DeltaCommit> {
     let schema = commit.schema_string()?;
+    let key_schema = serde_json::to_string(&source.key_schema)
+        .map_err(|e| Error::Internal(format!("serializing the key schema: {e}")))?;
     let now = chrono::Utc::now().timestamp_millis();
     let actions = vec![
         serde_json::json!({"protocol": {"minReaderVersion": 1, "minWriterVersion": 2}}),
@@ -732,7 +738,10 @@ async fn create(
             "format": {"provider": "parquet", "options": {}},
             "schemaString": schema,
             "partitionColumns": [],
-            "configuration": {},
+            "configuration": {
+                "ddbsnap.table": source.name,
+                "ddbsnap.keySchema": key_schema,
+            },
             "createdTime": now,
         }}),
     ];
