@@ -369,6 +369,42 @@ pub async fn snapshot_to_until(
     run(aws, table, target, config, progress, cancel, started).await
 }
 
+/// How a run starts.
+enum Started {
+    /// `--resume` found the run committed: nothing to do.
+    Committed(Box<Manifest>),
+    /// The checkpoint to run from.
+    Running(Box<Checkpoint>),
+}
+
+/// The run's checkpoint: on `--resume`, the unfinished run's (checked against this run's
+/// options, and counted as one more run); otherwise `fresh()`, written as the run's claim on its
+/// folder (from here on a failure leaves a run `--resume` can continue).
+async fn start_or_resume(
+    target: &Target,
+    table: &str,
+    origin: (&str, Option<&str>),
+    config: &SnapshotConfig,
+    filter: Option<&serde_json::Value>,
+    progress: &dyn Progress,
+    fresh: impl FnOnce() -> Checkpoint,
+) -> Result<Started> {
+    if config.resume {
+        return Ok(
+            match resume_point(target, table, origin, config, filter).await? {
+                ResumePoint::Committed(manifest) => Started::Committed(manifest),
+                ResumePoint::Checkpoint(checkpoint) => {
+                    Started::Running(Box::new(continue_from(*checkpoint, progress)))
+                }
+            },
+        );
+    }
+    crate::plan::prepare_new_run(target, config).await?;
+    let checkpoint = fresh();
+    create_checkpoint(target, &checkpoint).await?;
+    Ok(Started::Running(Box::new(checkpoint)))
+}
+
 /// What `--resume` found at the destination.
 enum ResumePoint {
     /// An unfinished snapshot, its stray files removed.
@@ -568,49 +604,38 @@ async fn run(
                 .map_err(|e| Error::Internal(format!("serializing the scan: {e}")))?,
         )
     };
-    let resumed = if config.resume {
-        match resume_point(
-            &target,
+    let fresh = || {
+        let segments = config
+            .segments
+            .unwrap_or_else(|| auto_segments(plan.size_bytes(&table)));
+        let keys = plan
+            .keys
+            .iter()
+            .map(|k| (k.name.as_str(), k.attribute_type));
+        new_checkpoint(
             &table.name,
             ("scan", None),
+            spec_json.clone(),
+            segments,
             config,
-            spec_json.as_ref(),
+            started_at,
+            TableShape::with_keys(keys),
         )
-        .await?
-        {
-            ResumePoint::Committed(manifest) => {
-                return Ok(Summary::of_manifest(&target, &manifest, true));
-            }
-            ResumePoint::Checkpoint(checkpoint) => Some(*checkpoint),
-        }
-    } else {
-        crate::plan::prepare_new_run(&target, config).await?;
-        None
     };
-    let numbers = config.numbers;
-    let checkpoint = match resumed {
-        Some(checkpoint) => continue_from(checkpoint, &*progress),
-        None => {
-            let segments = config
-                .segments
-                .unwrap_or_else(|| auto_segments(plan.size_bytes(&table)));
-            let checkpoint = new_checkpoint(
-                &table.name,
-                ("scan", None),
-                spec_json.clone(),
-                segments,
-                config,
-                started_at,
-                TableShape::with_keys(
-                    plan.keys
-                        .iter()
-                        .map(|k| (k.name.as_str(), k.attribute_type)),
-                ),
-            );
-            // From here on a failure leaves a snapshot `--resume` can continue.
-            create_checkpoint(&target, &checkpoint).await?;
-            checkpoint
-        }
+    let origin = ("scan", None);
+    let checkpoint = match start_or_resume(
+        &target,
+        &table.name,
+        origin,
+        config,
+        spec_json.as_ref(),
+        &*progress,
+        fresh,
+    )
+    .await?
+    {
+        Started::Committed(manifest) => return Ok(Summary::of_manifest(&target, &manifest, true)),
+        Started::Running(checkpoint) => *checkpoint,
     };
     let segments = checkpoint.segments;
     let pending: Vec<(u32, Option<Item>)> = checkpoint
@@ -662,13 +687,6 @@ async fn run(
 
     let writer_opts = writer_options(config, &table)?;
     let (tx, rx) = mpsc::channel::<Msg>(concurrency as usize);
-    let writer = RollingWriter::new(
-        target.clone(),
-        Handle::current(),
-        writer_opts.clone(),
-        Arc::clone(&progress),
-        next_file_index(&checkpoint.files),
-    );
     let prior_counts = (
         checkpoint.totals.throttled_requests,
         checkpoint.totals.retried_requests,
@@ -679,20 +697,14 @@ async fn run(
         check
     });
     let converter = Converter {
-        writer,
-        numbers,
         time,
-        state: checkpoint,
         throttle: Arc::clone(&throttle),
         prior_counts,
-        progress: Arc::clone(&progress),
-        held: Vec::new(),
-        held_pages: Vec::new(),
-        sampling: true,
-        max_file_age: config.checkpoint_interval,
+        // The scan tasks report their own pages.
         report_pages: false,
+        ..Converter::new(&target, &writer_opts, &progress, checkpoint, config)
     };
-    let converter = tokio::task::spawn_blocking(move || converter.run(rx));
+    let converter = converter.spawn(rx);
 
     let job = ScanJob {
         aws: aws.clone(),
@@ -710,11 +722,44 @@ async fn run(
         throttle: Arc::clone(&throttle),
         retry_timeout: config.retry_timeout,
     };
+    let tx = job.tx.clone();
+    let scan_error = scan_segments(job, pending, &cancel, &target).await;
+    let mut checkpoint = converter.finish(tx, scan_error, &target).await?;
+    commit(
+        &aws.region,
+        table,
+        Origin {
+            mode: "scan",
+            time: plan.spec.time.as_ref(),
+            export: None,
+        },
+        &target,
+        config,
+        &progress,
+        &cancel,
+        &mut checkpoint,
+        writer_opts,
+        (budget, concurrency),
+        started,
+    )
+    .await
+    .map_err(|e| resumable(e, &target))
+}
+
+/// Scan the `pending` segments (from their start, or after their key) as `job` says, until
+/// all are done; `Some` error when one failed, the scan stopped early, or `cancel` fired. The
+/// tasks are gone when it returns (their senders dropped).
+async fn scan_segments(
+    job: ScanJob,
+    pending: Vec<(u32, Option<Item>)>,
+    cancel: &CancellationToken,
+    target: &Target,
+) -> Option<Error> {
     let mut tasks = JoinSet::new();
     for (segment, start_key) in pending {
         tasks.spawn(job.clone().run(segment, start_key));
     }
-    let tx = job.tx;
+    drop(job);
     let mut scan_error = None;
     loop {
         let joined = tokio::select! {
@@ -745,42 +790,10 @@ async fn run(
     tasks.abort_all();
     // Wait for the aborted tasks so their senders are gone and the converter sees the end.
     while tasks.join_next().await.is_some() {}
-    if all_done {
-        // Every segment finished: tell the converter it may commit.
-        let _ = tx.send(Msg::End).await;
-    }
-    drop(tx);
-    let converted = converter
-        .await
-        .map_err(|e| Error::Internal(format!("conversion thread failed: {e}")));
-    if let Some(e) = scan_error {
-        return Err(resumable(e, &target));
-    }
-    let (mut checkpoint, complete) = converted?.map_err(|e| resumable(e, &target))?;
-    if !complete {
-        return Err(Error::Internal(
-            "the scan stopped before its end without an error".into(),
-        ));
-    }
-    commit(
-        &aws.region,
-        table,
-        Origin {
-            mode: "scan",
-            time: plan.spec.time.as_ref(),
-            export: None,
-        },
-        &target,
-        config,
-        &progress,
-        &cancel,
-        &mut checkpoint,
-        writer_opts,
-        (budget, concurrency),
-        started,
-    )
-    .await
-    .map_err(|e| resumable(e, &target))
+    scan_error.or_else(|| {
+        (!all_done)
+            .then(|| Error::Internal("the scan stopped before its end without an error".into()))
+    })
 }
 
 /// Where a snapshot's items came from, as the manifest records it.
@@ -1086,6 +1099,42 @@ struct Converter {
 }
 
 impl Converter {
+    /// A converter from `state` into files at `target`, for items that need no timestamp
+    /// check and count no throttling, reporting each page to `progress`.
+    fn new(
+        target: &Target,
+        writer_opts: &WriterOptions,
+        progress: &Arc<dyn Progress>,
+        state: Checkpoint,
+        config: &SnapshotConfig,
+    ) -> Self {
+        Converter {
+            writer: RollingWriter::new(
+                target.clone(),
+                Handle::current(),
+                writer_opts.clone(),
+                Arc::clone(progress),
+                next_file_index(&state.files),
+            ),
+            numbers: config.numbers,
+            time: None,
+            state,
+            throttle: Arc::new(Throttle::new(1.0, None, false)),
+            prior_counts: (0, 0),
+            progress: Arc::clone(progress),
+            held: Vec::new(),
+            held_pages: Vec::new(),
+            sampling: true,
+            max_file_age: config.checkpoint_interval,
+            report_pages: true,
+        }
+    }
+
+    /// Run on a blocking thread, converting what arrives on `rx`.
+    fn spawn(self, rx: mpsc::Receiver<Msg>) -> Conversion {
+        Conversion(tokio::task::spawn_blocking(move || self.run(rx)))
+    }
+
     /// Convert every page. Returns the final checkpoint and whether the scan finished
     /// ([`Msg::End`]); when it did not (an error or Ctrl-C upstream), what was received is
     /// written and checkpointed so a resume loses nothing. On its own errors the open upload
@@ -1194,6 +1243,38 @@ impl Converter {
             items: self.state.totals.items_written,
         });
         Ok(())
+    }
+}
+
+/// A running conversion thread.
+struct Conversion(tokio::task::JoinHandle<Result<(Checkpoint, bool)>>);
+
+impl Conversion {
+    /// Once every source has stopped: when none failed (`error` is `None`), tell the thread
+    /// the sources are complete so it closes its last file, and return the checkpoint to
+    /// commit; otherwise the first error, made resumable (what arrived is checkpointed).
+    async fn finish(
+        self,
+        tx: mpsc::Sender<Msg>,
+        error: Option<Error>,
+        target: &Target,
+    ) -> Result<Checkpoint> {
+        if error.is_none() {
+            let _ = tx.send(Msg::End).await;
+        }
+        drop(tx);
+        let converted = self
+            .0
+            .await
+            .map_err(|e| Error::Internal(format!("conversion thread failed: {e}")));
+        if let Some(e) = error {
+            return Err(resumable(e, target));
+        }
+        let (checkpoint, complete) = converted?.map_err(|e| resumable(e, target))?;
+        if !complete {
+            return Err(Error::Internal("the conversion stopped early".into()));
+        }
+        Ok(checkpoint)
     }
 }
 

@@ -391,20 +391,24 @@ async fn run_producers(
     (segments, first_columns, source): (u32, &[&str], &str),
     producers: impl FnOnce(&[Position]) -> Result<Vec<Producer>>,
 ) -> Result<Summary> {
-    let checkpoint = if config.resume {
-        match resume_point(
-            &target,
+    let fresh = || {
+        new_checkpoint(
             &table.name,
             (origin.mode, Some(source)),
-            config,
             None,
+            segments,
+            config,
+            started_at,
+            TableShape::with_key_names(first_columns.iter().copied()),
         )
-        .await?
-        {
-            ResumePoint::Committed(manifest) => {
+    };
+    let from = (origin.mode, Some(source));
+    let checkpoint =
+        match start_or_resume(&target, &table.name, from, config, None, &*progress, fresh).await? {
+            Started::Committed(manifest) => {
                 return Ok(Summary::of_manifest(&target, &manifest, true));
             }
-            ResumePoint::Checkpoint(checkpoint) if checkpoint.segments != segments => {
+            Started::Running(checkpoint) if checkpoint.segments != segments => {
                 return Err(Error::Destination {
                     url: target.url.clone(),
                     message: format!(
@@ -415,22 +419,8 @@ async fn run_producers(
                     source: None,
                 });
             }
-            ResumePoint::Checkpoint(checkpoint) => continue_from(*checkpoint, &*progress),
-        }
-    } else {
-        crate::plan::prepare_new_run(&target, config).await?;
-        let checkpoint = new_checkpoint(
-            &table.name,
-            (origin.mode, Some(source)),
-            None,
-            segments,
-            config,
-            started_at,
-            TableShape::with_key_names(first_columns.iter().copied()),
-        );
-        create_checkpoint(&target, &checkpoint).await?;
-        checkpoint
-    };
+            Started::Running(checkpoint) => *checkpoint,
+        };
     // From here on a failure leaves a conversion `--resume` can continue.
     let producers = producers(&checkpoint.positions)?;
     let concurrency = producers.len().max(1);
@@ -444,27 +434,7 @@ async fn run_producers(
     });
     let writer_opts = writer_options(config, &table)?;
     let (tx, rx) = mpsc::channel::<Msg>(concurrency);
-    let converter = Converter {
-        writer: RollingWriter::new(
-            target.clone(),
-            Handle::current(),
-            writer_opts.clone(),
-            Arc::clone(&progress),
-            next_file_index(&checkpoint.files),
-        ),
-        numbers: config.numbers,
-        time: None,
-        state: checkpoint,
-        throttle: Arc::new(Throttle::new(1.0, None, false)),
-        prior_counts: (0, 0),
-        progress: Arc::clone(&progress),
-        held: Vec::new(),
-        held_pages: Vec::new(),
-        sampling: true,
-        max_file_age: config.checkpoint_interval,
-        report_pages: true,
-    };
-    let converter = tokio::task::spawn_blocking(move || converter.run(rx));
+    let converter = Converter::new(&target, &writer_opts, &progress, checkpoint, config).spawn(rx);
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut running = JoinSet::new();
@@ -504,22 +474,9 @@ async fn run_producers(
             }
         }
     }
-    if error.is_none() {
-        let _ = tx.send(Msg::End).await;
-    }
-    drop(tx);
     // Producers still running (after a Ctrl-C) stop at their next check; then the channel
     // closes and the converter finishes.
-    let converted = converter
-        .await
-        .map_err(|e| Error::Internal(format!("conversion thread failed: {e}")));
-    if let Some(e) = error {
-        return Err(resumable(e, &target));
-    }
-    let (mut checkpoint, complete) = converted?.map_err(|e| resumable(e, &target))?;
-    if !complete {
-        return Err(Error::Internal("the conversion stopped early".into()));
-    }
+    let mut checkpoint = converter.finish(tx, error, &target).await?;
     commit(
         region,
         table,
