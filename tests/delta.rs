@@ -394,6 +394,37 @@ fn stamped(i: u64, version: &str, at: chrono::DateTime<chrono::Utc>) -> Item {
     ])
 }
 
+/// Table `orders` with 6,000 [`stamped`] items written a day ago, and where its Delta table
+/// goes under `dir`.
+async fn stamped_table(db: &Dynalite, dir: &std::path::Path) -> std::path::PathBuf {
+    let client = db.client();
+    create_table(&client, "orders", Some(ScalarAttributeType::N)).await;
+    let day_ago = chrono::Utc::now() - chrono::TimeDelta::days(1);
+    let items = (0..6000).map(|i| stamped(i, "1", day_ago)).collect();
+    put_items(&client, "orders", items).await;
+    dir.join("orders")
+}
+
+/// `snapshot orders` into the Delta table at `table`, in 1 MiB files, and `extra`.
+fn delta_args(db: &Dynalite, table: &std::path::Path, extra: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "snapshot",
+        "orders",
+        "--to",
+        table.to_str().unwrap(),
+        "--format",
+        "delta",
+        "--endpoint-url",
+        &db.endpoint(),
+        "--file-size",
+        "1",
+    ]
+    .map(String::from)
+    .to_vec();
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
+}
+
 /// The record ddbsnap keeps in a commit's commitInfo.
 fn record(table: &std::path::Path, version: u64) -> Value {
     let entry = log_entry(table, version);
@@ -403,37 +434,9 @@ fn record(table: &std::path::Path, version: u64) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timestamp_pulls_merge_each_change_set_by_key() {
-    let db = Dynalite::start();
-    let client = db.client();
-    create_table(&client, "orders", Some(ScalarAttributeType::N)).await;
-    let day_ago = chrono::Utc::now() - chrono::TimeDelta::days(1);
-    put_items(
-        &client,
-        "orders",
-        (0..6000).map(|i| stamped(i, "1", day_ago)).collect(),
-    )
-    .await;
-    let dir = tempfile::tempdir().unwrap();
-    let table = dir.path().join("orders");
-    let args = |extra: &[&str]| -> Vec<String> {
-        let mut a: Vec<String> = [
-            "snapshot",
-            "orders",
-            "--to",
-            table.to_str().unwrap(),
-            "--format",
-            "delta",
-            "--endpoint-url",
-            &db.endpoint(),
-            "--file-size",
-            "1",
-            "--json",
-        ]
-        .map(String::from)
-        .to_vec();
-        a.extend(extra.iter().map(|s| s.to_string()));
-        a
-    };
+    let (db, dir) = (Dynalite::start(), tempfile::tempdir().unwrap());
+    let (client, table) = (db.client(), stamped_table(&db, dir.path()).await);
+    let args = |extra: &[&str]| delta_args(&db, &table, &[&["--json"], extra].concat());
     let pull = ["--filter-attr", "updated_at", "--since", "last"];
     // Run ids have one-second resolution: keep runs apart.
     let pause = || tokio::time::sleep(std::time::Duration::from_millis(1100));
@@ -548,36 +551,9 @@ async fn timestamp_pulls_merge_each_change_set_by_key() {
 /// Two runs started at the same moment: one commits, the other fails clearly or commits after.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writers_never_lose_a_commit() {
-    let db = Dynalite::start();
-    let client = db.client();
-    create_table(&client, "orders", Some(ScalarAttributeType::N)).await;
-    let day_ago = chrono::Utc::now() - chrono::TimeDelta::days(1);
-    put_items(
-        &client,
-        "orders",
-        (0..6000).map(|i| stamped(i, "1", day_ago)).collect(),
-    )
-    .await;
-    let dir = tempfile::tempdir().unwrap();
-    let table = dir.path().join("orders");
-    let args = |extra: &[&str]| -> Vec<String> {
-        let mut a: Vec<String> = [
-            "snapshot",
-            "orders",
-            "--to",
-            table.to_str().unwrap(),
-            "--format",
-            "delta",
-            "--endpoint-url",
-            &db.endpoint(),
-            "--file-size",
-            "1",
-        ]
-        .map(String::from)
-        .to_vec();
-        a.extend(extra.iter().map(|s| s.to_string()));
-        a
-    };
+    let (db, dir) = (Dynalite::start(), tempfile::tempdir().unwrap());
+    let (client, table) = (db.client(), stamped_table(&db, dir.path()).await);
+    let args = |extra: &[&str]| delta_args(&db, &table, extra);
     let pull = ["--filter-attr", "updated_at", "--since", "last"];
     succeeded(&run_ddbsnap_to_end(args(&[])).await);
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;

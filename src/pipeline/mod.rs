@@ -369,11 +369,12 @@ pub async fn snapshot_to_until(
     run(aws, table, target, config, progress, cancel, started).await
 }
 
-/// How a run starts.
+/// How a run starts (or what `--resume` found at the destination).
 enum Started {
-    /// `--resume` found the run committed: nothing to do.
+    /// The run is committed already: nothing to do.
     Committed(Box<Manifest>),
-    /// The checkpoint to run from.
+    /// The checkpoint to run from (on `--resume`, the stray files of the unfinished run
+    /// removed).
     Running(Box<Checkpoint>),
 }
 
@@ -392,10 +393,10 @@ async fn start_or_resume(
     if config.resume {
         return Ok(
             match resume_point(target, table, origin, config, filter).await? {
-                ResumePoint::Committed(manifest) => Started::Committed(manifest),
-                ResumePoint::Checkpoint(checkpoint) => {
+                Started::Running(checkpoint) => {
                     Started::Running(Box::new(continue_from(*checkpoint, progress)))
                 }
+                committed => committed,
             },
         );
     }
@@ -405,16 +406,8 @@ async fn start_or_resume(
     Ok(Started::Running(Box::new(checkpoint)))
 }
 
-/// What `--resume` found at the destination.
-enum ResumePoint {
-    /// An unfinished snapshot, its stray files removed.
-    Checkpoint(Box<Checkpoint>),
-    /// A committed snapshot: nothing to do.
-    Committed(Box<Manifest>),
-}
-
 /// Check that the destination holds an unfinished snapshot of this table made with these
-/// options, and bring it back to its checkpoint: data files the checkpoint does not name (the
+/// options (or a committed one), and bring it back to its checkpoint: data files the checkpoint does not name (the
 /// file that was open when the run stopped, staging files) are deleted, and every file it names
 /// must be there with its recorded size.
 async fn resume_point(
@@ -423,10 +416,10 @@ async fn resume_point(
     (mode, source): (&str, Option<&str>),
     config: &SnapshotConfig,
     filter: Option<&serde_json::Value>,
-) -> Result<ResumePoint> {
+) -> Result<Started> {
     let owned = target.list_owned().await?;
     if let Some(manifest) = committed(target, &owned).await? {
-        return Ok(ResumePoint::Committed(Box::new(manifest)));
+        return Ok(Started::Committed(Box::new(manifest)));
     }
     let Some(checkpoint) = read_checkpoint(target).await? else {
         let hint = if owned.is_empty() {
@@ -528,7 +521,7 @@ async fn resume_point(
         }
     }
     target.probe().await?;
-    Ok(ResumePoint::Checkpoint(Box::new(checkpoint)))
+    Ok(Started::Running(Box::new(checkpoint)))
 }
 
 /// The manifest of a committed snapshot among the destination's `owned` files, removing the

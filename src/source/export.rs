@@ -886,6 +886,17 @@ pub async fn earliest_restorable(
     aws: &AwsContext,
     table: &TableInfo,
 ) -> Result<Option<DateTime<Utc>>> {
+    Ok(point_in_time_recovery(aws, table)
+        .await?
+        .and_then(|p| p.earliest_restorable_date_time)
+        .and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos())))
+}
+
+/// The table's point-in-time recovery settings, as DescribeContinuousBackups gives them.
+async fn point_in_time_recovery(
+    aws: &AwsContext,
+    table: &TableInfo,
+) -> Result<Option<aws_sdk_dynamodb::types::PointInTimeRecoveryDescription>> {
     let backups = aws
         .dynamodb
         .describe_continuous_backups()
@@ -894,10 +905,8 @@ pub async fn earliest_restorable(
         .await
         .map_err(|e| aws.classify("DescribeContinuousBackups", &table.name, e))?;
     Ok(backups
-        .continuous_backups_description()
-        .and_then(|d| d.point_in_time_recovery_description())
-        .and_then(|p| p.earliest_restorable_date_time())
-        .and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos())))
+        .continuous_backups_description
+        .and_then(|d| d.point_in_time_recovery_description))
 }
 
 /// Start an export of `table` as `request` says and wait for it: point-in-time recovery is
@@ -922,17 +931,9 @@ pub async fn run_export(
             table.name, table.name
         ))
     };
-    let backups = aws
-        .dynamodb
-        .describe_continuous_backups()
-        .table_name(&table.name)
-        .send()
-        .await
-        .map_err(|e| aws.classify("DescribeContinuousBackups", &table.name, e))?;
-    let enabled = backups
-        .continuous_backups_description()
-        .and_then(|d| d.point_in_time_recovery_description())
-        .and_then(|p| p.point_in_time_recovery_status())
+    let enabled = point_in_time_recovery(aws, table)
+        .await?
+        .and_then(|p| p.point_in_time_recovery_status)
         .is_some_and(|s| s.as_str() == "ENABLED");
     if !enabled {
         return Err(pitr_off());
