@@ -57,6 +57,7 @@
     clippy::future_not_send
 )]
 
+pub mod app;
 pub mod aws;
 mod changes;
 pub mod checkpoint;

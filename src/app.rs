@@ -1,0 +1,331 @@
+//! The command line as a library: parse the arguments, run the command, and print its result
+//! (or hand it back as JSON). The `ddbsnap` binary is [`main`]; the Python package's console
+//! script and its functions call [`main`] and [`run_json`].
+
+use std::error::Error as _;
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use clap::Parser;
+
+use crate::cli::{
+    ApplyArgs, Cli, Command, ConvertExportArgs, DescribeArgs, OutputArgs, ProgressMode,
+    SnapshotArgs,
+};
+use crate::progress::{BarProgress, JsonProgress, NoProgress, Progress, ProgressEvent};
+use crate::{CancellationToken, Error};
+
+/// Run the command line `args` (the program name first) as the `ddbsnap` binary: the result on
+/// stdout, errors as one line on stderr (with their causes under `-v`), Ctrl-C stopping the run
+/// cleanly. Returns the exit code.
+pub fn main<I, T>(args: I) -> u8
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return e.exit_code().clamp(0, 255) as u8;
+        }
+    };
+    let verbose = cli.verbose;
+    let printed = runtime().and_then(|rt| {
+        rt.block_on(async {
+            let outcome = execute(cli.command, None).await?;
+            outcome.print()
+        })
+    });
+    match printed {
+        Ok(()) => 0,
+        Err(err) => {
+            eprintln!("error: {err}");
+            if verbose {
+                let mut source = err.source();
+                while let Some(cause) = source {
+                    eprintln!("  caused by: {cause}");
+                    source = cause.source();
+                }
+            }
+            err.exit_code()
+        }
+    }
+}
+
+/// Run the command line `args` (the program name first) and return its result as the JSON
+/// `--json` prints (a run's summary, a table's description), stopping cleanly when `cancel`
+/// fires. Progress goes to stderr as `--progress` says (by default a bar only when stderr is a
+/// terminal). A command line that does not parse is [`Error::InvalidArgument`].
+pub fn run_json<I, T>(args: I, cancel: CancellationToken) -> Result<serde_json::Value, Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = Cli::try_parse_from(args).map_err(|e| {
+        let text = e.to_string();
+        let line = text
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("error: ");
+        Error::invalid(line.to_owned())
+    })?;
+    runtime()?.block_on(async { execute(cli.command, Some(cancel)).await?.json() })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Internal(format!("starting the runtime: {e}")))
+}
+
+/// What a command gives back, and whether the user asked for it as JSON.
+enum Outcome {
+    Summary(Box<crate::Summary>, bool),
+    Description(Box<crate::describe::Description>, bool),
+}
+
+impl Outcome {
+    fn json(&self) -> Result<serde_json::Value, Error> {
+        match self {
+            Outcome::Summary(s, _) => serde_json::to_value(s),
+            Outcome::Description(d, _) => serde_json::to_value(d),
+        }
+        .map_err(|e| Error::Internal(format!("serializing the result: {e}")))
+    }
+
+    fn print(&self) -> Result<(), Error> {
+        match self {
+            Outcome::Summary(s, json) => report(s, *json),
+            Outcome::Description(d, false) => {
+                println!("{}", d.render());
+                Ok(())
+            }
+            Outcome::Description(_, true) => {
+                println!("{}", self.json()?);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Run `command`; `cancel` stops it (`None`: the first Ctrl-C does).
+async fn execute(command: Command, cancel: Option<CancellationToken>) -> Result<Outcome, Error> {
+    match command {
+        Command::Snapshot(args) => snapshot(*args, cancel).await,
+        Command::Describe(args) => describe(args).await,
+        Command::ConvertExport(args) => convert_export(args, cancel).await,
+        Command::Apply(args) => apply(args, cancel).await,
+    }
+}
+
+async fn describe(args: DescribeArgs) -> Result<Outcome, Error> {
+    let aws = crate::aws::AwsContext::load(&args.aws.options()).await?;
+    let description = crate::describe::describe(
+        &aws,
+        &args.table,
+        args.index.as_deref(),
+        args.read_fraction,
+        args.max_rcu,
+        args.consistent_read,
+    )
+    .await?;
+    Ok(Outcome::Description(Box::new(description), args.json))
+}
+
+async fn snapshot(
+    args: SnapshotArgs,
+    cancel: Option<CancellationToken>,
+) -> Result<Outcome, Error> {
+    let config = args.to_config()?;
+    let (progress, cancel) = start(&args.output, cancel);
+    let summary = crate::snapshot_until(&config, progress, cancel).await?;
+    Ok(Outcome::Summary(Box::new(summary), args.output.json))
+}
+
+async fn convert_export(
+    args: ConvertExportArgs,
+    cancel: Option<CancellationToken>,
+) -> Result<Outcome, Error> {
+    let (source, config) = args.to_config()?;
+    let (progress, cancel) = start(&args.output, cancel);
+    let summary =
+        crate::pipeline::convert_export(&source, &args.key, &config, progress, cancel).await?;
+    Ok(Outcome::Summary(Box::new(summary), args.output.json))
+}
+
+async fn apply(args: ApplyArgs, cancel: Option<CancellationToken>) -> Result<Outcome, Error> {
+    let (changes, base, config) = args.to_config()?;
+    let (progress, cancel) = start(&args.output, cancel);
+    let summary =
+        crate::pipeline::apply(&changes, &base, &args.key, &config, progress, cancel).await?;
+    Ok(Outcome::Summary(Box::new(summary), args.output.json))
+}
+
+/// The progress reporter, and the cancellation token: `cancel`, or one fired by Ctrl-C.
+fn start(
+    output: &OutputArgs,
+    cancel: Option<CancellationToken>,
+) -> (Arc<dyn Progress>, CancellationToken) {
+    let progress: Arc<dyn Progress> = match output.progress {
+        ProgressMode::Auto if std::io::stderr().is_terminal() => Arc::new(BarProgress::new()),
+        ProgressMode::Bar => Arc::new(BarProgress::new()),
+        ProgressMode::Json => Arc::new(JsonProgress::default()),
+        ProgressMode::Auto | ProgressMode::None => Arc::new(NoProgress),
+    };
+    if let Some(cancel) = cancel {
+        return (Arc::new(Announce(progress)), cancel);
+    }
+    // First Ctrl-C: stop reading, close the open file, save the checkpoint, commit nothing,
+    // exit 130. A second one exits at once.
+    let cancel = CancellationToken::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!(
+                "interrupted: closing the open file and saving a checkpoint (press Ctrl-C again \
+                 to quit at once)"
+            );
+            on_signal.cancel();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    (Arc::new(Announce(progress)), cancel)
+}
+
+/// Print the summary: one line (and the URL), or JSON.
+fn report(summary: &crate::Summary, json: bool) -> Result<(), Error> {
+    if let Some(w) = &summary.watermark {
+        let left_out = w.stats.missing + w.stats.invalid;
+        if left_out > 0 {
+            eprintln!(
+                "ddbsnap: left out {} items without '{}' and {} whose '{}' is not a readable {:?} timestamp (counted in the manifest's watermark)",
+                w.stats.missing, w.attribute, w.stats.invalid, w.attribute, w.format
+            );
+        }
+    }
+    // A filtered scan reads (and pays for) more items than it writes: say so.
+    let scanned = if summary.items_scanned != summary.items {
+        format!(" (of {} scanned)", summary.items_scanned)
+    } else {
+        String::new()
+    };
+    let resumed = if summary.runs > 1 {
+        format!(" (resumed; totals over {} runs)", summary.runs)
+    } else {
+        String::new()
+    };
+    let throttled = if summary.throttled_requests > 0 {
+        format!(
+            ", {} throttled requests retried",
+            summary.throttled_requests
+        )
+    } else {
+        String::new()
+    };
+    let committed = match &summary.delta {
+        Some(d) if d.already_committed => format!(
+            "was already committed as version {} of the Delta table; nothing more to do",
+            d.version
+        ),
+        Some(d) if d.version == 0 => {
+            format!("committed as version 0 of a new Delta table{resumed}")
+        }
+        Some(d) => match &d.merge {
+            Some(m) => format!(
+                "merged as version {} of the Delta table: {} inserted, {} updated, {} deleted; \
+                 {} files rewritten ({:.1} MiB, {} unchanged rows copied), {} files added{resumed}",
+                d.version,
+                m.rows_inserted,
+                m.rows_updated,
+                m.rows_deleted,
+                d.files_removed,
+                m.bytes_rewritten as f64 / (1 << 20) as f64,
+                m.rows_copied,
+                d.files_added,
+            ),
+            None => format!(
+                "committed as version {} of the Delta table, replacing {} files{resumed}",
+                d.version, d.files_removed
+            ),
+        },
+        None => format!("committed{resumed}"),
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(summary).map_err(|e| Error::Internal(e.to_string()))?
+        );
+    } else if summary.already_committed {
+        println!(
+            "snapshot of {} was already committed: {} items in {} files; nothing to resume\n{}",
+            summary.table, summary.items, summary.files, summary.url,
+        );
+    } else {
+        println!(
+            "snapshot of {} {committed}: {} items{scanned} in {} files ({:.1} MiB), {:.1} RCU ({:.1} RCU/s), {} segments{throttled}, {:.1} s\n{}",
+            summary.table,
+            summary.items,
+            summary.files,
+            summary.bytes as f64 / (1 << 20) as f64,
+            summary.consumed_rcu,
+            summary.consumed_rcu / summary.seconds.max(1e-3),
+            summary.segments,
+            summary.seconds,
+            summary.url,
+        );
+    }
+    Ok(())
+}
+
+/// Prints the plan (segments and read budget, and what a resume starts from) on stderr before
+/// the scan starts, then passes every event on.
+struct Announce(Arc<dyn Progress>);
+
+impl Progress for Announce {
+    fn event(&self, event: &ProgressEvent) {
+        match event {
+            ProgressEvent::Resumed {
+                mode,
+                segments_done,
+                segments,
+                files,
+                items,
+                ..
+            } => {
+                let finished = match mode.as_str() {
+                    "scan" => format!("{segments_done} of {segments} segments finished, "),
+                    "export" => format!("{segments_done} of {segments} data files finished, "),
+                    _ => String::new(),
+                };
+                eprintln!("ddbsnap: resuming: {finished}{files} files with {items} items kept");
+            }
+            ProgressEvent::Started {
+                mode,
+                table,
+                segments,
+                budget,
+                concurrency,
+                ..
+            } => match mode.as_str() {
+                "export" => eprintln!(
+                    "ddbsnap: converting an export of {table}: {segments} data files ({concurrency} at once), no table reads"
+                ),
+                "apply" => eprintln!(
+                    "ddbsnap: applying a change log to a snapshot of {table}, no table reads"
+                ),
+                _ => eprintln!(
+                    "ddbsnap: scanning {table} in {segments} segments ({concurrency} at once), reading at most {}",
+                    budget.describe()
+                ),
+            },
+            _ => {}
+        }
+        self.0.event(event);
+    }
+}
