@@ -136,10 +136,7 @@ async fn describe(args: DescribeArgs) -> Result<Outcome, Error> {
     Ok(Outcome::Description(Box::new(description), args.json))
 }
 
-async fn snapshot(
-    args: SnapshotArgs,
-    cancel: Option<CancellationToken>,
-) -> Result<Outcome, Error> {
+async fn snapshot(args: SnapshotArgs, cancel: Option<CancellationToken>) -> Result<Outcome, Error> {
     let config = args.to_config()?;
     let (progress, cancel) = start(&args.output, cancel);
     let summary = crate::snapshot_until(&config, progress, cancel).await?;

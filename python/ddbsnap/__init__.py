@@ -1,0 +1,146 @@
+"""ddbsnap: copy a DynamoDB table into lossless Parquet snapshots or a Delta Lake table.
+
+Every function takes the command line's options as keyword arguments (``read_fraction=0.25``
+for ``--read-fraction 0.25``, ``resume=True`` for ``--resume``, lists for comma-separated
+values), runs in this process, and returns what ``--json`` prints, as a dict. Errors raise a
+subclass of :class:`DdbsnapError`, one per exit code of the command line, with the same
+one-line message. Ctrl-C (KeyboardInterrupt) stops a run within about a second; a snapshot
+keeps its checkpoint, so the same call with ``resume=True`` continues it.
+
+Credentials and region come from the usual AWS chain (environment, profiles, SSO, instance
+roles), or ``profile=``, ``region=`` and ``endpoint_url=``.
+"""
+
+import json as _json
+
+from . import _native
+
+__version__ = _native.version()
+
+__all__ = [
+    "snapshot",
+    "describe",
+    "convert_export",
+    "apply",
+    "DdbsnapError",
+    "UsageError",
+    "NotFoundError",
+    "AuthError",
+    "NetworkError",
+    "DestinationError",
+    "DataError",
+    "AlreadyExistsError",
+    "ThrottledError",
+    "InterruptedRunError",
+]
+
+
+class DdbsnapError(Exception):
+    """A failed run. ``exit_code`` is the command line's exit code for it."""
+
+    exit_code = 1
+
+
+class UsageError(DdbsnapError):
+    """Bad arguments or options (exit code 2)."""
+
+    exit_code = 2
+
+
+class NotFoundError(DdbsnapError):
+    """The table or index does not exist (exit code 3)."""
+
+    exit_code = 3
+
+
+class AuthError(DdbsnapError):
+    """Missing or refused credentials (exit code 4)."""
+
+    exit_code = 4
+
+
+class NetworkError(DdbsnapError):
+    """DynamoDB or S3 could not be reached (exit code 5)."""
+
+    exit_code = 5
+
+
+class DestinationError(DdbsnapError):
+    """The destination (or an export's bucket) failed (exit code 6)."""
+
+    exit_code = 6
+
+
+class DataError(DdbsnapError):
+    """Data that cannot be represented, or a damaged export (exit code 7)."""
+
+    exit_code = 7
+
+
+class AlreadyExistsError(DdbsnapError):
+    """The destination holds a snapshot or an unfinished run (exit code 8)."""
+
+    exit_code = 8
+
+
+class ThrottledError(DdbsnapError):
+    """DynamoDB kept throttling past the retry timeout (exit code 9)."""
+
+    exit_code = 9
+
+
+class InterruptedRunError(DdbsnapError):
+    """The run was interrupted; resume it with ``resume=True`` (exit code 130)."""
+
+    exit_code = 130
+
+
+_BY_CODE = {cls.exit_code: cls for cls in DdbsnapError.__subclasses__()}
+
+
+def _flags(options):
+    argv = []
+    for name, value in options.items():
+        flag = "--" + name.replace("_", "-")
+        if value is None or value is False:
+            continue
+        if value is True:
+            argv.append(flag)
+        elif isinstance(value, (list, tuple)):
+            argv += [flag, ",".join(str(v) for v in value)]
+        else:
+            argv += [flag, str(value)]
+    return argv
+
+
+def _run(*argv, **options):
+    try:
+        text = _native.run_json(["ddbsnap", *argv, *_flags(options)])
+    except _native.Failure as failure:
+        code, message = failure.args
+        raise _BY_CODE.get(code, DdbsnapError)(message) from None
+    return _json.loads(text)
+
+
+def snapshot(table, to, **options):
+    """Snapshot ``table`` to ``to`` (a directory or ``s3://bucket/prefix``); returns the run's
+    summary. Options are ``ddbsnap snapshot``'s (``read_fraction``, ``segments``, ``columns``,
+    ``filter_attr``, ``since``, ``format="delta"``, ``mode="export"``, ``resume``, ...)."""
+    return _run("snapshot", table, "--to", to, **options)
+
+
+def describe(table, **options):
+    """What a snapshot of ``table`` would read and cost: its keys, capacity, size, point-in-time
+    recovery status and indexes."""
+    return _run("describe", table, "--json", **options)
+
+
+def convert_export(export, to, **options):
+    """Convert the DynamoDB export at ``export`` (its ``AWSDynamoDB/<export-id>`` folder) to a
+    snapshot (or, with ``format="delta"``, a Delta table) at ``to``; ``key=["pk", "sk"]``."""
+    return _run("convert-export", export, "--to", to, **options)
+
+
+def apply(changes, to_snapshot, out, **options):
+    """Apply the change log ``changes`` to the snapshot ``to_snapshot``, writing ``out``."""
+    return _run("apply", changes, "--to-snapshot", to_snapshot, "--out", out, **options)

@@ -1,0 +1,150 @@
+"""The installed `ddbsnap` wheel, as a notebook user meets it: the CLI on PATH and through
+`python -m`, the Python functions against dynalite, every type read back by pyarrow, polars and
+pandas, one exception class per exit code, and Ctrl-C during a long run."""
+
+import decimal
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import boto3
+import pyarrow.dataset
+import pytest
+
+import ddbsnap
+
+
+def client(endpoint):
+    return boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1")
+
+
+def create(endpoint, name, items):
+    db = client(endpoint)
+    db.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for item in items:
+        db.put_item(TableName=name, Item=item)
+
+
+EVERY_TYPE = [
+    {
+        "pk": {"S": "all"},
+        "n38": {"N": "12345678901234567890123456789012345678"},
+        "price": {"N": "19.99"},
+        "i64": {"N": "-9223372036854775808"},
+        "bin": {"B": b"\x00\x01\xff"},
+        "flag": {"BOOL": True},
+        "ss": {"SS": ["a", "b"]},
+        "ns": {"NS": ["1", "2"]},
+        "list": {"L": [{"S": "x"}, {"N": "2"}]},
+        "map": {"M": {"k": {"S": "v"}}},
+        "Status": {"S": "upper"},
+        "status": {"S": "lower"},
+    },
+    {"pk": {"S": "sparse"}, "price": {"N": "0.5"}},
+]
+
+
+def test_the_cli_runs_from_path_and_as_a_module(dynalite):
+    create(dynalite, "orders", [{"pk": {"S": "a"}}])
+    # The console script is the venv's; nothing else named ddbsnap is on PATH.
+    assert shutil.which("ddbsnap").startswith(os.path.dirname(sys.executable))
+    assert shutil.which("cargo") is None, "the wheel runs without Rust"
+    for cmd in (["ddbsnap"], [sys.executable, "-m", "ddbsnap"]):
+        out = subprocess.run(cmd + ["--version"], capture_output=True, text=True)
+        assert out.returncode == 0 and out.stdout.startswith("ddbsnap "), out
+        out = subprocess.run(
+            cmd + ["describe", "orders", "--endpoint-url", dynalite],
+            capture_output=True,
+            text=True,
+        )
+        assert out.returncode == 0, out.stderr
+        assert "orders" in out.stdout
+        out = subprocess.run(cmd + ["snapshot"], capture_output=True, text=True)
+        assert out.returncode == 2 and "--to" in out.stderr
+
+
+def test_snapshot_and_describe_return_what_json_prints(dynalite, tmp_path):
+    create(dynalite, "types", EVERY_TYPE)
+    described = ddbsnap.describe("types", endpoint_url=dynalite)
+    assert described["table"]["name"] == "types"
+    summary = ddbsnap.snapshot(
+        "types", str(tmp_path / "snap"), endpoint_url=dynalite, read_fraction=0.5, segments=2
+    )
+    assert summary["items"] == 2 and summary["segments"] == 2
+    assert summary["url"] == str(tmp_path / "snap")
+
+    # pyarrow, polars and pandas read the snapshot with no options and see every value.
+    table = pyarrow.dataset.dataset(str(tmp_path / "snap"), format="parquet").to_table()
+    rows = {r["pk"]: r for r in table.to_pylist()}
+    all_ = rows["all"]
+    assert all_["n38"] == decimal.Decimal("12345678901234567890123456789012345678")
+    assert all_["price"] == decimal.Decimal("19.99")
+    assert all_["i64"] == -9223372036854775808
+    assert all_["bin"] == b"\x00\x01\xff"
+    assert all_["flag"] is True
+    assert sorted(all_["ss"]) == ["a", "b"]
+    assert sorted(all_["ns"]) == [1, 2]
+    assert all_["map"] == {"k": "v"}
+    # Attribute names that differ only in case get distinct columns, names kept in metadata.
+    renamed = {f.name: (f.metadata or {}).get(b"ddbsnap.attribute") for f in table.schema}
+    assert renamed["Status"] is None and renamed["status__2"] == b"status"
+    assert all_["status__2"] == "lower" and all_["Status"] == "upper"
+    assert rows["sparse"]["price"] == decimal.Decimal("0.50")
+
+    import pandas
+    import polars
+
+    frame = polars.read_parquet(str(tmp_path / "snap" / "*.parquet"))
+    assert sorted(frame["pk"].to_list()) == ["all", "sparse"]
+    assert pandas.read_parquet(str(tmp_path / "snap")).shape[0] == 2
+
+
+def test_each_failure_raises_its_class_with_the_one_line_message(dynalite, tmp_path):
+    create(dynalite, "orders", [{"pk": {"S": "a"}}])
+    cases = [
+        (ddbsnap.UsageError, 2, dict(table="orders", read_fraction=7)),
+        (ddbsnap.UsageError, 2, dict(table="orders", no_such_option=1)),
+        (ddbsnap.NotFoundError, 3, dict(table="missing")),
+        (ddbsnap.NetworkError, 5, dict(table="orders", endpoint_url="http://127.0.0.1:1")),
+    ]
+    for cls, code, kwargs in cases:
+        kwargs.setdefault("endpoint_url", dynalite)
+        table = kwargs.pop("table")
+        with pytest.raises(cls) as raised:
+            ddbsnap.snapshot(table, str(tmp_path / "out"), **kwargs)
+        assert raised.value.exit_code == code
+        assert isinstance(raised.value, ddbsnap.DdbsnapError)
+        assert "\n" not in str(raised.value) and str(raised.value)
+    ddbsnap.snapshot("orders", str(tmp_path / "done"), endpoint_url=dynalite)
+    with pytest.raises(ddbsnap.AlreadyExistsError, match="already holds a committed snapshot"):
+        ddbsnap.snapshot("orders", str(tmp_path / "done"), endpoint_url=dynalite)
+    with pytest.raises(ddbsnap.DataError):
+        empty = tmp_path / "export" / "AWSDynamoDB" / "01700000000000-abcdef12"
+        empty.mkdir(parents=True)
+        ddbsnap.convert_export(str(empty), str(tmp_path / "converted"), key=["pk"])
+
+
+def test_ctrl_c_stops_a_long_snapshot_which_resumes(dynalite, tmp_path):
+    pad = "x" * 3000
+    create(dynalite, "big", [{"pk": {"S": f"k{i}"}, "pad": {"S": pad}} for i in range(300)])
+    to = str(tmp_path / "snap")
+    # One read capacity unit per second: far longer than the test waits.
+    timer = threading.Timer(1.5, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        ddbsnap.snapshot("big", to, endpoint_url=dynalite, max_rcu=1, segments=1)
+    assert time.monotonic() - started < 5, "stopped within a second or so of Ctrl-C"
+    assert os.path.exists(os.path.join(to, "_checkpoint.json"))
+    assert not os.path.exists(os.path.join(to, "_manifest.json"))
+    done = ddbsnap.snapshot("big", to, endpoint_url=dynalite, resume=True, max_rcu=100000)
+    assert done["items"] == 300 and done["runs"] == 2
