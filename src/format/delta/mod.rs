@@ -2,23 +2,27 @@
 //!
 //! A run writes its files into a folder of its own under the table root (`run=<utc-id>/`,
 //! checkpointed like a snapshot, invisible to Delta readers until the commit), then one commit
-//! removes every file of the current version and adds the run's files: readers see the old
-//! version or the new one, never a mix, and earlier versions stay readable (time travel) until
-//! `VACUUM` removes their files.
+//! makes it the table's next version: readers see the old version or the new one, never a mix,
+//! and earlier versions stay readable (time travel) until `VACUUM` removes their files.
+//! - A run of the whole table (a Scan, a full export) is a full refresh: the commit removes
+//!   every current file and adds the run's.
+//! - A change set (a timestamp pull, an incremental export) is a MERGE by primary key (see
+//!   [`merge`]): only the files holding a changed key are rewritten.
 //!
 //! Log replay and commits go through `delta_kernel`, the Delta project's own kernel, so tables
-//! that other engines also write (checkpoints, OPTIMIZE, VACUUM) keep working, with two
-//! exceptions the kernel (0.30) cannot do, written here as one JSON commit each, put only if no
-//! other writer has taken that version:
+//! that other engines also write (checkpoints, OPTIMIZE, VACUUM) keep working, with three
+//! exceptions the kernel (0.30) cannot do:
 //! - creating a table at the lowest protocol that holds the data (reader 1, writer 2; the kernel
-//!   creates reader 3 / writer 7 tables, which older readers refuse);
-//! - a full refresh that changes a column's type (a number that now needs a decimal, a type
-//!   conflict now stored as JSON text): the commit replaces the schema (`metaData`, same table
-//!   id) as it removes every file, as Spark's `overwriteSchema` does. Only on tables at
-//!   protocol 1/2 (the ones ddbsnap creates), whose metadata holds nothing a feature adds.
+//!   creates reader 3 / writer 7 tables, which older readers refuse): one JSON commit;
+//! - a commit that changes a column's type (a number that now needs a decimal, a type conflict
+//!   now stored as JSON text): it replaces the schema (`metaData`, same table id) as it removes
+//!   every file, as Spark's `overwriteSchema` does; one JSON commit, only on tables at protocol
+//!   1/2 (the ones ddbsnap creates), whose metadata holds nothing a feature adds;
+//! - reading ddbsnap's own record of earlier runs from `commitInfo` (see [`log`]).
 //!
-//! Otherwise columns a run has and the table lacks are added through the kernel (nullable, at
-//! any struct level), and columns the run lacks stay (null in its files).
+//! Both own commits are put only if no other writer has taken that version. Otherwise columns
+//! a run has and the table lacks are added through the kernel (nullable, at any struct level),
+//! and columns the run lacks stay (null in its files).
 //!
 //! Every commit carries a `txn` action whose application id names the run (`ddbsnap-<run>`):
 //! a run resumed after a crash between its commit and its cleanup finds its own commit in the
