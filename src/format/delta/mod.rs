@@ -7,7 +7,7 @@
 //! - A run of the whole table (a Scan, a full export) is a full refresh: the commit removes
 //!   every current file and adds the run's.
 //! - A change set (a timestamp pull, an incremental export) is a MERGE by primary key (see
-//!   [`merge`]): only the files holding a changed key are rewritten.
+//!   `merge`): only the files holding a changed key are rewritten.
 //!
 //! Log replay and commits go through `delta_kernel`, the Delta project's own kernel, so tables
 //! that other engines also write (checkpoints, OPTIMIZE, VACUUM) keep working, with three
@@ -18,7 +18,7 @@
 //!   now stored as JSON text): it replaces the schema (`metaData`, same table id) as it removes
 //!   every file, as Spark's `overwriteSchema` does; one JSON commit, only on tables at protocol
 //!   1/2 (the ones ddbsnap creates), whose metadata holds nothing a feature adds;
-//! - reading ddbsnap's own record of earlier runs from `commitInfo` (see [`log`]).
+//! - reading ddbsnap's own record of earlier runs from `commitInfo` (see `log`).
 //!
 //! Both own commits are put only if no other writer has taken that version. Otherwise columns
 //! a run has and the table lacks are added through the kernel (nullable, at any struct level),
