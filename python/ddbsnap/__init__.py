@@ -12,12 +12,16 @@ roles), or ``profile=``, ``region=`` and ``endpoint_url=``.
 """
 
 import json as _json
+import shutil as _shutil
+import tempfile as _tempfile
 
 from . import _native
 
 __version__ = _native.version()
 
 __all__ = [
+    "read",
+    "read_export",
     "snapshot",
     "describe",
     "convert_export",
@@ -144,3 +148,39 @@ def convert_export(export, to, **options):
 def apply(changes, to_snapshot, out, **options):
     """Apply the change log ``changes`` to the snapshot ``to_snapshot``, writing ``out``."""
     return _run("apply", changes, "--to-snapshot", to_snapshot, "--out", out, **options)
+
+
+def _batches(run, **options):
+    """Run ``run`` into a temporary folder and hand out its files as one stream of record
+    batches; the folder is removed once the stream is consumed or dropped."""
+    folder = _tempfile.mkdtemp(prefix="ddbsnap-read-")
+    try:
+        run(folder, **options)
+        return _native.open_snapshot(folder, owned=True)
+    except BaseException:
+        _shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def read(table, columns=None, **options):
+    """Read ``table`` into memory as Arrow record batches, with the same type mapping,
+    throttling and options as :func:`snapshot` (``read_fraction``, ``filter_attr``, ...).
+
+    Returns an object with ``__arrow_c_stream__``: pass it to ``pyarrow.table(...)``,
+    ``polars.DataFrame(...)`` or any Arrow PyCapsule consumer, once. The items go through a
+    temporary local snapshot (bounded memory while reading the table), removed afterwards.
+    """
+    def run(folder, **opts):
+        return snapshot(table, folder, columns=columns, **opts)
+
+    return _batches(run, **options)
+
+
+def read_export(export, **options):
+    """Read the DynamoDB export at ``export`` (its ``AWSDynamoDB/<export-id>`` folder, on S3 or
+    local) as Arrow record batches, typed as :func:`convert_export` types them (``key=[...]``
+    names the key attributes). An incremental export gives its change log."""
+    def run(folder, **opts):
+        return convert_export(export, folder, **opts)
+
+    return _batches(run, **options)

@@ -148,3 +148,80 @@ def test_ctrl_c_stops_a_long_snapshot_which_resumes(dynalite, tmp_path):
     assert not os.path.exists(os.path.join(to, "_manifest.json"))
     done = ddbsnap.snapshot("big", to, endpoint_url=dynalite, resume=True, max_rcu=100000)
     assert done["items"] == 300 and done["runs"] == 2
+
+
+def test_read_hands_arrow_batches_to_pyarrow_polars_and_pandas(dynalite, tmp_path):
+    create(dynalite, "types", EVERY_TYPE)
+    snapshot = ddbsnap.snapshot("types", str(tmp_path / "snap"), endpoint_url=dynalite)
+    assert snapshot["items"] == 2
+    on_disk = pyarrow.dataset.dataset(str(tmp_path / "snap"), format="parquet").to_table()
+
+    # The same rows and schema (field metadata included) as the snapshot on disk.
+    got = pyarrow.table(ddbsnap.read("types", endpoint_url=dynalite, read_fraction=0.5))
+    assert got.schema.equals(on_disk.schema, check_metadata=True)
+    key = lambda r: r["pk"]  # noqa: E731
+    assert sorted(got.to_pylist(), key=key) == sorted(on_disk.to_pylist(), key=key)
+
+    import pandas
+    import polars
+
+    frame = polars.DataFrame(ddbsnap.read("types", endpoint_url=dynalite))
+    assert sorted(frame["pk"].to_list()) == ["all", "sparse"]
+    assert frame.filter(polars.col("pk") == "all")["price"].to_list() == [
+        decimal.Decimal("19.99")
+    ]
+    df = pyarrow.table(ddbsnap.read("types", endpoint_url=dynalite, columns=["price"])).to_pandas()
+    assert list(df.columns) == ["pk", "price"] and isinstance(df, pandas.DataFrame)
+
+    # A stream is consumed once, and its temporary folder is gone after; errors are the
+    # snapshot's.
+    import glob
+    import tempfile
+
+    before = set(glob.glob(os.path.join(tempfile.gettempdir(), "ddbsnap-read-*")))
+    batches = ddbsnap.read("types", endpoint_url=dynalite)
+    pyarrow.table(batches)
+    assert set(glob.glob(os.path.join(tempfile.gettempdir(), "ddbsnap-read-*"))) <= before
+    with pytest.raises(ValueError, match="already consumed"):
+        pyarrow.table(batches)
+    with pytest.raises(ddbsnap.NotFoundError):
+        ddbsnap.read("missing", endpoint_url=dynalite)
+
+
+def test_read_export_types_an_existing_export(tmp_path):
+    import base64
+    import gzip
+    import hashlib
+    import json
+
+    folder = tmp_path / "raw" / "AWSDynamoDB" / "01700000000000-abcdef12"
+    (folder / "data").mkdir(parents=True)
+    lines = [
+        {"Item": {"pk": {"S": "a"}, "n": {"N": "1.50"}, "b": {"B": "AAE="}}},
+        {"Item": {"pk": {"S": "b"}, "n": {"N": "12345678901234567890"}}},
+    ]
+    body = gzip.compress("".join(json.dumps(line) + "\n" for line in lines).encode())
+    key = "raw/AWSDynamoDB/01700000000000-abcdef12/data/abc.json.gz"
+    (folder / "data" / "abc.json.gz").write_bytes(body)
+    digest = hashlib.md5(body)
+    (folder / "manifest-files.json").write_text(json.dumps({
+        "itemCount": 2,
+        "md5Checksum": base64.b64encode(digest.digest()).decode(),
+        "etag": digest.hexdigest(),
+        "dataFileS3Key": key,
+    }) + "\n")
+    (folder / "manifest-summary.json").write_text(json.dumps({
+        "exportArn": "arn:aws:dynamodb:us-east-1:123456789012:table/t/export/01700000000000-abcdef12",
+        "tableArn": "arn:aws:dynamodb:us-east-1:123456789012:table/t",
+        "s3Bucket": "raw",
+        "s3Prefix": "raw",
+        "exportType": "FULL_EXPORT",
+        "exportTime": "2026-11-20T00:00:00.000Z",
+        "manifestFilesS3Key": "raw/AWSDynamoDB/01700000000000-abcdef12/manifest-files.json",
+        "itemCount": 2,
+        "outputFormat": "DYNAMODB_JSON",
+    }))
+    table = pyarrow.table(ddbsnap.read_export(str(folder), key=["pk"]))
+    rows = sorted(table.to_pylist(), key=lambda r: r["pk"])
+    assert rows[0]["n"] == decimal.Decimal("1.5") and rows[0]["b"] == b"\x00\x01"
+    assert rows[1]["n"] == decimal.Decimal("12345678901234567890")
