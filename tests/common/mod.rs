@@ -263,54 +263,48 @@ pub async fn run_until_killed(
 /// the process (SIGSTOP), call `meanwhile`, and let it go on (SIGCONT).
 pub async fn run_pausing(
     args: Vec<String>,
-    mut pause_when: impl FnMut(&Value) -> bool + Send + 'static,
+    pause_when: impl FnMut(&Value) -> bool + Send + 'static,
     meanwhile: impl FnOnce() + Send + 'static,
 ) -> Run {
-    tokio::task::spawn_blocking(move || {
-        let mut cmd = ddbsnap_command(&args);
-        cmd.args(["--progress", "json"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
-        let signal = |name: &str, pid: u32| {
-            let sent = Command::new("kill")
-                .args(["-s", name, &pid.to_string()])
-                .status()
-                .unwrap();
-            assert!(sent.success(), "kill -s {name}");
-        };
-        let mut meanwhile = Some(meanwhile);
-        let mut stderr = String::new();
-        for line in BufReader::new(child.stderr.take().unwrap()).lines() {
-            let line = line.unwrap();
-            if meanwhile.is_some()
-                && let Ok(event) = serde_json::from_str::<Value>(&line)
-                && pause_when(&event)
-            {
-                signal("STOP", child.id());
-                (meanwhile.take().unwrap())();
-                signal("CONT", child.id());
-            }
-            stderr.push_str(&line);
-            stderr.push('\n');
-        }
-        let out = child.wait_with_output().unwrap();
-        Run {
-            killed: meanwhile.is_none(),
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr,
-        }
+    run_watching(args, pause_when, move |child| {
+        send_signal("STOP", child.id());
+        meanwhile();
+        send_signal("CONT", child.id());
     })
     .await
-    .unwrap()
 }
 
 /// [`run_until_killed`] with another signal (`INT` is Ctrl-C); `killed` says it was sent.
 pub async fn run_until_signalled(
     args: Vec<String>,
     signal: &'static str,
-    mut kill_when: impl FnMut(&Value) -> bool + Send + 'static,
+    kill_when: impl FnMut(&Value) -> bool + Send + 'static,
+) -> Run {
+    run_watching(args, kill_when, move |child| {
+        if signal == "KILL" {
+            // At once (no process to start first), and no cleanup of any kind.
+            child.kill().unwrap();
+        } else {
+            send_signal(signal, child.id());
+        }
+    })
+    .await
+}
+
+fn send_signal(name: &str, pid: u32) {
+    let sent = Command::new("kill")
+        .args(["-s", name, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -s {name}");
+}
+
+/// Run `args` to the end with `--progress json`, and call `act` on the process at the first
+/// progress event `when` accepts; `killed` in the result says it was called.
+async fn run_watching(
+    args: Vec<String>,
+    mut when: impl FnMut(&Value) -> bool + Send + 'static,
+    act: impl FnOnce(&mut Child) + Send + 'static,
 ) -> Run {
     tokio::task::spawn_blocking(move || {
         let mut cmd = ddbsnap_command(&args);
@@ -318,32 +312,22 @@ pub async fn run_until_signalled(
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap();
+        let mut act = Some(act);
         let mut stderr = String::new();
-        let mut killed = false;
         for line in BufReader::new(child.stderr.take().unwrap()).lines() {
             let line = line.unwrap();
-            if !killed
+            if act.is_some()
                 && let Ok(event) = serde_json::from_str::<Value>(&line)
-                && kill_when(&event)
+                && when(&event)
             {
-                if signal == "KILL" {
-                    // At once (no process to start first), and no cleanup of any kind.
-                    child.kill().unwrap();
-                } else {
-                    let sent = Command::new("kill")
-                        .args(["-s", signal, &child.id().to_string()])
-                        .status()
-                        .unwrap();
-                    assert!(sent.success(), "kill -s {signal}");
-                }
-                killed = true;
+                (act.take().unwrap())(&mut child);
             }
             stderr.push_str(&line);
             stderr.push('\n');
         }
         let out = child.wait_with_output().unwrap();
         Run {
-            killed,
+            killed: act.is_none(),
             code: out.status.code(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr,
