@@ -54,6 +54,11 @@ impl ChangeSet {
         }
     }
 
+    /// True when nothing changed.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.latest.is_empty()
+    }
+
     /// The change of `key`: `Some(true)` a delete, `Some(false)` a new image, `None` unchanged.
     pub(crate) fn deletes(&self, key: &str) -> Option<bool> {
         self.latest.get(key).map(is_delete)

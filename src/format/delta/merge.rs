@@ -106,7 +106,9 @@ pub(super) fn merge(delta: &Delta<'_>, run: &Run, kind: ChangeKind) -> Result<De
         .collect();
     let mut touched = Vec::new();
     for file in live {
-        if rewrite_all || holds_a_change(delta.table, &file, &keys, &columns, &changes, handle)? {
+        let touched_by_change = !changes.is_empty()
+            && holds_a_change(delta.table, &file, &keys, &columns, &changes, handle)?;
+        if rewrite_all || touched_by_change {
             touched.push(file);
         }
     }
