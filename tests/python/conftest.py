@@ -26,25 +26,39 @@ def aws_env(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path))
 
 
-@pytest.fixture
-def dynalite():
-    cli = os.environ["DDBSNAP_DYNALITE"]
-    port = free_port()
-    proc = subprocess.Popen(
-        ["node", cli, "--port", str(port), "--createTableMs", "0"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+def serve(argv, port):
+    """Start a server on a loopback port; return its process once the port accepts."""
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 30
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
+            return proc
         except OSError:
             if time.time() > deadline or proc.poll() is not None:
                 proc.kill()
-                raise RuntimeError("dynalite did not start")
+                raise RuntimeError(f"{argv[0]} did not start")
             time.sleep(0.05)
+
+
+@pytest.fixture
+def dynalite():
+    port = free_port()
+    proc = serve(["node", os.environ["DDBSNAP_DYNALITE"], "--port", str(port), "--createTableMs", "0"], port)
     yield f"http://127.0.0.1:{port}"
+    proc.kill()
+    proc.wait()
+
+
+@pytest.fixture
+def s3(tmp_path):
+    """An s3s-fs server over a fresh folder: (endpoint, root); bucket "lake" exists."""
+    root = tmp_path / "s3"
+    (root / "lake").mkdir(parents=True)
+    port = free_port()
+    argv = [os.environ["DDBSNAP_S3S_FS"], "--host", "127.0.0.1", "--port", str(port)]
+    argv += ["--access-key", "test", "--secret-key", "test", str(root)]
+    proc = serve(argv, port)
+    yield f"http://127.0.0.1:{port}", root
     proc.kill()
     proc.wait()

@@ -188,40 +188,82 @@ def test_read_hands_arrow_batches_to_pyarrow_polars_and_pandas(dynalite, tmp_pat
         ddbsnap.read("missing", endpoint_url=dynalite)
 
 
-def test_read_export_types_an_existing_export(tmp_path):
+EXPORT_ID = "01700000000000-abcdef12"
+
+
+def write_export(bucket_dir, prefix="raw"):
+    """A full DynamoDB JSON export of two items, in AWS's layout, under bucket_dir/prefix;
+    returns its folder."""
     import base64
     import gzip
     import hashlib
     import json
 
-    folder = tmp_path / "raw" / "AWSDynamoDB" / "01700000000000-abcdef12"
+    folder = bucket_dir / prefix / "AWSDynamoDB" / EXPORT_ID
     (folder / "data").mkdir(parents=True)
     lines = [
         {"Item": {"pk": {"S": "a"}, "n": {"N": "1.50"}, "b": {"B": "AAE="}}},
         {"Item": {"pk": {"S": "b"}, "n": {"N": "12345678901234567890"}}},
     ]
     body = gzip.compress("".join(json.dumps(line) + "\n" for line in lines).encode())
-    key = "raw/AWSDynamoDB/01700000000000-abcdef12/data/abc.json.gz"
     (folder / "data" / "abc.json.gz").write_bytes(body)
     digest = hashlib.md5(body)
     (folder / "manifest-files.json").write_text(json.dumps({
         "itemCount": 2,
         "md5Checksum": base64.b64encode(digest.digest()).decode(),
         "etag": digest.hexdigest(),
-        "dataFileS3Key": key,
+        "dataFileS3Key": f"{prefix}/AWSDynamoDB/{EXPORT_ID}/data/abc.json.gz",
     }) + "\n")
     (folder / "manifest-summary.json").write_text(json.dumps({
-        "exportArn": "arn:aws:dynamodb:us-east-1:123456789012:table/t/export/01700000000000-abcdef12",
+        "exportArn": f"arn:aws:dynamodb:us-east-1:123456789012:table/t/export/{EXPORT_ID}",
         "tableArn": "arn:aws:dynamodb:us-east-1:123456789012:table/t",
-        "s3Bucket": "raw",
-        "s3Prefix": "raw",
+        "s3Bucket": bucket_dir.name,
+        "s3Prefix": prefix,
         "exportType": "FULL_EXPORT",
         "exportTime": "2026-11-20T00:00:00.000Z",
-        "manifestFilesS3Key": "raw/AWSDynamoDB/01700000000000-abcdef12/manifest-files.json",
+        "manifestFilesS3Key": f"{prefix}/AWSDynamoDB/{EXPORT_ID}/manifest-files.json",
         "itemCount": 2,
         "outputFormat": "DYNAMODB_JSON",
     }))
-    table = pyarrow.table(ddbsnap.read_export(str(folder), key=["pk"]))
+    return folder
+
+
+def assert_export_items(table):
     rows = sorted(table.to_pylist(), key=lambda r: r["pk"])
+    assert [r["pk"] for r in rows] == ["a", "b"]
     assert rows[0]["n"] == decimal.Decimal("1.5") and rows[0]["b"] == b"\x00\x01"
-    assert rows[1]["n"] == decimal.Decimal("12345678901234567890")
+    assert rows[1]["n"] == decimal.Decimal("12345678901234567890") and rows[1]["b"] is None
+
+
+def test_read_export_types_an_existing_export(tmp_path):
+    folder = write_export(tmp_path / "raw")
+    assert_export_items(pyarrow.table(ddbsnap.read_export(str(folder), key=["pk"])))
+
+
+def test_s3_destinations_and_exports(dynalite, s3):
+    endpoint, root = s3
+    create(dynalite, "types", EVERY_TYPE)
+    summary = ddbsnap.snapshot(
+        "types", "s3://lake/types/2026-12-01", endpoint_url=dynalite, s3_endpoint_url=endpoint
+    )
+    assert summary["items"] == 2 and summary["url"] == "s3://lake/types/2026-12-01"
+    # s3s-fs keeps each bucket as a folder: what landed in S3 is a committed snapshot.
+    landed = root / "lake" / "types" / "2026-12-01"
+    assert (landed / "_manifest.json").exists()
+    on_s3 = pyarrow.dataset.dataset(str(landed), format="parquet").to_table()
+    local = pyarrow.table(ddbsnap.read("types", endpoint_url=dynalite))
+    key = lambda r: r["pk"]  # noqa: E731
+    assert sorted(on_s3.to_pylist(), key=key) == sorted(local.to_pylist(), key=key)
+
+    write_export(root / "lake", prefix="raw/types")
+    url = f"s3://lake/raw/types/AWSDynamoDB/{EXPORT_ID}"
+    assert_export_items(pyarrow.table(ddbsnap.read_export(url, s3_endpoint_url=endpoint)))
+    converted = ddbsnap.convert_export(url, "s3://lake/types/converted", s3_endpoint_url=endpoint)
+    assert converted["items"] == 2
+    assert_export_items(
+        pyarrow.dataset.dataset(str(root / "lake/types/converted"), format="parquet").to_table()
+    )
+    with pytest.raises(ddbsnap.DestinationError):
+        ddbsnap.snapshot(
+            "types", "s3://no-such-bucket/x", endpoint_url=dynalite, s3_endpoint_url=endpoint
+        )
