@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! scan task × concurrency ──Msg::Page──> bounded channel ──> conversion thread
-//!                                                             observe shape, encode, Parquet
+//!   (each page's parse starts on a                            takes pages in order sent,
+//!    blocking thread as it arrives)                           observe shape, encode, Parquet
 //!                                                             rolling files (uploads async)
 //!                                                             file closed ─> _checkpoint.json
 //! all segments done ──Msg::End──> close last file ──> re-encode early files if the schema

@@ -4,7 +4,7 @@
 //! a successful Scan, [`TakeBody`] takes the raw JSON body away before the SDK deserializes it
 //! and hands it an empty `{}` instead. The scan task then reads only the small fields it needs
 //! (counts, LastEvaluatedKey, ConsumedCapacity) and passes the bytes on; the items are parsed on
-//! the conversion thread by [`parse_items`], straight into `AttributeValue`s with serde_json.
+//! blocking threads by [`parse_items`], straight into `AttributeValue`s with serde_json.
 //! This moves the largest CPU cost of a snapshot (parsing) off the network tasks and makes it
 //! cheaper (measured in `scripts/bench`).
 

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 use bytes::Bytes;
+use tokio::runtime::Handle;
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::aws::AwsContext;
@@ -24,14 +25,16 @@ use crate::throttle::{Throttle, backoff};
 
 use super::raw::{self, TakeBody};
 
-/// One Scan response. Items come either already parsed by the SDK or, normally, as the raw
-/// response body that the conversion thread parses ([`Page::into_items`]).
+/// One Scan response. Items come either already parsed (by the SDK, or from an export), or,
+/// normally, from the raw response body, parsed on a blocking thread of the runtime as soon as
+/// the response arrives: pages of all segments parse in parallel, on every core, while the
+/// conversion thread takes them in the order they were sent ([`Page::into_items`]), so a
+/// segment's pages still reach it in order.
 #[derive(Debug)]
 pub(crate) struct Page {
     /// The segment the page belongs to.
     pub(crate) segment: u32,
-    body: Option<Bytes>,
-    items: Vec<Item>,
+    items: Items,
     /// Items returned (DynamoDB's Count).
     pub(crate) count: u64,
     /// Items read before any filter (ScannedCount).
@@ -47,9 +50,8 @@ impl Page {
         let items = out.items.unwrap_or_default();
         Page {
             segment,
-            body: None,
             count: items.len() as u64,
-            items,
+            items: Items::Parsed(items),
             scanned: out.scanned_count.max(0) as u64,
             consumed_rcu: out
                 .consumed_capacity
@@ -78,8 +80,7 @@ impl Page {
                 .last_evaluated_key
                 .map(|k| k.0)
                 .filter(|k| !k.is_empty()),
-            body: Some(body),
-            items: Vec::new(),
+            items: Items::Parsing(tokio::task::spawn_blocking(move || parse_items(&body))),
         })
     }
 
@@ -88,30 +89,43 @@ impl Page {
     pub(crate) fn from_items(segment: u32, items: Vec<Item>, last_key: Option<Item>) -> Self {
         Page {
             segment,
-            body: None,
             count: items.len() as u64,
             scanned: items.len() as u64,
             consumed_rcu: 0.0,
             last_key,
-            items,
+            items: Items::Parsed(items),
         }
     }
 
-    /// The page's items, parsing the raw body if there is one (on the conversion thread).
+    /// The page's items, waiting for their parse if it is still running. Called on the
+    /// conversion thread (a blocking thread of the runtime).
     pub(crate) fn into_items(self) -> Result<Vec<Item>> {
-        let Some(body) = self.body else {
-            return Ok(self.items);
-        };
-        raw::parse_items(&body).map_err(|e| match e {
-            raw::ParseError::UnknownType(path, message) => Error::Unrepresentable { path, message },
-            raw::ParseError::Malformed(e) => Error::Dynamo {
-                operation: "Scan",
-                code: "MalformedResponse".into(),
-                message: format!("the Scan response has malformed items: {e}"),
-                source: Some(Box::new(e)),
-            },
-        })
+        match self.items {
+            Items::Parsed(items) => Ok(items),
+            Items::Parsing(parse) => Handle::current()
+                .block_on(parse)
+                .map_err(|e| Error::Internal(format!("a page's parse failed: {e}")))?,
+        }
     }
+}
+
+#[derive(Debug)]
+enum Items {
+    Parsed(Vec<Item>),
+    Parsing(tokio::task::JoinHandle<Result<Vec<Item>>>),
+}
+
+/// The items of a raw Scan response body.
+fn parse_items(body: &Bytes) -> Result<Vec<Item>> {
+    raw::parse_items(body).map_err(|e| match e {
+        raw::ParseError::UnknownType(path, message) => Error::Unrepresentable { path, message },
+        raw::ParseError::Malformed(e) => Error::Dynamo {
+            operation: "Scan",
+            code: "MalformedResponse".into(),
+            message: format!("the Scan response has malformed items: {e}"),
+            source: Some(Box::new(e)),
+        },
+    })
 }
 
 /// What flows from the scan tasks to the conversion thread. The conversion thread commits only
