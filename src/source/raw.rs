@@ -201,7 +201,11 @@ impl<'de> Deserialize<'de> for Value {
                     "N" => AV::N(map.next_value()?),
                     "B" => AV::B(blob(&map.next_value::<Cow<'de, str>>()?)?),
                     "BOOL" => AV::Bool(map.next_value()?),
-                    "NULL" => AV::Null(map.next_value()?),
+                    "NULL" => {
+                        // DynamoDB JSON has `"NULL": true`; any value means null.
+                        map.next_value::<IgnoredAny>()?;
+                        AV::Null(true)
+                    }
                     "SS" => AV::Ss(map.next_value()?),
                     "NS" => AV::Ns(map.next_value()?),
                     "BS" => AV::Bs(map.next_value::<Blobs>()?.0),
