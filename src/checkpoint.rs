@@ -163,6 +163,18 @@ pub struct Totals {
     pub retried_requests: u64,
 }
 
+impl Totals {
+    /// Add the totals of `other` (of other pages).
+    pub(crate) fn add(&mut self, other: &Totals) {
+        self.items_scanned += other.items_scanned;
+        self.items_written += other.items_written;
+        self.pages += other.pages;
+        self.consumed_rcu += other.consumed_rcu;
+        self.throttled_requests += other.throttled_requests;
+        self.retried_requests += other.retried_requests;
+    }
+}
+
 impl Checkpoint {
     /// Segments whose every item is already in closed files.
     pub fn segments_done(&self) -> usize {

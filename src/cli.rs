@@ -228,9 +228,14 @@ pub struct OutputArgs {
     /// Target data file size in MiB.
     #[arg(long, default_value_t = 128, value_name = "MiB")]
     pub file_size: usize,
-    /// Row group size in MiB (bounds memory).
+    /// Row group size in MiB, shared by the conversion threads (bounds memory).
     #[arg(long, default_value_t = 32, value_name = "MiB")]
     pub row_group_size: usize,
+    /// Conversion threads, each writing its own data files (default: one per two cores, as
+    /// parsing takes the others, and one per 64 MiB of input at most, so small tables make one
+    /// file).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<u32>,
     /// Output: a snapshot folder, or a Delta Lake table at --to that each run replaces as one
     /// new version (created on the first run).
     #[arg(long, value_enum, default_value_t = crate::format::TableFormat::Snapshot)]
@@ -270,6 +275,9 @@ impl OutputArgs {
             .overwrite(self.overwrite)
             .resume(self.resume)
             .checkpoint_interval(std::time::Duration::from_secs(self.checkpoint_every));
+        if let Some(n) = self.threads {
+            b = b.threads(n);
+        }
         if let Some(v) = &aws.region {
             b = b.region(v);
         }

@@ -42,6 +42,9 @@ pub struct SnapshotConfig {
     pub segments: Option<u32>,
     /// Segments scanned at once; `None` lets the read budget decide (one per 400 RCU/s, 1 to 8).
     pub concurrency: Option<u32>,
+    /// Conversion threads, each writing its own files; `None`: one per two cores, one per
+    /// 64 MiB of input at most.
+    pub threads: Option<u32>,
     /// Strongly consistent reads (twice the RCU).
     pub consistent_read: bool,
     /// Fraction of the table's read capacity to use.
@@ -118,6 +121,7 @@ impl SnapshotConfig {
             s3: S3Options::default(),
             segments: None,
             concurrency: None,
+            threads: None,
             consistent_read: false,
             read_fraction: crate::throttle::DEFAULT_READ_FRACTION,
             max_rcu: None,
@@ -151,6 +155,7 @@ pub struct SnapshotConfigBuilder {
     s3: S3Options,
     segments: Option<u32>,
     concurrency: Option<u32>,
+    threads: Option<u32>,
     consistent_read: bool,
     read_fraction: f64,
     max_rcu: Option<f64>,
@@ -212,6 +217,12 @@ impl SnapshotConfigBuilder {
     /// Segments scanned at once.
     pub fn concurrency(mut self, concurrency: u32) -> Self {
         self.concurrency = Some(concurrency);
+        self
+    }
+    /// Conversion threads, each writing its own data files (default: one per two cores, fewer
+    /// for small inputs).
+    pub fn threads(mut self, threads: u32) -> Self {
+        self.threads = Some(threads);
         self
     }
     /// Strongly consistent reads.
@@ -387,6 +398,9 @@ impl SnapshotConfigBuilder {
         if self.concurrency == Some(0) {
             return Err(Error::invalid("--concurrency must be at least 1"));
         }
+        if self.threads == Some(0) {
+            return Err(Error::invalid("--threads must be at least 1"));
+        }
         if !(1..=22).contains(&self.zstd_level) {
             return Err(Error::invalid(format!(
                 "--zstd-level must be between 1 and 22, got {}",
@@ -425,6 +439,7 @@ impl SnapshotConfigBuilder {
             s3: self.s3,
             segments: self.segments,
             concurrency: self.concurrency,
+            threads: self.threads,
             consistent_read: self.consistent_read,
             read_fraction: self.read_fraction,
             max_rcu: self.max_rcu,

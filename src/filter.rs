@@ -362,6 +362,21 @@ pub struct WindowStats {
     pub max_seen: Option<MaxSeen>,
 }
 
+impl WindowStats {
+    /// Add what `other` saw (of other items): counts summed, the later of the latest
+    /// timestamps.
+    pub(crate) fn merge(&mut self, other: &WindowStats) {
+        self.missing += other.missing;
+        self.invalid += other.invalid;
+        self.outside += other.outside;
+        if let Some(seen) = &other.max_seen
+            && self.max_seen.as_ref().is_none_or(|m| seen.time > m.time)
+        {
+            self.max_seen = Some(seen.clone());
+        }
+    }
+}
+
 /// The latest timestamp written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MaxSeen {
@@ -379,6 +394,11 @@ pub(crate) struct TimeCheck {
 }
 
 impl TimeCheck {
+    /// What the check saw since the last call (for one page's items), starting over.
+    pub(crate) fn take_stats(&mut self) -> WindowStats {
+        std::mem::take(&mut self.stats)
+    }
+
     /// Keep `item` if its timestamp is in the window; count it otherwise.
     pub(crate) fn keep(&mut self, item: &Item) -> bool {
         let f = &self.filter;

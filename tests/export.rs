@@ -412,6 +412,35 @@ async fn a_full_export_converts_value_by_value() {
     );
 }
 
+/// Conversion lanes (`--threads`) each write their own files from their data files; items
+/// of the last file add an attribute and change another's type, which every lane's files must
+/// take on (the commit re-encodes files written before), value by value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conversion_threads_share_one_schema() {
+    let s3 = S3Server::start(&["raw", "snaps"]);
+    let mut items = export_items(12_000);
+    for (i, it) in items.iter_mut().enumerate().skip(10_000) {
+        it.insert(
+            "late".into(),
+            AV::M(item(vec![("wide", n(&format!("1{i:035}.5")))])),
+        );
+        it.insert("ok".into(), s("not a boolean any more"));
+    }
+    // Six data files of 2,000 items: lane 0 takes files 0, 2 and 4, lane 1 takes 1, 3 and 5.
+    write_export(&s3, &items, 7, Damage::None).await;
+    let to = "s3://snaps/orders/lanes";
+    let out = convert(&s3, to, &["--key", "pk,sk", "--threads", "2", "--json"]).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(summary["files"].as_u64().unwrap() >= 2, "{summary}");
+    assert_eq!(summary["items"], 12_000, "{summary}");
+    let target = s3_target(&s3, to).await;
+    assert_same_items(&items, &read_snapshot(&target).await);
+    let manifest = ddbsnap::sink::reader::read_manifest(&target).await.unwrap();
+    assert!(manifest.schema.columns.contains_key("late"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_export_fails_clearly_with_no_manifest() {
     for (damage, needle) in [

@@ -151,9 +151,10 @@ async fn kill_and_resume(
     truth: &[Item],
     to: &str,
     point: KillPoint,
+    extra: &[&str],
 ) {
     let what = point.name();
-    let first = run_until_killed(args("orders", to, db, s3, &[]), point.trigger()).await;
+    let first = run_until_killed(args("orders", to, db, s3, extra), point.trigger()).await;
     assert!(
         first.killed,
         "{what}: the run ended (exit {:?}) before the kill point; stderr:\n{}",
@@ -168,7 +169,7 @@ async fn kill_and_resume(
             "{what}: a killed run must not look complete"
         );
         // Without --resume the unfinished snapshot is refused, with a hint.
-        let refused = run_until_killed(args("orders", to, db, s3, &[]), |_| false).await;
+        let refused = run_until_killed(args("orders", to, db, s3, extra), |_| false).await;
         assert_eq!(refused.code, Some(8), "{what}: {}", refused.stderr);
         assert!(
             refused.stderr.contains("pass --resume"),
@@ -177,7 +178,8 @@ async fn kill_and_resume(
         );
     }
 
-    let resumed = run_until_killed(args("orders", to, db, s3, &["--resume"]), |_| false).await;
+    let resume = [extra, &["--resume"]].concat();
+    let resumed = run_until_killed(args("orders", to, db, s3, &resume), |_| false).await;
     assert_eq!(resumed.code, Some(0), "{what}: {}", resumed.stderr);
     if before.contains("_manifest.json") {
         assert!(
@@ -217,7 +219,21 @@ async fn sigkill_then_resume_on_local_disk_keeps_every_item_once() {
     let dir = tempfile::tempdir().unwrap();
     for point in KillPoint::ALL {
         let to = dir.path().join(point.name());
-        kill_and_resume(&db, None, &truth, to.to_str().unwrap(), point).await;
+        kill_and_resume(&db, None, &truth, to.to_str().unwrap(), point, &[]).await;
+    }
+}
+
+/// Three conversion lanes over four segments (one lane takes two): each lane's files and
+/// positions go into the one checkpoint, and a resume from any kill point is exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_then_resume_with_three_conversion_threads_keeps_every_item_once() {
+    let db = Dynalite::start();
+    let truth = load_table(&db, "orders").await;
+    let dir = tempfile::tempdir().unwrap();
+    for point in KillPoint::ALL {
+        let to = dir.path().join(point.name());
+        let threads = ["--threads", "3"];
+        kill_and_resume(&db, None, &truth, to.to_str().unwrap(), point, &threads).await;
     }
 }
 
@@ -228,7 +244,7 @@ async fn sigkill_then_resume_on_s3_keeps_every_item_once() {
     let truth = load_table(&db, "orders").await;
     for point in KillPoint::ALL {
         let to = format!("s3://snaps/orders/{}", point.name());
-        kill_and_resume(&db, Some(&s3), &truth, &to, point).await;
+        kill_and_resume(&db, Some(&s3), &truth, &to, point, &[]).await;
     }
 }
 

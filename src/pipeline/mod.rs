@@ -1,18 +1,19 @@
 //! Wires source → convert → sink, checkpoints, and commits.
 //!
 //! ```text
-//! scan task × concurrency ──Msg::Page──> bounded channel ──> conversion thread
-//!   (each page's parse starts on a                            takes pages in order sent,
-//!    blocking thread as it arrives)                           observe shape, encode, Parquet
-//!                                                             rolling files (uploads async)
-//!                                                             file closed ─> _checkpoint.json
-//! all segments done ──Msg::End──> close last file ──> re-encode early files if the schema
-//! widened after them ──> write _manifest.json (the commit) ──> remove _checkpoint.json
+//! scan task × concurrency ──page──> PageSink ──segment % lanes──> conversion lanes (see lanes)
+//!   (each page's parse starts on a                                  each takes its pages in
+//!    blocking thread as it arrives)                                  order: observe the shared
+//!                                                                    shape, encode, its own
+//!                                                                    rolling Parquet files
+//!                                                                    file closed ─> _checkpoint.json
+//! all segments done ──Msg::End──> lanes close their last files ──> re-encode early files if the
+//! schema widened after them ──> write _manifest.json (the commit) ──> remove _checkpoint.json
 //! ```
 //!
-//! Schema: the first [`SAMPLE_PAGES`] pages are held back and observed before the first file
-//! is opened, so the first files already have the settled schema in most tables. When a later
-//! item widens the schema (a new attribute, a number needing a wider type, a type conflict),
+//! Schema: the first [`SAMPLE_PAGES`] pages of a lane are held back and observed before its
+//! first file is opened, so the first files already have the settled schema in most tables.
+//! When a later item widens the schema (a new attribute, a number needing a wider type, a type conflict),
 //! the open file is closed and a new one started; at the end, every file whose schema differs
 //! from the final one is read back and re-encoded, so all files share one schema.
 //!
@@ -60,7 +61,10 @@ use crate::source::export::{Export, ExportSummary};
 use crate::source::scan::{Msg, Page, ScanJob, SegmentEnd};
 use crate::throttle::{ReadBudget, Throttle};
 
+mod lanes;
 mod sources;
+
+use lanes::{Conversion, LaneSetup};
 
 use sources::convert_export_to;
 pub use sources::{apply, convert_export};
@@ -680,25 +684,20 @@ async fn run(
     });
 
     let writer_opts = writer_options(config, &table)?;
-    let (tx, rx) = mpsc::channel::<Msg>(concurrency as usize);
-    let prior_counts = (
-        checkpoint.totals.throttled_requests,
-        checkpoint.totals.retried_requests,
-    );
-    let time = plan.spec.time.as_ref().map(|t| {
-        let mut check = t.check();
-        check.stats = checkpoint.window.clone().unwrap_or_default();
-        check
-    });
-    let converter = Converter {
+    let time = plan.spec.time.as_ref().map(|t| t.check());
+    let input_bytes = plan.size_bytes(&table).map(|b| b.max(0) as u64);
+    let lanes = lanes::lane_count(config.threads, input_bytes, pending.len());
+    let setup = LaneSetup {
+        target: &target,
+        writer: &writer_opts,
+        progress: &progress,
+        config,
         time,
-        throttle: Arc::clone(&throttle),
-        prior_counts,
+        throttle: Some(Arc::clone(&throttle)),
         // The scan tasks report their own pages.
         report_pages: false,
-        ..Converter::new(&target, &writer_opts, &progress, checkpoint, config)
     };
-    let converter = converter.spawn(rx);
+    let (tx, conversion) = Conversion::start(setup, checkpoint, lanes);
 
     let job = ScanJob {
         aws: aws.clone(),
@@ -718,7 +717,7 @@ async fn run(
     };
     let tx = job.tx.clone();
     let scan_error = scan_segments(job, pending, &cancel, &target).await;
-    let mut checkpoint = converter.finish(tx, scan_error, &target).await?;
+    let mut checkpoint = conversion.finish(tx, scan_error, &target).await?;
     commit(
         &aws.region,
         table,
@@ -1038,238 +1037,6 @@ fn file_metadata(table: &TableInfo) -> Result<Vec<KeyValue>> {
             env!("CARGO_PKG_VERSION").to_owned(),
         ),
     ])
-}
-
-/// A page whose items were handed to the writer: what it adds to the checkpoint.
-struct PageDone {
-    segment: u32,
-    next: Position,
-    items: u64,
-    scanned: u64,
-    consumed_rcu: f64,
-}
-
-impl PageDone {
-    fn of(page: &Page) -> Self {
-        PageDone {
-            segment: page.segment,
-            next: match &page.last_key {
-                Some(key) => Position::After {
-                    key: crate::checkpoint::StartKey(key.clone()),
-                },
-                None => Position::Done,
-            },
-            items: 0,
-            scanned: page.scanned,
-            consumed_rcu: page.consumed_rcu,
-        }
-    }
-}
-
-/// The conversion thread's state: the writer, and the checkpoint it keeps current.
-///
-/// Invariant: `state` (positions, totals) covers exactly the pages whose items were handed to
-/// the writer; files close only between pages, so right after a close it covers exactly the
-/// items in closed files, and that is when it is saved.
-struct Converter {
-    writer: RollingWriter,
-    numbers: NumberMode,
-    /// The exact timestamp window of an incremental pull.
-    time: Option<TimeCheck>,
-    state: Checkpoint,
-    throttle: Arc<Throttle>,
-    /// Throttled and retried counts of earlier runs.
-    prior_counts: (u64, u64),
-    progress: Arc<dyn Progress>,
-    /// Items of the first pages, held for schema inference before the first file opens.
-    held: Vec<Item>,
-    held_pages: Vec<PageDone>,
-    /// True until the first [`SAMPLE_PAGES`] pages are written.
-    sampling: bool,
-    max_file_age: Duration,
-    /// Report each page to `progress` (sources other than a scan, whose tasks report their
-    /// own).
-    report_pages: bool,
-}
-
-impl Converter {
-    /// A converter from `state` into files at `target`, for items that need no timestamp
-    /// check and count no throttling, reporting each page to `progress`.
-    fn new(
-        target: &Target,
-        writer_opts: &WriterOptions,
-        progress: &Arc<dyn Progress>,
-        state: Checkpoint,
-        config: &SnapshotConfig,
-    ) -> Self {
-        Converter {
-            writer: RollingWriter::new(
-                target.clone(),
-                Handle::current(),
-                writer_opts.clone(),
-                Arc::clone(progress),
-                next_file_index(&state.files),
-            ),
-            numbers: config.numbers,
-            time: None,
-            state,
-            throttle: Arc::new(Throttle::new(1.0, None, false)),
-            prior_counts: (0, 0),
-            progress: Arc::clone(progress),
-            held: Vec::new(),
-            held_pages: Vec::new(),
-            sampling: true,
-            max_file_age: config.checkpoint_interval,
-            report_pages: true,
-        }
-    }
-
-    /// Run on a blocking thread, converting what arrives on `rx`.
-    fn spawn(self, rx: mpsc::Receiver<Msg>) -> Conversion {
-        Conversion(tokio::task::spawn_blocking(move || self.run(rx)))
-    }
-
-    /// Convert every page. Returns the final checkpoint and whether the scan finished
-    /// ([`Msg::End`]); when it did not (an error or Ctrl-C upstream), what was received is
-    /// written and checkpointed so a resume loses nothing. On its own errors the open upload
-    /// is aborted (the writer is dropped) and the last saved checkpoint stands.
-    fn run(mut self, mut rx: mpsc::Receiver<Msg>) -> Result<(Checkpoint, bool)> {
-        let complete = loop {
-            match rx.blocking_recv() {
-                Some(Msg::Page(page)) => self.page(page)?,
-                Some(Msg::End) => break true,
-                None => break false,
-            }
-        };
-        self.flush_held()?;
-        if complete && self.state.files.is_empty() && self.writer.is_empty() {
-            // An empty table still gets one (empty) file carrying the schema, so readers work.
-            let columns = self.state.shape.resolve(self.numbers);
-            self.writer.write(&columns, &[])?;
-        }
-        self.close_and_save()?;
-        Ok((self.state, complete))
-    }
-
-    fn page(&mut self, page: Page) -> Result<()> {
-        let mut done = PageDone::of(&page);
-        let mut items = page.into_items()?;
-        if self.report_pages {
-            self.progress.event(&ProgressEvent::Page {
-                segment: done.segment,
-                items: items.len() as u64,
-                scanned: done.scanned,
-                consumed_rcu: 0.0,
-            });
-        }
-        if let Some(check) = &mut self.time {
-            items.retain(|item| check.keep(item));
-        }
-        done.items = items.len() as u64;
-        for item in &items {
-            self.state.shape.observe(item)?;
-        }
-        if self.sampling {
-            self.held.extend(items);
-            self.held_pages.push(done);
-            if self.held_pages.len() == SAMPLE_PAGES {
-                self.flush_held()?;
-            }
-            return Ok(());
-        }
-        let columns = self.state.shape.resolve(self.numbers);
-        if self.writer.columns_differ(&columns) {
-            self.close_and_save()?;
-        }
-        if !items.is_empty() {
-            self.writer.write(&columns, &items)?;
-        }
-        self.mark(done);
-        if self.writer.roll_due(Some(self.max_file_age)) {
-            self.close_and_save()?;
-        }
-        Ok(())
-    }
-
-    /// Write the held-back items (in one file: no close between them) and count their pages.
-    fn flush_held(&mut self) -> Result<()> {
-        // Later pages are no longer held (the sample is complete or the scan is over).
-        self.sampling = false;
-        if self.held_pages.is_empty() {
-            return Ok(());
-        }
-        let columns = self.state.shape.resolve(self.numbers);
-        for chunk in std::mem::take(&mut self.held).chunks(BATCH_ROWS) {
-            self.writer.write(&columns, chunk)?;
-        }
-        for done in std::mem::take(&mut self.held_pages) {
-            self.mark(done);
-        }
-        Ok(())
-    }
-
-    fn mark(&mut self, done: PageDone) {
-        let totals = &mut self.state.totals;
-        totals.pages += 1;
-        totals.items_written += done.items;
-        totals.items_scanned += done.scanned;
-        totals.consumed_rcu += done.consumed_rcu;
-        self.state.positions[done.segment as usize] = done.next;
-    }
-
-    /// Close the open file, if any, and save the checkpoint.
-    fn close_and_save(&mut self) -> Result<()> {
-        if self.writer.close_current()? {
-            let file = self.writer.files().last().expect("a file was just closed");
-            self.state.files.push(CheckpointFile::new(file));
-        }
-        let (throttled, retried) = self.throttle.counts();
-        self.state.totals.throttled_requests = self.prior_counts.0 + throttled;
-        self.state.totals.retried_requests = self.prior_counts.1 + retried;
-        if let Some(check) = &self.time {
-            self.state.window = Some(check.stats.clone());
-        }
-        self.state.updated_at = Utc::now();
-        let handle = self.writer.handle().clone();
-        handle.block_on(write_checkpoint(self.writer.target(), &self.state))?;
-        self.progress.event(&ProgressEvent::Checkpointed {
-            files: self.state.files.len(),
-            items: self.state.totals.items_written,
-        });
-        Ok(())
-    }
-}
-
-/// A running conversion thread.
-struct Conversion(tokio::task::JoinHandle<Result<(Checkpoint, bool)>>);
-
-impl Conversion {
-    /// Once every source has stopped: when none failed (`error` is `None`), tell the thread
-    /// the sources are complete so it closes its last file, and return the checkpoint to
-    /// commit; otherwise the first error, made resumable (what arrived is checkpointed).
-    async fn finish(
-        self,
-        tx: mpsc::Sender<Msg>,
-        error: Option<Error>,
-        target: &Target,
-    ) -> Result<Checkpoint> {
-        if error.is_none() {
-            let _ = tx.send(Msg::End).await;
-        }
-        drop(tx);
-        let converted = self
-            .0
-            .await
-            .map_err(|e| Error::Internal(format!("conversion thread failed: {e}")));
-        if let Some(e) = error {
-            return Err(resumable(e, target));
-        }
-        let (checkpoint, complete) = converted?.map_err(|e| resumable(e, target))?;
-        if !complete {
-            return Err(Error::Internal("the conversion stopped early".into()));
-        }
-        Ok(checkpoint)
-    }
 }
 
 /// Re-encode `stale` files (written with an earlier schema) into `columns`.

@@ -10,9 +10,14 @@
 use super::*;
 use crate::changes::{ChangeSet, key_text};
 use crate::source::export::{LINE_KEY, line_key};
+use crate::source::scan::PageSink;
 
-/// Data files of an export read at once.
+/// Data files of an export read at once, at least (one per conversion lane when there are
+/// more lanes).
 const EXPORT_READERS: usize = 2;
+
+/// The size of an item, as far as the number of lanes goes, when only the count is known.
+const ITEM_BYTES_GUESS: u64 = 1024;
 
 /// Convert the DynamoDB export at `source` (its `.../AWSDynamoDB/<export-id>` directory) into a
 /// snapshot at `config.destination`, through the same conversion, files and commit as a scan.
@@ -118,7 +123,7 @@ pub(super) async fn convert_export_to(
         time: None,
         export: Some(export.summary.clone()),
     };
-    let readers = move |positions: &[Position]| -> Result<Vec<Producer>> {
+    let readers = move |positions: &[Position], lanes: usize| -> Result<Vec<Producer>> {
         let pending: Vec<(usize, u64)> = positions
             .iter()
             .enumerate()
@@ -127,12 +132,12 @@ pub(super) async fn convert_export_to(
             .collect::<Result<_>>()?;
         let pending = Arc::new(pending);
         let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        Ok((0..EXPORT_READERS.min(pending.len()))
+        Ok((0..lanes.max(EXPORT_READERS).min(pending.len()))
             .map(|_| {
                 let (export, pending, next) =
                     (Arc::clone(&export), Arc::clone(&pending), Arc::clone(&next));
-                Box::new(
-                    move |handle: &Handle, tx: &mpsc::Sender<Msg>, stop: &AtomicBool| loop {
+                Box::new(move |handle: &Handle, tx: &PageSink, stop: &AtomicBool| {
+                    loop {
                         let i = next.fetch_add(1, Ordering::SeqCst);
                         let Some(&(file, skip)) = pending.get(i) else {
                             return Ok(());
@@ -141,8 +146,8 @@ pub(super) async fn convert_export_to(
                             return Ok(());
                         }
                         export.read_file(file, skip, handle, tx, stop)?;
-                    },
-                ) as Producer
+                    }
+                }) as Producer
             })
             .collect())
     };
@@ -242,20 +247,20 @@ pub async fn apply(
     let key_names = keys.clone();
     let first: Vec<&str> = key_names.iter().map(String::as_str).collect();
     let source = format!("{} applied to {}", changes.url, base.url);
-    let producer = move |positions: &[Position]| -> Result<Vec<Producer>> {
+    let producer = move |positions: &[Position], _lanes: usize| -> Result<Vec<Producer>> {
         let Some(skip) = lines_done(&positions[0])? else {
             return Ok(Vec::new());
         };
-        Ok(vec![Box::new(
-            move |handle: &Handle, tx: &mpsc::Sender<Msg>, stop: &AtomicBool| {
+        Ok(vec![
+            Box::new(move |handle: &Handle, tx: &PageSink, stop: &AtomicBool| {
                 let merging = Merge {
                     changes: (&changes, &change_manifest),
                     base: (&base, &base_manifest),
                     keys: &keys,
                 };
                 merging.run(handle, tx, stop, skip)
-            },
-        ) as Producer])
+            }) as Producer,
+        ])
     };
     run_producers(
         &region,
@@ -287,13 +292,7 @@ struct Merge<'a> {
 impl Merge<'_> {
     /// Send the merged items, numbering them by the rows read (base rows, kept or not, then new
     /// images), which is the same order every run; the first `skip` are left out (a resume).
-    fn run(
-        self,
-        handle: &Handle,
-        tx: &mpsc::Sender<Msg>,
-        stop: &AtomicBool,
-        skip: u64,
-    ) -> Result<()> {
+    fn run(self, handle: &Handle, tx: &PageSink, stop: &AtomicBool, skip: u64) -> Result<()> {
         let (changes, change_manifest) = self.changes;
         let latest = ChangeSet::read(changes, &change_manifest.files, self.keys, handle)?;
         // Rows numbered up to `read`; those up to `skip` were converted by an earlier run.
@@ -310,8 +309,7 @@ impl Merge<'_> {
                     kept.push(row);
                 }
             }
-            tx.blocking_send(Msg::Page(Page::from_items(0, kept, Some(line_key(read)))))
-                .map_err(|_| Error::Internal("the conversion thread stopped".into()))
+            Ok(tx.blocking_send(Page::from_items(0, kept, Some(line_key(read))))?)
         };
         let (base, base_manifest) = self.base;
         let unchanged = |item: &Item| Ok(!latest.contains(&key_text(item, self.keys)?));
@@ -335,8 +333,7 @@ impl Merge<'_> {
             }
             send(batch, &|_| Ok(true))?;
         }
-        tx.blocking_send(Msg::Page(Page::from_items(0, Vec::new(), None)))
-            .map_err(|_| Error::Internal("the conversion thread stopped".into()))
+        Ok(tx.blocking_send(Page::from_items(0, Vec::new(), None))?)
     }
 }
 
@@ -370,14 +367,14 @@ fn declared_table(
 
 /// Sends batches of items to the conversion thread, on a blocking thread; stops early when
 /// the flag is set (another producer failed, or Ctrl-C).
-type Producer =
-    Box<dyn FnOnce(&Handle, &mpsc::Sender<Msg>, &AtomicBool) -> Result<()> + Send + 'static>;
+type Producer = Box<dyn FnOnce(&Handle, &PageSink, &AtomicBool) -> Result<()> + Send + 'static>;
 
-/// Run producers into one conversion thread and commit: the path shared by everything that is
+/// Run producers into the conversion lanes and commit: the path shared by everything that is
 /// not a table scan (exports, `apply`). `segments` is how many item sources the producers
 /// number their batches by, `source` names them (a resume must read the same), and
 /// `first_columns` come first in the schema. `producers` makes the producers for what the
-/// checkpoint's positions leave to do: everything on a first run, the rest on `--resume`.
+/// checkpoint's positions leave to do (everything on a first run, the rest on `--resume`),
+/// given the number of lanes.
 #[allow(clippy::too_many_arguments)]
 async fn run_producers(
     region: &str,
@@ -389,7 +386,7 @@ async fn run_producers(
     cancel: CancellationToken,
     (started, started_at): (Instant, chrono::DateTime<Utc>),
     (segments, first_columns, source): (u32, &[&str], &str),
-    producers: impl FnOnce(&[Position]) -> Result<Vec<Producer>>,
+    producers: impl FnOnce(&[Position], usize) -> Result<Vec<Producer>>,
 ) -> Result<Summary> {
     let fresh = || {
         new_checkpoint(
@@ -422,7 +419,16 @@ async fn run_producers(
             Started::Running(checkpoint) => *checkpoint,
         };
     // From here on a failure leaves a conversion `--resume` can continue.
-    let producers = producers(&checkpoint.positions)?;
+    let left = checkpoint
+        .positions
+        .iter()
+        .filter(|p| !matches!(p, Position::Done))
+        .count();
+    let input_bytes = table
+        .item_count
+        .map(|n| (n.max(0) as u64).saturating_mul(ITEM_BYTES_GUESS));
+    let lanes = lanes::lane_count(config.threads, input_bytes, left);
+    let producers = producers(&checkpoint.positions, lanes)?;
     let concurrency = producers.len().max(1);
     progress.event(&ProgressEvent::Started {
         mode: origin.mode.into(),
@@ -433,8 +439,16 @@ async fn run_producers(
         concurrency: concurrency as u32,
     });
     let writer_opts = writer_options(config, &table)?;
-    let (tx, rx) = mpsc::channel::<Msg>(concurrency);
-    let converter = Converter::new(&target, &writer_opts, &progress, checkpoint, config).spawn(rx);
+    let setup = LaneSetup {
+        target: &target,
+        writer: &writer_opts,
+        progress: &progress,
+        config,
+        time: None,
+        throttle: None,
+        report_pages: true,
+    };
+    let (tx, conversion) = Conversion::start(setup, checkpoint, lanes);
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut running = JoinSet::new();
@@ -476,7 +490,7 @@ async fn run_producers(
     }
     // Producers still running (after a Ctrl-C) stop at their next check; then the channel
     // closes and the converter finishes.
-    let mut checkpoint = converter.finish(tx, error, &target).await?;
+    let mut checkpoint = conversion.finish(tx, error, &target).await?;
     commit(
         region,
         table,

@@ -16,6 +16,7 @@
 
 use std::io::Write;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -179,7 +180,9 @@ pub(crate) struct RollingWriter {
     progress: Arc<dyn Progress>,
     current: Option<OpenFile>,
     files: Vec<DataFile>,
-    next_index: usize,
+    /// The next data file number, shared with the other writers of the run (the conversion
+    /// lanes), so no two files get one name.
+    next_index: Arc<AtomicUsize>,
 }
 
 impl RollingWriter {
@@ -197,13 +200,19 @@ impl RollingWriter {
             progress,
             current: None,
             files: Vec::new(),
-            next_index: first_index,
+            next_index: Arc::new(AtomicUsize::new(first_index)),
         }
     }
 
+    /// This writer, numbering its files from `numbers`, a counter other writers of the same
+    /// run share.
+    pub(crate) fn numbered_by(mut self, numbers: Arc<AtomicUsize>) -> Self {
+        self.next_index = numbers;
+        self
+    }
+
     fn open(&mut self, columns: &Columns) -> Result<()> {
-        let name = data_file_name(self.next_index);
-        self.next_index += 1;
+        let name = data_file_name(self.next_index.fetch_add(1, Ordering::Relaxed));
         let schema = arrow_schema(columns);
         let mut metadata = self.opts.metadata.clone();
         metadata.push(KeyValue::new(
@@ -310,11 +319,6 @@ impl RollingWriter {
     /// Every file closed so far.
     pub(crate) fn files(&self) -> &[DataFile] {
         &self.files
-    }
-
-    /// True when no file has been opened yet.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.current.is_none() && self.files.is_empty()
     }
 
     /// Close the open file and return every file written.

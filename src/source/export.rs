@@ -45,7 +45,6 @@ use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use serde::{Deserialize, Serialize};
 use tokio::runtime::Handle;
-use tokio::sync::mpsc;
 
 use crate::aws::AwsContext;
 use crate::convert::Item;
@@ -55,7 +54,7 @@ use crate::plan::TableInfo;
 use crate::progress::{Progress, ProgressEvent};
 use crate::sink::Target;
 
-use super::scan::{Msg, Page};
+use super::scan::{Page, PageSink};
 
 /// Items per batch sent to the conversion thread: about a Scan page's worth (a page is at most
 /// 1 MB). Readers parse faster than one conversion thread converts, so the batches in flight
@@ -326,7 +325,7 @@ impl Export {
         index: usize,
         skip: u64,
         handle: &Handle,
-        tx: &mpsc::Sender<Msg>,
+        tx: &PageSink,
         stop: &AtomicBool,
     ) -> Result<()> {
         let file = &self.files[index];
@@ -431,9 +430,8 @@ pub(crate) fn line_key(count: u64) -> Item {
     HashMap::from([(LINE_KEY.to_owned(), AttributeValue::N(count.to_string()))])
 }
 
-fn send(tx: &mpsc::Sender<Msg>, index: usize, items: Vec<Item>, last: Option<Item>) -> Result<()> {
-    tx.blocking_send(Msg::Page(Page::from_items(index as u32, items, last)))
-        .map_err(|_| Error::Internal("the conversion thread stopped".into()))
+fn send(tx: &PageSink, index: usize, items: Vec<Item>, last: Option<Item>) -> Result<()> {
+    Ok(tx.blocking_send(Page::from_items(index as u32, items, last))?)
 }
 
 /// Columns a change log adds to the items' own attributes.

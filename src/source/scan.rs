@@ -128,12 +128,64 @@ fn parse_items(body: &Bytes) -> Result<Vec<Item>> {
     })
 }
 
-/// What flows from the scan tasks to the conversion thread. The conversion thread commits only
-/// after [`Msg::End`]; a channel closed without it means the scan failed.
+/// What flows from the sources to a conversion lane. A lane finishes its files only after
+/// [`Msg::End`]; a channel closed without it means the sources failed.
 #[derive(Debug)]
 pub(crate) enum Msg {
     Page(Page),
     End,
+}
+
+/// Where the sources send their pages: the conversion lanes, one bounded channel each. Every
+/// page of a segment (or of an export's data file) goes to the same lane, `segment % lanes`, so
+/// each segment's pages are converted in the order they were sent, which the checkpoint's
+/// per-segment positions rely on.
+#[derive(Debug, Clone)]
+pub(crate) struct PageSink {
+    lanes: Arc<[mpsc::Sender<Msg>]>,
+}
+
+/// The lane that would have taken the page has stopped (it failed, or the run is ending).
+#[derive(Debug)]
+pub(crate) struct LaneStopped;
+
+impl PageSink {
+    /// A sink over the lanes' channels (at least one).
+    pub(crate) fn new(lanes: Vec<mpsc::Sender<Msg>>) -> Self {
+        assert!(!lanes.is_empty(), "a page sink needs a lane");
+        PageSink {
+            lanes: lanes.into(),
+        }
+    }
+
+    fn lane(&self, segment: u32) -> &mpsc::Sender<Msg> {
+        &self.lanes[segment as usize % self.lanes.len()]
+    }
+
+    /// Send `page` to its segment's lane, waiting while the lane is busy.
+    pub(crate) async fn send(&self, page: Page) -> std::result::Result<(), LaneStopped> {
+        let lane = self.lane(page.segment);
+        lane.send(Msg::Page(page)).await.map_err(|_| LaneStopped)
+    }
+
+    /// [`Self::send`] from a blocking thread.
+    pub(crate) fn blocking_send(&self, page: Page) -> std::result::Result<(), LaneStopped> {
+        let lane = self.lane(page.segment);
+        lane.blocking_send(Msg::Page(page)).map_err(|_| LaneStopped)
+    }
+
+    /// Tell every lane the sources are complete.
+    pub(crate) async fn end(&self) {
+        for lane in self.lanes.iter() {
+            let _ = lane.send(Msg::End).await;
+        }
+    }
+}
+
+impl From<LaneStopped> for Error {
+    fn from(_: LaneStopped) -> Self {
+        Error::Internal("the conversion thread stopped".into())
+    }
 }
 
 /// What one segment scan needs.
@@ -148,7 +200,7 @@ pub(crate) struct ScanJob {
     pub(crate) total_segments: u32,
     pub(crate) consistent_read: bool,
     pub(crate) permits: Arc<Semaphore>,
-    pub(crate) tx: mpsc::Sender<Msg>,
+    pub(crate) tx: PageSink,
     pub(crate) progress: Arc<dyn Progress>,
     pub(crate) throttle: Arc<Throttle>,
     pub(crate) retry_timeout: Duration,
@@ -296,7 +348,7 @@ impl ScanJob {
                 consumed_rcu: page.consumed_rcu,
             });
             let last_key = page.last_key.clone();
-            if self.tx.send(Msg::Page(page)).await.is_err() {
+            if self.tx.send(page).await.is_err() {
                 return Ok(SegmentEnd::Stopped);
             }
             match last_key {
