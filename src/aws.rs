@@ -40,6 +40,38 @@ pub struct AwsContext {
     pub endpoint_url: Option<String>,
 }
 
+/// Fail unless profile `name` is in the AWS config or credentials file (where `AWS_CONFIG_FILE`
+/// and `AWS_SHARED_CREDENTIALS_FILE` say, else `~/.aws/`). aws-config would otherwise carry on
+/// down its chain and sign with whatever else it finds (environment variables, the instance
+/// role): never other credentials than the ones asked for.
+async fn require_profile(name: &str) -> Result<()> {
+    use aws_types::os_shim_internal::{Env, Fs};
+    let files = aws_runtime::env_config::file::EnvConfigFiles::default();
+    let profiles = aws_config::profile::load(&Fs::real(), &Env::real(), &files, None)
+        .await
+        .map_err(|e| Error::Credentials {
+            message: format!("cannot read the AWS config files for --profile {name}: {e}"),
+            source: Some(Box::new(e)),
+        })?;
+    if profiles.get_profile(name).is_some() {
+        return Ok(());
+    }
+    let mut known: Vec<&str> = profiles.profiles().collect();
+    known.sort_unstable();
+    let known = if known.is_empty() {
+        "there are none".to_owned()
+    } else {
+        format!("there are: {}", known.join(", "))
+    };
+    Err(Error::Credentials {
+        message: format!(
+            "profile '{name}' is not in the AWS config or credentials file ({known}); check the \
+             name, or AWS_CONFIG_FILE and AWS_SHARED_CREDENTIALS_FILE"
+        ),
+        source: None,
+    })
+}
+
 impl AwsContext {
     /// Load configuration through the standard aws-config chain (environment, profiles, SSO,
     /// web identity, IMDS) and build the DynamoDB client.
@@ -49,6 +81,7 @@ impl AwsContext {
             loader = loader.region(aws_config::Region::new(region.clone()));
         }
         if let Some(profile) = &opts.profile {
+            require_profile(profile).await?;
             loader = loader.profile_name(profile);
         }
         let sdk = loader.load().await;

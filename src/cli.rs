@@ -228,8 +228,9 @@ pub struct OutputArgs {
     /// Target data file size in MiB.
     #[arg(long, default_value_t = 128, value_name = "MiB")]
     pub file_size: usize,
-    /// Row group size in MiB, shared by the conversion threads (bounds memory).
-    #[arg(long, default_value_t = 32, value_name = "MiB")]
+    /// Row group size in MiB, shared by the conversion threads (bounds memory: the default
+    /// keeps a conversion under 100 MB).
+    #[arg(long, default_value_t = crate::config::DEFAULT_ROW_GROUP_BYTES >> 20, value_name = "MiB")]
     pub row_group_size: usize,
     /// Conversion threads, each writing its own data files (default: one per two cores, as
     /// parsing takes the others, and one per 64 MiB of input at most, so small tables make one

@@ -13,7 +13,7 @@ pub const DEFAULT_TARGET_FILE_BYTES: usize = 128 << 20;
 /// Default zstd level: fast, with files close to what level 3 gives.
 pub const DEFAULT_ZSTD_LEVEL: i32 = 1;
 /// Default size at which a row group is flushed (bounds the writer's memory).
-pub const DEFAULT_ROW_GROUP_BYTES: usize = 32 << 20;
+pub const DEFAULT_ROW_GROUP_BYTES: usize = 16 << 20;
 /// Default multipart upload part size (files smaller than this are one PUT).
 pub const DEFAULT_PART_BYTES: usize = 5 << 20;
 /// Default number of segments scanned at once.

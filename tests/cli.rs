@@ -180,6 +180,56 @@ async fn missing_credentials_exit_4() {
     assert_fails(&out, 4, "no usable AWS credentials found", Some(dir.path()));
 }
 
+/// `--profile` names the credentials to use: a profile that is not in the config files is an
+/// error, never a run with the environment's credentials; one that is there is used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_profile_exits_4_and_never_falls_back() {
+    let db = Dynalite::start();
+    demo_table(&db, "orders", 10).await;
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path().join("config");
+    std::fs::write(
+        &config,
+        "[profile analytics]\nregion = us-east-1\naws_access_key_id = fromprofile\n\
+         aws_secret_access_key = fromprofile\n",
+    )
+    .unwrap();
+    let files = |config: &Path| {
+        vec![
+            ("AWS_CONFIG_FILE", config.to_str().unwrap().to_owned()),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/ddbsnap".into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ]
+    };
+    let run = |profile: &str, to: &Path| {
+        args(&[
+            "snapshot",
+            "orders",
+            "--to",
+            to.to_str().unwrap(),
+            "--endpoint-url",
+            &db.endpoint(),
+            "--profile",
+            profile,
+        ])
+    };
+    // The environment has working credentials (the test ones); they must not be used.
+    let to = home.path().join("missing");
+    let out = ddbsnap(run("nosuchprofile", &to), files(&config), false).await;
+    assert_fails(&out, 4, "profile 'nosuchprofile' is not in", None);
+    assert!(
+        stderr(&out).contains("there are: analytics"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!to.exists(), "nothing created");
+
+    let to = home.path().join("found");
+    let out = ddbsnap(run("analytics", &to), files(&config), true).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(to.join("_manifest.json").exists());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejected_credentials_and_access_denied_exit_4() {
     let db = Dynalite::start();

@@ -473,3 +473,24 @@ impl Lane {
         self.ledger.save(self.index, &self.state, &handle)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lanes_follow_threads_cores_input_and_sources() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // Asked for: as many as there are sources to give them.
+        assert_eq!(lane_count(Some(3), None, 4), 3);
+        assert_eq!(lane_count(Some(8), None, 4), 4);
+        assert_eq!(lane_count(Some(8), None, 0), 1);
+        // Picked: half the cores, one per 64 MiB of input at most, at least one.
+        assert_eq!(lane_count(None, None, 1024), (cores / 2).max(1));
+        assert_eq!(lane_count(None, Some(1 << 20), 1024), 1);
+        assert_eq!(lane_count(None, Some(0), 1024), 1);
+        let big = 1024 * LANE_INPUT_BYTES;
+        assert_eq!(lane_count(None, Some(big), 1024), (cores / 2).max(1));
+        assert_eq!(lane_count(None, Some(big), 1), 1);
+    }
+}
