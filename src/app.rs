@@ -206,6 +206,18 @@ fn report(summary: &crate::Summary, json: bool) -> Result<(), Error> {
             );
         }
     }
+    if !summary.columns_not_found.is_empty() {
+        eprintln!(
+            "ddbsnap: warning: no item had {} given to --columns (names are case-sensitive; \
+             check the spelling)",
+            summary
+                .columns_not_found
+                .iter()
+                .map(|c| format!("'{c}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     // A filtered scan reads (and pays for) more items than it writes: say so.
     let scanned = if summary.items_scanned != summary.items {
         format!(" (of {} scanned)", summary.items_scanned)

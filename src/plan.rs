@@ -104,6 +104,7 @@ impl IndexInfo {
 impl TableInfo {
     /// DescribeTable and keep what matters.
     pub async fn describe(aws: &AwsContext, table: &str) -> Result<Self> {
+        check_table_name(table)?;
         let out = aws
             .dynamodb
             .describe_table()
@@ -239,9 +240,50 @@ pub fn auto_segments(size_bytes: Option<i64>) -> u32 {
     (wanted.clamp(MIN_AUTO_SEGMENTS as i64, MAX_AUTO_SEGMENTS as i64)) as u32
 }
 
+/// A table name DynamoDB would refuse, refused first with a line that says why (DynamoDB's
+/// own ValidationException does not): 3 to 255 letters, digits, `_`, `-` and `.`; an ARN is
+/// left to DynamoDB.
+fn check_table_name(table: &str) -> Result<()> {
+    let valid = (3..=255).contains(&table.len())
+        && table
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if valid || table.starts_with("arn:") {
+        return Ok(());
+    }
+    let count = table.chars().count();
+    let shown: String = table.chars().take(40).collect();
+    let more = if count > 40 { "..." } else { "" };
+    Err(Error::invalid(format!(
+        "'{shown}{more}' ({count} characters) is not a DynamoDB table name: names are 3 to 255 \
+         letters, digits, '_', '-' and '.'; or give the table's ARN"
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn table_names_are_checked_before_dynamodb() {
+        for good in [
+            "abc",
+            "Orders_2026.v-1",
+            &"a".repeat(255),
+            "arn:aws:dynamodb:us-east-1:1:table/t",
+        ] {
+            assert!(check_table_name(good).is_ok(), "{good}");
+        }
+        for bad in ["ab", "my table", "orders/2026", &"a".repeat(256), "ordérs"] {
+            let e = check_table_name(bad).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad}");
+        }
+        let long = check_table_name(&"a".repeat(300)).unwrap_err().to_string();
+        assert!(
+            long.contains("(300 characters)") && long.len() < 200,
+            "{long}"
+        );
+    }
 
     #[test]
     fn automatic_segments() {

@@ -124,6 +124,28 @@ async fn snapshot_prints_a_json_summary_and_nothing_else() {
     let text = String::from_utf8(over.stdout).unwrap();
     assert!(text.contains("300 items in 1 files"), "{text}");
     assert!(text.contains(to.to_str().unwrap()), "{text}");
+    assert_eq!(summary["columns_not_found"], serde_json::json!([]));
+
+    // A projection naming an attribute no item has (a typo) runs, and says so.
+    let typo = snapshot(
+        "orders",
+        &to,
+        &db.endpoint(),
+        &["--overwrite", "--columns", "v,V,statsu", "--json"],
+    )
+    .await;
+    let err = stderr(&typo);
+    assert!(typo.status.success(), "{err}");
+    assert!(
+        err.contains("warning: no item had 'V', 'statsu' given to --columns"),
+        "{err}"
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&typo.stdout).unwrap();
+    assert_eq!(
+        summary["columns_not_found"],
+        serde_json::json!(["V", "statsu"])
+    );
+    assert_eq!(summary["items"], 300);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -139,6 +161,17 @@ async fn missing_table_exits_3() {
         Some(dir.path()),
     );
     assert!(stderr(&out).contains("--region"), "says what to check");
+    assert!(!to.exists(), "nothing created at the destination");
+
+    // A name DynamoDB would refuse is a usage error with one line, not its ValidationException.
+    let long = "t".repeat(300);
+    let out = snapshot(&long, &to, &db.endpoint(), &[]).await;
+    assert_fails(
+        &out,
+        2,
+        "(300 characters) is not a DynamoDB table name",
+        None,
+    );
     assert!(!to.exists(), "nothing created at the destination");
 }
 
@@ -296,6 +329,11 @@ async fn invalid_destination_url_exits_2() {
         ("gs://bucket/x", "unsupported --to URL scheme 'gs://'"),
         ("s3://", "is not a valid S3 bucket name"),
         ("s3://Upper_Case/x", "is not a valid S3 bucket name"),
+        // Not a local folder named `s3:`.
+        (
+            "s3:/bucket/p",
+            "looks like a mistyped URL ('s3:' without '//')",
+        ),
     ] {
         let out = ddbsnap(args(&["snapshot", "orders", "--to", to]), vec![], false).await;
         assert_fails(&out, 2, needle, None);

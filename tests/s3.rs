@@ -255,5 +255,33 @@ async fn missing_bucket_fails_before_scanning() {
         .await
         .unwrap_err();
     assert_eq!(err.exit_code(), 6, "{err}");
-    assert!(err.to_string().contains("no-such-bucket"), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("bucket 'no-such-bucket' does not exist"),
+        "{text}"
+    );
+    assert!(!text.contains('<'), "no S3 response body: {text}");
+
+    // An export read from a bucket that does not exist: the bucket is named (exit 6), not a
+    // damaged export (exit 7), and nothing is created.
+    let out = tempfile::tempdir().unwrap();
+    let to = out.path().join("converted");
+    let args = [
+        "convert-export",
+        "s3://no-such-bucket/raw/AWSDynamoDB/01700000000000-abcdef01",
+        "--to",
+        to.to_str().unwrap(),
+        "--key",
+        "pk",
+        "--s3-endpoint-url",
+        &s3.endpoint(),
+    ];
+    let run = run_ddbsnap_to_end(args.iter().map(|a| a.to_string()).collect()).await;
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(6), "{stderr}");
+    assert!(
+        stderr.contains("bucket 'no-such-bucket' does not exist") && !stderr.contains('<'),
+        "{stderr}"
+    );
+    assert!(!to.exists(), "nothing created");
 }

@@ -116,6 +116,10 @@ pub struct Summary {
     pub delta: Option<DeltaCommit>,
     /// Wall-clock seconds of this run.
     pub seconds: f64,
+    /// Attributes `--columns` asked for that no item written has: a typo, or attributes this
+    /// table does not have (names are case-sensitive).
+    #[serde(default)]
+    pub columns_not_found: Vec<String>,
 }
 
 pub use crate::format::delta::{DeltaCommit, MergeStats};
@@ -144,6 +148,7 @@ impl Summary {
             watermark: manifest.watermark.clone(),
             delta: None,
             seconds: 0.0,
+            columns_not_found: Vec::new(),
         }
     }
 }
@@ -288,10 +293,13 @@ async fn export_run(
             )
         }
     };
-    let export = Target::open_source(
-        &crate::sink::Destination::parse(&dir)?,
-        Some(&aws.sdk),
-        &config.s3,
+    let export = Export::open(
+        Target::open_source(
+            &crate::sink::Destination::parse(&dir)?,
+            Some(&aws.sdk),
+            &config.s3,
+        )
+        .await?,
     )
     .await?;
     let keys: Vec<String> = table.key_schema.iter().map(|k| k.name.clone()).collect();
@@ -917,10 +925,17 @@ async fn commit(
         }
     }
     progress.event(&ProgressEvent::Committed { url: url.clone() });
+    let columns_not_found = config
+        .columns
+        .iter()
+        .filter(|c| !manifest.schema.columns.contains_key(c.as_str()))
+        .cloned()
+        .collect();
     Ok(Summary {
         url,
         concurrency,
         files_rewritten,
+        columns_not_found,
         delta,
         seconds: started.elapsed().as_secs_f64(),
         ..Summary::of_manifest(target, &manifest, false)

@@ -33,7 +33,8 @@ pub async fn convert_export(
     let started = (Instant::now(), Utc::now());
     let aws = aws_for(config, &[source, &config.destination]).await?;
     let sdk = aws.as_ref().map(|a| &a.sdk);
-    let export = Target::open_source(source, sdk, &config.s3).await?;
+    // The export first: a wrong location must not leave an empty destination behind.
+    let export = Export::open(Target::open_source(source, sdk, &config.s3).await?).await?;
     let target = Target::open(&config.destination, sdk, &config.s3).await?;
     let target = crate::plan::run_target(target, config, started.1).await?;
     convert_export_to(
@@ -65,12 +66,12 @@ async fn aws_for(
     AwsContext::load(&config.aws).await.map(Some)
 }
 
-/// Convert the export whose folder is `export` into a snapshot at `target`. The manifest's
+/// Convert the opened `export` into a snapshot at `target`. The manifest's
 /// region is the exported table's (from its ARN), else `region`.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn convert_export_to(
     region: Option<&str>,
-    export: Target,
+    export: Export,
     target: Target,
     keys: &[String],
     described: Option<TableInfo>,
@@ -79,8 +80,8 @@ pub(super) async fn convert_export_to(
     cancel: CancellationToken,
     started: (Instant, chrono::DateTime<Utc>),
 ) -> Result<Summary> {
-    let source = export.url.clone();
-    let export = Arc::new(Export::open(export).await?);
+    let source = export.target.url.clone();
+    let export = Arc::new(export);
     if config.format == TableFormat::Delta && export.summary.is_incremental() {
         crate::format::delta::check_merge_target(&target).await?;
     }

@@ -42,6 +42,34 @@ pub enum Destination {
     },
 }
 
+/// An S3 error as the user reads it: the response's XML body, when there is one, reduced to its
+/// error code and message; and the code.
+fn s3_cause(cause: &str) -> (String, Option<String>) {
+    let Some(start) = cause.find("<?xml").or_else(|| cause.find("<Error>")) else {
+        return (cause.to_owned(), None);
+    };
+    let body = &cause[start..];
+    let tag = |name: &str| {
+        let (open, close) = (format!("<{name}>"), format!("</{name}>"));
+        let from = body.find(&open)? + open.len();
+        let to = body[from..].find(&close)? + from;
+        Some(body[from..to].trim().to_owned())
+    };
+    let head = cause[..start].trim_end().trim_end_matches(':').trim_end();
+    let code = tag("Code");
+    let text = match (&code, tag("Message")) {
+        (Some(code), Some(message)) => format!("{head}: {code}: {message}"),
+        (Some(code), None) => format!("{head}: {code}"),
+        _ => head.to_owned(),
+    };
+    (text, code)
+}
+
+/// URL schemes whose `scheme:` without `//` is a typo, not a local path.
+const URL_SCHEMES: [&str; 12] = [
+    "s3", "s3a", "s3n", "file", "http", "https", "gs", "gcs", "az", "abfs", "abfss", "dbfs",
+];
+
 impl Destination {
     /// Parse a local path, a `file://` URL or an `s3://bucket/prefix` URL.
     pub fn parse(to: &str) -> Result<Self> {
@@ -52,6 +80,16 @@ impl Destination {
             ));
         }
         let scheme = to.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+        if scheme.is_none()
+            && let Some((head, _)) = to.split_once(':')
+            && URL_SCHEMES.contains(&head.to_ascii_lowercase().as_str())
+        {
+            // `s3:/bucket/p` or `s3:bucket/p` would otherwise be a local folder named `s3:`.
+            return Err(Error::invalid(format!(
+                "'{to}' looks like a mistyped URL ('{head}:' without '//'); write \
+                 {head}://bucket/prefix, or ./{to} for a local folder of that name"
+            )));
+        }
         match scheme.as_deref() {
             None => Ok(Destination::Local(PathBuf::from(to))),
             Some("file") => {
@@ -372,7 +410,10 @@ impl Target {
             }
             _ => "",
         };
-        let cause = crate::aws::root_cause(&e);
+        let (cause, code) = s3_cause(&crate::aws::root_cause(&e));
+        if code.as_deref() == Some("NoSuchBucket") {
+            return self.no_such_bucket(e);
+        }
         let lower = cause.to_ascii_lowercase();
         let hint = if hint.is_empty()
             && (lower.contains("connect") || lower.contains("dns") || lower.contains("timed out"))
@@ -389,6 +430,29 @@ impl Target {
         Error::Destination {
             url: self.url.clone(),
             message,
+            source: Some(Box::new(e) as BoxError),
+        }
+    }
+
+    /// True when `e` says the bucket does not exist (S3 answers a GET in a missing bucket with
+    /// a 404 like a missing object's, told apart by its error code).
+    pub(crate) fn is_no_such_bucket(e: &object_store::Error) -> bool {
+        s3_cause(&crate::aws::root_cause(e)).1.as_deref() == Some("NoSuchBucket")
+    }
+
+    /// The error for a bucket that does not exist: its name, no S3 response body.
+    pub(crate) fn no_such_bucket(&self, e: object_store::Error) -> Error {
+        let bucket = self
+            .url
+            .strip_prefix("s3://")
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or(&self.url);
+        Error::Destination {
+            url: self.url.clone(),
+            message: format!(
+                "bucket '{bucket}' does not exist; check the name (and --s3-endpoint-url or \
+                 --s3-region)"
+            ),
             source: Some(Box::new(e) as BoxError),
         }
     }
@@ -576,9 +640,31 @@ mod tests {
             "s3://Bad_Bucket/x",
             "gs://b/x",
             "ftp://h/x",
+            "s3:/bucket/p",
+            "s3:bucket/p",
+            "S3:/bucket",
+            "file:/tmp/x",
         ] {
             assert!(Destination::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn s3_errors_lose_their_xml() {
+        let raw = "Client error with status 404 Not Found: <?xml version=\"1.0\" \
+                   encoding=\"UTF-8\"?><Error><Code>NoSuchBucket</Code><Message>The specified \
+                   bucket does not exist</Message><BucketName>b</BucketName></Error>";
+        let (text, code) = s3_cause(raw);
+        assert_eq!(
+            text,
+            "Client error with status 404 Not Found: NoSuchBucket: The specified bucket does \
+             not exist"
+        );
+        assert_eq!(code.as_deref(), Some("NoSuchBucket"));
+        assert_eq!(
+            s3_cause("connection refused"),
+            ("connection refused".into(), None)
+        );
     }
 
     #[test]

@@ -227,20 +227,26 @@ impl Export {
         let read = |name: &'static str| {
             let target = target.clone();
             async move {
-                let got = target
-                    .store
-                    .get(&target.path(name))
-                    .await
-                    .map_err(|e| match e {
-                        object_store::Error::NotFound { .. } => corrupt(
+                let got = match target.store.get(&target.path(name)).await {
+                    Ok(got) => got,
+                    Err(object_store::Error::NotFound { .. }) => {
+                        // S3 answers a GET in a missing bucket as one of a missing object; a
+                        // listing tells the two apart.
+                        if let Err(e) = target.store.list_with_delimiter(Some(&target.root)).await
+                            && Target::is_no_such_bucket(&e)
+                        {
+                            return Err(target.no_such_bucket(e));
+                        }
+                        return Err(corrupt(
                             &target,
                             format!(
                                 "no {name} here; give the export's directory, \
-                             s3://bucket/prefix/AWSDynamoDB/<export-id>"
+                                 s3://bucket/prefix/AWSDynamoDB/<export-id>"
                             ),
-                        ),
-                        e => target.error(&format!("reading {name}"), e),
-                    })?;
+                        ));
+                    }
+                    Err(e) => return Err(target.error(&format!("reading {name}"), e)),
+                };
                 got.bytes()
                     .await
                     .map_err(|e| target.error(&format!("reading {name}"), e))
