@@ -137,10 +137,11 @@ async fn throttles_500s_and_dropped_connections_lose_nothing() {
     let db = Dynalite::start();
     // 400 RCU at 0.5: 50 RCU pages, about 40 Scan requests for these 6,000 items.
     let truth = provisioned_table(&db, "flaky", 400, 6000).await;
-    let counts = Arc::new(Mutex::new((0u32, 0u32, 0u32)));
+    let counts = Arc::new(Mutex::new((0u32, 0u32, 0u32, 0u32)));
     let seen = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let c = Arc::clone(&counts);
-    // Of every 20 Scan requests: 6 throttled (30%), 1 connection dropped (5%), 1 answered 500.
+    // Of every 20 Scan requests: 6 throttled (30%), 1 connection dropped (5%), 1 answered 500,
+    // 1 with a letter of its body changed on the way (caught by the x-amz-crc32 check).
     let rule: proxy::Rule = Arc::new(move |op, _| {
         if op != "Scan" {
             return Action::Forward;
@@ -156,6 +157,9 @@ async fn throttles_500s_and_dropped_connections_lose_nothing() {
         } else if n == 1 {
             g.1 += 1;
             Action::Reset
+        } else if n == 13 {
+            g.3 += 1;
+            Action::Corrupt
         } else if n == 10 {
             g.2 += 1;
             Action::Respond {
@@ -171,14 +175,17 @@ async fn throttles_500s_and_dropped_connections_lose_nothing() {
     let run = snapshot_local(&aws, "flaky", |b| b.segments(4)).await;
     let target = run.target;
     let summary = run.result.unwrap();
-    let (throttled, resets, errors) = *counts.lock().unwrap();
-    eprintln!("injected {throttled} throttles, {resets} resets, {errors} 500s: {summary:?}");
+    let (throttled, resets, errors, damaged) = *counts.lock().unwrap();
+    eprintln!(
+        "injected {throttled} throttles, {resets} resets, {errors} 500s, {damaged} damaged \
+         bodies: {summary:?}"
+    );
     assert!(
-        throttled > 0 && resets > 0 && errors > 0,
+        throttled > 0 && resets > 0 && errors > 0 && damaged > 0,
         "faults were injected"
     );
     assert_eq!(summary.throttled_requests, throttled as u64);
-    assert!(summary.retried_requests >= (throttled + resets + errors) as u64);
+    assert!(summary.retried_requests >= (throttled + resets + errors + damaged) as u64);
     assert_same_items(&truth, &read_snapshot(&target).await);
 }
 

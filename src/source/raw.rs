@@ -32,14 +32,40 @@ use crate::convert::Item;
 /// Takes the body of a successful response for the caller (one request at a time).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct TakeBody {
-    slot: Arc<Mutex<Option<SdkBody>>>,
+    slot: Arc<Mutex<Option<Taken>>>,
+}
+
+/// A response body taken from the SDK, with the checksum DynamoDB sent for it.
+#[derive(Debug)]
+pub(crate) struct Taken {
+    pub(crate) body: SdkBody,
+    /// The `x-amz-crc32` header: the CRC32 of the body as sent.
+    pub(crate) crc32: Option<u32>,
 }
 
 impl TakeBody {
     /// The body taken from the last successful response, if any.
-    pub(crate) fn take(&self) -> Option<SdkBody> {
+    pub(crate) fn take(&self) -> Option<Taken> {
         self.slot.lock().expect("not poisoned").take()
     }
+}
+
+/// Read a taken body to the end and check it against its `x-amz-crc32` (as the AWS SDKs that
+/// deserialize DynamoDB responses do): a body damaged on the way is an error, to be retried,
+/// never data.
+pub(crate) async fn collect_checked(taken: Taken) -> Result<Bytes, BoxError> {
+    let bytes = collect(taken.body).await?;
+    if let Some(expected) = taken.crc32 {
+        let actual = crc32fast::hash(&bytes);
+        if actual != expected {
+            return Err(format!(
+                "the response body does not match its x-amz-crc32 header ({actual} instead \
+                 of {expected}): damaged on the way"
+            )
+            .into());
+        }
+    }
+    Ok(bytes)
 }
 
 impl Intercept for TakeBody {
@@ -55,15 +81,19 @@ impl Intercept for TakeBody {
     ) -> Result<(), BoxError> {
         let response = context.response_mut();
         if response.status().is_success() {
+            let crc32 = response
+                .headers()
+                .get("x-amz-crc32")
+                .and_then(|v| v.trim().parse().ok());
             let body = std::mem::replace(response.body_mut(), SdkBody::from("{}"));
-            *self.slot.lock().expect("not poisoned") = Some(body);
+            *self.slot.lock().expect("not poisoned") = Some(Taken { body, crc32 });
         }
         Ok(())
     }
 }
 
 /// Read a taken body to the end.
-pub(crate) async fn collect(body: SdkBody) -> Result<Bytes, BoxError> {
+async fn collect(body: SdkBody) -> Result<Bytes, BoxError> {
     Ok(aws_smithy_types::byte_stream::ByteStream::new(body)
         .collect()
         .await?

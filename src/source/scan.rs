@@ -299,7 +299,7 @@ impl ScanJob {
                 let attempt_result = match sent {
                     Ok(out) => match take.take() {
                         None => Ok(Page::from_sdk(segment, out)),
-                        Some(body) => match raw::collect(body).await {
+                        Some(taken) => match raw::collect_checked(taken).await {
                             Ok(bytes) => Ok(Page::from_raw(segment, bytes)?),
                             Err(e) => Err((false, format!("reading a Scan response: {e}"))),
                         },

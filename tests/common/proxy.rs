@@ -23,6 +23,9 @@ pub enum Action {
     Delay(std::time::Duration),
     /// Forward, then replace the response body with this function's output.
     Rewrite(Box<dyn FnOnce(String) -> String + Send>),
+    /// Forward with one letter in the middle of the body changed (same length, still valid
+    /// JSON) and the upstream's `x-amz-crc32` kept: a body damaged on the way.
+    Corrupt,
 }
 
 /// Decides per request, from the operation and the body. The operation is the `X-Amz-Target`
@@ -123,13 +126,15 @@ fn header<'a>(m: &'a Message, name: &str) -> Option<&'a str> {
     })
 }
 
-fn encode(head: &[String], body: &[u8]) -> Vec<u8> {
+/// The message with `head` and `body`; the upstream's `x-amz-crc32` is dropped unless
+/// `keep_crc` (the body is the upstream's, or damaged on purpose).
+fn encode_with(head: &[String], body: &[u8], keep_crc: bool) -> Vec<u8> {
     let mut out = Vec::new();
     for h in head {
         let name = h.split(':').next().unwrap_or("");
         if name.eq_ignore_ascii_case("content-length")
             || name.eq_ignore_ascii_case("transfer-encoding")
-            || name.eq_ignore_ascii_case("x-amz-crc32")
+            || (name.eq_ignore_ascii_case("x-amz-crc32") && !keep_crc)
         {
             continue;
         }
@@ -139,6 +144,18 @@ fn encode(head: &[String], body: &[u8]) -> Vec<u8> {
     out.extend_from_slice(format!("content-length: {}\r\n\r\n", body.len()).as_bytes());
     out.extend_from_slice(body);
     out
+}
+
+fn encode(head: &[String], body: &[u8]) -> Vec<u8> {
+    encode_with(head, body, false)
+}
+
+/// Change one lowercase letter at or after the middle of `body` to another.
+fn damage(mut body: Vec<u8>) -> Vec<u8> {
+    if let Some(i) = (body.len() / 2..body.len()).find(|&i| body[i].is_ascii_lowercase()) {
+        body[i] = if body[i] == b'z' { b'y' } else { body[i] + 1 };
+    }
+    body
 }
 
 async fn serve(conn: TcpStream, upstream_port: u16, rule: Rule) -> std::io::Result<()> {
@@ -170,17 +187,18 @@ async fn serve(conn: TcpStream, upstream_port: u16, rule: Rule) -> std::io::Resu
                 let resp = read_message(&mut BufReader::new(up_read))
                     .await?
                     .ok_or_else(|| std::io::Error::other("upstream closed"))?;
-                let body = match action {
-                    Action::Rewrite(f) => {
-                        f(String::from_utf8_lossy(&resp.body).into_owned()).into_bytes()
-                    }
+                match action {
+                    Action::Rewrite(f) => encode(
+                        &resp.head,
+                        f(String::from_utf8_lossy(&resp.body).into_owned()).as_bytes(),
+                    ),
+                    Action::Corrupt => encode_with(&resp.head, &damage(resp.body), true),
                     Action::Inspect(f) => {
                         f(&String::from_utf8_lossy(&resp.body));
-                        resp.body
+                        encode(&resp.head, &resp.body)
                     }
-                    _ => resp.body,
-                };
-                encode(&resp.head, &body)
+                    _ => encode(&resp.head, &resp.body),
+                }
             }
         };
         write.write_all(&response).await?;
