@@ -25,19 +25,63 @@ pub struct AwsOptions {
     pub profile: Option<String>,
     /// DynamoDB endpoint override (local or compatible servers).
     pub endpoint_url: Option<String>,
+    /// IAM role to assume for DynamoDB (and for S3 unless `s3_role_arn` is set).
+    pub role_arn: Option<String>,
+    /// IAM role to assume for S3, from the same base credentials.
+    pub s3_role_arn: Option<String>,
+    /// External ID the roles' trust policies require.
+    pub external_id: Option<String>,
+    /// Session name of the assumed roles (default `ddbsnap-<pid>`).
+    pub role_session_name: Option<String>,
 }
 
 /// The loaded AWS configuration plus the DynamoDB client built from it (cheap to clone).
 #[derive(Debug, Clone)]
 pub struct AwsContext {
-    /// The shared SDK configuration.
+    /// The shared SDK configuration (DynamoDB's credentials).
     pub sdk: SdkConfig,
+    /// The SDK configuration S3 is read and written with: `sdk`, or the one with the
+    /// credentials of `--s3-role-arn`.
+    pub s3: SdkConfig,
     /// The one DynamoDB client every request goes through.
     pub dynamodb: aws_sdk_dynamodb::Client,
     /// Region in use ("unknown" when none could be determined).
     pub region: String,
     /// DynamoDB endpoint override, if any.
     pub endpoint_url: Option<String>,
+}
+
+/// `base` with the credentials of IAM role `role`, assumed with STS from `base`'s own
+/// credentials (the profile's, the environment's, ...) and refreshed before they expire. The
+/// role is assumed once here, so a role that cannot be assumed is one clear error before
+/// anything starts.
+async fn assume_role(base: &SdkConfig, role: &str, opts: &AwsOptions) -> Result<SdkConfig> {
+    let session = opts
+        .role_session_name
+        .clone()
+        .unwrap_or_else(|| format!("ddbsnap-{}", std::process::id()));
+    let mut builder = aws_config::sts::AssumeRoleProvider::builder(role).session_name(session);
+    if let Some(id) = &opts.external_id {
+        builder = builder.external_id(id);
+    }
+    let provider = builder.configure(base).build().await;
+    if let Err(e) = provider.provide_credentials().await {
+        let cause = root_cause(&e);
+        let denied = cause.contains("AccessDenied") || cause.contains("not authorized");
+        let message = format!("cannot assume role {role}: {cause}");
+        return Err(if denied {
+            Error::AccessDenied { message }
+        } else {
+            Error::Credentials {
+                message,
+                source: Some(Box::new(e)),
+            }
+        });
+    }
+    Ok(base
+        .to_builder()
+        .credentials_provider(SharedCredentialsProvider::new(provider))
+        .build())
 }
 
 /// Fail unless profile `name` is in the AWS config or credentials file (where `AWS_CONFIG_FILE`
@@ -84,13 +128,24 @@ impl AwsContext {
             require_profile(profile).await?;
             loader = loader.profile_name(profile);
         }
-        let sdk = loader.load().await;
-        if sdk.region().is_none() && opts.endpoint_url.is_none() {
+        let base = loader.load().await;
+        if base.region().is_none() && opts.endpoint_url.is_none() {
             return Err(Error::invalid(
                 "no AWS region configured; pass --region, set AWS_REGION or use a profile with a region",
             ));
         }
-        Ok(Self::from_sdk_config(sdk, opts.endpoint_url.clone()))
+        let sdk = match &opts.role_arn {
+            Some(role) => assume_role(&base, role, opts).await?,
+            None => base.clone(),
+        };
+        let s3 = match &opts.s3_role_arn {
+            Some(role) => assume_role(&base, role, opts).await?,
+            None => sdk.clone(),
+        };
+        Ok(AwsContext {
+            s3,
+            ..Self::from_sdk_config(sdk, opts.endpoint_url.clone())
+        })
     }
 
     /// Build the context from an SDK configuration the caller assembled (explicit credentials,
@@ -110,6 +165,7 @@ impl AwsContext {
         }
         AwsContext {
             dynamodb: aws_sdk_dynamodb::Client::from_conf(builder.build()),
+            s3: sdk.clone(),
             sdk,
             region,
             endpoint_url,

@@ -74,6 +74,20 @@ pub struct AwsArgs {
     /// DynamoDB endpoint (local or compatible servers).
     #[arg(long, value_name = "URL")]
     pub endpoint_url: Option<String>,
+    /// Assume this IAM role (STS AssumeRole, from the profile's or environment's credentials)
+    /// for DynamoDB, and for S3 unless --s3-role-arn is given; refreshed before it expires.
+    #[arg(long, value_name = "ARN")]
+    pub role_arn: Option<String>,
+    /// Assume this IAM role for S3 (the lake in another account), from the same base
+    /// credentials as --role-arn.
+    #[arg(long, value_name = "ARN")]
+    pub s3_role_arn: Option<String>,
+    /// External ID the role's trust policy requires (with --role-arn or --s3-role-arn).
+    #[arg(long, value_name = "ID")]
+    pub external_id: Option<String>,
+    /// Session name of the assumed roles, as CloudTrail shows it (default: ddbsnap-<pid>).
+    #[arg(long, value_name = "NAME")]
+    pub role_session_name: Option<String>,
 }
 
 impl AwsArgs {
@@ -83,6 +97,10 @@ impl AwsArgs {
             region: self.region.clone(),
             profile: self.profile.clone(),
             endpoint_url: self.endpoint_url.clone(),
+            role_arn: self.role_arn.clone(),
+            s3_role_arn: self.s3_role_arn.clone(),
+            external_id: self.external_id.clone(),
+            role_session_name: self.role_session_name.clone(),
         }
     }
 }
@@ -279,15 +297,7 @@ impl OutputArgs {
         if let Some(n) = self.threads {
             b = b.threads(n);
         }
-        if let Some(v) = &aws.region {
-            b = b.region(v);
-        }
-        if let Some(v) = &aws.profile {
-            b = b.profile(v);
-        }
-        if let Some(v) = &aws.endpoint_url {
-            b = b.endpoint_url(v);
-        }
+        b = b.aws(aws.options());
         if let Some(v) = &self.s3_endpoint_url {
             b = b.s3_endpoint_url(v);
         }

@@ -189,6 +189,31 @@ impl SnapshotConfigBuilder {
         self.aws.region = Some(region.into());
         self
     }
+    /// Region, profile, endpoint and roles at once (replacing any set before).
+    pub fn aws(mut self, options: AwsOptions) -> Self {
+        self.aws = options;
+        self
+    }
+    /// Assume this IAM role for DynamoDB (and S3, unless [`Self::s3_role_arn`] is set).
+    pub fn role_arn(mut self, arn: impl Into<String>) -> Self {
+        self.aws.role_arn = Some(arn.into());
+        self
+    }
+    /// Assume this IAM role for S3.
+    pub fn s3_role_arn(mut self, arn: impl Into<String>) -> Self {
+        self.aws.s3_role_arn = Some(arn.into());
+        self
+    }
+    /// External ID for the assumed roles.
+    pub fn external_id(mut self, id: impl Into<String>) -> Self {
+        self.aws.external_id = Some(id.into());
+        self
+    }
+    /// Session name of the assumed roles.
+    pub fn role_session_name(mut self, name: impl Into<String>) -> Self {
+        self.aws.role_session_name = Some(name.into());
+        self
+    }
     /// Named AWS profile.
     pub fn profile(mut self, profile: impl Into<String>) -> Self {
         self.aws.profile = Some(profile.into());

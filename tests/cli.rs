@@ -263,6 +263,76 @@ async fn a_missing_profile_exits_4_and_never_falls_back() {
     assert!(to.join("_manifest.json").exists());
 }
 
+/// The access key ID an `Authorization` header was signed with.
+fn signing_key(authorization: &str) -> &str {
+    authorization
+        .split("Credential=")
+        .nth(1)
+        .and_then(|c| c.split('/').next())
+        .unwrap_or("")
+}
+
+/// `--role-arn` and `--s3-role-arn`: each role is assumed with STS (moto) from the
+/// environment's credentials, and its credentials, not the environment's, sign every
+/// DynamoDB request and every S3 request respectively.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assumed_roles_sign_the_dynamodb_and_s3_requests() {
+    let db = Dynalite::start();
+    demo_table(&db, "orders", 50).await;
+    let moto = Moto::start();
+    moto.create_bucket("lake");
+    let forward: proxy::Rule = Arc::new(|_, _| Action::Forward);
+    let dynamodb_log = proxy::Log::default();
+    let dynamodb = Proxy::start_logged(db.port, Arc::clone(&forward), dynamodb_log.clone()).await;
+    let s3_log = proxy::Log::default();
+    let s3 = Proxy::start_logged(moto.port, forward, s3_log.clone()).await;
+    let out = ddbsnap(
+        args(&[
+            "snapshot",
+            "orders",
+            "--to",
+            "s3://lake/orders",
+            "--endpoint-url",
+            &dynamodb.endpoint(),
+            "--s3-endpoint-url",
+            &s3.endpoint(),
+            "--role-arn",
+            "arn:aws:iam::111111111111:role/table-reader",
+            "--s3-role-arn",
+            "arn:aws:iam::222222222222:role/lake-writer",
+            "--external-id",
+            "ddbsnap-test",
+            "--role-session-name",
+            "nightly",
+        ]),
+        vec![("AWS_ENDPOINT_URL_STS", moto.endpoint())],
+        false,
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let keys = |log: &proxy::Log, op: &str| -> std::collections::BTreeSet<String> {
+        log.lock()
+            .unwrap()
+            .iter()
+            .filter(|(o, _)| o.starts_with(op))
+            .map(|(_, a)| signing_key(a).to_owned())
+            .collect()
+    };
+    let scan = keys(&dynamodb_log, "Scan");
+    let describe = keys(&dynamodb_log, "DescribeTable");
+    let put = keys(&s3_log, "PUT");
+    assert_eq!(scan.len(), 1, "one key signs every Scan: {scan:?}");
+    assert_eq!(scan, describe, "and the DescribeTable");
+    assert_eq!(put.len(), 1, "one key signs every S3 PUT: {put:?}");
+    assert_ne!(scan, put, "the two roles' credentials differ");
+    for key in scan.iter().chain(&put) {
+        assert!(
+            !key.is_empty() && key != ACCESS_KEY,
+            "an assumed key: {key}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejected_credentials_and_access_denied_exit_4() {
     let db = Dynalite::start();

@@ -171,7 +171,7 @@ pub async fn snapshot_until(
     let aws = AwsContext::load(&config.aws).await?;
     // The table first: a wrong name or region must not leave an empty destination behind.
     let table = TableInfo::describe(&aws, &config.table).await?;
-    let target = Target::open(&config.destination, Some(&aws.sdk), &config.s3).await?;
+    let target = Target::open(&config.destination, Some(&aws.s3), &config.s3).await?;
     if config.export.is_some() {
         return export_runs(&aws, table, target, config, progress, cancel, started).await;
     }
@@ -296,7 +296,7 @@ async fn export_run(
     let export = Export::open(
         Target::open_source(
             &crate::sink::Destination::parse(&dir)?,
-            Some(&aws.sdk),
+            Some(&aws.s3),
             &config.s3,
         )
         .await?,

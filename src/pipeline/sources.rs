@@ -32,7 +32,7 @@ pub async fn convert_export(
 ) -> Result<Summary> {
     let started = (Instant::now(), Utc::now());
     let aws = aws_for(config, &[source, &config.destination]).await?;
-    let sdk = aws.as_ref().map(|a| &a.sdk);
+    let sdk = aws.as_ref().map(|a| &a.s3);
     // The export first: a wrong location must not leave an empty destination behind.
     let export = Export::open(Target::open_source(source, sdk, &config.s3).await?).await?;
     let target = Target::open(&config.destination, sdk, &config.s3).await?;
@@ -204,7 +204,7 @@ pub async fn apply(
 ) -> Result<Summary> {
     let started = (Instant::now(), Utc::now());
     let aws = aws_for(config, &[changes, base, &config.destination]).await?;
-    let sdk = aws.as_ref().map(|a| &a.sdk);
+    let sdk = aws.as_ref().map(|a| &a.s3);
     let changes = Target::open_source(changes, sdk, &config.s3).await?;
     let base = Target::open_source(base, sdk, &config.s3).await?;
     let target = Target::open(&config.destination, sdk, &config.s3).await?;

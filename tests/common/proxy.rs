@@ -38,8 +38,16 @@ pub struct Proxy {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// The requests a proxy saw: operation and `Authorization` header of each.
+pub type Log = Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
 impl Proxy {
     pub async fn start(upstream_port: u16, rule: Rule) -> Self {
+        Self::start_logged(upstream_port, rule, Log::default()).await
+    }
+
+    /// [`Proxy::start`], recording every request in `log`.
+    pub async fn start_logged(upstream_port: u16, rule: Rule, log: Log) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let task = tokio::spawn(async move {
@@ -47,9 +55,9 @@ impl Proxy {
                 let Ok((conn, _)) = listener.accept().await else {
                     return;
                 };
-                let rule = Arc::clone(&rule);
+                let (rule, log) = (Arc::clone(&rule), Arc::clone(&log));
                 tokio::spawn(async move {
-                    let _ = serve(conn, upstream_port, rule).await;
+                    let _ = serve(conn, upstream_port, rule, log).await;
                 });
             }
         });
@@ -158,7 +166,7 @@ fn damage(mut body: Vec<u8>) -> Vec<u8> {
     body
 }
 
-async fn serve(conn: TcpStream, upstream_port: u16, rule: Rule) -> std::io::Result<()> {
+async fn serve(conn: TcpStream, upstream_port: u16, rule: Rule, log: Log) -> std::io::Result<()> {
     let (read, mut write) = conn.into_split();
     let mut read = BufReader::new(read);
     while let Some(req) = read_message(&mut read).await? {
@@ -166,6 +174,8 @@ async fn serve(conn: TcpStream, upstream_port: u16, rule: Rule) -> std::io::Resu
             .and_then(|t| t.rsplit('.').next())
             .unwrap_or(&req.head[0])
             .to_owned();
+        let authorization = header(&req, "authorization").unwrap_or("").to_owned();
+        log.lock().unwrap().push((op.clone(), authorization));
         let body = String::from_utf8_lossy(&req.body).into_owned();
         let response = match rule(&op, &body) {
             Action::Reset => return Ok(()),
