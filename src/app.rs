@@ -206,6 +206,12 @@ fn report(summary: &crate::Summary, json: bool) -> Result<(), Error> {
             );
         }
     }
+    if summary.items_expired > 0 {
+        eprintln!(
+            "ddbsnap: left out {} items whose TTL had passed (--skip-expired)",
+            summary.items_expired
+        );
+    }
     if !summary.columns_not_found.is_empty() {
         eprintln!(
             "ddbsnap: warning: no item had {} given to --columns (names are case-sensitive; \

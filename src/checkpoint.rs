@@ -153,6 +153,9 @@ pub struct Totals {
     pub items_scanned: u64,
     /// Items written to data files.
     pub items_written: u64,
+    /// Items left out because their TTL had passed (`--skip-expired`).
+    #[serde(default)]
+    pub items_expired: u64,
     /// Scan pages.
     pub pages: u64,
     /// Read capacity consumed.
@@ -168,6 +171,7 @@ impl Totals {
     pub(crate) fn add(&mut self, other: &Totals) {
         self.items_scanned += other.items_scanned;
         self.items_written += other.items_written;
+        self.items_expired += other.items_expired;
         self.pages += other.pages;
         self.consumed_rcu += other.consumed_rcu;
         self.throttled_requests += other.throttled_requests;

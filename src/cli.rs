@@ -139,6 +139,11 @@ pub struct SnapshotArgs {
     /// Strongly consistent reads (twice the read capacity; not on global secondary indexes).
     #[arg(long)]
     pub consistent_read: bool,
+    /// Leave out items whose TTL attribute (from DescribeTimeToLive) is in the past: DynamoDB
+    /// keeps them visible to Scan until Time to Live deletes them, typically within two days.
+    /// Counted in the summary's items_expired.
+    #[arg(long)]
+    pub skip_expired: bool,
     /// Scan this global or local secondary index instead of the table (its key schema and
     /// capacity are used).
     #[arg(long, value_name = "NAME")]
@@ -413,6 +418,7 @@ impl SnapshotArgs {
             ("--columns", !self.columns.is_empty()),
             ("--index", self.index.is_some()),
             ("--consistent-read", self.consistent_read),
+            ("--skip-expired", self.skip_expired),
         ];
         if let Some((flag, _)) = scan_only.iter().find(|(_, given)| *given) {
             return Err(Error::invalid(format!(
@@ -491,6 +497,7 @@ impl SnapshotArgs {
     pub fn to_config(&self) -> Result<SnapshotConfig> {
         let mut b = SnapshotConfig::builder(&self.table, &self.to)
             .consistent_read(self.consistent_read)
+            .skip_expired(self.skip_expired)
             .read_fraction(self.read_fraction)
             .retry_timeout(std::time::Duration::from_secs(self.retry_timeout));
         b = self.output.apply(&self.aws, b);

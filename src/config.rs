@@ -45,6 +45,9 @@ pub struct SnapshotConfig {
     /// Conversion threads, each writing its own files; `None`: one per two cores, one per
     /// 64 MiB of input at most.
     pub threads: Option<u32>,
+    /// Leave out items whose TTL attribute is in the past (DynamoDB keeps them visible until
+    /// Time to Live deletes them).
+    pub skip_expired: bool,
     /// Strongly consistent reads (twice the RCU).
     pub consistent_read: bool,
     /// Fraction of the table's read capacity to use.
@@ -122,6 +125,7 @@ impl SnapshotConfig {
             segments: None,
             concurrency: None,
             threads: None,
+            skip_expired: false,
             consistent_read: false,
             read_fraction: crate::throttle::DEFAULT_READ_FRACTION,
             max_rcu: None,
@@ -156,6 +160,7 @@ pub struct SnapshotConfigBuilder {
     segments: Option<u32>,
     concurrency: Option<u32>,
     threads: Option<u32>,
+    skip_expired: bool,
     consistent_read: bool,
     read_fraction: f64,
     max_rcu: Option<f64>,
@@ -248,6 +253,11 @@ impl SnapshotConfigBuilder {
     /// for small inputs).
     pub fn threads(mut self, threads: u32) -> Self {
         self.threads = Some(threads);
+        self
+    }
+    /// Leave out items whose TTL attribute is in the past (Time to Live must be enabled).
+    pub fn skip_expired(mut self, yes: bool) -> Self {
+        self.skip_expired = yes;
         self
     }
     /// Strongly consistent reads.
@@ -465,6 +475,7 @@ impl SnapshotConfigBuilder {
             segments: self.segments,
             concurrency: self.concurrency,
             threads: self.threads,
+            skip_expired: self.skip_expired,
             consistent_read: self.consistent_read,
             read_fraction: self.read_fraction,
             max_rcu: self.max_rcu,

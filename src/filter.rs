@@ -166,6 +166,38 @@ pub struct ScanSpec {
     pub raw: Option<RawFilter>,
     /// A timestamp window.
     pub time: Option<TimeFilter>,
+    /// `--skip-expired`: the table's TTL attribute, whose items in the past are left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_expired: Option<String>,
+}
+
+/// DynamoDB's Time to Live: an item whose TTL attribute (a Number, epoch seconds) is at or
+/// before the cutoff has expired, yet Scan returns it until TTL deletes it, typically within
+/// two days. Items without the attribute, or with another type, never expire.
+#[derive(Debug, Clone)]
+pub(crate) struct ExpiryCheck {
+    attribute: String,
+    cutoff: DateTime<Utc>,
+}
+
+impl ExpiryCheck {
+    /// Expiry by `attribute` as of `cutoff` (the run's start, the same on every resume).
+    pub(crate) fn new(attribute: &str, cutoff: DateTime<Utc>) -> Self {
+        ExpiryCheck {
+            attribute: attribute.to_owned(),
+            cutoff,
+        }
+    }
+
+    /// True when `item` had expired at the cutoff.
+    pub(crate) fn expired(&self, item: &Item) -> bool {
+        match item.get(&self.attribute) {
+            Some(AttributeValue::N(n)) => {
+                parse_epoch(n, TsFormat::EpochS).is_some_and(|t| t <= self.cutoff)
+            }
+            _ => false,
+        }
+    }
 }
 
 /// The request parameters a [`ScanSpec`] turns into.
@@ -225,6 +257,9 @@ impl ScanSpec {
             wanted.extend(self.columns.iter().map(String::as_str));
             if let Some(time) = &self.time {
                 wanted.push(&time.attribute);
+            }
+            if let Some(ttl) = &self.skip_expired {
+                wanted.push(ttl);
             }
             let mut seen = std::collections::HashSet::new();
             wanted.retain(|c| seen.insert(*c));
@@ -434,6 +469,20 @@ impl TimeCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expiry_follows_the_ttl_number() {
+        let cutoff = t("2026-12-01T00:00:00Z");
+        let check = ExpiryCheck::new("ttl", cutoff);
+        let with = |v: AttributeValue| Item::from([("ttl".to_owned(), v)]);
+        let at = cutoff.timestamp();
+        assert!(check.expired(&with(AttributeValue::N(at.to_string()))));
+        assert!(check.expired(&with(AttributeValue::N(format!("{}.5", at - 1)))));
+        assert!(!check.expired(&with(AttributeValue::N((at + 1).to_string()))));
+        assert!(!check.expired(&with(AttributeValue::S(at.to_string()))));
+        assert!(!check.expired(&with(AttributeValue::N("not a number".into()))));
+        assert!(!check.expired(&Item::new()));
+    }
 
     fn t(text: &str) -> DateTime<Utc> {
         parse_iso(text).unwrap()

@@ -46,6 +46,9 @@ pub struct Manifest {
     pub items_scanned: u64,
     /// Items written to the data files.
     pub items_written: u64,
+    /// Items left out because their TTL had passed (`--skip-expired`).
+    #[serde(default)]
+    pub items_expired: u64,
     /// Scan pages received.
     pub pages: u64,
     /// Read capacity units consumed, as reported by DynamoDB.

@@ -240,6 +240,34 @@ pub fn auto_segments(size_bytes: Option<i64>) -> u32 {
     (wanted.clamp(MIN_AUTO_SEGMENTS as i64, MAX_AUTO_SEGMENTS as i64)) as u32
 }
 
+/// The table's TTL attribute (DescribeTimeToLive), for `--skip-expired`: an error when Time to
+/// Live is not enabled, since then no item expires.
+async fn ttl_attribute(aws: &AwsContext, table: &str) -> Result<String> {
+    let out = aws
+        .dynamodb
+        .describe_time_to_live()
+        .table_name(table)
+        .send()
+        .await
+        .map_err(|e| aws.classify("DescribeTimeToLive", table, e))?;
+    let ttl = out.time_to_live_description;
+    let status = ttl
+        .as_ref()
+        .and_then(|t| t.time_to_live_status())
+        .map_or("DISABLED", |s| s.as_str())
+        .to_owned();
+    match ttl
+        .and_then(|t| t.attribute_name)
+        .filter(|_| status == "ENABLED")
+    {
+        Some(attribute) => Ok(attribute),
+        None => Err(Error::invalid(format!(
+            "--skip-expired: Time to Live is {status} on table '{table}', so no item expires; \
+             leave the flag out"
+        ))),
+    }
+}
+
 /// A table name DynamoDB would refuse, refused first with a line that says why (DynamoDB's
 /// own ValidationException does not): 3 to 255 letters, digits, `_`, `-` and `.`; an ARN is
 /// left to DynamoDB.
@@ -395,11 +423,17 @@ pub async fn plan_scan(
             })
         }
     };
+    let skip_expired = if config.skip_expired {
+        Some(ttl_attribute(aws, &table.name).await?)
+    } else {
+        None
+    };
     let spec = ScanSpec {
         index: config.index.clone(),
         columns: config.columns.clone(),
         raw: config.raw_filter.clone(),
         time,
+        skip_expired,
     };
     if !spec.is_full_table() {
         probe(aws, table, &spec, &keys, config.consistent_read).await?;

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Output;
 use std::sync::Arc;
 
-use aws_sdk_dynamodb::types::ScalarAttributeType;
+use aws_sdk_dynamodb::types::{AttributeValue, ScalarAttributeType};
 use common::*;
 use proxy::{Action, Proxy};
 
@@ -261,6 +261,80 @@ async fn a_missing_profile_exits_4_and_never_falls_back() {
     let out = ddbsnap(run("analytics", &to), files(&config), true).await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(to.join("_manifest.json").exists());
+}
+
+/// `--skip-expired` leaves out the items whose TTL attribute (from DescribeTimeToLive) is in
+/// the past and counts them; items without it, or with a non-number, stay. Without Time to Live
+/// enabled the flag is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skip_expired_leaves_out_items_past_their_ttl() {
+    let db = Dynalite::start();
+    let client = db.client();
+    create_table(&client, "sessions", None).await;
+    let now = chrono::Utc::now().timestamp();
+    let items: Vec<ddbsnap::convert::Item> = (0..40)
+        .map(|i| {
+            let mut it = item(vec![("pk", s(&format!("s{i}")))]);
+            match i % 4 {
+                0 => it.insert("expires".into(), n(&(now - 3600).to_string())),
+                1 => it.insert("expires".into(), n(&(now + 86_400).to_string())),
+                2 => it.insert("expires".into(), s("never")),
+                _ => None,
+            };
+            it
+        })
+        .collect();
+    put_items(&client, "sessions", items.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+
+    let refused = snapshot(
+        "sessions",
+        dir.path().join("a"),
+        &db.endpoint(),
+        &["--skip-expired"],
+    )
+    .await;
+    assert_fails(
+        &refused,
+        2,
+        "Time to Live is DISABLED on table 'sessions'",
+        None,
+    );
+
+    // dynalite has no Time to Live: the proxy answers DescribeTimeToLive as DynamoDB does for
+    // a table whose TTL attribute is `expires`.
+    let rule: proxy::Rule = Arc::new(|op, _| match op {
+        "DescribeTimeToLive" => Action::Rewrite(Box::new(|_| {
+            r#"{"TimeToLiveDescription":{"TimeToLiveStatus":"ENABLED","AttributeName":"expires"}}"#
+                .into()
+        })),
+        _ => Action::Forward,
+    });
+    let proxy = Proxy::start(db.port, rule).await;
+    let to = dir.path().join("b");
+    let out = snapshot(
+        "sessions",
+        &to,
+        &proxy.endpoint(),
+        &["--skip-expired", "--json"],
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["items_expired"], 10, "{summary}");
+    assert_eq!(summary["items"], 30, "{summary}");
+    let target = ddbsnap::sink::Target::open(
+        &ddbsnap::sink::Destination::parse(to.to_str().unwrap()).unwrap(),
+        None,
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let expired = |it: &ddbsnap::convert::Item| matches!(it.get("expires"), Some(AttributeValue::N(t)) if t.parse::<i64>().unwrap() <= now);
+    let kept: Vec<_> = items.iter().filter(|it| !expired(it)).cloned().collect();
+    assert_same_items(&kept, &read_snapshot(&target).await);
+    let manifest = ddbsnap::sink::reader::read_manifest(&target).await.unwrap();
+    assert_eq!(manifest.items_expired, 10);
 }
 
 /// The access key ID an `Authorization` header was signed with.

@@ -26,7 +26,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::{Mutex, MutexGuard};
 
 use super::*;
-use crate::filter::WindowStats;
+use crate::filter::{ExpiryCheck, WindowStats};
 use crate::source::scan::PageSink;
 
 /// Input per lane when the run picks the number of lanes: a table or export smaller than this
@@ -60,6 +60,8 @@ pub(super) struct LaneSetup<'a> {
     pub(super) config: &'a SnapshotConfig,
     /// The exact timestamp window of an incremental pull.
     pub(super) time: Option<TimeCheck>,
+    /// `--skip-expired`: which items have expired.
+    pub(super) expiry: Option<ExpiryCheck>,
     /// The scan's throttle, whose throttled and retried counts go into the checkpoint.
     pub(super) throttle: Option<Arc<Throttle>>,
     /// Report each page to `progress` (sources other than a scan, whose tasks report their
@@ -117,6 +119,7 @@ impl Conversion {
                 .numbered_by(Arc::clone(&numbers)),
                 numbers: setup.config.numbers,
                 time: setup.time.clone(),
+                expiry: setup.expiry.clone(),
                 state: LaneState::default(),
                 ledger: Arc::clone(&ledger),
                 progress: Arc::clone(setup.progress),
@@ -334,6 +337,8 @@ struct PageDone {
     consumed_rcu: f64,
     /// What the timestamp window check saw in the page.
     window: WindowStats,
+    /// Items left out as expired.
+    expired: u64,
 }
 
 impl PageDone {
@@ -350,6 +355,7 @@ impl PageDone {
             scanned: page.scanned,
             consumed_rcu: page.consumed_rcu,
             window: WindowStats::default(),
+            expired: 0,
         }
     }
 }
@@ -364,6 +370,7 @@ struct Lane {
     writer: RollingWriter,
     numbers: NumberMode,
     time: Option<TimeCheck>,
+    expiry: Option<ExpiryCheck>,
     state: LaneState,
     ledger: Arc<Ledger>,
     progress: Arc<dyn Progress>,
@@ -404,6 +411,11 @@ impl Lane {
                 scanned: done.scanned,
                 consumed_rcu: 0.0,
             });
+        }
+        if let Some(expiry) = &self.expiry {
+            let before = items.len();
+            items.retain(|item| !expiry.expired(item));
+            done.expired = (before - items.len()) as u64;
         }
         if let Some(check) = &mut self.time {
             items.retain(|item| check.keep(item));
@@ -457,6 +469,7 @@ impl Lane {
         let totals = &mut self.state.totals;
         totals.pages += 1;
         totals.items_written += done.items;
+        totals.items_expired += done.expired;
         totals.items_scanned += done.scanned;
         totals.consumed_rcu += done.consumed_rcu;
         self.state.window.merge(&done.window);

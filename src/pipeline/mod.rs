@@ -85,6 +85,8 @@ pub struct Summary {
     pub items: u64,
     /// Items read by the scan.
     pub items_scanned: u64,
+    /// Items left out because their TTL had passed (`--skip-expired`).
+    pub items_expired: u64,
     /// Data files.
     pub files: usize,
     /// Total bytes of the data files.
@@ -133,6 +135,7 @@ impl Summary {
             table: manifest.table.name.clone(),
             items: manifest.items_written,
             items_scanned: manifest.items_scanned,
+            items_expired: manifest.items_expired,
             files: manifest.files.len(),
             bytes: manifest.files.iter().map(|f| f.bytes).sum(),
             consumed_rcu: manifest.consumed_rcu,
@@ -693,6 +696,12 @@ async fn run(
 
     let writer_opts = writer_options(config, &table)?;
     let time = plan.spec.time.as_ref().map(|t| t.check());
+    // The run's start is the cutoff, the same after a resume.
+    let expiry = plan
+        .spec
+        .skip_expired
+        .as_deref()
+        .map(|ttl| crate::filter::ExpiryCheck::new(ttl, checkpoint.started_at));
     let input_bytes = plan.size_bytes(&table).map(|b| b.max(0) as u64);
     let lanes = lanes::lane_count(config.threads, input_bytes, pending.len());
     let setup = LaneSetup {
@@ -701,6 +710,7 @@ async fn run(
         progress: &progress,
         config,
         time,
+        expiry,
         throttle: Some(Arc::clone(&throttle)),
         // The scan tasks report their own pages.
         report_pages: false,
@@ -874,6 +884,7 @@ async fn commit(
         consistent_read: config.consistent_read,
         items_scanned: totals.items_scanned,
         items_written: totals.items_written,
+        items_expired: totals.items_expired,
         pages: totals.pages,
         consumed_rcu: totals.consumed_rcu,
         read_budget: budget,

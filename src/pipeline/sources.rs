@@ -446,6 +446,7 @@ async fn run_producers(
         progress: &progress,
         config,
         time: None,
+        expiry: None,
         throttle: None,
         report_pages: true,
     };
