@@ -337,6 +337,101 @@ async fn skip_expired_leaves_out_items_past_their_ttl() {
     assert_eq!(manifest.items_expired, 10);
 }
 
+/// Every file under `dir`, as text (lossy), concatenated.
+fn files_under(dir: &Path) -> String {
+    let mut text = String::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            text.push_str(&files_under(&path));
+        } else {
+            text.push_str(&String::from_utf8_lossy(&std::fs::read(&path).unwrap()));
+        }
+    }
+    text
+}
+
+/// The secret access key and the session token are used to sign and go nowhere else: with
+/// `-v`, in runs that succeed and runs that fail, they are in no stdout or stderr (progress
+/// events included), no file written (manifest, Parquet metadata) and nothing
+/// sent to DynamoDB (recorded by a proxy).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_appear_in_no_output_file_or_request() {
+    const TOKEN: &str = "ddbsnapSessionTokenThatMustNotBeShown";
+    let db = Dynalite::start();
+    demo_table(&db, "orders", 200).await;
+    let sent = Arc::new(std::sync::Mutex::new(String::new()));
+    let record = Arc::clone(&sent);
+    let rule: proxy::Rule = Arc::new(move |op, body| {
+        record.lock().unwrap().push_str(&format!("{op} {body}\n"));
+        Action::Forward
+    });
+    let log = proxy::Log::default();
+    let proxy = Proxy::start_logged(db.port, rule, log.clone()).await;
+    let endpoint = proxy.endpoint();
+    let dir = tempfile::tempdir().unwrap();
+    let at = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let (ok, missing) = (at("ok"), at("missing"));
+    let runs = [
+        // Succeeds, with every progress event as JSON.
+        vec![
+            "-v",
+            "snapshot",
+            "orders",
+            "--to",
+            &ok,
+            "--progress",
+            "json",
+        ],
+        // Fails: no such table, unreachable S3.
+        vec!["-v", "snapshot", "no_such_table", "--to", &missing],
+        vec!["-v", "describe", "orders", "--json"],
+        vec!["-v", "describe", "no_such_table"],
+        vec![
+            "-v",
+            "snapshot",
+            "orders",
+            "--to",
+            "s3://lake/x",
+            "--s3-endpoint-url",
+            "http://127.0.0.1:9",
+        ],
+    ];
+    let mut seen = String::new();
+    for run in runs {
+        let mut a = args(&run);
+        a.extend(["--endpoint-url".to_owned(), endpoint.clone()]);
+        let out = ddbsnap(a, vec![("AWS_SESSION_TOKEN", TOKEN.into())], false).await;
+        seen.push_str(&String::from_utf8_lossy(&out.stdout));
+        seen.push_str(&stderr(&out));
+    }
+    assert!(
+        seen.contains("\"event\":\"page\""),
+        "progress events were shown: {seen}"
+    );
+    assert!(
+        seen.contains("no_such_table"),
+        "failures were shown: {seen}"
+    );
+    seen.push_str(&files_under(dir.path()));
+    assert!(
+        seen.contains("ddbsnap.key_schema"),
+        "the Parquet metadata was read"
+    );
+    seen.push_str(&sent.lock().unwrap());
+    for (_, authorization) in log.lock().unwrap().iter() {
+        seen.push_str(authorization);
+        seen.push('\n');
+    }
+    assert!(
+        seen.contains(ACCESS_KEY),
+        "the requests were recorded with their signatures"
+    );
+    for secret in [SECRET_KEY, TOKEN] {
+        assert!(!seen.contains(secret), "{secret} was shown or sent");
+    }
+}
+
 /// The access key ID an `Authorization` header was signed with.
 fn signing_key(authorization: &str) -> &str {
     authorization
