@@ -709,6 +709,75 @@ mod tests {
         );
     }
 
+    fn full_summary() -> ExportSummary {
+        ExportSummary {
+            export_arn: None,
+            table_arn: None,
+            export_time: None,
+            export_type: None,
+            output_format: None,
+            item_count: None,
+            manifest_files_s3_key: None,
+            s3_bucket: None,
+            s3_prefix: None,
+            export_view_type: None,
+            export_from_time: None,
+            export_to_time: None,
+        }
+    }
+
+    /// `item` in DynamoDB JSON, as an export line or a Scan response body.
+    fn dynamodb_json(item: &Item) -> String {
+        let fields: Vec<String> = item
+            .iter()
+            .map(|(k, v)| {
+                let value = crate::convert::json::value_to_json(v).unwrap();
+                format!("{}:{value}", serde_json::to_string(k).unwrap())
+            })
+            .collect();
+        format!("{{{}}}", fields.join(","))
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 512,
+            ..Default::default()
+        })]
+
+        /// The export-line, Ion and Scan-body parsers return errors, never panic, on any text.
+        #[test]
+        fn parsers_never_panic_on_random_text(text in "\\PC{0,120}|[{}\\[\\]\":,SNBLMbool0-9 ]{0,120}") {
+            let _ = parse_line(&text, &full_summary());
+            let _ = super::super::ion::line_to_json(&text);
+            let _ = super::super::raw::parse_items(text.as_bytes());
+            let _ = super::super::raw::parse_head(text.as_bytes());
+        }
+
+        /// A valid line parses back to its item; every shorter prefix of it is an error.
+        #[test]
+        fn truncated_lines_are_errors(
+            item in crate::convert::arbitrary::item(),
+            cut in proptest::prelude::any::<proptest::sample::Index>(),
+        ) {
+            let line = format!("{{\"Item\":{}}}", dynamodb_json(&item));
+            let body = format!("{{\"Items\":[{}],\"Count\":1}}", dynamodb_json(&item));
+            let parsed = parse_line(&line, &full_summary()).unwrap();
+            proptest::prop_assert_eq!(
+                crate::convert::arbitrary::normalized(&parsed),
+                crate::convert::arbitrary::normalized(&item)
+            );
+            let scanned = super::super::raw::parse_items(body.as_bytes()).unwrap();
+            proptest::prop_assert_eq!(&scanned, &vec![parsed]);
+            let mut at = cut.index(line.len());
+            while !line.is_char_boundary(at) {
+                at -= 1;
+            }
+            proptest::prop_assert!(parse_line(&line[..at], &full_summary()).is_err());
+            let at = cut.index(body.len());
+            proptest::prop_assert!(super::super::raw::parse_items(&body.as_bytes()[..at]).is_err());
+        }
+    }
+
     #[test]
     fn parses_item_lines() {
         let full = ExportSummary {
