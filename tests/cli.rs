@@ -352,7 +352,7 @@ fn files_under(dir: &Path) -> String {
 }
 
 /// The secret access key and the session token are used to sign and go nowhere else: with
-/// `-v`, in runs that succeed and runs that fail, they are in no stdout or stderr (progress
+/// `-v`, in runs of every command that succeed and that fail, they are in no stdout or stderr (progress
 /// events included), no file written (manifest, Parquet metadata) and nothing
 /// sent to DynamoDB (recorded by a proxy).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -397,14 +397,72 @@ async fn secrets_appear_in_no_output_file_or_request() {
             "http://127.0.0.1:9",
         ],
     ];
+    // An export and a change log (scripts/gen-export, in AWS's layout) for convert-export and
+    // apply.
+    let generate = |what: &[&str]| {
+        let out = std::process::Command::new("python3")
+            .arg("scripts/gen-export")
+            .args(what)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let bucket = at("bucket");
+    let full = generate(&["full", &bucket, "300", "2"]);
+    let changes = generate(&["changes", &bucket, "300", "30", "1"]);
+    let (converted, change_log, applied) = (at("full"), at("changes"), at("applied"));
+    let bad = at("bad");
+    let local_runs = [
+        vec![
+            "-v",
+            "convert-export",
+            &full,
+            "--to",
+            &converted,
+            "--key",
+            "pk,sk",
+        ],
+        vec![
+            "-v",
+            "convert-export",
+            &changes,
+            "--to",
+            &change_log,
+            "--key",
+            "pk,sk",
+        ],
+        vec![
+            "-v",
+            "apply",
+            &change_log,
+            "--to-snapshot",
+            &converted,
+            "--out",
+            &applied,
+        ],
+        // Fails: not an export.
+        vec!["-v", "convert-export", &bucket, "--to", &bad, "--key", "pk"],
+    ];
     let mut seen = String::new();
-    for run in runs {
+    let with_endpoint = runs.into_iter().map(|run| {
         let mut a = args(&run);
         a.extend(["--endpoint-url".to_owned(), endpoint.clone()]);
+        a
+    });
+    for a in with_endpoint.chain(local_runs.iter().map(|run| args(run))) {
         let out = ddbsnap(a, vec![("AWS_SESSION_TOKEN", TOKEN.into())], false).await;
         seen.push_str(&String::from_utf8_lossy(&out.stdout));
         seen.push_str(&stderr(&out));
     }
+    assert!(
+        Path::new(&applied).join("_manifest.json").exists(),
+        "the local runs succeeded: {seen}"
+    );
     assert!(
         seen.contains("\"event\":\"page\""),
         "progress events were shown: {seen}"
