@@ -780,20 +780,7 @@ mod tests {
 
     #[test]
     fn parses_item_lines() {
-        let full = ExportSummary {
-            export_arn: None,
-            table_arn: None,
-            export_time: None,
-            export_type: None,
-            output_format: None,
-            item_count: None,
-            manifest_files_s3_key: None,
-            s3_bucket: None,
-            s3_prefix: None,
-            export_view_type: None,
-            export_from_time: None,
-            export_to_time: None,
-        };
+        let full = full_summary();
         let item = parse_line(r#"{"Item":{"pk":{"S":"a"},"n":{"N":"1.5"}}}"#, &full).unwrap();
         assert_eq!(item["n"], AttributeValue::N("1.5".into()));
         assert!(parse_line(r#"{"Keys":{}}"#, &full).is_err(), "no metadata");
