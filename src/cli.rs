@@ -85,7 +85,7 @@ pub struct AwsArgs {
     /// External ID the role's trust policy requires (with --role-arn or --s3-role-arn).
     #[arg(long, value_name = "ID")]
     pub external_id: Option<String>,
-    /// Session name of the assumed roles, as CloudTrail shows it (default: ddbsnap-<pid>).
+    /// Session name of the assumed roles, as CloudTrail shows it (default: `ddbsnap-<pid>`).
     #[arg(long, value_name = "NAME")]
     pub role_session_name: Option<String>,
 }
