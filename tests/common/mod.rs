@@ -222,9 +222,13 @@ pub fn aws_context(endpoint: Option<String>) -> AwsContext {
 }
 
 /// The real `ddbsnap` binary with `args`, the caller's `AWS_*` variables removed and the test
-/// credentials set.
+/// credentials set. The binary is the test build's, or the one `DDBSNAP_BIN` names (to run
+/// the tests against a release build).
 pub fn ddbsnap_command(args: &[String]) -> Command {
-    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("ddbsnap"));
+    let mut cmd = match std::env::var_os("DDBSNAP_BIN") {
+        Some(bin) => Command::new(bin),
+        None => Command::new(assert_cmd::cargo::cargo_bin!("ddbsnap")),
+    };
     cmd.args(args);
     for (k, _) in std::env::vars() {
         if k.starts_with("AWS_") {
