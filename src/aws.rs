@@ -4,7 +4,7 @@
 //! S3 goes through `object_store`, which has its own credential chain; `SdkCredentials`
 //! bridges aws-config's chain into it so profiles, SSO, assumed roles and environment
 //! credentials work the same for both services. Credentials are cached until five minutes
-//! before they expire and are never logged.
+//! before they expire (halfway through their lifetime if that is shorter) and are never logged.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -287,7 +287,14 @@ pub(crate) fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
 #[derive(Debug)]
 pub(crate) struct SdkCredentials {
     provider: SharedCredentialsProvider,
-    cached: Mutex<Option<(Arc<AwsCredential>, Option<SystemTime>)>>,
+    cached: Mutex<Option<Cached>>,
+}
+
+/// Credentials the bridge handed out, and when to fetch new ones (`None`: they never expire).
+#[derive(Debug)]
+struct Cached {
+    credential: Arc<AwsCredential>,
+    refresh_at: Option<SystemTime>,
 }
 
 impl SdkCredentials {
@@ -299,21 +306,26 @@ impl SdkCredentials {
     }
 }
 
+/// Credentials are refreshed this long before they expire, or halfway through their lifetime
+/// when that is shorter (a `credential_process` may hand out credentials for a minute).
 const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
+
+/// When credentials fetched at `now` that expire at `expiry` are due for a refresh.
+fn refresh_at(now: SystemTime, expiry: Option<SystemTime>) -> Option<SystemTime> {
+    let expiry = expiry?;
+    let lifetime = expiry.duration_since(now).unwrap_or_default();
+    Some(expiry - REFRESH_BEFORE_EXPIRY.min(lifetime / 2))
+}
 
 #[async_trait::async_trait]
 impl object_store::CredentialProvider for SdkCredentials {
     type Credential = AwsCredential;
 
     async fn get_credential(&self) -> object_store::Result<Arc<AwsCredential>> {
-        if let Some((cred, expiry)) = self.cached.lock().expect("not poisoned").as_ref() {
-            let fresh = expiry.is_none_or(|e| {
-                e.duration_since(SystemTime::now())
-                    .is_ok_and(|left| left > REFRESH_BEFORE_EXPIRY)
-            });
-            if fresh {
-                return Ok(Arc::clone(cred));
-            }
+        if let Some(cached) = self.cached.lock().expect("not poisoned").as_ref()
+            && cached.refresh_at.is_none_or(|at| SystemTime::now() < at)
+        {
+            return Ok(Arc::clone(&cached.credential));
         }
         let creds = self.provider.provide_credentials().await.map_err(|e| {
             object_store::Error::Generic {
@@ -326,7 +338,33 @@ impl object_store::CredentialProvider for SdkCredentials {
             secret_key: creds.secret_access_key().to_owned(),
             token: creds.session_token().map(str::to_owned),
         });
-        *self.cached.lock().expect("not poisoned") = Some((Arc::clone(&cred), creds.expiry()));
+        *self.cached.lock().expect("not poisoned") = Some(Cached {
+            credential: Arc::clone(&cred),
+            refresh_at: refresh_at(SystemTime::now(), creds.expiry()),
+        });
         Ok(cred)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_refreshed_before_they_expire() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let at = |secs| now + Duration::from_secs(secs);
+        assert_eq!(refresh_at(now, None), None, "static credentials never");
+        assert_eq!(
+            refresh_at(now, Some(at(3600))),
+            Some(at(3300)),
+            "an hour: 5 min before"
+        );
+        assert_eq!(
+            refresh_at(now, Some(at(60))),
+            Some(at(30)),
+            "a minute: halfway"
+        );
+        assert_eq!(refresh_at(now, Some(now)), Some(now), "expired: now");
     }
 }

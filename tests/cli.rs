@@ -477,8 +477,8 @@ async fn secrets_appear_in_no_output_file_or_request() {
         "the Parquet metadata was read"
     );
     seen.push_str(&sent.lock().unwrap());
-    for (_, authorization) in log.lock().unwrap().iter() {
-        seen.push_str(authorization);
+    for request in log.lock().unwrap().iter() {
+        seen.push_str(&request.authorization);
         seen.push('\n');
     }
     assert!(
@@ -541,8 +541,8 @@ async fn assumed_roles_sign_the_dynamodb_and_s3_requests() {
         log.lock()
             .unwrap()
             .iter()
-            .filter(|(o, _)| o.starts_with(op))
-            .map(|(_, a)| signing_key(a).to_owned())
+            .filter(|r| r.op.starts_with(op))
+            .map(|r| signing_key(&r.authorization).to_owned())
             .collect()
     };
     let scan = keys(&dynamodb_log, "Scan");
@@ -558,6 +558,121 @@ async fn assumed_roles_sign_the_dynamodb_and_s3_requests() {
             "an assumed key: {key}"
         );
     }
+}
+
+/// Short-lived credentials from a profile's `credential_process` (as SSO, role and
+/// `credential_process` profiles give them): a run longer than their lifetime fetches new ones
+/// before they expire, for DynamoDB and for S3, and never signs with an expired key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_lived_credentials_are_refreshed_before_they_expire() {
+    const LIFETIME: u64 = 20;
+    let db = Dynalite::start();
+    let client = db.client();
+    create_table(&client, "slow", None).await;
+    // At --max-rcu 1, a Scan every half second (dynalite charges 0.5 RCU for each page of
+    // one item): about 25 s for these 50 items.
+    let items = (0..50)
+        .map(|i| item(vec![("pk", s(&format!("k{i}"))), ("v", s("x"))]))
+        .collect();
+    put_items(&client, "slow", items).await;
+    let moto = Moto::start();
+    moto.create_bucket("lake");
+    let forward: proxy::Rule = Arc::new(|_, _| Action::Forward);
+    let dynamodb_log = proxy::Log::default();
+    let dynamodb = Proxy::start_logged(db.port, Arc::clone(&forward), dynamodb_log.clone()).await;
+    let s3_log = proxy::Log::default();
+    let s3 = Proxy::start_logged(moto.port, forward, s3_log.clone()).await;
+
+    // Each call hands out a new key that expires LIFETIME seconds later, and records it.
+    let dir = tempfile::tempdir().unwrap();
+    let issued = dir.path().join("issued");
+    let process = dir.path().join("credentials");
+    std::fs::write(
+        &process,
+        format!(
+            "#!/bin/sh\n\
+             key=AKIDSHORT$(date +%s%N)\n\
+             expiry=$(date -u -d '+{LIFETIME} seconds' +%Y-%m-%dT%H:%M:%SZ)\n\
+             echo \"$key $(date -u -d \"$expiry\" +%s)\" >> '{}'\n\
+             printf '{{\"Version\":1,\"AccessKeyId\":\"%s\",\"SecretAccessKey\":\"s\",\
+             \"SessionToken\":\"t\",\"Expiration\":\"%s\"}}' \"$key\" \"$expiry\"\n",
+            issued.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &process,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let config = dir.path().join("config");
+    std::fs::write(
+        &config,
+        format!(
+            "[profile short]\ncredential_process = {}\nregion = us-east-1\n",
+            process.display()
+        ),
+    )
+    .unwrap();
+    let out = ddbsnap(
+        args(&[
+            "snapshot",
+            "slow",
+            "--to",
+            "s3://lake/slow",
+            "--profile",
+            "short",
+            "--endpoint-url",
+            &dynamodb.endpoint(),
+            "--s3-endpoint-url",
+            &s3.endpoint(),
+            "--max-rcu",
+            "1",
+        ]),
+        vec![
+            ("AWS_CONFIG_FILE", config.display().to_string()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ],
+        true,
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let issued: std::collections::HashMap<String, u64> = std::fs::read_to_string(&issued)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (key, expiry) = l.split_once(' ').unwrap();
+            (key.to_owned(), expiry.parse().unwrap())
+        })
+        .collect();
+    let check = |log: &proxy::Log, service: &str| {
+        let log = log.lock().unwrap();
+        let first = log.first().unwrap().at;
+        let last = log.last().unwrap().at;
+        assert!(
+            last.duration_since(first).unwrap().as_secs() > LIFETIME,
+            "{service} requests outlasted one key"
+        );
+        let mut keys = std::collections::BTreeSet::new();
+        for request in log.iter() {
+            let key = signing_key(&request.authorization);
+            let expiry = issued
+                .get(key)
+                .unwrap_or_else(|| panic!("{key} was not issued"));
+            let at = request.at.duration_since(std::time::UNIX_EPOCH).unwrap();
+            assert!(
+                at.as_secs() < *expiry,
+                "{service}: {key} was used after it expired"
+            );
+            keys.insert(key.to_owned());
+        }
+        assert!(
+            keys.len() >= 2,
+            "{service} requests were signed with new keys: {keys:?}"
+        );
+    };
+    check(&dynamodb_log, "DynamoDB");
+    check(&s3_log, "S3");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -38,8 +38,18 @@ pub struct Proxy {
     task: tokio::task::JoinHandle<()>,
 }
 
-/// The requests a proxy saw: operation and `Authorization` header of each.
-pub type Log = Arc<std::sync::Mutex<Vec<(String, String)>>>;
+/// The requests a proxy saw.
+pub type Log = Arc<std::sync::Mutex<Vec<Request>>>;
+
+/// One request a proxy saw.
+pub struct Request {
+    /// As the rule sees it (see [`Rule`]).
+    pub op: String,
+    /// The `Authorization` header.
+    pub authorization: String,
+    /// When it arrived.
+    pub at: std::time::SystemTime,
+}
 
 impl Proxy {
     pub async fn start(upstream_port: u16, rule: Rule) -> Self {
@@ -175,7 +185,11 @@ async fn serve(conn: TcpStream, upstream_port: u16, rule: Rule, log: Log) -> std
             .unwrap_or(&req.head[0])
             .to_owned();
         let authorization = header(&req, "authorization").unwrap_or("").to_owned();
-        log.lock().unwrap().push((op.clone(), authorization));
+        log.lock().unwrap().push(Request {
+            op: op.clone(),
+            authorization,
+            at: std::time::SystemTime::now(),
+        });
         let body = String::from_utf8_lossy(&req.body).into_owned();
         let response = match rule(&op, &body) {
             Action::Reset => return Ok(()),
