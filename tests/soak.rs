@@ -3,7 +3,7 @@
 //! back exact, item by item, from the real binary, whose peak RSS is reported.
 //!
 //! The suite runs it on 20,000 items. The full soak is the same test on 1,000,000 items, with
-//! the release binary (about 15 minutes on 2 cores, most of it loading the table):
+//! the release binary (about 11 minutes on 2 cores, most of it loading the table):
 //!
 //! ```text
 //! cargo build --release --locked
