@@ -243,10 +243,14 @@ pub(crate) fn unknown_type(_value: &AttributeValue, path: &AttrPath) -> Error {
 ///
 /// Serialized into every file's key-value metadata (`ddbsnap.columns`) and the manifest, so the
 /// original DynamoDB types survive the trip (a `List<Utf8>` may be an `SS` or an `L` of `S`).
+/// The `type` names are DynamoDB's own (`S`, `N`, `B`, `BOOL`, `NULL`, `SS`, `NS`, `BS`, `L`,
+/// `M`), and `JSON` for the DynamoDB JSON fallback. Earlier snapshots and checkpoints named
+/// three of them `Bool`, `Null` and `Json`; those are still read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum ColumnType {
     /// Only NULLs: an all-null Utf8 column.
+    #[serde(rename = "NULL", alias = "Null")]
     Null,
     /// String → Utf8.
     S,
@@ -255,6 +259,7 @@ pub enum ColumnType {
     /// Binary → Binary.
     B,
     /// Boolean → Boolean.
+    #[serde(rename = "BOOL", alias = "Bool")]
     Bool,
     /// String set → `List<Utf8>`.
     SS,
@@ -274,6 +279,7 @@ pub enum ColumnType {
     },
     /// Conflicting kinds, empty maps or very wide maps: Utf8 holding DynamoDB JSON
     /// (`{"S":"x"}`, `{"N":"1"}`, binary as base64).
+    #[serde(rename = "JSON", alias = "Json")]
     Json,
 }
 
@@ -365,6 +371,26 @@ pub enum KeyKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn type_names_are_dynamodbs_and_the_old_names_still_read() {
+        let columns: Columns = [
+            ("b", ColumnType::Bool),
+            ("n", ColumnType::Null),
+            ("j", ColumnType::Json),
+            ("s", ColumnType::SS),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let text = serde_json::to_string(&columns).unwrap();
+        assert_eq!(
+            text,
+            r#"{"b":{"type":"BOOL"},"n":{"type":"NULL"},"j":{"type":"JSON"},"s":{"type":"SS"}}"#
+        );
+        let old = r#"{"b":{"type":"Bool"},"n":{"type":"Null"},"j":{"type":"Json"},"s":{"type":"SS"}}"#;
+        assert_eq!(serde_json::from_str::<Columns>(old).unwrap(), columns);
+    }
     use AttributeValue as AV;
     use aws_sdk_dynamodb::primitives::Blob;
 
