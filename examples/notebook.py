@@ -5,7 +5,8 @@
 #
 #   python examples/notebook.py TABLE DESTINATION [--endpoint-url URL]
 #
-# Needs `ddbsnap` on PATH (cargo install --path .) and pyarrow + pandas.
+# Needs `ddbsnap` on PATH (`pip install ddbsnap`, or `cargo install --locked --path .`) and pyarrow
+# + pandas. Against the demo server of `scripts/demo --serve`, add `--endpoint-url URL`.
 import json
 import subprocess
 import sys
@@ -24,7 +25,8 @@ if run.returncode != 0:
 summary = json.loads(run.stdout)
 print(f"{summary['items']} items in {summary['files']} files, {summary['consumed_rcu']:.0f} RCU")
 
-# 2. Read. Files starting with "_" (_manifest.json) are skipped by every Parquet reader.
+# 2. Read. pyarrow, pandas and Spark skip files starting with "_" (_manifest.json); DuckDB and
+#    polars take the glob <dir>/*.parquet.
 import pyarrow.dataset as ds  # noqa: E402
 
 data = ds.dataset(summary["url"], format="parquet").to_table()

@@ -76,7 +76,7 @@ fn item(i: usize, payload_bytes: usize) -> HashMap<String, AV> {
         AV::Ss(vec![format!("t{}", i % 10), format!("g{}", i % 3)]),
     );
     m.insert(
-        "attrs".into(),
+        "details".into(),
         AV::M(HashMap::from([
             (
                 "color".to_string(),

@@ -33,7 +33,7 @@ def create_demo_table(endpoint, items):
                 "sk": {"N": str(i)},
                 "status": {"S": ["active", "pending", "closed"][i % 3]},
                 "amount": {"N": f"{i}.{i % 100:02}"},
-                "attrs": {"M": {"color": {"S": "red"}, "size": {"N": str(i % 40)}}},
+                "details": {"M": {"color": {"S": "red"}, "size": {"N": str(i % 40)}}},
             },
         )
 
