@@ -123,7 +123,7 @@ async fn execute(command: Command, cancel: Option<CancellationToken>) -> Result<
 }
 
 async fn describe(args: DescribeArgs) -> Result<Outcome, Error> {
-    let aws = crate::aws::AwsContext::load(&args.aws.options()).await?;
+    let aws = crate::aws::AwsContext::load(&args.aws.options(args.endpoint_url.as_deref())).await?;
     let description = crate::describe::describe(
         &aws,
         &args.table,

@@ -9,6 +9,15 @@ use crate::error::Result;
 use crate::filter::{RawFilter, parse_bound};
 use crate::sink::Compression;
 
+// Help headings, in the order `--help` shows them.
+const SOURCE: &str = "Source";
+const AWS: &str = "AWS access";
+const BUDGET: &str = "Read budget";
+const FILTERS: &str = "Filters";
+const EXPORT: &str = "Export mode (--mode export)";
+const OUTPUT: &str = "Output";
+const PROGRESS: &str = "Progress";
+
 /// Snapshot a DynamoDB table into lossless Parquet on S3 or local disk.
 #[derive(Debug, Parser)]
 #[command(name = "ddbsnap", version, about, long_about = None)]
@@ -17,7 +26,7 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
     /// Print the cause chain of errors.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = PROGRESS)]
     pub verbose: bool,
 }
 
@@ -26,7 +35,7 @@ pub struct Cli {
 pub enum Command {
     /// Scan a table and write a Parquet snapshot.
     Snapshot(Box<SnapshotArgs>),
-    /// Convert an existing DynamoDB export (Export to S3, DynamoDB JSON) into a snapshot, with
+    /// Convert an existing DynamoDB export (Export to S3, DynamoDB JSON or Ion) into a snapshot, with
     /// the same type mapping, files and manifest as `snapshot`. Reads nothing from the table.
     ConvertExport(ConvertExportArgs),
     /// Merge a change log (a converted incremental export) into a snapshot and commit the
@@ -43,37 +52,41 @@ pub struct DescribeArgs {
     /// Table name or ARN.
     pub table: String,
     /// Estimate a scan of this secondary index instead of the table.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", help_heading = SOURCE)]
     pub index: Option<String>,
+    /// Estimate strongly consistent reads.
+    #[arg(long, help_heading = SOURCE)]
+    pub consistent_read: bool,
+    /// DynamoDB endpoint, for local or compatible servers (else AWS_ENDPOINT_URL_DYNAMODB,
+    /// then AWS_ENDPOINT_URL).
+    #[arg(long, value_name = "URL", help_heading = AWS)]
+    pub endpoint_url: Option<String>,
     /// Where the table is and who asks.
     #[command(flatten)]
     pub aws: AwsArgs,
     /// Fraction of the read capacity a snapshot would use.
-    #[arg(long, default_value_t = crate::throttle::DEFAULT_READ_FRACTION, value_name = "F")]
+    #[arg(long, default_value_t = crate::throttle::DEFAULT_READ_FRACTION, value_name = "F", help_heading = BUDGET)]
     pub read_fraction: f64,
     /// Ceiling on the read rate in RCU/s, as for `snapshot`.
-    #[arg(long, value_name = "RCU")]
+    #[arg(long, value_name = "RCU", help_heading = BUDGET)]
     pub max_rcu: Option<f64>,
-    /// Estimate strongly consistent reads.
-    #[arg(long)]
-    pub consistent_read: bool,
     /// Print one JSON object on stdout.
-    #[arg(long)]
+    #[arg(long, help_heading = PROGRESS)]
     pub json: bool,
 }
 
-/// Region, profile and endpoint, shared by every subcommand.
+/// Region, profile and roles, shared by every subcommand.
 #[derive(Debug, Args)]
+#[command(next_help_heading = AWS)]
 pub struct AwsArgs {
-    /// AWS region (else AWS_REGION or the profile's).
+    /// AWS region (else AWS_REGION, AWS_DEFAULT_REGION or the profile's).
     #[arg(long)]
     pub region: Option<String>,
-    /// AWS profile.
+    /// AWS profile from the config and credentials files (else AWS_PROFILE, then the
+    /// environment's credentials, SSO, web identity, container or instance role); never falls
+    /// back to other credentials when the profile is missing.
     #[arg(long)]
     pub profile: Option<String>,
-    /// DynamoDB endpoint (local or compatible servers).
-    #[arg(long, value_name = "URL")]
-    pub endpoint_url: Option<String>,
     /// Assume this IAM role (STS AssumeRole, from the profile's or environment's credentials)
     /// for DynamoDB, and for S3 unless --s3-role-arn is given; refreshed before it expires.
     #[arg(long, value_name = "ARN")]
@@ -91,12 +104,12 @@ pub struct AwsArgs {
 }
 
 impl AwsArgs {
-    /// The AWS options these arguments describe.
-    pub fn options(&self) -> crate::aws::AwsOptions {
+    /// The AWS options these arguments describe, with DynamoDB at `endpoint_url` (if given).
+    pub fn options(&self, endpoint_url: Option<&str>) -> crate::aws::AwsOptions {
         crate::aws::AwsOptions {
             region: self.region.clone(),
             profile: self.profile.clone(),
-            endpoint_url: self.endpoint_url.clone(),
+            endpoint_url: endpoint_url.map(str::to_owned),
             role_arn: self.role_arn.clone(),
             s3_role_arn: self.s3_role_arn.clone(),
             external_id: self.external_id.clone(),
@@ -124,107 +137,111 @@ pub enum ProgressMode {
 pub struct SnapshotArgs {
     /// Table name or ARN.
     pub table: String,
-    /// Destination: a directory, file:///path or s3://bucket/prefix.
-    #[arg(long, value_name = "URL")]
-    pub to: String,
-    /// Scan segments (TotalSegments); default: one per GiB of table data, 4 to 1024.
-    #[arg(long)]
-    pub segments: Option<u32>,
-    /// Segments scanned at once (default: one per 400 RCU/s of read budget, 1 to 8).
-    #[arg(long)]
-    pub concurrency: Option<u32>,
+    /// Strongly consistent reads (twice the read capacity; not on global secondary indexes).
+    #[arg(long, help_heading = SOURCE)]
+    pub consistent_read: bool,
+    /// Scan this global or local secondary index instead of the table (its key schema and
+    /// capacity are used).
+    #[arg(long, value_name = "NAME", help_heading = SOURCE)]
+    pub index: Option<String>,
+    /// How to read the table: a segmented Scan (default), or DynamoDB's native Export to S3
+    /// (needs point-in-time recovery; reads no table capacity).
+    #[arg(long, value_enum, default_value_t = Mode::Scan, help_heading = SOURCE)]
+    pub mode: Mode,
+    /// DynamoDB endpoint, for local or compatible servers (else AWS_ENDPOINT_URL_DYNAMODB,
+    /// then AWS_ENDPOINT_URL).
+    #[arg(long, value_name = "URL", help_heading = AWS)]
+    pub endpoint_url: Option<String>,
     /// Where the table is and who asks.
     #[command(flatten)]
     pub aws: AwsArgs,
-    /// Strongly consistent reads (twice the read capacity; not on global secondary indexes).
-    #[arg(long)]
-    pub consistent_read: bool,
+    /// Scan segments (TotalSegments); default: one per GiB of table data, 4 to 1024.
+    #[arg(long, help_heading = BUDGET)]
+    pub segments: Option<u32>,
+    /// Segments scanned at once (default: one per 400 RCU/s of read budget, 1 to 8).
+    #[arg(long, help_heading = BUDGET)]
+    pub concurrency: Option<u32>,
+    /// Fraction of the table's read capacity to use (provisioned RCU, or the on-demand
+    /// maximum / warm throughput).
+    #[arg(long, default_value_t = crate::throttle::DEFAULT_READ_FRACTION, value_name = "F", help_heading = BUDGET)]
+    pub read_fraction: f64,
+    /// Absolute ceiling on the read rate in RCU/s; for on-demand tables with no declared
+    /// capacity, the rate itself.
+    #[arg(long, value_name = "RCU", help_heading = BUDGET)]
+    pub max_rcu: Option<f64>,
+    /// Give up after this many seconds of throttled or failed requests on one segment.
+    #[arg(long, default_value_t = 600, value_name = "SECONDS", help_heading = BUDGET)]
+    pub retry_timeout: u64,
     /// Leave out items whose TTL attribute (from DescribeTimeToLive) is in the past: DynamoDB
     /// keeps them visible to Scan until Time to Live deletes them, typically within two days.
     /// Counted in the summary's items_expired.
-    #[arg(long)]
+    #[arg(long, help_heading = FILTERS)]
     pub skip_expired: bool,
-    /// Scan this global or local secondary index instead of the table (its key schema and
-    /// capacity are used).
-    #[arg(long, value_name = "NAME")]
-    pub index: Option<String>,
     /// Read only these top-level attributes, comma-separated (names verbatim; key attributes
     /// and --filter-attr are always read).
-    #[arg(long, value_name = "A,B,...", value_delimiter = ',')]
+    #[arg(long, value_name = "A,B,...", value_delimiter = ',', help_heading = FILTERS)]
     pub columns: Vec<String>,
     /// A DynamoDB FilterExpression, e.g. '#s = :v'.
-    #[arg(long, value_name = "EXPR")]
+    #[arg(long, value_name = "EXPR", help_heading = FILTERS)]
     pub filter: Option<String>,
     /// ExpressionAttributeNames for --filter, as JSON: '{"#s":"status"}'.
-    #[arg(long, value_name = "JSON", requires = "filter")]
+    #[arg(long, value_name = "JSON", requires = "filter", help_heading = FILTERS)]
     pub names: Option<String>,
     /// ExpressionAttributeValues for --filter, as DynamoDB JSON: '{":v":{"S":"active"}}'.
-    #[arg(long, value_name = "JSON", requires = "filter")]
+    #[arg(long, value_name = "JSON", requires = "filter", help_heading = FILTERS)]
     pub values: Option<String>,
     /// Timestamp attribute of an incremental pull; --to is then a dataset root and the run is
     /// written to `<to>/run=<utc-id>/`.
-    #[arg(long, value_name = "ATTR")]
+    #[arg(long, value_name = "ATTR", help_heading = FILTERS)]
     pub filter_attr: Option<String>,
     /// Inclusive lower bound: RFC 3339, a date, epoch seconds or milliseconds, or 'last' (the
     /// previous committed run's window end, minus --overlap). With --mode export
     /// --incremental: the export window's start; 'last' (with --format delta) continues from
     /// where the Delta table is current, in exports of at most 24 hours each.
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", help_heading = FILTERS)]
     pub since: Option<String>,
     /// Exclusive upper bound: RFC 3339, a date, or epoch seconds or milliseconds. With --mode
     /// export --incremental: the export window's end (with --since last: default now).
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", help_heading = FILTERS)]
     pub until: Option<String>,
     /// How --filter-attr holds time (default: detected from the key schema or a sample).
-    #[arg(long, value_enum, requires = "filter_attr")]
+    #[arg(long, value_enum, requires = "filter_attr", help_heading = FILTERS)]
     pub ts_format: Option<crate::filter::TsFormat>,
     /// Seconds `--since last` reaches back into the previous window, for clock skew and late
     /// writes.
-    #[arg(long, value_name = "SECONDS", requires = "filter_attr", default_value_t = crate::config::DEFAULT_OVERLAP.as_secs())]
+    #[arg(long, value_name = "SECONDS", requires = "filter_attr", default_value_t = crate::config::DEFAULT_OVERLAP.as_secs(), help_heading = FILTERS)]
     pub overlap: u64,
-    /// How to read the table: a segmented Scan (default), or DynamoDB's native Export to S3
-    /// (needs point-in-time recovery; reads no table capacity).
-    #[arg(long, value_enum, default_value_t = Mode::Scan)]
-    pub mode: Mode,
     /// With --mode export: where DynamoDB writes the export, s3://bucket/prefix.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", help_heading = EXPORT)]
     pub export_to: Option<String>,
     /// With --mode export: the point in time to export (default: now).
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", help_heading = EXPORT)]
     pub export_time: Option<String>,
     /// With --mode export: an incremental export of the changes in [--since, --until), written
     /// as a change log.
-    #[arg(long)]
+    #[arg(long, help_heading = EXPORT)]
     pub incremental: bool,
     /// With --incremental: export only the new image of each change (default: new and old).
-    #[arg(long)]
+    #[arg(long, help_heading = EXPORT)]
     pub new_image_only: bool,
     /// With --mode export: the format DynamoDB writes (both convert to the same snapshot).
-    #[arg(long, value_enum, default_value_t = ExportFormat::DynamodbJson)]
+    #[arg(long, value_enum, default_value_t = ExportFormat::DynamodbJson, help_heading = EXPORT)]
     pub export_format: ExportFormat,
     /// With --mode export: server-side encryption of the export, AES256 or KMS.
-    #[arg(long, value_name = "ALG")]
+    #[arg(long, value_name = "ALG", help_heading = EXPORT)]
     pub sse_algorithm: Option<String>,
     /// With --sse-algorithm KMS: the KMS key.
-    #[arg(long, value_name = "KEY")]
+    #[arg(long, value_name = "KEY", help_heading = EXPORT)]
     pub kms_key_id: Option<String>,
     /// With --mode export: the account that owns the export bucket.
-    #[arg(long, value_name = "ACCOUNT")]
+    #[arg(long, value_name = "ACCOUNT", help_heading = EXPORT)]
     pub bucket_owner: Option<String>,
     /// With --mode export: how long to wait for the export to finish.
-    #[arg(long, value_name = "SECONDS", default_value_t = 7200)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 7200, help_heading = EXPORT)]
     pub export_timeout: u64,
-    /// Fraction of the table's read capacity to use (provisioned RCU, or the on-demand
-    /// maximum / warm throughput).
-    #[arg(long, default_value_t = crate::throttle::DEFAULT_READ_FRACTION, value_name = "F")]
-    pub read_fraction: f64,
-    /// Absolute ceiling on the read rate in RCU/s; for on-demand tables with no declared
-    /// capacity, the rate itself.
-    #[arg(long, value_name = "RCU")]
-    pub max_rcu: Option<f64>,
-    /// Give up after this many seconds of throttled or failed requests on one segment.
-    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
-    pub retry_timeout: u64,
+    /// Destination: a directory, file:///path or s3://bucket/prefix.
+    #[arg(long, value_name = "URL", help_heading = OUTPUT)]
+    pub to: String,
     /// Output format, destination and display.
     #[command(flatten)]
     pub output: OutputArgs,
@@ -233,52 +250,53 @@ pub struct SnapshotArgs {
 /// Output options shared by `snapshot` and `convert-export`.
 #[derive(Debug, Args)]
 pub struct OutputArgs {
-    /// S3 endpoint (S3-compatible servers); else AWS_ENDPOINT_URL_S3.
-    #[arg(long, value_name = "URL")]
+    /// S3 endpoint, for S3-compatible servers (else AWS_ENDPOINT_URL_S3, then
+    /// AWS_ENDPOINT_URL).
+    #[arg(long, value_name = "URL", help_heading = AWS)]
     pub s3_endpoint_url: Option<String>,
     /// Region of the S3 bucket, when it differs from the table's.
-    #[arg(long)]
+    #[arg(long, help_heading = AWS)]
     pub s3_region: Option<String>,
     /// Number mapping: exact (Int64 / Decimal128 / text) or float64 (lossy).
-    #[arg(long, value_enum, default_value_t = NumberMode::Exact)]
+    #[arg(long, value_enum, default_value_t = NumberMode::Exact, help_heading = OUTPUT)]
     pub numbers: NumberMode,
     /// Parquet compression.
-    #[arg(long, value_enum, default_value_t = Compression::Zstd)]
+    #[arg(long, value_enum, default_value_t = Compression::Zstd, help_heading = OUTPUT)]
     pub compression: Compression,
     /// Zstandard level (1-22): 1 is fast, higher levels give smaller files for more CPU.
-    #[arg(long, default_value_t = crate::config::DEFAULT_ZSTD_LEVEL, value_name = "N")]
+    #[arg(long, default_value_t = crate::config::DEFAULT_ZSTD_LEVEL, value_name = "N", help_heading = OUTPUT)]
     pub zstd_level: i32,
     /// Target data file size in MiB.
-    #[arg(long, default_value_t = 128, value_name = "MiB")]
+    #[arg(long, default_value_t = 128, value_name = "MiB", help_heading = OUTPUT)]
     pub file_size: usize,
     /// Row group size in MiB, shared by the conversion threads (bounds memory: the default
     /// keeps a conversion under 100 MB).
-    #[arg(long, default_value_t = crate::config::DEFAULT_ROW_GROUP_BYTES >> 20, value_name = "MiB")]
+    #[arg(long, default_value_t = crate::config::DEFAULT_ROW_GROUP_BYTES >> 20, value_name = "MiB", help_heading = OUTPUT)]
     pub row_group_size: usize,
     /// Conversion threads, each writing its own data files (default: one per two cores, as
     /// parsing takes the others, and one per 64 MiB of input at most, so small tables make one
     /// file).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", help_heading = OUTPUT)]
     pub threads: Option<u32>,
     /// Output: a snapshot folder, or a Delta Lake table at --to that each run replaces as one
     /// new version (created on the first run).
-    #[arg(long, value_enum, default_value_t = crate::format::TableFormat::Snapshot)]
+    #[arg(long, value_enum, default_value_t = crate::format::TableFormat::Snapshot, help_heading = OUTPUT)]
     pub format: crate::format::TableFormat,
     /// Replace a snapshot already at the destination.
-    #[arg(long)]
+    #[arg(long, help_heading = OUTPUT)]
     pub overwrite: bool,
     /// Continue the unfinished snapshot at the destination from its _checkpoint.json (after a
     /// crash, a kill or Ctrl-C); give the same source and options as the first run.
-    #[arg(long, conflicts_with = "overwrite")]
+    #[arg(long, conflicts_with = "overwrite", help_heading = OUTPUT)]
     pub resume: bool,
     /// Close the open data file, and so save a checkpoint, at least this often.
-    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    #[arg(long, default_value_t = 300, value_name = "SECONDS", help_heading = OUTPUT)]
     pub checkpoint_every: u64,
     /// Print the summary as one JSON object on stdout.
-    #[arg(long)]
+    #[arg(long, help_heading = PROGRESS)]
     pub json: bool,
     /// Progress display.
-    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto, help_heading = PROGRESS)]
     pub progress: ProgressMode,
 }
 
@@ -302,7 +320,7 @@ impl OutputArgs {
         if let Some(n) = self.threads {
             b = b.threads(n);
         }
-        b = b.aws(aws.options());
+        b = b.aws(aws.options(None));
         if let Some(v) = &self.s3_endpoint_url {
             b = b.s3_endpoint_url(v);
         }
@@ -320,16 +338,16 @@ pub struct ConvertExportArgs {
     /// folder in a local copy of the whole prefix (incremental exports keep their data files
     /// in the prefix's shared `AWSDynamoDB/data/`).
     pub export: String,
-    /// Destination: a directory, file:///path or s3://bucket/prefix.
-    #[arg(long, value_name = "URL")]
-    pub to: String,
     /// The table's key attributes, partition key first (an export does not record them): they
     /// become the first columns and the manifest's key schema.
-    #[arg(long, value_name = "PK[,SK]", value_delimiter = ',')]
+    #[arg(long, value_name = "PK[,SK]", value_delimiter = ',', help_heading = SOURCE)]
     pub key: Vec<String>,
-    /// Region and profile for S3 credentials.
+    /// Region, profile and role for S3.
     #[command(flatten)]
     pub aws: AwsArgs,
+    /// Destination: a directory, file:///path or s3://bucket/prefix.
+    #[arg(long, value_name = "URL", help_heading = OUTPUT)]
+    pub to: String,
     /// Output format, destination and display.
     #[command(flatten)]
     pub output: OutputArgs,
@@ -341,17 +359,17 @@ pub struct ApplyArgs {
     /// The change log: a snapshot made by `convert-export` from an incremental export.
     pub changes: String,
     /// The snapshot the changes apply to.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", help_heading = SOURCE)]
     pub to_snapshot: String,
-    /// Where the new snapshot goes.
-    #[arg(long, value_name = "URL")]
-    pub out: String,
     /// Key attributes, partition key first (default: the snapshot's key schema).
-    #[arg(long, value_name = "PK[,SK]", value_delimiter = ',')]
+    #[arg(long, value_name = "PK[,SK]", value_delimiter = ',', help_heading = SOURCE)]
     pub key: Vec<String>,
-    /// Region and profile for S3 credentials.
+    /// Region, profile and role for S3.
     #[command(flatten)]
     pub aws: AwsArgs,
+    /// Where the new snapshot goes.
+    #[arg(long, value_name = "URL", help_heading = OUTPUT)]
+    pub out: String,
     /// Output format, destination and display.
     #[command(flatten)]
     pub output: OutputArgs,
@@ -501,6 +519,9 @@ impl SnapshotArgs {
             .read_fraction(self.read_fraction)
             .retry_timeout(std::time::Duration::from_secs(self.retry_timeout));
         b = self.output.apply(&self.aws, b);
+        if let Some(v) = &self.endpoint_url {
+            b = b.endpoint_url(v);
+        }
         if let Some(v) = self.segments {
             b = b.segments(v);
         }

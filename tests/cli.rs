@@ -1056,3 +1056,64 @@ async fn unreachable_s3_endpoint_exits_6() {
         None,
     );
 }
+
+/// `--help` groups the options by purpose, in the order of a run, names the environment
+/// variables each AWS option falls back to, and offers no DynamoDB endpoint to the commands
+/// that read no table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_is_grouped_and_names_the_environment_fallbacks() {
+    async fn help(command: &str) -> String {
+        let out = ddbsnap(args(&[command, "--help"]), vec![], false).await;
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    }
+    let snapshot = help("snapshot").await;
+    let headings: Vec<&str> = snapshot
+        .lines()
+        .filter(|l| !l.starts_with(' ') && l.ends_with(':'))
+        .collect();
+    assert_eq!(
+        headings,
+        [
+            "Arguments:",
+            "Options:",
+            "Source:",
+            "AWS access:",
+            "Read budget:",
+            "Filters:",
+            "Export mode (--mode export):",
+            "Output:",
+            "Progress:"
+        ]
+    );
+    for env in [
+        "AWS_REGION",
+        "AWS_PROFILE",
+        "AWS_ENDPOINT_URL_DYNAMODB",
+        "AWS_ENDPOINT_URL_S3",
+        "AWS_ENDPOINT_URL)",
+    ] {
+        assert!(snapshot.contains(env), "{env} in snapshot --help");
+    }
+    // The options under `heading`, up to the next heading.
+    let section = |text: &str, heading: &str| -> String {
+        let after = text.split(&format!("\n{heading}:\n")).nth(1).unwrap_or("");
+        after
+            .lines()
+            .take_while(|l| l.is_empty() || l.starts_with(' '))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert!(section(&snapshot, "Progress").contains("--verbose"));
+    assert!(section(&snapshot, "Read budget").contains("--max-rcu"));
+    for command in ["convert-export", "apply"] {
+        let text = help(command).await;
+        assert!(!text.contains("--endpoint-url <URL>"), "{command}: {text}");
+        assert!(text.contains("--s3-endpoint-url <URL>"), "{command}");
+    }
+    assert!(
+        help("convert-export")
+            .await
+            .contains("DynamoDB JSON or Ion")
+    );
+}
