@@ -163,21 +163,31 @@ struct Counters {
     bytes: u64,
     throttled: u64,
     budget: f64,
-    /// (time, RCU) of the pages of the last 5 seconds.
+    /// (time, RCU) of the pages of the last [`RATE_WINDOW`].
     recent: std::collections::VecDeque<(std::time::Instant, f64)>,
+    /// When reading started.
+    started: Option<std::time::Instant>,
 }
 
+/// The read rate shown is the RCU of the pages of this last stretch of time, per second.
+const RATE_WINDOW: Duration = Duration::from_secs(5);
+
 impl Counters {
-    fn rate(&mut self) -> f64 {
-        let now = std::time::Instant::now();
+    /// RCU/s over the last [`RATE_WINDOW`], or since reading started when that is shorter (at
+    /// least one second: the first page is paid for a second of budget at once).
+    fn rate(&mut self, now: std::time::Instant) -> f64 {
         while self
             .recent
             .front()
-            .is_some_and(|(t, _)| now.duration_since(*t) > Duration::from_secs(5))
+            .is_some_and(|(t, _)| now.duration_since(*t) > RATE_WINDOW)
         {
             self.recent.pop_front();
         }
-        self.recent.iter().map(|(_, r)| r).sum::<f64>() / 5.0
+        let window = self
+            .started
+            .map_or(RATE_WINDOW, |s| now.duration_since(s).min(RATE_WINDOW))
+            .max(Duration::from_secs(1));
+        self.recent.iter().fold(0.0, |sum, (_, r)| sum + r) / window.as_secs_f64()
     }
 }
 
@@ -221,7 +231,7 @@ impl BarProgress {
         let reads = if c.budget > 0.0 {
             format!(
                 " · {:.0}/{:.0} RCU/s · {:.0} RCU",
-                c.rate(),
+                c.rate(std::time::Instant::now()),
                 c.budget,
                 c.rcu
             )
@@ -268,6 +278,7 @@ impl Progress for BarProgress {
                 ..
             } => {
                 c.budget = budget.rcu_per_second;
+                c.started = Some(std::time::Instant::now());
                 // Drawing starts with the scan, after the plan line is printed.
                 self.bar.enable_steady_tick(Duration::from_millis(200));
                 let Some(n) = estimated_items.filter(|&n| n > 0) else {
@@ -318,5 +329,39 @@ impl Drop for BarProgress {
         if !self.bar.is_finished() {
             self.bar.abandon();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn the_rate_is_never_negative_and_counts_only_the_time_read_so_far() {
+        let start = Instant::now();
+        let mut c = Counters {
+            started: Some(start),
+            ..Counters::default()
+        };
+        assert_eq!(
+            format!("{:.0}", c.rate(start)),
+            "0",
+            "not -0 before any page"
+        );
+        // 100 RCU every quarter second for 2 s: 400 RCU/s, not 2 s of pages over 5 s.
+        for i in 0..8 {
+            c.recent
+                .push_back((start + Duration::from_millis(250 * i), 100.0));
+        }
+        let rate = c.rate(start + Duration::from_secs(2));
+        assert!((rate - 400.0).abs() < 1.0, "{rate}");
+        // After 10 s of the same, the last 5 s count.
+        for i in 8..40 {
+            c.recent
+                .push_back((start + Duration::from_millis(250 * i), 100.0));
+        }
+        let rate = c.rate(start + Duration::from_secs(10));
+        assert!((rate - 400.0).abs() <= 20.0, "{rate}");
     }
 }

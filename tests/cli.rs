@@ -1117,3 +1117,150 @@ async fn help_is_grouped_and_names_the_environment_fallbacks() {
             .contains("DynamoDB JSON or Ion")
     );
 }
+
+/// The progress bar as a user sees it, in a real terminal (tmux): on a run held to 50 RCU/s,
+/// the rate it shows is within 10% of the summary's, the files and bytes move as files close,
+/// and no number is negative.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_progress_bar_in_a_terminal_agrees_with_the_summary() {
+    if std::process::Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
+        panic!("this test needs tmux (Debian package 'tmux')");
+    }
+    let db = Dynalite::start();
+    let client = db.client();
+    create_table(&client, "paced", None).await;
+    // 3,000 items of ~1 KB: about 380 RCU, 7.5 s at 50 RCU/s, in three 1 MiB files.
+    let items = (0..3000u64)
+        .map(|i| {
+            item(vec![
+                ("pk", s(&format!("k{i}"))),
+                ("body", s(&random_text(i, 1000))),
+            ])
+        })
+        .collect();
+    put_items(&client, "paced", items).await;
+    let dir = tempfile::tempdir().unwrap();
+    let summary_file = dir.path().join("summary.json");
+    let mut command = vec!["env".to_owned()];
+    command.extend(test_env().into_iter().map(|(k, v)| format!("{k}={v}")));
+    command.push(
+        ddbsnap_command(&[])
+            .get_program()
+            .to_string_lossy()
+            .into_owned(),
+    );
+    command.extend(args(&[
+        "snapshot",
+        "paced",
+        "--to",
+        dir.path().join("out").to_str().unwrap(),
+        "--endpoint-url",
+        &db.endpoint(),
+        "--max-rcu",
+        "50",
+        "--file-size",
+        "1",
+        "--progress",
+        "bar",
+        "--json",
+    ]));
+    let shell = format!(
+        "{} > {}; sleep 60",
+        command.join(" "),
+        summary_file.display()
+    );
+    let socket = format!("ddbsnap-test-{}", std::process::id());
+    let tmux = |a: &[&str]| {
+        std::process::Command::new("tmux")
+            .args(["-L", &socket])
+            .args(a)
+            .output()
+            .unwrap()
+    };
+    let started = tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        "bar",
+        "-x",
+        "200",
+        "-y",
+        "10",
+        &shell,
+    ]);
+    assert!(started.status.success(), "{started:?}");
+    let mut screens = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while std::fs::metadata(&summary_file).map_or(true, |m| m.len() == 0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run did not finish"
+        );
+        let pane = tmux(&["capture-pane", "-p", "-t", "bar"]);
+        screens.push((
+            std::time::Instant::now(),
+            String::from_utf8_lossy(&pane.stdout).into_owned(),
+        ));
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    tmux(&["kill-server"]);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary_file).unwrap()).unwrap();
+    let average = summary["consumed_rcu"].as_f64().unwrap() / summary["seconds"].as_f64().unwrap();
+    // "... · 49/50 RCU/s · 234 RCU · 12 pages · 2 files, 2.1 MiB"
+    let number_before = |line: &str, unit: &str| -> Option<f64> {
+        let end = line.find(unit)?;
+        let start = line[..end]
+            .trim_end()
+            .rfind([' ', '/', '('])
+            .map_or(0, |i| i + 1);
+        line[start..end].trim().parse().ok()
+    };
+    let mut rates = Vec::new();
+    let mut files = Vec::new();
+    for (_, screen) in &screens {
+        let Some(line) = screen
+            .lines()
+            .find(|l| l.contains("RCU/s") && l.contains(" pages"))
+        else {
+            continue;
+        };
+        assert!(
+            !line.contains(" -") && !line.contains("(-") && !line.contains("/-"),
+            "a negative number: {line}"
+        );
+        let shown = line.split("RCU/s").next().unwrap();
+        let rate: f64 = shown
+            .rsplit(" · ")
+            .next()
+            .and_then(|r| r.split('/').next())
+            .and_then(|r| r.trim().parse().ok())
+            .unwrap_or_else(|| panic!("a rate in {line}"));
+        rates.push(rate);
+        files.push((
+            number_before(line, " files").unwrap_or_else(|| panic!("files in {line}")),
+            number_before(line, " MiB").unwrap_or_else(|| panic!("MiB in {line}")),
+        ));
+    }
+    assert!(rates.len() >= 10, "the bar was drawn: {screens:?}");
+    // Past the first second, the rate shown is the rate read.
+    let steady: Vec<f64> = rates[rates.len() / 4..].to_vec();
+    let mean = steady.iter().sum::<f64>() / steady.len() as f64;
+    assert!(
+        (mean - average).abs() <= 0.1 * average,
+        "the bar showed {mean:.0} RCU/s on average ({steady:?}), the summary {average:.0}"
+    );
+    let distinct: std::collections::BTreeSet<(u64, u64)> = files
+        .iter()
+        .map(|(f, m)| (*f as u64, (*m * 10.0) as u64))
+        .collect();
+    assert!(
+        distinct.len() >= 3,
+        "files and bytes moved while the run went on: {files:?}"
+    );
+}
