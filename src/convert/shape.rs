@@ -388,9 +388,11 @@ mod tests {
             text,
             r#"{"b":{"type":"BOOL"},"n":{"type":"NULL"},"j":{"type":"JSON"},"s":{"type":"SS"}}"#
         );
-        let old = r#"{"b":{"type":"Bool"},"n":{"type":"Null"},"j":{"type":"Json"},"s":{"type":"SS"}}"#;
+        let old =
+            r#"{"b":{"type":"Bool"},"n":{"type":"Null"},"j":{"type":"Json"},"s":{"type":"SS"}}"#;
         assert_eq!(serde_json::from_str::<Columns>(old).unwrap(), columns);
     }
+
     use AttributeValue as AV;
     use aws_sdk_dynamodb::primitives::Blob;
 
