@@ -14,7 +14,7 @@ import sys
 table, dest, *extra = sys.argv[1:] or ["demo", "snapshots/demo-notebook"]
 
 # 1. Snapshot. --json prints exactly one JSON object on stdout; errors go to stderr with a
-#    documented exit code (README: "Exit codes").
+#    documented exit code (docs/exit-codes.md).
 run = subprocess.run(
     ["ddbsnap", "snapshot", table, "--to", dest, "--json", "--overwrite", *extra],
     capture_output=True,

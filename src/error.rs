@@ -199,7 +199,7 @@ pub enum Error {
     Internal(String),
 }
 
-/// The process exit codes of the `ddbsnap` binary, one per failure class (documented in README).
+/// The process exit codes of the `ddbsnap` binary, one per failure class (documented in docs/exit-codes.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ExitKind {
