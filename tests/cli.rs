@@ -1264,3 +1264,33 @@ async fn the_progress_bar_in_a_terminal_agrees_with_the_summary() {
         "files and bytes moved while the run went on: {files:?}"
     );
 }
+
+/// `convert-export --key` naming an attribute the items do not have: exit 2 naming it, nothing
+/// committed (the key columns are non-nullable, so no file could hold such an item).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn convert_export_with_a_wrong_key_says_which() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    let out = std::process::Command::new("python3")
+        .arg("scripts/gen-export")
+        .args(["full", bucket.to_str().unwrap(), "50", "1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let export = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let to = dir.path().join("converted");
+    let out = ddbsnap(
+        args(&[
+            "convert-export",
+            &export,
+            "--to",
+            to.to_str().unwrap(),
+            "--key",
+            "pk,sortkey",
+        ]),
+        vec![],
+        false,
+    )
+    .await;
+    assert_fails(&out, 2, "no key attribute 'sortkey'", Some(&to));
+}

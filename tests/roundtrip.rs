@@ -159,6 +159,21 @@ async fn every_type_round_trips_value_by_value() {
     );
     assert!(cols.contains_key("名前") && cols.contains_key("a.b c"));
 
+    // The key column is non-nullable (REQUIRED in the Parquet file), every other one nullable.
+    let arrow = &manifest.schema.arrow;
+    for field in arrow.fields() {
+        assert_eq!(field.is_nullable(), field.name() != "pk", "{field:?}");
+    }
+    let file = std::fs::File::open(dir.path().join(&manifest.files[0].path)).unwrap();
+    let parquet = parquet::file::reader::SerializedFileReader::new(file).unwrap();
+    let schema = parquet::file::reader::FileReader::metadata(&parquet)
+        .file_metadata()
+        .schema_descr_ptr();
+    for column in schema.root_schema().get_fields() {
+        let required = column.get_basic_info().repetition() == parquet::basic::Repetition::REQUIRED;
+        assert_eq!(required, column.name() == "pk", "{}", column.name());
+    }
+
     // Independent reader: pyarrow reads the directory with no options and sees the same values.
     check_with_pyarrow(dir.path(), &truth, &manifest.schema.columns);
     check_with_spark(dir.path());

@@ -26,9 +26,15 @@ pub fn encode_batch(columns: &Columns, schema: &SchemaRef, items: &[Item]) -> Re
     let mut arrays = Vec::with_capacity(columns.len());
     let mut path = AttrPath::default();
     let mut vals: Vec<Option<&AV>> = Vec::with_capacity(items.len());
-    for (name, ct) in columns {
+    for ((name, ct), field) in columns.iter().zip(schema.fields()) {
         vals.clear();
         vals.extend(items.iter().map(|item| item.get(name.as_str())));
+        if !field.is_nullable() && vals.iter().any(|v| present(*v).is_none()) {
+            return Err(Error::invalid(format!(
+                "an item has no key attribute '{name}' (or a NULL there): the key attributes \
+                 given (--key) must be the table's"
+            )));
+        }
         path.push_field(name);
         arrays.push(build_array(ct, &vals, &mut path)?);
         path.pop();

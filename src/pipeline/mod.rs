@@ -47,7 +47,7 @@ use crate::checkpoint::{
     read_checkpoint, write_checkpoint,
 };
 use crate::config::SnapshotConfig;
-use crate::convert::{Columns, Item, NumberMode, TableShape, arrow_schema};
+use crate::convert::{Columns, Item, NumberMode, TableShape, arrow_schema_with_keys};
 use crate::error::{Error, Result};
 use crate::filter::{TimeCheck, WindowStats};
 use crate::format::TableFormat;
@@ -902,7 +902,9 @@ async fn commit(
             stats: checkpoint.window.clone().unwrap_or_default(),
         }),
         schema: ManifestSchema {
-            arrow: arrow_schema(&columns).as_ref().clone(),
+            arrow: arrow_schema_with_keys(&columns, &key_columns(&table))
+                .as_ref()
+                .clone(),
             columns,
         },
         options: checkpoint.options.clone(),
@@ -1044,7 +1046,13 @@ fn writer_options(config: &SnapshotConfig, table: &TableInfo) -> Result<WriterOp
         row_group_bytes: config.row_group_bytes,
         part_bytes: config.part_bytes,
         metadata: file_metadata(table)?,
+        key_columns: key_columns(table),
     })
+}
+
+/// The names of the table's key attributes.
+fn key_columns(table: &TableInfo) -> Vec<String> {
+    table.key_schema.iter().map(|k| k.name.clone()).collect()
 }
 
 /// The first free data file index after `files`.

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use tokio::runtime::Handle;
 
 use super::{Target, data_file_name};
-use crate::convert::{Columns, Item, arrow_schema, encode_batch};
+use crate::convert::{Columns, Item, arrow_schema_with_keys, encode_batch};
 use crate::error::{Error, Result};
 use crate::progress::{Progress, ProgressEvent};
 
@@ -89,6 +89,8 @@ pub(crate) struct WriterOptions {
     pub(crate) part_bytes: usize,
     /// Key-value metadata written into every file (table, key schema, tool version).
     pub(crate) metadata: Vec<KeyValue>,
+    /// The key attributes: their columns are non-nullable.
+    pub(crate) key_columns: Vec<String>,
 }
 
 /// Metadata key holding the file's [`Columns`] as JSON.
@@ -213,7 +215,7 @@ impl RollingWriter {
 
     fn open(&mut self, columns: &Columns) -> Result<()> {
         let name = data_file_name(self.next_index.fetch_add(1, Ordering::Relaxed));
-        let schema = arrow_schema(columns);
+        let schema = arrow_schema_with_keys(columns, &self.opts.key_columns);
         let mut metadata = self.opts.metadata.clone();
         metadata.push(KeyValue::new(
             COLUMNS_METADATA_KEY.to_owned(),

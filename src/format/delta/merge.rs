@@ -24,7 +24,7 @@ use tokio::runtime::Handle;
 
 use super::{Commit, Delta, DeltaCommit, MergeStats, Run, TableFile, additions};
 use crate::changes::{ChangeSet, key_text};
-use crate::convert::{Columns, Item, arrow_schema};
+use crate::convert::{Columns, Item, arrow_schema_with_keys};
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
 use crate::progress::ProgressEvent;
@@ -93,7 +93,7 @@ pub(super) fn merge(delta: &Delta<'_>, run: &Run, kind: ChangeKind) -> Result<De
     };
     shape.merge(&run_shape);
     let columns = shape.resolve(run.manifest.options.numbers);
-    let arrow = arrow_schema(&columns);
+    let arrow = arrow_schema_with_keys(&columns, &keys);
     let schema = StructType::try_from_arrow(arrow.as_ref())
         .map_err(|e| Error::Internal(format!("the table's schema has no Delta equivalent: {e}")))?;
     let rewrite_all = additions(&delta.schema(), &schema, None).is_err();
