@@ -83,6 +83,22 @@ async fn demo_table(db: &Dynalite, name: &str, count: usize) {
     put_items(&client, name, items).await;
 }
 
+/// A table `name` of `count` items: `pk` (`k0`, `k1`, ...) and `body`, `len` characters of
+/// incompressible text.
+async fn text_table(db: &Dynalite, name: &str, count: u64, len: usize) {
+    let client = db.client();
+    create_table(&client, name, None).await;
+    let items = (0..count)
+        .map(|i| {
+            item(vec![
+                ("pk", s(&format!("k{i}"))),
+                ("body", s(&random_text(i, len))),
+            ])
+        })
+        .collect();
+    put_items(&client, name, items).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_prints_a_json_summary_and_nothing_else() {
     let db = Dynalite::start();
@@ -857,18 +873,8 @@ impl Drop for SmallDisk {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_disk_exits_6_and_leaves_nothing() {
     let db = Dynalite::start();
-    let client = db.client();
-    create_table(&client, "orders", None).await;
     // ~6 MB of incompressible text: more than the 2 MiB disk.
-    let items = (0..3000u64)
-        .map(|i| {
-            item(vec![
-                ("pk", s(&format!("k{i}"))),
-                ("t", s(&random_text(i, 2000))),
-            ])
-        })
-        .collect();
-    put_items(&client, "orders", items).await;
+    text_table(&db, "orders", 3000, 2000).await;
     let disk = SmallDisk::mount();
     let to = disk.0.path().join("snap");
     let out = snapshot("orders", &to, &db.endpoint(), &[]).await;
@@ -885,17 +891,7 @@ async fn full_disk_exits_6_and_leaves_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_stops_without_committing_and_exits_130() {
     let db = Dynalite::start();
-    let client = db.client();
-    create_table(&client, "orders", None).await;
-    let items = (0..6000u64)
-        .map(|i| {
-            item(vec![
-                ("pk", s(&format!("k{i}"))),
-                ("t", s(&random_text(i, 1000))),
-            ])
-        })
-        .collect();
-    put_items(&client, "orders", items).await;
+    text_table(&db, "orders", 6000, 1000).await;
     // Slow pages (6 of them), so the run is still scanning when the signal comes.
     let rule: proxy::Rule = Arc::new(|op, _| match op {
         "Scan" => Action::Delay(std::time::Duration::from_millis(500)),
@@ -996,7 +992,7 @@ async fn ctrl_c_stops_without_committing_and_exits_130() {
     .await
     .unwrap();
     assert_same_items(
-        &scan_all(&client, "orders").await,
+        &scan_all(&db.client(), "orders").await,
         &read_snapshot(&target).await,
     );
     assert!(!snap.join("_checkpoint.json").exists(), "removed on commit");
@@ -1131,18 +1127,8 @@ async fn the_progress_bar_in_a_terminal_agrees_with_the_summary() {
         panic!("this test needs tmux (Debian package 'tmux')");
     }
     let db = Dynalite::start();
-    let client = db.client();
-    create_table(&client, "paced", None).await;
     // 3,000 items of ~1 KB: about 380 RCU, 7.5 s at 50 RCU/s, in three 1 MiB files.
-    let items = (0..3000u64)
-        .map(|i| {
-            item(vec![
-                ("pk", s(&format!("k{i}"))),
-                ("body", s(&random_text(i, 1000))),
-            ])
-        })
-        .collect();
-    put_items(&client, "paced", items).await;
+    text_table(&db, "paced", 3000, 1000).await;
     let dir = tempfile::tempdir().unwrap();
     let summary_file = dir.path().join("summary.json");
     let mut command = vec!["env".to_owned()];
