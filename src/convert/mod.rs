@@ -157,7 +157,7 @@ pub fn arrow_schema(columns: &Columns) -> SchemaRef {
     Arc::new(Schema::new(struct_fields(columns)))
 }
 
-/// [`arrow_schema`] with the columns of the key attributes `keys` non-nullable: every item has
+/// [`arrow_schema()`] with the columns of the key attributes `keys` non-nullable: every item has
 /// its key (a data file's schema says so; [`encode_batch`] refuses an item without one).
 pub fn arrow_schema_with_keys(columns: &Columns, keys: &[String]) -> SchemaRef {
     let fields: Fields = struct_fields(columns)
