@@ -515,6 +515,35 @@ fn signing_key(authorization: &str) -> &str {
         .unwrap_or("")
 }
 
+/// Recording proxies in front of `db` and of a moto server (STS, and S3 with bucket `lake`).
+struct Recorded {
+    moto: Moto,
+    dynamodb: Proxy,
+    dynamodb_log: proxy::Log,
+    s3: Proxy,
+    s3_log: proxy::Log,
+}
+
+impl Recorded {
+    async fn start(db: &Dynalite) -> Self {
+        let moto = Moto::start();
+        moto.create_bucket("lake");
+        let forward: proxy::Rule = Arc::new(|_, _| Action::Forward);
+        let dynamodb_log = proxy::Log::default();
+        let dynamodb =
+            Proxy::start_logged(db.port, Arc::clone(&forward), dynamodb_log.clone()).await;
+        let s3_log = proxy::Log::default();
+        let s3 = Proxy::start_logged(moto.port, forward, s3_log.clone()).await;
+        Recorded {
+            moto,
+            dynamodb,
+            dynamodb_log,
+            s3,
+            s3_log,
+        }
+    }
+}
+
 /// `--role-arn` and `--s3-role-arn`: each role is assumed with STS (moto) from the
 /// environment's credentials, and its credentials, not the environment's, sign every
 /// DynamoDB request and every S3 request respectively.
@@ -522,13 +551,13 @@ fn signing_key(authorization: &str) -> &str {
 async fn assumed_roles_sign_the_dynamodb_and_s3_requests() {
     let db = Dynalite::start();
     demo_table(&db, "orders", 50).await;
-    let moto = Moto::start();
-    moto.create_bucket("lake");
-    let forward: proxy::Rule = Arc::new(|_, _| Action::Forward);
-    let dynamodb_log = proxy::Log::default();
-    let dynamodb = Proxy::start_logged(db.port, Arc::clone(&forward), dynamodb_log.clone()).await;
-    let s3_log = proxy::Log::default();
-    let s3 = Proxy::start_logged(moto.port, forward, s3_log.clone()).await;
+    let Recorded {
+        moto,
+        dynamodb,
+        dynamodb_log,
+        s3,
+        s3_log,
+    } = Recorded::start(&db).await;
     let out = ddbsnap(
         args(&[
             "snapshot",
@@ -591,13 +620,13 @@ async fn short_lived_credentials_are_refreshed_before_they_expire() {
         .map(|i| item(vec![("pk", s(&format!("k{i}"))), ("v", s("x"))]))
         .collect();
     put_items(&client, "slow", items).await;
-    let moto = Moto::start();
-    moto.create_bucket("lake");
-    let forward: proxy::Rule = Arc::new(|_, _| Action::Forward);
-    let dynamodb_log = proxy::Log::default();
-    let dynamodb = Proxy::start_logged(db.port, Arc::clone(&forward), dynamodb_log.clone()).await;
-    let s3_log = proxy::Log::default();
-    let s3 = Proxy::start_logged(moto.port, forward, s3_log.clone()).await;
+    let Recorded {
+        moto: _moto,
+        dynamodb,
+        dynamodb_log,
+        s3,
+        s3_log,
+    } = Recorded::start(&db).await;
 
     // Each call hands out a new key that expires LIFETIME seconds later, and records it.
     let dir = tempfile::tempdir().unwrap();
