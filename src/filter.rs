@@ -20,9 +20,10 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::convert::Item;
+use crate::convert::Rows;
 use crate::convert::json::{from_json, value_to_json};
 use crate::convert::number::Decimal;
+use crate::convert::rows::Val;
 use crate::error::{Error, Result};
 
 /// How the timestamp attribute holds time.
@@ -189,11 +190,11 @@ impl ExpiryCheck {
         }
     }
 
-    /// True when `item` had expired at the cutoff.
-    pub(crate) fn expired(&self, item: &Item) -> bool {
-        match item.get(&self.attribute) {
-            Some(AttributeValue::N(n)) => {
-                parse_epoch(n, TsFormat::EpochS).is_some_and(|t| t <= self.cutoff)
+    /// True when item `index` of `rows` had expired at the cutoff.
+    pub(crate) fn expired(&self, rows: &Rows, index: usize) -> bool {
+        match rows.get(index, &self.attribute) {
+            Some(Val::N(n)) => {
+                parse_epoch(rows.text(n), TsFormat::EpochS).is_some_and(|t| t <= self.cutoff)
             }
             _ => false,
         }
@@ -434,17 +435,18 @@ impl TimeCheck {
         std::mem::take(&mut self.stats)
     }
 
-    /// Keep `item` if its timestamp is in the window; count it otherwise.
-    pub(crate) fn keep(&mut self, item: &Item) -> bool {
+    /// Keep item `index` of `rows` if its timestamp is in the window; count it otherwise.
+    pub(crate) fn keep(&mut self, rows: &Rows, index: usize) -> bool {
         let f = &self.filter;
-        let time = match (item.get(&f.attribute), f.format) {
-            (None | Some(AttributeValue::Null(_)), _) => {
+        let value = rows.get(index, &f.attribute);
+        let time = match (value, f.format) {
+            (None | Some(Val::Null), _) => {
                 self.stats.missing += 1;
                 return false;
             }
-            (Some(AttributeValue::S(s)), TsFormat::Iso) => parse_iso(s),
-            (Some(AttributeValue::N(n)), TsFormat::EpochS | TsFormat::EpochMs) => {
-                parse_epoch(n, f.format)
+            (Some(Val::S(s)), TsFormat::Iso) => parse_iso(rows.text(s)),
+            (Some(Val::N(n)), TsFormat::EpochS | TsFormat::EpochMs) => {
+                parse_epoch(rows.text(n), f.format)
             }
             _ => None,
         };
@@ -459,7 +461,9 @@ impl TimeCheck {
         if self.stats.max_seen.as_ref().is_none_or(|m| time > m.time) {
             self.stats.max_seen = Some(MaxSeen {
                 time,
-                value: value_to_json(&item[&f.attribute]).unwrap_or_default(),
+                value: value
+                    .map(|v| value_to_json(&rows.to_value(v)).unwrap_or_default())
+                    .unwrap_or_default(),
             });
         }
         true
@@ -469,6 +473,12 @@ impl TimeCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::convert::Item;
+
+    /// Rows of one item.
+    fn one(item: Item) -> Rows {
+        Rows::from_items(&[item]).unwrap()
+    }
 
     #[test]
     fn expiry_follows_the_ttl_number() {
@@ -476,12 +486,12 @@ mod tests {
         let check = ExpiryCheck::new("ttl", cutoff);
         let with = |v: AttributeValue| Item::from([("ttl".to_owned(), v)]);
         let at = cutoff.timestamp();
-        assert!(check.expired(&with(AttributeValue::N(at.to_string()))));
-        assert!(check.expired(&with(AttributeValue::N(format!("{}.5", at - 1)))));
-        assert!(!check.expired(&with(AttributeValue::N((at + 1).to_string()))));
-        assert!(!check.expired(&with(AttributeValue::S(at.to_string()))));
-        assert!(!check.expired(&with(AttributeValue::N("not a number".into()))));
-        assert!(!check.expired(&Item::new()));
+        assert!(check.expired(&one(with(AttributeValue::N(at.to_string()))), 0));
+        assert!(check.expired(&one(with(AttributeValue::N(format!("{}.5", at - 1)))), 0));
+        assert!(!check.expired(&one(with(AttributeValue::N((at + 1).to_string()))), 0));
+        assert!(!check.expired(&one(with(AttributeValue::S(at.to_string()))), 0));
+        assert!(!check.expired(&one(with(AttributeValue::N("not a number".into()))), 0));
+        assert!(!check.expired(&one(Item::new()), 0));
     }
 
     fn t(text: &str) -> DateTime<Utc> {
@@ -545,12 +555,12 @@ mod tests {
         // The exact check then decides.
         let mut check = f.check();
         let item = |v: &str| Item::from([("ts".to_owned(), AttributeValue::S(v.into()))]);
-        assert!(!check.keep(&item("2026-11-01T00:00:00Z")));
-        assert!(check.keep(&item("2026-11-01T00:00:00.500Z")));
-        assert!(check.keep(&item("2026-11-02T00:00:00.249+00:00")));
-        assert!(!check.keep(&item("2026-11-02T00:00:00.25Z")));
-        assert!(!check.keep(&item("not a time")));
-        assert!(!check.keep(&Item::new()));
+        assert!(!check.keep(&one(item("2026-11-01T00:00:00Z")), 0));
+        assert!(check.keep(&one(item("2026-11-01T00:00:00.500Z")), 0));
+        assert!(check.keep(&one(item("2026-11-02T00:00:00.249+00:00")), 0));
+        assert!(!check.keep(&one(item("2026-11-02T00:00:00.25Z")), 0));
+        assert!(!check.keep(&one(item("not a time")), 0));
+        assert!(!check.keep(&one(Item::new()), 0));
         assert_eq!(
             (
                 check.stats.missing,

@@ -4,6 +4,7 @@
 //! over the values per column plus the Arrow buffers; numbers are parsed from their text without
 //! floating point.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_array::builder::{
@@ -12,23 +13,27 @@ use arrow_array::builder::{
 use arrow_array::{ArrayRef, ListArray, RecordBatch, RecordBatchOptions, StructArray};
 use arrow_buffer::{NullBuffer, OffsetBuffer};
 use arrow_schema::{DataType, SchemaRef};
-use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::AttributeValue as AV;
 
 use super::number::{Decimal, NumberRepr};
+use super::rows::{Entry, Rows, Val};
 use super::shape::{ColumnType, Columns, Item};
-use super::{data_type, json, struct_fields};
+use super::{data_type, struct_fields};
 use crate::error::{AttrPath, Error, Result};
 
 /// Encode `items` into one record batch with `schema` (built by [`super::arrow_schema`] from
 /// `columns`). Every item must have been observed by the shape `columns` was resolved from.
 pub fn encode_batch(columns: &Columns, schema: &SchemaRef, items: &[Item]) -> Result<RecordBatch> {
+    encode_rows(columns, schema, &Rows::from_items(items)?)
+}
+
+/// [`encode_batch`] of the items of `rows`.
+pub fn encode_rows(columns: &Columns, schema: &SchemaRef, rows: &Rows) -> Result<RecordBatch> {
+    let n = rows.len();
     let mut arrays = Vec::with_capacity(columns.len());
     let mut path = AttrPath::default();
-    let mut vals: Vec<Option<&AV>> = Vec::with_capacity(items.len());
-    for ((name, ct), field) in columns.iter().zip(schema.fields()) {
-        vals.clear();
-        vals.extend(items.iter().map(|item| item.get(name.as_str())));
+    let gathered = gather(columns.keys(), rows.items().enumerate(), rows);
+    for (((name, ct), field), values) in columns.iter().zip(schema.fields()).zip(gathered) {
+        let vals = dense(n, &values);
         if !field.is_nullable() && vals.iter().any(|v| present(*v).is_none()) {
             return Err(Error::invalid(format!(
                 "an item has no key attribute '{name}' (or a NULL there): the key attributes \
@@ -36,32 +41,77 @@ pub fn encode_batch(columns: &Columns, schema: &SchemaRef, items: &[Item]) -> Re
             )));
         }
         path.push_field(name);
-        arrays.push(build_array(ct, &vals, &mut path)?);
+        arrays.push(build_array(ct, &vals, rows, &mut path)?);
         path.pop();
     }
-    let options = RecordBatchOptions::new().with_row_count(Some(items.len()));
+    let options = RecordBatchOptions::new().with_row_count(Some(n));
     RecordBatch::try_new_with_options(Arc::clone(schema), arrays, &options)
         .map_err(|e| Error::format("building a record batch", e))
 }
 
-fn mismatch(ct: &ColumnType, v: &AV, path: &AttrPath) -> Error {
+/// The values of the attributes `names` in `maps` (each an item or map, with its row): for
+/// each name, its `(row, value)` pairs in row order. One hash lookup per entry.
+fn gather<'a>(
+    names: impl Iterator<Item = &'a String>,
+    maps: impl Iterator<Item = (usize, &'a [Entry])>,
+    rows: &Rows,
+) -> Vec<Vec<(usize, Val)>> {
+    let index: HashMap<&str, usize, foldhash::fast::RandomState> = names
+        .enumerate()
+        .map(|(i, name)| (name.as_str(), i))
+        .collect();
+    let mut out = vec![Vec::new(); index.len()];
+    for (row, entries) in maps {
+        for e in entries {
+            if let Some(&column) = index.get(rows.name(e)) {
+                out[column].push((row, e.value));
+            }
+        }
+    }
+    out
+}
+
+/// One value (or `None`) per row from the `(row, value)` pairs of [`gather`].
+fn dense(n: usize, values: &[(usize, Val)]) -> Vec<Option<Val>> {
+    let mut out = vec![None; n];
+    for &(row, v) in values {
+        out[row] = Some(v);
+    }
+    out
+}
+
+fn mismatch(ct: &ColumnType, v: Val, rows: &Rows, path: &AttrPath) -> Error {
     Error::Internal(format!(
-        "attribute {path}: value {v:?} does not fit the inferred type {ct:?}"
+        "attribute {path}: value {:?} does not fit the inferred type {ct:?}",
+        rows.to_value(v)
     ))
 }
 
 /// Build the array of one attribute position from its values (`None` = absent).
-fn build_array(ct: &ColumnType, vals: &[Option<&AV>], path: &mut AttrPath) -> Result<ArrayRef> {
+fn build_array(
+    ct: &ColumnType,
+    vals: &[Option<Val>],
+    rows: &Rows,
+    path: &mut AttrPath,
+) -> Result<ArrayRef> {
     let n = vals.len();
+    let text_len = |vals: &[Option<Val>]| -> usize {
+        vals.iter()
+            .map(|v| match v {
+                Some(Val::S(s) | Val::B(s)) => s.len(),
+                _ => 0,
+            })
+            .sum()
+    };
     Ok(match ct {
         ColumnType::Null => arrow_array::new_null_array(&DataType::Utf8, n),
         ColumnType::S => {
-            let mut b = StringBuilder::with_capacity(n, n * 16);
+            let mut b = StringBuilder::with_capacity(n, text_len(vals));
             for v in vals {
                 match present(*v) {
-                    Some(AV::S(s)) => b.append_value(s),
+                    Some(Val::S(s)) => b.append_value(rows.text(s)),
                     None => b.append_null(),
-                    Some(other) => return Err(mismatch(ct, other, path)),
+                    Some(other) => return Err(mismatch(ct, other, rows, path)),
                 }
             }
             Arc::new(b.finish())
@@ -70,20 +120,20 @@ fn build_array(ct: &ColumnType, vals: &[Option<&AV>], path: &mut AttrPath) -> Re
             let mut texts = Vec::with_capacity(n);
             for v in vals {
                 match present(*v) {
-                    Some(AV::N(s)) => texts.push(Some(s.as_str())),
+                    Some(Val::N(s)) => texts.push(Some(rows.text(s))),
                     None => texts.push(None),
-                    Some(other) => return Err(mismatch(ct, other, path)),
+                    Some(other) => return Err(mismatch(ct, other, rows, path)),
                 }
             }
             number_array(*repr, &texts, path)?
         }
         ColumnType::B => {
-            let mut b = BinaryBuilder::with_capacity(n, n * 16);
+            let mut b = BinaryBuilder::with_capacity(n, text_len(vals));
             for v in vals {
                 match present(*v) {
-                    Some(AV::B(blob)) => b.append_value(blob.as_ref()),
+                    Some(Val::B(s)) => b.append_value(rows.bytes(s)),
                     None => b.append_null(),
-                    Some(other) => return Err(mismatch(ct, other, path)),
+                    Some(other) => return Err(mismatch(ct, other, rows, path)),
                 }
             }
             Arc::new(b.finish())
@@ -92,49 +142,24 @@ fn build_array(ct: &ColumnType, vals: &[Option<&AV>], path: &mut AttrPath) -> Re
             let mut b = BooleanBuilder::with_capacity(n);
             for v in vals {
                 match present(*v) {
-                    Some(AV::Bool(x)) => b.append_value(*x),
+                    Some(Val::Bool(x)) => b.append_value(x),
                     None => b.append_null(),
-                    Some(other) => return Err(mismatch(ct, other, path)),
+                    Some(other) => return Err(mismatch(ct, other, rows, path)),
                 }
             }
             Arc::new(b.finish())
         }
-        ColumnType::SS => {
-            let (offsets, nulls, elems) = list_parts(ct, vals, path, |v| match v {
-                AV::Ss(s) => Some(s.as_slice()),
-                _ => None,
-            })?;
-            let mut b = StringBuilder::with_capacity(elems.len(), elems.len() * 16);
-            elems.iter().for_each(|s| b.append_value(s));
-            list_array(ct, offsets, Arc::new(b.finish()), nulls)?
-        }
-        ColumnType::NS(repr) => {
-            let (offsets, nulls, elems) = list_parts(ct, vals, path, |v| match v {
-                AV::Ns(s) => Some(s.as_slice()),
-                _ => None,
-            })?;
-            let texts: Vec<Option<&str>> = elems.iter().map(|s| Some(s.as_str())).collect();
-            list_array(ct, offsets, number_array(*repr, &texts, path)?, nulls)?
-        }
-        ColumnType::BS => {
-            let (offsets, nulls, elems) = list_parts(ct, vals, path, |v| match v {
-                AV::Bs(s) => Some(s.as_slice()),
-                _ => None,
-            })?;
-            let mut b = BinaryBuilder::with_capacity(elems.len(), elems.len() * 16);
-            elems
-                .iter()
-                .for_each(|x: &&Blob| b.append_value(x.as_ref()));
-            list_array(ct, offsets, Arc::new(b.finish()), nulls)?
-        }
-        ColumnType::L { element } => {
-            let (offsets, nulls, elems) = list_parts(ct, vals, path, |v| match v {
-                AV::L(s) => Some(s.as_slice()),
-                _ => None,
-            })?;
-            let child_vals: Vec<Option<&AV>> = elems.into_iter().map(Some).collect();
+        ColumnType::SS | ColumnType::NS(_) | ColumnType::BS | ColumnType::L { .. } => {
+            let (offsets, nulls, elems) = list_parts(ct, vals, rows, path)?;
+            let child = match ct {
+                ColumnType::SS => ColumnType::S,
+                ColumnType::NS(repr) => ColumnType::N(*repr),
+                ColumnType::BS => ColumnType::B,
+                ColumnType::L { element } => element.as_ref().clone(),
+                _ => unreachable!("matched above"),
+            };
             path.push_index(0);
-            let child = build_array(element, &child_vals, path);
+            let child = build_array(&child, &elems, rows, path);
             path.pop();
             list_array(ct, offsets, child?, nulls)?
         }
@@ -142,21 +167,20 @@ fn build_array(ct: &ColumnType, vals: &[Option<&AV>], path: &mut AttrPath) -> Re
             let mut validity = Vec::with_capacity(n);
             for v in vals {
                 match present(*v) {
-                    Some(AV::M(_)) => validity.push(true),
+                    Some(Val::M(_)) => validity.push(true),
                     None => validity.push(false),
-                    Some(other) => return Err(mismatch(ct, other, path)),
+                    Some(other) => return Err(mismatch(ct, other, rows, path)),
                 }
             }
+            let maps = vals.iter().enumerate().filter_map(|(row, v)| match v {
+                Some(Val::M(m)) => Some((row, rows.map(*m))),
+                _ => None,
+            });
+            let gathered = gather(fields.keys(), maps, rows);
             let mut children = Vec::with_capacity(fields.len());
-            let mut child_vals: Vec<Option<&AV>> = Vec::with_capacity(n);
-            for (name, child_ct) in fields {
-                child_vals.clear();
-                child_vals.extend(vals.iter().map(|v| match v {
-                    Some(AV::M(m)) => m.get(name.as_str()),
-                    _ => None,
-                }));
+            for ((name, child_ct), values) in fields.iter().zip(gathered) {
                 path.push_field(name);
-                let child = build_array(child_ct, &child_vals, path);
+                let child = build_array(child_ct, &dense(n, &values), rows, path);
                 path.pop();
                 children.push(child?);
             }
@@ -169,9 +193,16 @@ fn build_array(ct: &ColumnType, vals: &[Option<&AV>], path: &mut AttrPath) -> Re
         }
         ColumnType::Json => {
             let mut b = StringBuilder::with_capacity(n, n * 32);
+            let mut json = Vec::new();
             for v in vals {
                 match present(*v) {
-                    Some(v) => b.append_value(json::to_json_string(v, path)?),
+                    Some(v) => {
+                        json.clear();
+                        rows.write_json(v, &mut json);
+                        b.append_value(
+                            std::str::from_utf8(&json).expect("JSON from UTF-8 text is UTF-8"),
+                        );
+                    }
                     None => b.append_null(),
                 }
             }
@@ -180,27 +211,36 @@ fn build_array(ct: &ColumnType, vals: &[Option<&AV>], path: &mut AttrPath) -> Re
     })
 }
 
-/// Offsets, validity and flattened elements of a list-like column.
-fn list_parts<'a, T>(
+/// A list-like column taken apart: offsets, validity and the flattened elements.
+type ListParts = (OffsetBuffer<i32>, Option<NullBuffer>, Vec<Option<Val>>);
+
+/// [`ListParts`] of a list-like column (a list or a set of the kind `ct` says).
+fn list_parts(
     ct: &ColumnType,
-    vals: &[Option<&'a AV>],
+    vals: &[Option<Val>],
+    rows: &Rows,
     path: &AttrPath,
-    get: impl Fn(&'a AV) -> Option<&'a [T]>,
-) -> Result<(OffsetBuffer<i32>, Option<NullBuffer>, Vec<&'a T>)> {
+) -> Result<ListParts> {
     let mut lengths = Vec::with_capacity(vals.len());
     let mut validity = Vec::with_capacity(vals.len());
     let mut elems = Vec::new();
     for v in vals {
-        match v {
-            None | Some(AV::Null(_)) => {
+        match present(*v) {
+            None => {
                 lengths.push(0);
                 validity.push(false);
             }
             Some(v) => {
-                let items = get(v).ok_or_else(|| mismatch(ct, v, path))?;
+                let items = match (ct, v) {
+                    (ColumnType::SS, Val::SS(s))
+                    | (ColumnType::NS(_), Val::NS(s))
+                    | (ColumnType::BS, Val::BS(s))
+                    | (ColumnType::L { .. }, Val::L(s)) => rows.list(s),
+                    _ => return Err(mismatch(ct, v, rows, path)),
+                };
                 lengths.push(items.len());
                 validity.push(true);
-                elems.extend(items.iter());
+                elems.extend(items.iter().copied().map(Some));
             }
         }
     }
@@ -291,6 +331,6 @@ fn number_array(repr: NumberRepr, texts: &[Option<&str>], path: &AttrPath) -> Re
 }
 
 /// The value unless it is absent or NULL.
-fn present(v: Option<&AV>) -> Option<&AV> {
-    v.filter(|v| !matches!(v, AV::Null(_)))
+fn present(v: Option<Val>) -> Option<Val> {
+    v.filter(|v| *v != Val::Null)
 }

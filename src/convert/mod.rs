@@ -32,6 +32,7 @@ pub mod decode;
 pub mod encode;
 pub mod json;
 pub mod number;
+pub mod rows;
 pub mod shape;
 
 use std::borrow::Cow;
@@ -41,8 +42,9 @@ use std::sync::Arc;
 use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef};
 
 pub use decode::decode_batch;
-pub use encode::encode_batch;
+pub use encode::{encode_batch, encode_rows};
 pub use number::{NumberMode, NumberRepr};
+pub use rows::Rows;
 pub use shape::{ColumnType, Columns, Item, KeyKind, Shape, TableShape};
 
 /// Name of the child field of every list column (the Parquet convention Spark also writes).

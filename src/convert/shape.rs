@@ -19,10 +19,15 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use super::number::{NumberMode, NumberRepr, NumberStats};
+use super::rows::{Entry, Rows, Val};
 use crate::error::{AttrPath, Error, Result};
 
 /// A DynamoDB item as the SDK returns it.
 pub type Item = std::collections::HashMap<String, AttributeValue>;
+
+/// The shapes of the fields of a map (or the attributes of an item), by name, in column order.
+/// Hashed with foldhash: every attribute of every item is looked up here.
+pub type FieldShapes = IndexMap<String, Shape, foldhash::fast::RandomState>;
 
 /// Maps with more distinct field names than this become a DynamoDB-JSON text column instead of
 /// a struct with thousands of columns (maps keyed by ids, not by a fixed set of names).
@@ -56,61 +61,59 @@ pub enum Shape {
     /// Map; fields in first-seen order (sorted among names first seen together).
     M {
         /// Field shapes in first-seen order.
-        fields: IndexMap<String, Shape>,
+        fields: FieldShapes,
     },
     /// Conflicting kinds: stored as DynamoDB JSON text.
     Json,
 }
 
 impl Shape {
-    /// Widen this shape so that it also covers `value`.
-    pub(crate) fn observe(&mut self, value: &AttributeValue, path: &mut AttrPath) -> Result<()> {
-        use AttributeValue as AV;
+    /// Widen this shape so that it also covers `value` (held by `rows`).
+    pub(crate) fn observe(&mut self, value: Val, rows: &Rows) {
         match (&mut *self, value) {
-            (_, AV::Null(_)) => {}
-            (Shape::Json, v) => check_known(v, path)?,
-            (Shape::S, AV::S(_)) | (Shape::B, AV::B(_)) | (Shape::Bool, AV::Bool(_)) => {}
-            (Shape::SS, AV::Ss(_)) | (Shape::BS, AV::Bs(_)) => {}
-            (Shape::N(stats), AV::N(n)) => stats.observe(n),
-            (Shape::NS(stats), AV::Ns(ns)) => ns.iter().for_each(|n| stats.observe(n)),
-            (Shape::L { element }, AV::L(list)) => {
-                for (i, v) in list.iter().enumerate() {
-                    path.push_index(i);
-                    element.observe(v, path)?;
-                    path.pop();
+            (_, Val::Null) | (Shape::Json, _) => {}
+            (Shape::S, Val::S(_)) | (Shape::B, Val::B(_)) | (Shape::Bool, Val::Bool(_)) => {}
+            (Shape::SS, Val::SS(_)) | (Shape::BS, Val::BS(_)) => {}
+            (Shape::N(stats), Val::N(n)) => stats.observe(rows.text(n)),
+            (Shape::NS(stats), Val::NS(ns)) => {
+                for n in rows.list(ns) {
+                    if let Val::N(n) = n {
+                        stats.observe(rows.text(*n));
+                    }
                 }
             }
-            (Shape::M { fields }, AV::M(map)) => {
-                observe_fields(fields, map, path)?;
+            (Shape::L { element }, Val::L(list)) => {
+                for v in rows.list(list) {
+                    element.observe(*v, rows);
+                }
+            }
+            (Shape::M { fields }, Val::M(map)) => {
+                observe_fields(fields, rows.map(map), rows);
                 if fields.len() > MAX_STRUCT_FIELDS {
                     *self = Shape::Json;
                 }
             }
             (Shape::Null, v) => {
                 *self = match v {
-                    AV::S(_) => Shape::S,
-                    AV::N(_) => Shape::N(NumberStats::default()),
-                    AV::B(_) => Shape::B,
-                    AV::Bool(_) => Shape::Bool,
-                    AV::Ss(_) => Shape::SS,
-                    AV::Ns(_) => Shape::NS(NumberStats::default()),
-                    AV::Bs(_) => Shape::BS,
-                    AV::L(_) => Shape::L {
+                    Val::S(_) => Shape::S,
+                    Val::N(_) => Shape::N(NumberStats::default()),
+                    Val::B(_) => Shape::B,
+                    Val::Bool(_) => Shape::Bool,
+                    Val::SS(_) => Shape::SS,
+                    Val::NS(_) => Shape::NS(NumberStats::default()),
+                    Val::BS(_) => Shape::BS,
+                    Val::L(_) => Shape::L {
                         element: Box::new(Shape::Null),
                     },
-                    AV::M(_) => Shape::M {
-                        fields: IndexMap::new(),
+                    Val::M(_) => Shape::M {
+                        fields: FieldShapes::default(),
                     },
-                    other => return Err(unknown_type(other, path)),
+                    Val::Null => unreachable!("matched above"),
                 };
-                self.observe(value, path)?;
+                self.observe(value, rows);
             }
-            (_, v) => {
-                check_known(v, path)?;
-                *self = Shape::Json;
-            }
+            _ => *self = Shape::Json,
         }
-        Ok(())
     }
 
     /// Widen this shape so that it also covers every value `other` covers: the shape that
@@ -163,39 +166,26 @@ impl Shape {
 }
 
 /// Widen `fields` with the entries of one map (or item). Names seen for the first time are
-/// added in sorted order, so the column order does not depend on hash-map iteration order.
-fn observe_fields(
-    fields: &mut IndexMap<String, Shape>,
-    map: &std::collections::HashMap<String, AttributeValue>,
-    path: &mut AttrPath,
-) -> Result<()> {
-    let mut new: Vec<(&String, &AttributeValue)> = Vec::new();
-    for (k, v) in map {
-        match fields.get_mut(k.as_str()) {
-            Some(f) => {
-                path.push_field(k);
-                let r = f.observe(v, path);
-                path.pop();
-                r?;
-            }
-            None => new.push((k, v)),
+/// added in sorted order, so the column order does not depend on the order of the entries.
+fn observe_fields(fields: &mut FieldShapes, entries: &[Entry], rows: &Rows) {
+    let mut new: Vec<&Entry> = Vec::new();
+    for e in entries {
+        match fields.get_mut(rows.name(e)) {
+            Some(f) => f.observe(e.value, rows),
+            None => new.push(e),
         }
     }
-    new.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    for (k, v) in new {
-        path.push_field(k);
+    new.sort_unstable_by(|a, b| rows.name(a).cmp(rows.name(b)));
+    for e in new {
         let mut f = Shape::Null;
-        let r = f.observe(v, path);
-        path.pop();
-        r?;
-        fields.insert(k.clone(), f);
+        f.observe(e.value, rows);
+        fields.insert(rows.name(e).to_owned(), f);
     }
-    Ok(())
 }
 
 /// Widen `fields` with `other`'s: fields both have are merged, the others appended in
 /// `other`'s order.
-fn merge_fields(fields: &mut IndexMap<String, Shape>, other: &IndexMap<String, Shape>) {
+fn merge_fields(fields: &mut FieldShapes, other: &FieldShapes) {
     for (name, shape) in other {
         match fields.get_mut(name) {
             Some(f) => f.merge(shape),
@@ -203,31 +193,6 @@ fn merge_fields(fields: &mut IndexMap<String, Shape>, other: &IndexMap<String, S
                 fields.insert(name.clone(), shape.clone());
             }
         }
-    }
-}
-
-fn check_known(value: &AttributeValue, path: &AttrPath) -> Result<()> {
-    match value {
-        AttributeValue::L(list) => {
-            let mut p = path.clone();
-            for (i, v) in list.iter().enumerate() {
-                p.push_index(i);
-                check_known(v, &p)?;
-                p.pop();
-            }
-            Ok(())
-        }
-        AttributeValue::M(map) => {
-            let mut p = path.clone();
-            for (k, v) in map {
-                p.push_field(k);
-                check_known(v, &p)?;
-                p.pop();
-            }
-            Ok(())
-        }
-        v if v.is_unknown() => Err(unknown_type(value, path)),
-        _ => Ok(()),
     }
 }
 
@@ -287,7 +252,7 @@ pub enum ColumnType {
 /// first, others in first-seen order (sorted among names first seen in the same item).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TableShape {
-    columns: IndexMap<String, Shape>,
+    columns: FieldShapes,
 }
 
 /// The resolved schema: one [`ColumnType`] per top-level attribute, in column order.
@@ -324,7 +289,15 @@ impl TableShape {
 
     /// Widen the shape to cover every attribute of `item`.
     pub fn observe(&mut self, item: &Item) -> Result<()> {
-        observe_fields(&mut self.columns, item, &mut AttrPath::default())
+        self.observe_rows(&Rows::from_items(std::slice::from_ref(item))?);
+        Ok(())
+    }
+
+    /// Widen the shape to cover every attribute of every item of `rows`.
+    pub fn observe_rows(&mut self, rows: &Rows) {
+        for item in rows.items() {
+            observe_fields(&mut self.columns, item, rows);
+        }
     }
 
     /// The column types that hold every item observed so far.
@@ -396,10 +369,16 @@ mod tests {
     use AttributeValue as AV;
     use aws_sdk_dynamodb::primitives::Blob;
 
+    /// Widen `shape` by one value.
+    fn observe(shape: &mut Shape, value: &AV) {
+        let rows = Rows::from_items(&[[("v".to_owned(), value.clone())].into()]).unwrap();
+        shape.observe(rows.item(0)[0].value, &rows);
+    }
+
     fn infer(values: &[AV]) -> ColumnType {
         let mut s = Shape::Null;
         for v in values {
-            s.observe(v, &mut AttrPath::default()).unwrap();
+            observe(&mut s, v);
         }
         s.resolve(NumberMode::Exact)
     }
@@ -516,13 +495,13 @@ mod tests {
                 for c in &values {
                     let mut both = Shape::Null;
                     for v in [a, b, c] {
-                        both.observe(v, &mut AttrPath::default()).unwrap();
+                        observe(&mut both, v);
                     }
                     let mut left = Shape::Null;
-                    left.observe(a, &mut AttrPath::default()).unwrap();
+                    observe(&mut left, a);
                     let mut right = Shape::Null;
-                    right.observe(b, &mut AttrPath::default()).unwrap();
-                    right.observe(c, &mut AttrPath::default()).unwrap();
+                    observe(&mut right, b);
+                    observe(&mut right, c);
                     left.merge(&right);
                     for mode in [NumberMode::Exact, NumberMode::Float64] {
                         assert_eq!(

@@ -188,7 +188,7 @@ impl Conversion {
             let ledger = Arc::clone(&self.ledger);
             tokio::task::spawn_blocking(move || {
                 let mut writer = writer;
-                writer.write(&columns, &[])?;
+                writer.write(&columns, &Rows::new())?;
                 let files = writer.finish()?;
                 let handle = Handle::current();
                 ledger.save_files(&files, &handle)
@@ -375,7 +375,7 @@ struct Lane {
     ledger: Arc<Ledger>,
     progress: Arc<dyn Progress>,
     /// Items of the first pages, held for schema inference before the first file opens.
-    held: Vec<Item>,
+    held: Vec<Rows>,
     held_pages: Vec<PageDone>,
     /// True until the first [`SAMPLE_PAGES`] pages are written.
     sampling: bool,
@@ -391,7 +391,7 @@ impl Lane {
     fn run(mut self, mut rx: mpsc::Receiver<Msg>) -> Result<bool> {
         let complete = loop {
             match rx.blocking_recv() {
-                Some(Msg::Page(page)) => self.page(page)?,
+                Some(Msg::Page(page)) => self.page(*page)?,
                 Some(Msg::End) => break true,
                 None => break false,
             }
@@ -403,7 +403,7 @@ impl Lane {
 
     fn page(&mut self, page: Page) -> Result<()> {
         let mut done = PageDone::of(&page);
-        let mut items = page.into_items()?;
+        let mut items = page.into_rows()?;
         if self.report_pages {
             self.progress.event(&ProgressEvent::Page {
                 segment: done.segment,
@@ -414,21 +414,19 @@ impl Lane {
         }
         if let Some(expiry) = &self.expiry {
             let before = items.len();
-            items.retain(|item| !expiry.expired(item));
+            items.retain(|rows, i| !expiry.expired(rows, i));
             done.expired = (before - items.len()) as u64;
         }
         if let Some(check) = &mut self.time {
-            items.retain(|item| check.keep(item));
+            items.retain(|rows, i| check.keep(rows, i));
             done.window = check.take_stats();
         }
         done.items = items.len() as u64;
         let mut seen = TableShape::default();
-        for item in &items {
-            seen.observe(item)?;
-        }
+        seen.observe_rows(&items);
         let columns = self.ledger.widen(&seen, self.numbers)?;
         if self.sampling {
-            self.held.extend(items);
+            self.held.push(items);
             self.held_pages.push(done);
             if self.held_pages.len() == SAMPLE_PAGES {
                 self.flush_held()?;
@@ -456,8 +454,10 @@ impl Lane {
             return Ok(());
         }
         let columns = self.ledger.columns(self.numbers)?;
-        for chunk in std::mem::take(&mut self.held).chunks(BATCH_ROWS) {
-            self.writer.write(&columns, chunk)?;
+        for rows in std::mem::take(&mut self.held) {
+            if !rows.is_empty() {
+                self.writer.write(&columns, &rows)?;
+            }
         }
         for done in std::mem::take(&mut self.held_pages) {
             self.mark(done);

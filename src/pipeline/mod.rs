@@ -47,7 +47,7 @@ use crate::checkpoint::{
     read_checkpoint, write_checkpoint,
 };
 use crate::config::SnapshotConfig;
-use crate::convert::{Columns, Item, NumberMode, TableShape, arrow_schema_with_keys};
+use crate::convert::{Columns, Item, NumberMode, Rows, TableShape, arrow_schema_with_keys};
 use crate::error::{Error, Result};
 use crate::filter::{TimeCheck, WindowStats};
 use crate::format::TableFormat;
@@ -1084,7 +1084,7 @@ fn rewrite(
     for file in stale {
         let mut items = handle.block_on(FileItems::open(&target, &file.path))?;
         while let Some(batch) = handle.block_on(items.next_batch())? {
-            writer.write(columns, &batch)?;
+            writer.write_items(columns, &batch)?;
             if writer.roll_due(None) {
                 writer.close_current()?;
             }

@@ -310,7 +310,8 @@ impl Merge<'_> {
                     kept.push(row);
                 }
             }
-            Ok(tx.blocking_send(Page::from_items(0, kept, Some(line_key(read))))?)
+            let kept = Rows::from_items(&kept)?;
+            Ok(tx.blocking_send(Page::from_rows(0, kept, Some(line_key(read))))?)
         };
         let (base, base_manifest) = self.base;
         let unchanged = |item: &Item| Ok(!latest.contains(&key_text(item, self.keys)?));
@@ -334,7 +335,7 @@ impl Merge<'_> {
             }
             send(batch, &|_| Ok(true))?;
         }
-        Ok(tx.blocking_send(Page::from_items(0, Vec::new(), None))?)
+        Ok(tx.blocking_send(Page::from_rows(0, Rows::new(), None))?)
     }
 }
 

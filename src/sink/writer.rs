@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use tokio::runtime::Handle;
 
 use super::{Target, data_file_name};
-use crate::convert::{Columns, Item, arrow_schema_with_keys, encode_batch};
+use crate::convert::{Columns, Item, Rows, arrow_schema_with_keys, encode_rows};
 use crate::error::{Error, Result};
 use crate::progress::{Progress, ProgressEvent};
 
@@ -252,9 +252,14 @@ impl RollingWriter {
         Ok(())
     }
 
+    /// [`Self::write`] of items in the SDK's type (read back from a data file).
+    pub(crate) fn write_items(&mut self, columns: &Columns, items: &[Item]) -> Result<()> {
+        self.write(columns, &Rows::from_items(items)?)
+    }
+
     /// Append `items`, all observed by the shape `columns` was resolved from. Closes the open
     /// file first if it has other columns; never closes it for its size (see [`Self::roll_due`]).
-    pub(crate) fn write(&mut self, columns: &Columns, items: &[Item]) -> Result<()> {
+    pub(crate) fn write(&mut self, columns: &Columns, items: &Rows) -> Result<()> {
         if self.columns_differ(columns) {
             self.close_current()?;
         }
@@ -262,7 +267,7 @@ impl RollingWriter {
             self.open(columns)?;
         }
         let file = self.current.as_mut().expect("opened above");
-        let batch = encode_batch(columns, &file.schema, items)?;
+        let batch = encode_rows(columns, &file.schema, items)?;
         let url = &self.target.url;
         file.writer
             .write(&batch)

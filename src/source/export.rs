@@ -47,8 +47,8 @@ use serde::{Deserialize, Serialize};
 use tokio::runtime::Handle;
 
 use crate::aws::AwsContext;
-use crate::convert::Item;
 use crate::convert::json::item_from_json;
+use crate::convert::{Item, Rows};
 use crate::error::{Error, Result};
 use crate::plan::TableInfo;
 use crate::progress::{Progress, ProgressEvent};
@@ -365,14 +365,14 @@ impl Export {
             md5: Md5::new(),
             error: None,
         };
-        let mut items: Vec<Item> = Vec::with_capacity(BATCH_ITEMS);
+        let mut items = Rows::new();
         let mut count = 0u64;
         let mut lines =
             BufReader::with_capacity(1 << 16, flate2::read::MultiGzDecoder::new(&mut hashing));
-        let mut line = String::new();
+        let mut line = Vec::new();
         loop {
             line.clear();
-            let read = lines.read_line(&mut line).map_err(|e| {
+            let read = lines.read_until(b'\n', &mut line).map_err(|e| {
                 corrupt(
                     &self.target,
                     format!("{name}: cannot be decompressed ({e})"),
@@ -381,17 +381,15 @@ impl Export {
             if read == 0 {
                 break;
             }
-            if line.trim().is_empty() {
+            if line.trim_ascii().is_empty() {
                 continue;
             }
             count += 1;
             if count <= skip {
                 continue;
             }
-            items.push(
-                parse_line(&line, &self.summary)
-                    .map_err(|e| corrupt(&self.target, format!("{name} line {count}: {e}")))?,
-            );
+            parse_line(&line, &self.summary, &mut items)
+                .map_err(|e| corrupt(&self.target, format!("{name} line {count}: {e}")))?;
             if items.len() == BATCH_ITEMS {
                 if stop.load(Ordering::SeqCst) {
                     return Ok(());
@@ -436,8 +434,8 @@ pub(crate) fn line_key(count: u64) -> Item {
     HashMap::from([(LINE_KEY.to_owned(), AttributeValue::N(count.to_string()))])
 }
 
-fn send(tx: &PageSink, index: usize, items: Vec<Item>, last: Option<Item>) -> Result<()> {
-    Ok(tx.blocking_send(Page::from_items(index as u32, items, last))?)
+fn send(tx: &PageSink, index: usize, items: Rows, last: Option<Item>) -> Result<()> {
+    Ok(tx.blocking_send(Page::from_rows(index as u32, items, last))?)
 }
 
 /// Columns a change log adds to the items' own attributes.
@@ -448,23 +446,19 @@ pub const CHANGE_COLUMNS: [&str; 3] = ["_op", "_write_time", "_old"];
 /// "OldImage":{...}}` becomes a change-log row: the keys and the new image as columns, `_op`
 /// (`insert` / `update` / `delete` when the old image tells, `put` / `delete` otherwise),
 /// `_write_time` (microseconds since 1970, from a bare number or `{"N":...}`) and `_old` (the
-/// old image as a map, when there is one).
-fn parse_line(line: &str, summary: &ExportSummary) -> Result<Item> {
-    if summary.output_format.as_deref() != Some("ION") && line.starts_with(r#"{"Item":"#) {
-        // A full export's line, as AWS writes it: straight into AttributeValues (the Scan
-        // parser). A line this does not take goes the general way, which gives its error.
-        if let Ok(FullLine { item: Some(item) }) = serde_json::from_str(line) {
-            return Ok(item.0);
-        }
+/// old image as a map, when there is one). The row is appended to `rows`.
+fn parse_line(line: &[u8], summary: &ExportSummary, rows: &mut Rows) -> Result<()> {
+    if summary.output_format.as_deref() != Some("ION")
+        && line.starts_with(br#"{"Item":"#)
+        && super::raw::parse_full_line(line, rows)
+    {
+        // A full export's line, as AWS writes it: straight into the rows (the Scan parser).
+        // A line this does not take goes the general way, which gives its error.
+        return Ok(());
     }
-    parse_any_line(line, summary)
-}
-
-/// A full export's line, `{"Item":{...}}`.
-#[derive(Deserialize)]
-struct FullLine {
-    #[serde(rename = "Item")]
-    item: Option<super::raw::RawItem>,
+    let line =
+        std::str::from_utf8(line).map_err(|e| Error::invalid(format!("not UTF-8 text ({e})")))?;
+    rows.push_item(&parse_any_line(line, summary)?)
 }
 
 /// [`parse_line`] through a `serde_json::Value`: any line, any format.
@@ -709,6 +703,14 @@ mod tests {
         );
     }
 
+    /// [`parse_line`] of one line, as an item.
+    fn parse_line(line: &str, summary: &ExportSummary) -> Result<Item> {
+        let mut rows = Rows::new();
+        super::parse_line(line.as_bytes(), summary, &mut rows)?;
+        assert_eq!(rows.len(), 1);
+        Ok(rows.to_item(0))
+    }
+
     fn full_summary() -> ExportSummary {
         ExportSummary {
             export_arn: None,
@@ -766,7 +768,7 @@ mod tests {
                 crate::convert::arbitrary::normalized(&parsed),
                 crate::convert::arbitrary::normalized(&item)
             );
-            let scanned = super::super::raw::parse_items(body.as_bytes()).unwrap();
+            let scanned = super::super::raw::parse_items(body.as_bytes()).unwrap().to_items();
             proptest::prop_assert_eq!(&scanned, &vec![parsed]);
             let mut at = cut.index(line.len());
             while !line.is_char_boundary(at) {

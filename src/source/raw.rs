@@ -4,30 +4,31 @@
 //! a successful Scan, [`TakeBody`] takes the raw JSON body away before the SDK deserializes it
 //! and hands it an empty `{}` instead. The scan task then reads only the small fields it needs
 //! (counts, LastEvaluatedKey, ConsumedCapacity) and passes the bytes on; the items are parsed on
-//! blocking threads by [`parse_items`], straight into `AttributeValue`s with serde_json.
-//! This moves the largest CPU cost of a snapshot (parsing) off the network tasks and makes it
-//! cheaper (measured in `scripts/bench`).
+//! blocking threads by [`parse_items`], with serde_json straight into a [`Rows`] arena (no
+//! allocation per value; see [`crate::convert::rows`]). Full export lines take the same parser
+//! ([`parse_full_line`]). This moves the largest CPU cost of a snapshot (parsing) off the
+//! network tasks and makes it cheaper (measured in `scripts/bench`).
+//!
+//! The parser's items and errors are pinned to those of the `AttributeValue` parser it
+//! replaced, which the tests keep as a reference.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextMut;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::config_bag::ConfigBag;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use serde::Deserialize;
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::convert::Item;
+use crate::convert::Rows;
+use crate::convert::rows::{Span, Val};
 
 /// Takes the body of a successful response for the caller (one request at a time).
 #[derive(Debug, Clone, Default)]
@@ -124,138 +125,303 @@ pub(crate) struct Consumed {
     pub(crate) capacity_units: Option<f64>,
 }
 
-#[derive(Deserialize)]
-struct ScanItems {
-    #[serde(default, rename = "Items")]
-    items: Vec<RawItem>,
-}
-
 /// Parse the small fields of a Scan response body.
 pub(crate) fn parse_head(body: &[u8]) -> Result<ScanHead, serde_json::Error> {
     serde_json::from_slice(body)
 }
 
-/// An item in DynamoDB JSON.
+/// An item in DynamoDB JSON (a page's LastEvaluatedKey).
 #[derive(Debug)]
 pub(crate) struct RawItem(pub(crate) Item);
 
 impl<'de> Deserialize<'de> for RawItem {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct ItemVisitor;
-        impl<'de> Visitor<'de> for ItemVisitor {
-            type Value = RawItem;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a DynamoDB item")
+        let mut rows = Rows::new();
+        ItemSeed(&mut rows).deserialize(d)?;
+        Ok(RawItem(rows.to_item(0)))
+    }
+}
+
+/// Parses one item in DynamoDB JSON (`{"pk":{"S":"a"},...}`) into the [`Rows`].
+pub(crate) struct ItemSeed<'r>(pub(crate) &'r mut Rows);
+
+impl<'de> DeserializeSeed<'de> for ItemSeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        let rows = self.0;
+        let mark = rows.map_mark();
+        d.deserialize_map(MapVisitor(rows))?;
+        rows.end_item(mark).map_err(de::Error::custom)
+    }
+}
+
+/// The entries of a map (or item) into the rows' pending entries.
+struct MapVisitor<'r>(&'r mut Rows);
+
+impl<'de> Visitor<'de> for MapVisitor<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a DynamoDB item")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let rows = self.0;
+        while let Some(name) = map.next_key_seed(TextSeed(rows, "a string"))? {
+            let value = map
+                .next_value_seed(ValueSeed(rows))
+                .map_err(|e| de::Error::custom(nest(&format!("'{}'", rows.text(name)), &e)))?;
+            rows.push_entry(name, value);
+        }
+        Ok(())
+    }
+}
+
+/// A JSON string into the rows' text (`expecting` names what it should have been).
+struct TextSeed<'r>(&'r mut Rows, &'static str);
+
+impl<'de> DeserializeSeed<'de> for TextSeed<'_> {
+    type Value = Span;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Span, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TextSeed<'_> {
+    type Value = Span;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.1)
+    }
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Span, E> {
+        self.0.push_str(text).map_err(E::custom)
+    }
+}
+
+/// A string set (`S`), number set (`N`) or, as text still to decode, binary set (`B`) into
+/// a list of the rows.
+struct SetSeed<'r>(&'r mut Rows, fn(Span) -> Val);
+
+impl<'de> DeserializeSeed<'de> for SetSeed<'_> {
+    type Value = Span;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Span, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for SetSeed<'_> {
+    type Value = Span;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a sequence")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Span, A::Error> {
+        let SetSeed(rows, wrap) = self;
+        let mark = rows.list_mark();
+        while let Some(text) = seq.next_element_seed(TextSeed(rows, "a string"))? {
+            rows.push_element(wrap(text));
+        }
+        rows.end_list(mark).map_err(de::Error::custom)
+    }
+}
+
+/// The items of a Scan response (`"Items": [...]`) into the rows.
+struct ItemsSeed<'r>(&'r mut Rows);
+
+impl<'de> DeserializeSeed<'de> for ItemsSeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ItemsSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a sequence")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(ItemSeed(self.0))?.is_some() {}
+        Ok(())
+    }
+}
+
+/// A list (`L`) into a list of the rows; an error names the element's index.
+struct ListSeed<'r>(&'r mut Rows);
+
+impl<'de> DeserializeSeed<'de> for ListSeed<'_> {
+    type Value = Span;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Span, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ListSeed<'_> {
+    type Value = Span;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of DynamoDB values")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Span, A::Error> {
+        let rows = self.0;
+        let mark = rows.list_mark();
+        let mut index = 0;
+        loop {
+            let next = seq
+                .next_element_seed(ValueSeed(rows))
+                .map_err(|e| de::Error::custom(nest(&format!("[{index}]"), &e)))?;
+            match next {
+                Some(v) => rows.push_element(v),
+                None => break,
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawItem, A::Error> {
-                let mut item = HashMap::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some(name) = map.next_key::<String>()? {
-                    let value: Value = map
-                        .next_value()
-                        .map_err(|e| de::Error::custom(nest(&format!("'{name}'"), &e)))?;
-                    item.insert(name, value.0);
-                }
-                Ok(RawItem(item))
+            index += 1;
+        }
+        rows.end_list(mark).map_err(de::Error::custom)
+    }
+}
+
+/// The type tag of an attribute value (`"S"` in `{"S":"x"}`).
+enum Tag {
+    S,
+    N,
+    B,
+    Bool,
+    Null,
+    SS,
+    NS,
+    BS,
+    L,
+    M,
+    Unknown(String),
+}
+
+impl<'de> Deserialize<'de> for Tag {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct TagVisitor;
+        impl Visitor<'_> for TagVisitor {
+            type Value = Tag;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, tag: &str) -> Result<Tag, E> {
+                Ok(match tag {
+                    "S" => Tag::S,
+                    "N" => Tag::N,
+                    "B" => Tag::B,
+                    "BOOL" => Tag::Bool,
+                    "NULL" => Tag::Null,
+                    "SS" => Tag::SS,
+                    "NS" => Tag::NS,
+                    "BS" => Tag::BS,
+                    "L" => Tag::L,
+                    "M" => Tag::M,
+                    other => Tag::Unknown(other.to_owned()),
+                })
             }
         }
-        d.deserialize_map(ItemVisitor)
+        d.deserialize_str(TagVisitor)
     }
 }
 
-/// One attribute value in DynamoDB JSON (`{"S":"x"}`), straight into the SDK type.
-struct Value(AttributeValue);
+/// One attribute value in DynamoDB JSON (`{"S":"x"}`) into the rows.
+struct ValueSeed<'r>(&'r mut Rows);
 
-fn blob<E: de::Error>(text: &str) -> Result<Blob, E> {
-    BASE64
-        .decode(text)
-        .map(Blob::new)
-        .map_err(|e| E::custom(format!("invalid base64 in B: {e}")))
-}
-
-struct Blobs(Vec<Blob>);
-
-impl<'de> Deserialize<'de> for Blobs {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let texts: Vec<Cow<'de, str>> = Deserialize::deserialize(d)?;
-        texts
-            .iter()
-            .map(|t| blob(t))
-            .collect::<Result<_, _>>()
-            .map(Blobs)
+impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
+    type Value = Val;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Val, D::Error> {
+        d.deserialize_map(self)
     }
 }
 
-struct Values(Vec<AttributeValue>);
-
-impl<'de> Deserialize<'de> for Values {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct SeqVisitor;
-        impl<'de> Visitor<'de> for SeqVisitor {
-            type Value = Values;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a list of DynamoDB values")
+impl<'de> Visitor<'de> for ValueSeed<'_> {
+    type Value = Val;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a DynamoDB attribute value")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Val, A::Error> {
+        let rows = self.0;
+        let tag: Tag = map
+            .next_key()?
+            .ok_or_else(|| de::Error::custom("empty attribute value"))?;
+        let text = |rows: &mut Rows, map: &mut A| map.next_value_seed(TextSeed(rows, "a string"));
+        let v = match tag {
+            Tag::S => Val::S(text(rows, &mut map)?),
+            Tag::N => Val::N(text(rows, &mut map)?),
+            Tag::B => {
+                let text = text(rows, &mut map)?;
+                Val::B(rows.decode_base64(text).map_err(de::Error::custom)?)
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Values, A::Error> {
-                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(4));
-                loop {
-                    let next = seq
-                        .next_element::<Value>()
-                        .map_err(|e| de::Error::custom(nest(&format!("[{}]", out.len()), &e)))?;
-                    match next {
-                        Some(Value(v)) => out.push(v),
-                        None => break,
-                    }
-                }
-                Ok(Values(out))
+            Tag::Bool => Val::Bool(map.next_value()?),
+            Tag::Null => {
+                // DynamoDB JSON has `"NULL": true`; any value means null.
+                map.next_value::<IgnoredAny>()?;
+                Val::Null
             }
+            Tag::SS => Val::SS(map.next_value_seed(SetSeed(rows, Val::S))?),
+            Tag::NS => Val::NS(map.next_value_seed(SetSeed(rows, Val::N))?),
+            Tag::BS => {
+                let texts = map.next_value_seed(SetSeed(rows, Val::S))?;
+                Val::BS(rows.decode_base64_set(texts).map_err(de::Error::custom)?)
+            }
+            Tag::L => Val::L(map.next_value_seed(ListSeed(rows))?),
+            Tag::M => {
+                let mark = rows.map_mark();
+                map.next_value_seed(MapSeed(rows))?;
+                Val::M(rows.end_map(mark).map_err(de::Error::custom)?)
+            }
+            Tag::Unknown(other) => {
+                UNKNOWN_TYPE.with(|f| f.set(true));
+                return Err(de::Error::custom(format!("{UNKNOWN_MESSAGE} ('{other}')")));
+            }
+        };
+        if map.next_key::<IgnoredAny>()?.is_some() {
+            return Err(de::Error::custom(
+                "an attribute value has more than one type",
+            ));
         }
-        d.deserialize_seq(SeqVisitor)
+        Ok(v)
     }
 }
 
-impl<'de> Deserialize<'de> for Value {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct ValueVisitor;
-        impl<'de> Visitor<'de> for ValueVisitor {
-            type Value = Value;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a DynamoDB attribute value")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-                let tag: Cow<'de, str> = map
-                    .next_key()?
-                    .ok_or_else(|| de::Error::custom("empty attribute value"))?;
-                use AttributeValue as AV;
-                let v = match tag.as_ref() {
-                    "S" => AV::S(map.next_value()?),
-                    "N" => AV::N(map.next_value()?),
-                    "B" => AV::B(blob(&map.next_value::<Cow<'de, str>>()?)?),
-                    "BOOL" => AV::Bool(map.next_value()?),
-                    "NULL" => {
-                        // DynamoDB JSON has `"NULL": true`; any value means null.
-                        map.next_value::<IgnoredAny>()?;
-                        AV::Null(true)
-                    }
-                    "SS" => AV::Ss(map.next_value()?),
-                    "NS" => AV::Ns(map.next_value()?),
-                    "BS" => AV::Bs(map.next_value::<Blobs>()?.0),
-                    "L" => AV::L(map.next_value::<Values>()?.0),
-                    "M" => AV::M(map.next_value::<RawItem>()?.0),
-                    other => {
-                        UNKNOWN_TYPE.with(|f| f.set(true));
-                        return Err(de::Error::custom(format!("{UNKNOWN_MESSAGE} ('{other}')")));
-                    }
-                };
-                if map.next_key::<IgnoredAny>()?.is_some() {
-                    return Err(de::Error::custom(
-                        "an attribute value has more than one type",
-                    ));
-                }
-                Ok(Value(v))
-            }
-        }
-        d.deserialize_map(ValueVisitor)
+/// A map's entries (`"M": {...}`) into the rows' pending entries.
+struct MapSeed<'r>(&'r mut Rows);
+
+impl<'de> DeserializeSeed<'de> for MapSeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(MapVisitor(self.0))
     }
+}
+
+/// Parse the items of a Scan response body into `rows`. On an error, `rows` may hold part
+/// of a page (throw it away).
+fn scan_items(body: &[u8], rows: &mut Rows) -> Result<(), serde_json::Error> {
+    struct Body<'r>(&'r mut Rows);
+    impl<'de> Visitor<'de> for Body<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("struct ScanItems")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut seen = false;
+            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                if key == "Items" {
+                    if seen {
+                        return Err(de::Error::duplicate_field("Items"));
+                    }
+                    seen = true;
+                    map.next_value_seed(ItemsSeed(self.0))?;
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(())
+        }
+        /// A JSON array where the object should be: its first element is the items (as the
+        /// serde derive of a struct takes it).
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            seq.next_element_seed(ItemsSeed(self.0))?;
+            Ok(())
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    de.deserialize_struct("ScanItems", &["Items"], Body(rows))?;
+    de.end()
 }
 
 const UNKNOWN_MESSAGE: &str = "has a DynamoDB attribute type this version of ddbsnap does not \
@@ -287,11 +453,68 @@ pub(crate) enum ParseError {
     Malformed(serde_json::Error),
 }
 
+/// Parse a full export's line, `{"Item":{...}}`, into `rows`. False, with `rows` as they
+/// were, when the line is anything else or malformed (the caller's general parser then takes
+/// it, and gives the error).
+pub(crate) fn parse_full_line(line: &[u8], rows: &mut Rows) -> bool {
+    struct Line<'r>(&'r mut Rows);
+    impl<'de> Visitor<'de> for Line<'_> {
+        type Value = bool;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a full export line")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+            let mut found = false;
+            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                if key == "Item" && !found {
+                    found = map.next_value_seed(OptionalItem(self.0))?;
+                } else if key == "Item" {
+                    return Err(de::Error::duplicate_field("Item"));
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(found)
+        }
+    }
+    struct OptionalItem<'r>(&'r mut Rows);
+    impl<'de> DeserializeSeed<'de> for OptionalItem<'_> {
+        type Value = bool;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+            d.deserialize_option(self)
+        }
+    }
+    impl<'de> Visitor<'de> for OptionalItem<'_> {
+        type Value = bool;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an item or null")
+        }
+        fn visit_none<E: de::Error>(self) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+            ItemSeed(self.0).deserialize(d).map(|()| true)
+        }
+    }
+    let before = rows.mark();
+    let mut de = serde_json::Deserializer::from_slice(line);
+    let parsed = de
+        .deserialize_map(Line(rows))
+        .and_then(|found| de.end().map(|()| found));
+    if !matches!(parsed, Ok(true)) {
+        rows.rollback(before);
+        UNKNOWN_TYPE.with(|f| f.set(false));
+        return false;
+    }
+    true
+}
+
 /// Parse the items of a Scan response body.
-pub(crate) fn parse_items(body: &[u8]) -> Result<Vec<Item>, ParseError> {
+pub(crate) fn parse_items(body: &[u8]) -> Result<Rows, ParseError> {
     UNKNOWN_TYPE.with(|f| f.set(false));
-    match serde_json::from_slice::<ScanItems>(body) {
-        Ok(page) => Ok(page.items.into_iter().map(|i| i.0).collect()),
+    let mut rows = Rows::new();
+    match scan_items(body, &mut rows) {
+        Ok(()) => Ok(rows),
         Err(e) if UNKNOWN_TYPE.with(|f| f.replace(false)) => {
             let text = e.to_string();
             let (path, rest) = text.split_once(": ").unwrap_or(("<item>", &text));
@@ -306,6 +529,172 @@ pub(crate) fn parse_items(body: &[u8]) -> Result<Vec<Item>, ParseError> {
 mod tests {
     use super::*;
     use crate::error::AttrPath;
+    use aws_sdk_dynamodb::primitives::Blob;
+    use aws_sdk_dynamodb::types::AttributeValue;
+
+    /// The parser [`parse_items`] replaced (serde_json straight into `AttributeValue`s), kept
+    /// to pin the new one to its items and errors.
+    mod reference {
+        use std::borrow::Cow;
+        use std::collections::HashMap;
+        use std::fmt;
+
+        use aws_sdk_dynamodb::primitives::Blob;
+        use aws_sdk_dynamodb::types::AttributeValue;
+        use base64::Engine;
+        use base64::engine::general_purpose::STANDARD as BASE64;
+        use serde::Deserialize;
+        use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+        use super::super::{ParseError, UNKNOWN_MESSAGE, UNKNOWN_TYPE, nest};
+        use crate::convert::Item;
+
+        #[derive(Deserialize)]
+        struct ScanItems {
+            #[serde(default, rename = "Items")]
+            items: Vec<RawItem>,
+        }
+
+        /// An item in DynamoDB JSON.
+        #[derive(Debug)]
+        struct RawItem(Item);
+
+        impl<'de> Deserialize<'de> for RawItem {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct ItemVisitor;
+                impl<'de> Visitor<'de> for ItemVisitor {
+                    type Value = RawItem;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str("a DynamoDB item")
+                    }
+                    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawItem, A::Error> {
+                        let mut item = HashMap::with_capacity(map.size_hint().unwrap_or(8));
+                        while let Some(name) = map.next_key::<String>()? {
+                            let value: Value = map
+                                .next_value()
+                                .map_err(|e| de::Error::custom(nest(&format!("'{name}'"), &e)))?;
+                            item.insert(name, value.0);
+                        }
+                        Ok(RawItem(item))
+                    }
+                }
+                d.deserialize_map(ItemVisitor)
+            }
+        }
+
+        /// One attribute value in DynamoDB JSON (`{"S":"x"}`), straight into the SDK type.
+        struct Value(AttributeValue);
+
+        fn blob<E: de::Error>(text: &str) -> Result<Blob, E> {
+            BASE64
+                .decode(text)
+                .map(Blob::new)
+                .map_err(|e| E::custom(format!("invalid base64 in B: {e}")))
+        }
+
+        struct Blobs(Vec<Blob>);
+
+        impl<'de> Deserialize<'de> for Blobs {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let texts: Vec<Cow<'de, str>> = Deserialize::deserialize(d)?;
+                texts
+                    .iter()
+                    .map(|t| blob(t))
+                    .collect::<Result<_, _>>()
+                    .map(Blobs)
+            }
+        }
+
+        struct Values(Vec<AttributeValue>);
+
+        impl<'de> Deserialize<'de> for Values {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct SeqVisitor;
+                impl<'de> Visitor<'de> for SeqVisitor {
+                    type Value = Values;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str("a list of DynamoDB values")
+                    }
+                    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Values, A::Error> {
+                        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(4));
+                        loop {
+                            let next = seq.next_element::<Value>().map_err(|e| {
+                                de::Error::custom(nest(&format!("[{}]", out.len()), &e))
+                            })?;
+                            match next {
+                                Some(Value(v)) => out.push(v),
+                                None => break,
+                            }
+                        }
+                        Ok(Values(out))
+                    }
+                }
+                d.deserialize_seq(SeqVisitor)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for Value {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct ValueVisitor;
+                impl<'de> Visitor<'de> for ValueVisitor {
+                    type Value = Value;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str("a DynamoDB attribute value")
+                    }
+                    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+                        let tag: Cow<'de, str> = map
+                            .next_key()?
+                            .ok_or_else(|| de::Error::custom("empty attribute value"))?;
+                        use AttributeValue as AV;
+                        let v = match tag.as_ref() {
+                            "S" => AV::S(map.next_value()?),
+                            "N" => AV::N(map.next_value()?),
+                            "B" => AV::B(blob(&map.next_value::<Cow<'de, str>>()?)?),
+                            "BOOL" => AV::Bool(map.next_value()?),
+                            "NULL" => {
+                                // DynamoDB JSON has `"NULL": true`; any value means null.
+                                map.next_value::<IgnoredAny>()?;
+                                AV::Null(true)
+                            }
+                            "SS" => AV::Ss(map.next_value()?),
+                            "NS" => AV::Ns(map.next_value()?),
+                            "BS" => AV::Bs(map.next_value::<Blobs>()?.0),
+                            "L" => AV::L(map.next_value::<Values>()?.0),
+                            "M" => AV::M(map.next_value::<RawItem>()?.0),
+                            other => {
+                                UNKNOWN_TYPE.with(|f| f.set(true));
+                                return Err(de::Error::custom(format!(
+                                    "{UNKNOWN_MESSAGE} ('{other}')"
+                                )));
+                            }
+                        };
+                        if map.next_key::<IgnoredAny>()?.is_some() {
+                            return Err(de::Error::custom(
+                                "an attribute value has more than one type",
+                            ));
+                        }
+                        Ok(Value(v))
+                    }
+                }
+                d.deserialize_map(ValueVisitor)
+            }
+        }
+
+        /// Parse the items of a Scan response body.
+        pub(crate) fn parse_items(body: &[u8]) -> Result<Vec<Item>, ParseError> {
+            UNKNOWN_TYPE.with(|f| f.set(false));
+            match serde_json::from_slice::<ScanItems>(body) {
+                Ok(page) => Ok(page.items.into_iter().map(|i| i.0).collect()),
+                Err(e) if UNKNOWN_TYPE.with(|f| f.replace(false)) => {
+                    let text = e.to_string();
+                    let (path, rest) = text.split_once(": ").unwrap_or(("<item>", &text));
+                    let message = rest.split(" at line ").next().unwrap_or(rest).to_owned();
+                    Err(ParseError::UnknownType(path.to_owned(), message))
+                }
+                Err(e) => Err(ParseError::Malformed(e)),
+            }
+        }
+    }
 
     #[test]
     fn parses_every_type_like_dynamodb_json() {
@@ -338,7 +727,7 @@ mod tests {
             r#"{{"Count":1,"Items":[{}],"ScannedCount":7,"LastEvaluatedKey":{{"pk":{{"S":"k"}}}},"ConsumedCapacity":{{"CapacityUnits":2.5,"TableName":"t"}}}}"#,
             json["M"]
         );
-        assert_eq!(parse_items(body.as_bytes()).unwrap(), vec![item]);
+        assert_eq!(parse_items(body.as_bytes()).unwrap().to_items(), vec![item]);
         let head = parse_head(body.as_bytes()).unwrap();
         assert_eq!(head.scanned_count, 7);
         assert_eq!(head.consumed_capacity.unwrap().capacity_units, Some(2.5));
@@ -380,5 +769,118 @@ mod tests {
         }
         // The flag does not leak into the next parse.
         assert!(parse_items(br#"{"Items":[]}"#).is_ok());
+    }
+
+    /// The new parser's result in the reference parser's terms.
+    fn outcome(result: Result<Vec<Item>, ParseError>) -> Result<Vec<Item>, String> {
+        result.map_err(|e| match e {
+            ParseError::UnknownType(path, message) => format!("unknown at {path}: {message}"),
+            ParseError::Malformed(e) => format!("malformed: {e}"),
+        })
+    }
+
+    fn both(body: &[u8]) -> (Result<Vec<Item>, String>, Result<Vec<Item>, String>) {
+        let new = outcome(parse_items(body).map(|rows| rows.to_items()));
+        let old = outcome(reference::parse_items(body));
+        (new, old)
+    }
+
+    #[test]
+    fn malformed_bodies_fail_as_they_did() {
+        let values = [
+            r#"{"S":"a\"b\u00e9\ud83d\ude00"}"#,
+            r#"{"NULL":false}"#,
+            r#"{"NULL":"yes"}"#,
+            r#"{"B":"AP8A"}"#,
+            r#"{"BS":["","AQ=="]}"#,
+            r#"{"Q":"1"}"#,
+            r#"{"S":1}"#,
+            r#"{"N":1}"#,
+            r#"{"N":null}"#,
+            r#"{"B":"!"}"#,
+            r#"{"B":1}"#,
+            r#"{"BS":["AQ==","!"]}"#,
+            r#"{"BS":"AQ=="}"#,
+            r#"{"BS":[1]}"#,
+            r#"{"BOOL":"true"}"#,
+            r#"{"SS":"x"}"#,
+            r#"{"SS":[1]}"#,
+            r#"{"NS":["1",{}]}"#,
+            r#"{"S":"a","N":"1"}"#,
+            r#"{}"#,
+            r#"[]"#,
+            r#""S""#,
+            r#"{"M":[]}"#,
+            r#"{"M":{"a":{"Q":1}}}"#,
+            r#"{"M":{"a":{"L":[{"S":"x"},{"B":"!"}]}}}"#,
+            r#"{"L":{}}"#,
+            r#"{"L":[{"S":"x"},{}]}"#,
+            r#"{"L":[{"L":[{"N":"1"},{"QQ":"x"}]}]}"#,
+            r#"{"L":[{"M":{"x":{"S":1}}}]}"#,
+        ];
+        let mut bodies: Vec<String> = values
+            .iter()
+            .map(|v| format!(r#"{{"Count":1,"Items":[{{"pk":{{"S":"k"}},"a":{v}}}]}}"#))
+            .collect();
+        bodies.extend(
+            [
+                r#"{"Items":[{"dup":{"S":"first"},"dup":{"S":"second"}}]}"#,
+                r#"{"Items":[{}]}"#,
+                r#"{"Items":[[]]}"#,
+                r#"{"Items":[1]}"#,
+                r#"{"Items":null}"#,
+                r#"{"Items":{}}"#,
+                r#"{"Items":[],"Items":[]}"#,
+                r#"{"Items":[{"pk":{"S":"a"}}]} trailing"#,
+                r#"{"Items":[{"pk":{"S":"a"}}"#,
+                r#"{"Count":1}"#,
+                r#"{}"#,
+                r#"null"#,
+                r#""#,
+                r#"["#,
+                r#"[[{"pk":{"S":"a"}}]]"#,
+                r#"[[],1]"#,
+            ]
+            .map(str::to_owned),
+        );
+        for body in bodies {
+            let (new, old) = both(body.as_bytes());
+            assert_eq!(new, old, "{body}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 512,
+            ..Default::default()
+        })]
+
+        /// Any page of items, and any prefix of it, gives what the reference parser gives:
+        /// the same items or the same error.
+        #[test]
+        fn pages_parse_as_they_did(
+            items in proptest::collection::vec(crate::convert::arbitrary::item(), 0..4),
+            cut in proptest::prelude::any::<proptest::sample::Index>(),
+        ) {
+            let json: Vec<String> = items
+                .iter()
+                .map(|i| crate::convert::json::value_to_json(&AttributeValue::M(i.clone())).unwrap())
+                .map(|j| serde_json::from_str::<serde_json::Value>(&j).unwrap()["M"].to_string())
+                .collect();
+            let body = format!(r#"{{"Count":{},"Items":[{}]}}"#, items.len(), json.join(","));
+            let (new, old) = both(body.as_bytes());
+            proptest::prop_assert_eq!(&new, &Ok(items));
+            proptest::prop_assert_eq!(new, old);
+            let at = cut.index(body.len());
+            let (new, old) = both(&body.as_bytes()[..at]);
+            proptest::prop_assert_eq!(new, old);
+        }
+
+        /// Random text fails (or parses) as it did.
+        #[test]
+        fn random_text_parses_as_it_did(text in "\\PC{0,120}|[{}\\[\\]\":,SNBLMbool0-9 ]{0,120}") {
+            let (new, old) = both(text.as_bytes());
+            proptest::prop_assert_eq!(new, old);
+        }
     }
 }

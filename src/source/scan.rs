@@ -18,7 +18,7 @@ use tokio::runtime::Handle;
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::aws::AwsContext;
-use crate::convert::Item;
+use crate::convert::{Item, Rows};
 use crate::error::{Error, Result};
 use crate::progress::{Progress, ProgressEvent};
 use crate::throttle::{Throttle, backoff};
@@ -28,7 +28,7 @@ use super::raw::{self, TakeBody};
 /// One Scan response. Items come either already parsed (by the SDK, or from an export), or,
 /// normally, from the raw response body, parsed on a blocking thread of the runtime as soon as
 /// the response arrives: pages of all segments parse in parallel, on every core, while the
-/// conversion thread takes them in the order they were sent ([`Page::into_items`]), so a
+/// conversion thread takes them in the order they were sent ([`Page::into_rows`]), so a
 /// segment's pages still reach it in order.
 #[derive(Debug)]
 pub(crate) struct Page {
@@ -46,19 +46,19 @@ pub(crate) struct Page {
 }
 
 impl Page {
-    fn from_sdk(segment: u32, out: aws_sdk_dynamodb::operation::scan::ScanOutput) -> Self {
+    fn from_sdk(segment: u32, out: aws_sdk_dynamodb::operation::scan::ScanOutput) -> Result<Self> {
         let items = out.items.unwrap_or_default();
-        Page {
+        Ok(Page {
             segment,
             count: items.len() as u64,
-            items: Items::Parsed(items),
+            items: Items::Parsed(Rows::from_items(&items)?),
             scanned: out.scanned_count.max(0) as u64,
             consumed_rcu: out
                 .consumed_capacity
                 .and_then(|c| c.capacity_units)
                 .unwrap_or(0.0),
             last_key: out.last_evaluated_key.filter(|k| !k.is_empty()),
-        }
+        })
     }
 
     fn from_raw(segment: u32, body: Bytes) -> Result<Self> {
@@ -86,7 +86,7 @@ impl Page {
 
     /// A batch of items read from elsewhere than a Scan (an export's data file, which plays the
     /// part of a segment; `last_key` is where the batch ends, `None` for the file's last one).
-    pub(crate) fn from_items(segment: u32, items: Vec<Item>, last_key: Option<Item>) -> Self {
+    pub(crate) fn from_rows(segment: u32, items: Rows, last_key: Option<Item>) -> Self {
         Page {
             segment,
             count: items.len() as u64,
@@ -99,7 +99,7 @@ impl Page {
 
     /// The page's items, waiting for their parse if it is still running. Called on the
     /// conversion thread (a blocking thread of the runtime).
-    pub(crate) fn into_items(self) -> Result<Vec<Item>> {
+    pub(crate) fn into_rows(self) -> Result<Rows> {
         match self.items {
             Items::Parsed(items) => Ok(items),
             Items::Parsing(parse) => Handle::current()
@@ -111,12 +111,12 @@ impl Page {
 
 #[derive(Debug)]
 enum Items {
-    Parsed(Vec<Item>),
-    Parsing(tokio::task::JoinHandle<Result<Vec<Item>>>),
+    Parsed(Rows),
+    Parsing(tokio::task::JoinHandle<Result<Rows>>),
 }
 
 /// The items of a raw Scan response body.
-fn parse_items(body: &Bytes) -> Result<Vec<Item>> {
+fn parse_items(body: &Bytes) -> Result<Rows> {
     raw::parse_items(body).map_err(|e| match e {
         raw::ParseError::UnknownType(path, message) => Error::Unrepresentable { path, message },
         raw::ParseError::Malformed(e) => Error::Dynamo {
@@ -132,7 +132,7 @@ fn parse_items(body: &Bytes) -> Result<Vec<Item>> {
 /// [`Msg::End`]; a channel closed without it means the sources failed.
 #[derive(Debug)]
 pub(crate) enum Msg {
-    Page(Page),
+    Page(Box<Page>),
     End,
 }
 
@@ -165,13 +165,16 @@ impl PageSink {
     /// Send `page` to its segment's lane, waiting while the lane is busy.
     pub(crate) async fn send(&self, page: Page) -> std::result::Result<(), LaneStopped> {
         let lane = self.lane(page.segment);
-        lane.send(Msg::Page(page)).await.map_err(|_| LaneStopped)
+        lane.send(Msg::Page(Box::new(page)))
+            .await
+            .map_err(|_| LaneStopped)
     }
 
     /// [`Self::send`] from a blocking thread.
     pub(crate) fn blocking_send(&self, page: Page) -> std::result::Result<(), LaneStopped> {
         let lane = self.lane(page.segment);
-        lane.blocking_send(Msg::Page(page)).map_err(|_| LaneStopped)
+        lane.blocking_send(Msg::Page(Box::new(page)))
+            .map_err(|_| LaneStopped)
     }
 
     /// Tell every lane the sources are complete.
@@ -298,7 +301,7 @@ impl ScanJob {
                 // Ok(page), or Err((throttled, what happened)) for a page worth retrying.
                 let attempt_result = match sent {
                     Ok(out) => match take.take() {
-                        None => Ok(Page::from_sdk(segment, out)),
+                        None => Ok(Page::from_sdk(segment, out)?),
                         Some(taken) => match raw::collect_checked(taken).await {
                             Ok(bytes) => Ok(Page::from_raw(segment, bytes)?),
                             Err(e) => Err((false, format!("reading a Scan response: {e}"))),

@@ -264,7 +264,7 @@ impl Rewrite<'_> {
         if rows.is_empty() {
             return Ok(());
         }
-        writer.write(self.columns, rows)?;
+        writer.write_items(self.columns, rows)?;
         if writer.roll_due(None) {
             writer.close_current()?;
         }
