@@ -14,6 +14,7 @@
 //! as it does in a `HashMap`.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue as AV;
@@ -90,6 +91,8 @@ pub struct Rows {
     /// contiguous once the nested lists inside it are complete).
     pending_values: Vec<Val>,
     pending_entries: Vec<Entry>,
+    /// Scratch of [`Self::end_map`]'s check for names given twice.
+    buckets: Vec<u8>,
 }
 
 fn span(start: usize, end: usize) -> Result<Span> {
@@ -318,12 +321,20 @@ impl Rows {
         let pending = &self.pending_entries[mark..];
         let text = &self.text;
         let name = |e: &Entry| &text[e.name.range()];
-        let duplicated = if pending.len() <= 32 {
-            (1..pending.len()).any(|i| pending[..i].iter().any(|e| name(e) == name(&pending[i])))
-        } else {
-            let mut seen = std::collections::HashSet::with_capacity(pending.len());
-            !pending.iter().all(|e| seen.insert(name(e)))
-        };
+        // One hash per name into 256 buckets; names compared only within a bucket.
+        let hasher = foldhash::fast::FixedState::with_seed(0);
+        let buckets = &mut self.buckets;
+        buckets.clear();
+        let mut duplicated = false;
+        for (i, e) in pending.iter().enumerate() {
+            let bucket = (hasher.hash_one(name(e)) >> 56) as u8;
+            duplicated = duplicated
+                || buckets
+                    .iter()
+                    .enumerate()
+                    .any(|(j, &b)| b == bucket && name(&pending[j]) == name(&pending[i]));
+            buckets.push(bucket);
+        }
         let start = self.entries.len();
         if duplicated {
             let kept: Vec<Entry> = pending
@@ -557,7 +568,7 @@ mod tests {
 
     #[test]
     fn a_name_given_twice_keeps_its_last_value() {
-        for width in [3, 40] {
+        for width in [3, 40, 100] {
             let mut rows = Rows::new();
             let mark = rows.map_mark();
             for i in 0..width {

@@ -403,7 +403,7 @@ impl Lane {
 
     fn page(&mut self, page: Page) -> Result<()> {
         let mut done = PageDone::of(&page);
-        let mut items = page.into_rows()?;
+        let mut items = page.into_rows();
         if self.report_pages {
             self.progress.event(&ProgressEvent::Page {
                 segment: done.segment,

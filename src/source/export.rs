@@ -751,8 +751,7 @@ mod tests {
         fn parsers_never_panic_on_random_text(text in "\\PC{0,120}|[{}\\[\\]\":,SNBLMbool0-9 ]{0,120}") {
             let _ = parse_line(&text, &full_summary());
             let _ = super::super::ion::line_to_json(&text);
-            let _ = super::super::raw::parse_items(text.as_bytes());
-            let _ = super::super::raw::parse_head(text.as_bytes());
+            let _ = super::super::raw::parse_page(text.as_bytes());
         }
 
         /// A valid line parses back to its item; every shorter prefix of it is an error.
@@ -768,7 +767,7 @@ mod tests {
                 crate::convert::arbitrary::normalized(&parsed),
                 crate::convert::arbitrary::normalized(&item)
             );
-            let scanned = super::super::raw::parse_items(body.as_bytes()).unwrap().to_items();
+            let scanned = super::super::raw::parse_page(body.as_bytes()).unwrap().1.to_items();
             proptest::prop_assert_eq!(&scanned, &vec![parsed]);
             let mut at = cut.index(line.len());
             while !line.is_char_boundary(at) {
@@ -776,7 +775,7 @@ mod tests {
             }
             proptest::prop_assert!(parse_line(&line[..at], &full_summary()).is_err());
             let at = cut.index(body.len());
-            proptest::prop_assert!(super::super::raw::parse_items(&body.as_bytes()[..at]).is_err());
+            proptest::prop_assert!(super::super::raw::parse_page(&body.as_bytes()[..at]).is_err());
         }
     }
 

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 use bytes::Bytes;
-use tokio::runtime::Handle;
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::aws::AwsContext;
@@ -25,16 +24,15 @@ use crate::throttle::{Throttle, backoff};
 
 use super::raw::{self, TakeBody};
 
-/// One Scan response. Items come either already parsed (by the SDK, or from an export), or,
-/// normally, from the raw response body, parsed on a blocking thread of the runtime as soon as
-/// the response arrives: pages of all segments parse in parallel, on every core, while the
-/// conversion thread takes them in the order they were sent ([`Page::into_rows`]), so a
-/// segment's pages still reach it in order.
+/// One Scan response (or a batch of items from elsewhere), parsed. A raw response body is
+/// parsed on a blocking thread of the runtime while its scan task waits: pages of all segments
+/// parse in parallel, on every core, and each segment's pages reach their conversion lane in
+/// order.
 #[derive(Debug)]
 pub(crate) struct Page {
     /// The segment the page belongs to.
     pub(crate) segment: u32,
-    items: Items,
+    items: Rows,
     /// Items returned (DynamoDB's Count).
     pub(crate) count: u64,
     /// Items read before any filter (ScannedCount).
@@ -51,7 +49,7 @@ impl Page {
         Ok(Page {
             segment,
             count: items.len() as u64,
-            items: Items::Parsed(Rows::from_items(&items)?),
+            items: Rows::from_items(&items)?,
             scanned: out.scanned_count.max(0) as u64,
             consumed_rcu: out
                 .consumed_capacity
@@ -61,12 +59,19 @@ impl Page {
         })
     }
 
-    fn from_raw(segment: u32, body: Bytes) -> Result<Self> {
-        let head = raw::parse_head(&body).map_err(|e| Error::Dynamo {
-            operation: "Scan",
-            code: "MalformedResponse".into(),
-            message: format!("the Scan response is not valid JSON: {e}"),
-            source: Some(Box::new(e)),
+    /// Parse a raw Scan response body on a blocking thread.
+    async fn from_raw(segment: u32, body: Bytes) -> Result<Self> {
+        let parsed = tokio::task::spawn_blocking(move || raw::parse_page(&body))
+            .await
+            .map_err(|e| Error::Internal(format!("a page's parse failed: {e}")))?;
+        let (head, items) = parsed.map_err(|e| match e {
+            raw::ParseError::UnknownType(path, message) => Error::Unrepresentable { path, message },
+            raw::ParseError::Malformed(e) => Error::Dynamo {
+                operation: "Scan",
+                code: "MalformedResponse".into(),
+                message: format!("the Scan response is malformed: {e}"),
+                source: Some(Box::new(e)),
+            },
         })?;
         Ok(Page {
             segment,
@@ -80,7 +85,7 @@ impl Page {
                 .last_evaluated_key
                 .map(|k| k.0)
                 .filter(|k| !k.is_empty()),
-            items: Items::Parsing(tokio::task::spawn_blocking(move || parse_items(&body))),
+            items,
         })
     }
 
@@ -93,39 +98,14 @@ impl Page {
             scanned: items.len() as u64,
             consumed_rcu: 0.0,
             last_key,
-            items: Items::Parsed(items),
+            items,
         }
     }
 
-    /// The page's items, waiting for their parse if it is still running. Called on the
-    /// conversion thread (a blocking thread of the runtime).
-    pub(crate) fn into_rows(self) -> Result<Rows> {
-        match self.items {
-            Items::Parsed(items) => Ok(items),
-            Items::Parsing(parse) => Handle::current()
-                .block_on(parse)
-                .map_err(|e| Error::Internal(format!("a page's parse failed: {e}")))?,
-        }
+    /// The page's items.
+    pub(crate) fn into_rows(self) -> Rows {
+        self.items
     }
-}
-
-#[derive(Debug)]
-enum Items {
-    Parsed(Rows),
-    Parsing(tokio::task::JoinHandle<Result<Rows>>),
-}
-
-/// The items of a raw Scan response body.
-fn parse_items(body: &Bytes) -> Result<Rows> {
-    raw::parse_items(body).map_err(|e| match e {
-        raw::ParseError::UnknownType(path, message) => Error::Unrepresentable { path, message },
-        raw::ParseError::Malformed(e) => Error::Dynamo {
-            operation: "Scan",
-            code: "MalformedResponse".into(),
-            message: format!("the Scan response has malformed items: {e}"),
-            source: Some(Box::new(e)),
-        },
-    })
 }
 
 /// What flows from the sources to a conversion lane. A lane finishes its files only after
@@ -303,7 +283,7 @@ impl ScanJob {
                     Ok(out) => match take.take() {
                         None => Ok(Page::from_sdk(segment, out)?),
                         Some(taken) => match raw::collect_checked(taken).await {
-                            Ok(bytes) => Ok(Page::from_raw(segment, bytes)?),
+                            Ok(bytes) => Ok(Page::from_raw(segment, bytes).await?),
                             Err(e) => Err((false, format!("reading a Scan response: {e}"))),
                         },
                     },
