@@ -110,6 +110,27 @@ impl Rows {
         Rows::default()
     }
 
+    /// No items, with room for the text of `json_len` bytes of DynamoDB JSON (which holds less).
+    pub(crate) fn for_json(json_len: usize) -> Self {
+        Rows {
+            text: String::with_capacity(json_len),
+            ..Rows::default()
+        }
+    }
+
+    /// No items, with room for as many values as `like` holds (the next page of a source is
+    /// usually of the size of the last: this saves growing every buffer from empty again).
+    pub fn with_capacity_of(like: &Rows) -> Self {
+        Rows {
+            text: String::with_capacity(like.text.len()),
+            bytes: Vec::with_capacity(like.bytes.len()),
+            values: Vec::with_capacity(like.values.len()),
+            entries: Vec::with_capacity(like.entries.len()),
+            items: Vec::with_capacity(like.items.len()),
+            ..Rows::default()
+        }
+    }
+
     /// Number of items.
     pub fn len(&self) -> usize {
         self.items.len()

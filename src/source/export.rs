@@ -394,7 +394,13 @@ impl Export {
                 if stop.load(Ordering::SeqCst) {
                     return Ok(());
                 }
-                send(tx, index, std::mem::take(&mut items), Some(line_key(count)))?;
+                let next = Rows::with_capacity_of(&items);
+                send(
+                    tx,
+                    index,
+                    std::mem::replace(&mut items, next),
+                    Some(line_key(count)),
+                )?;
             }
         }
         drop(lines);

@@ -540,7 +540,7 @@ pub(crate) fn parse_full_line(line: &[u8], rows: &mut Rows) -> bool {
 pub(crate) fn parse_page(body: &[u8]) -> Result<(ScanHead, Rows), ParseError> {
     UNKNOWN_TYPE.with(|f| f.set(false));
     let mut head = ScanHead::default();
-    let mut rows = Rows::new();
+    let mut rows = Rows::for_json(body.len());
     match scan_page(body, &mut head, &mut rows) {
         Ok(()) => Ok((head, rows)),
         Err(e) if UNKNOWN_TYPE.with(|f| f.replace(false)) => {
