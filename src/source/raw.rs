@@ -122,6 +122,18 @@ pub(crate) struct Consumed {
     pub(crate) capacity_units: Option<f64>,
 }
 
+/// `DeserializeSeed` for a visitor that is its own seed: `$seed` takes what `$method` gives.
+macro_rules! self_seed {
+    ($seed:ident, $value:ty, $method:ident) => {
+        impl<'de> DeserializeSeed<'de> for $seed<'_> {
+            type Value = $value;
+            fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<$value, D::Error> {
+                d.$method(self)
+            }
+        }
+    };
+}
+
 /// An item in DynamoDB JSON (a page's LastEvaluatedKey).
 #[derive(Debug)]
 pub(crate) struct RawItem(pub(crate) Item);
@@ -170,12 +182,7 @@ impl<'de> Visitor<'de> for MapVisitor<'_> {
 /// A JSON string into the rows' text (`expecting` names what it should have been).
 struct TextSeed<'r>(&'r mut Rows, &'static str);
 
-impl<'de> DeserializeSeed<'de> for TextSeed<'_> {
-    type Value = Span;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Span, D::Error> {
-        d.deserialize_str(self)
-    }
-}
+self_seed!(TextSeed, Span, deserialize_str);
 
 impl<'de> Visitor<'de> for TextSeed<'_> {
     type Value = Span;
@@ -191,12 +198,7 @@ impl<'de> Visitor<'de> for TextSeed<'_> {
 /// a list of the rows.
 struct SetSeed<'r>(&'r mut Rows, fn(Span) -> Val);
 
-impl<'de> DeserializeSeed<'de> for SetSeed<'_> {
-    type Value = Span;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Span, D::Error> {
-        d.deserialize_seq(self)
-    }
-}
+self_seed!(SetSeed, Span, deserialize_seq);
 
 impl<'de> Visitor<'de> for SetSeed<'_> {
     type Value = Span;
@@ -216,12 +218,7 @@ impl<'de> Visitor<'de> for SetSeed<'_> {
 /// The items of a Scan response (`"Items": [...]`) into the rows.
 struct ItemsSeed<'r>(&'r mut Rows);
 
-impl<'de> DeserializeSeed<'de> for ItemsSeed<'_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_seq(self)
-    }
-}
+self_seed!(ItemsSeed, (), deserialize_seq);
 
 impl<'de> Visitor<'de> for ItemsSeed<'_> {
     type Value = ();
@@ -237,12 +234,7 @@ impl<'de> Visitor<'de> for ItemsSeed<'_> {
 /// A list (`L`) into a list of the rows; an error names the element's index.
 struct ListSeed<'r>(&'r mut Rows);
 
-impl<'de> DeserializeSeed<'de> for ListSeed<'_> {
-    type Value = Span;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Span, D::Error> {
-        d.deserialize_seq(self)
-    }
-}
+self_seed!(ListSeed, Span, deserialize_seq);
 
 impl<'de> Visitor<'de> for ListSeed<'_> {
     type Value = Span;
@@ -313,12 +305,7 @@ impl<'de> Deserialize<'de> for Tag {
 /// One attribute value in DynamoDB JSON (`{"S":"x"}`) into the rows.
 struct ValueSeed<'r>(&'r mut Rows);
 
-impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
-    type Value = Val;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Val, D::Error> {
-        d.deserialize_map(self)
-    }
-}
+self_seed!(ValueSeed, Val, deserialize_map);
 
 impl<'de> Visitor<'de> for ValueSeed<'_> {
     type Value = Val;
