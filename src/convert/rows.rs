@@ -342,20 +342,30 @@ impl Rows {
         let pending = &self.pending_entries[mark..];
         let text = &self.text;
         let name = |e: &Entry| &text[e.name.range()];
-        // One hash per name into 256 buckets; names compared only within a bucket.
-        let hasher = foldhash::fast::FixedState::with_seed(0);
-        let buckets = &mut self.buckets;
-        buckets.clear();
-        let mut duplicated = false;
-        for (i, e) in pending.iter().enumerate() {
-            let bucket = (hasher.hash_one(name(e)) >> 56) as u8;
-            duplicated = duplicated
-                || buckets
-                    .iter()
-                    .enumerate()
-                    .any(|(j, &b)| b == bucket && name(&pending[j]) == name(&pending[i]));
-            buckets.push(bucket);
-        }
+        let duplicated = if pending.len() <= 64 {
+            // One hash per name into 256 buckets; names compared only within a bucket.
+            let hasher = foldhash::fast::FixedState::with_seed(0);
+            let buckets = &mut self.buckets;
+            buckets.clear();
+            let mut duplicated = false;
+            for (i, e) in pending.iter().enumerate() {
+                let bucket = (hasher.hash_one(name(e)) >> 56) as u8;
+                duplicated = duplicated
+                    || buckets
+                        .iter()
+                        .enumerate()
+                        .any(|(j, &b)| b == bucket && name(&pending[j]) == name(&pending[i]));
+                buckets.push(bucket);
+            }
+            duplicated
+        } else {
+            let mut seen: std::collections::HashSet<&str, foldhash::fast::RandomState> =
+                std::collections::HashSet::with_capacity_and_hasher(
+                    pending.len(),
+                    Default::default(),
+                );
+            !pending.iter().all(|e| seen.insert(name(e)))
+        };
         let start = self.entries.len();
         if duplicated {
             let kept: Vec<Entry> = pending
