@@ -211,6 +211,16 @@ impl Rows {
         Ok(())
     }
 
+    /// A string or number set: each text as a value made by `wrap`.
+    fn push_texts(&mut self, set: &[String], wrap: fn(Span) -> Val) -> Result<Span> {
+        let mark = self.pending_values.len();
+        for text in set {
+            let text = self.push_str(text)?;
+            self.pending_values.push(wrap(text));
+        }
+        self.end_list(mark)
+    }
+
     fn push_value(&mut self, value: &AV, path: &mut AttrPath) -> Result<Val> {
         Ok(match value {
             AV::Null(_) => Val::Null,
@@ -218,22 +228,8 @@ impl Rows {
             AV::S(s) => Val::S(self.push_str(s)?),
             AV::N(n) => Val::N(self.push_str(n)?),
             AV::B(b) => Val::B(self.push_bytes(b.as_ref())?),
-            AV::Ss(set) => {
-                let mark = self.pending_values.len();
-                for s in set {
-                    let s = self.push_str(s)?;
-                    self.pending_values.push(Val::S(s));
-                }
-                Val::SS(self.end_list(mark)?)
-            }
-            AV::Ns(set) => {
-                let mark = self.pending_values.len();
-                for n in set {
-                    let n = self.push_str(n)?;
-                    self.pending_values.push(Val::N(n));
-                }
-                Val::NS(self.end_list(mark)?)
-            }
+            AV::Ss(set) => Val::SS(self.push_texts(set, Val::S)?),
+            AV::Ns(set) => Val::NS(self.push_texts(set, Val::N)?),
             AV::Bs(set) => {
                 let mark = self.pending_values.len();
                 for b in set {
