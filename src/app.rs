@@ -10,7 +10,7 @@ use std::sync::Arc;
 use clap::Parser;
 
 use crate::cli::{
-    ApplyArgs, Cli, Command, ConvertExportArgs, DescribeArgs, OutputArgs, ProgressMode,
+    ApplyArgs, Cli, Command, CommitArgs, ConvertExportArgs, DescribeArgs, ProgressMode,
     SnapshotArgs,
 };
 use crate::progress::{BarProgress, JsonProgress, NoProgress, Progress, ProgressEvent};
@@ -119,7 +119,15 @@ async fn execute(command: Command, cancel: Option<CancellationToken>) -> Result<
         Command::Describe(args) => describe(args).await,
         Command::ConvertExport(args) => convert_export(args, cancel).await,
         Command::Apply(args) => apply(args, cancel).await,
+        Command::Commit(args) => commit(args).await,
     }
+}
+
+async fn commit(args: CommitArgs) -> Result<Outcome, Error> {
+    let request = args.to_request()?;
+    let (progress, _) = start(args.progress, None);
+    let summary = crate::pipeline::commit_shards(&request, progress).await?;
+    Ok(Outcome::Summary(Box::new(summary), args.json))
 }
 
 async fn describe(args: DescribeArgs) -> Result<Outcome, Error> {
@@ -138,7 +146,7 @@ async fn describe(args: DescribeArgs) -> Result<Outcome, Error> {
 
 async fn snapshot(args: SnapshotArgs, cancel: Option<CancellationToken>) -> Result<Outcome, Error> {
     let config = args.to_config()?;
-    let (progress, cancel) = start(&args.output, cancel);
+    let (progress, cancel) = start(args.output.progress, cancel);
     let summary = crate::snapshot_until(&config, progress, cancel).await?;
     Ok(Outcome::Summary(Box::new(summary), args.output.json))
 }
@@ -148,7 +156,7 @@ async fn convert_export(
     cancel: Option<CancellationToken>,
 ) -> Result<Outcome, Error> {
     let (source, config) = args.to_config()?;
-    let (progress, cancel) = start(&args.output, cancel);
+    let (progress, cancel) = start(args.output.progress, cancel);
     let summary =
         crate::pipeline::convert_export(&source, &args.key, &config, progress, cancel).await?;
     Ok(Outcome::Summary(Box::new(summary), args.output.json))
@@ -156,7 +164,7 @@ async fn convert_export(
 
 async fn apply(args: ApplyArgs, cancel: Option<CancellationToken>) -> Result<Outcome, Error> {
     let (changes, base, config) = args.to_config()?;
-    let (progress, cancel) = start(&args.output, cancel);
+    let (progress, cancel) = start(args.output.progress, cancel);
     let summary =
         crate::pipeline::apply(&changes, &base, &args.key, &config, progress, cancel).await?;
     Ok(Outcome::Summary(Box::new(summary), args.output.json))
@@ -164,10 +172,10 @@ async fn apply(args: ApplyArgs, cancel: Option<CancellationToken>) -> Result<Out
 
 /// The progress reporter, and the cancellation token: `cancel`, or one fired by Ctrl-C.
 fn start(
-    output: &OutputArgs,
+    mode: ProgressMode,
     cancel: Option<CancellationToken>,
 ) -> (Arc<dyn Progress>, CancellationToken) {
-    let progress: Arc<dyn Progress> = match output.progress {
+    let progress: Arc<dyn Progress> = match mode {
         ProgressMode::Auto if std::io::stderr().is_terminal() => Arc::new(BarProgress::new()),
         ProgressMode::Bar => Arc::new(BarProgress::new()),
         ProgressMode::Json => Arc::new(JsonProgress::default()),
@@ -269,7 +277,14 @@ fn report(summary: &crate::Summary, json: bool) -> Result<(), Error> {
                 d.version, d.files_removed
             ),
         },
-        None => format!("committed{resumed}"),
+        None => match summary.shard {
+            Some(shard) => format!(
+                "shard {shard} finished (not committed: `ddbsnap commit {} --shards {}` \
+                 publishes the run once every shard has){resumed}",
+                summary.url, shard.count
+            ),
+            None => format!("committed{resumed}"),
+        },
     };
     if json {
         println!(

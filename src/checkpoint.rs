@@ -30,7 +30,7 @@ use crate::convert::json::{item_from_json, to_json};
 use crate::convert::{Columns, Item, TableShape};
 use crate::error::{AttrPath, Error, Result};
 use crate::manifest::OutputOptions;
-use crate::sink::{CHECKPOINT_FILE, DataFile, Target};
+use crate::sink::{DataFile, Target};
 
 /// Format identifier of this checkpoint layout.
 pub const CHECKPOINT_FORMAT: &str = "ddbsnap.checkpoint.v1";
@@ -74,6 +74,15 @@ pub struct Checkpoint {
     /// What the timestamp window check saw, for an incremental pull.
     #[serde(default)]
     pub window: Option<crate::filter::WindowStats>,
+    /// The shard of a split run this checkpoint is of (its positions of other shards' parts
+    /// are `done`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::shard::Shard>,
+    /// What the commit needs: saved by a shard once its part is finished (then the checkpoint
+    /// is the shard's record), and by `ddbsnap commit` in the checkpoint it joins the records
+    /// into.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<crate::pipeline::CommitPlan>,
 }
 
 /// How far one segment is, counting only items in closed data files.
@@ -180,6 +189,17 @@ impl Totals {
 }
 
 impl Checkpoint {
+    /// This new checkpoint, for `shard`: the other shards' segments are not its to read.
+    pub(crate) fn for_shard(mut self, shard: crate::shard::Shard) -> Self {
+        for (segment, position) in self.positions.iter_mut().enumerate() {
+            if !shard.owns(segment) {
+                *position = Position::Done;
+            }
+        }
+        self.shard = Some(shard);
+        self
+    }
+
     /// Segments whose every item is already in closed files.
     pub fn segments_done(&self) -> usize {
         self.positions
@@ -191,20 +211,21 @@ impl Checkpoint {
 
 /// Read `_checkpoint.json`, `None` when there is none.
 pub async fn read_checkpoint(target: &Target) -> Result<Option<Checkpoint>> {
-    let path = target.path(CHECKPOINT_FILE);
+    let name = target.checkpoint_name();
+    let path = target.path(&name);
     let bytes = match target.store.get(&path).await {
         Ok(got) => got
             .bytes()
             .await
-            .map_err(|e| target.error("reading _checkpoint.json", e))?,
+            .map_err(|e| target.error(&format!("reading {name}"), e))?,
         Err(object_store::Error::NotFound { .. }) => return Ok(None),
-        Err(e) => return Err(target.error("reading _checkpoint.json", e)),
+        Err(e) => return Err(target.error(&format!("reading {name}"), e)),
     };
     let checkpoint: Checkpoint =
         serde_json::from_slice(&bytes).map_err(|e| Error::Destination {
             url: target.url.clone(),
             message: format!(
-                "_checkpoint.json cannot be read ({e}); run again with --overwrite to start over"
+                "{name} cannot be read ({e}); run again with --overwrite to start over"
             ),
             source: Some(Box::new(e)),
         })?;
@@ -212,7 +233,7 @@ pub async fn read_checkpoint(target: &Target) -> Result<Option<Checkpoint>> {
         return Err(Error::Destination {
             url: target.url.clone(),
             message: format!(
-                "_checkpoint.json has format '{}', this ddbsnap reads '{CHECKPOINT_FORMAT}'; \
+                "{name} has format '{}', this ddbsnap reads '{CHECKPOINT_FORMAT}'; \
                  resume with the version that wrote it ({}) or start over with --overwrite",
                 checkpoint.format, checkpoint.ddbsnap_version
             ),
@@ -228,9 +249,9 @@ pub(crate) async fn write_checkpoint(target: &Target, checkpoint: &Checkpoint) -
         .map_err(|e| Error::Internal(format!("serializing the checkpoint: {e}")))?;
     target
         .store
-        .put(&target.path(CHECKPOINT_FILE), body.into())
+        .put(&target.path(&target.checkpoint_name()), body.into())
         .await
-        .map_err(|e| target.error("writing _checkpoint.json", e))?;
+        .map_err(|e| target.error(&format!("writing {}", target.checkpoint_name()), e))?;
     Ok(())
 }
 
@@ -246,7 +267,11 @@ pub(crate) async fn create_checkpoint(target: &Target, checkpoint: &Checkpoint) 
     };
     match target
         .store
-        .put_opts(&target.path(CHECKPOINT_FILE), body.into(), options)
+        .put_opts(
+            &target.path(&target.checkpoint_name()),
+            body.into(),
+            options,
+        )
         .await
     {
         Ok(_) => Ok(()),
@@ -256,7 +281,7 @@ pub(crate) async fn create_checkpoint(target: &Target, checkpoint: &Checkpoint) 
                    finish, then run again"
                 .into(),
         }),
-        Err(e) => Err(target.error("writing _checkpoint.json", e)),
+        Err(e) => Err(target.error(&format!("writing {}", target.checkpoint_name()), e)),
     }
 }
 

@@ -17,6 +17,7 @@ const FILTERS: &str = "Filters";
 const EXPORT: &str = "Export mode (--mode export)";
 const OUTPUT: &str = "Output";
 const PROGRESS: &str = "Progress";
+const SHARDS: &str = "Shards (one run split over processes)";
 
 /// Snapshot a DynamoDB table into lossless Parquet on S3 or local disk.
 #[derive(Debug, Parser)]
@@ -41,9 +42,104 @@ pub enum Command {
     /// Merge a change log (a converted incremental export) into a snapshot and commit the
     /// result as a new full snapshot: latest write per key wins, deletes remove items.
     Apply(ApplyArgs),
+    /// Publish a run split into shards (`--shard I/N`) once every shard has finished: join the
+    /// shards' records, bring all files to one schema, write the manifest or commit one Delta
+    /// version. Refused (exit code 10, nothing changed) while a shard has not finished.
+    Commit(CommitArgs),
     /// Show a table's keys, capacity, size, PITR status and indexes, and what a full snapshot
     /// would read and how long it would take at the read budget. Reads no items.
     Describe(DescribeArgs),
+}
+
+/// `ddbsnap commit`.
+#[derive(Debug, Args)]
+pub struct CommitArgs {
+    /// The shards' --to: the run's folder, or the Delta table (or incremental dataset) whose
+    /// run= folder holds it.
+    pub to: String,
+    /// How many shards the run was split into (the N of --shard I/N).
+    #[arg(long, value_name = "N", help_heading = SHARDS)]
+    pub shards: u32,
+    /// The run= folder to commit, when --to holds more than one unfinished split run (a
+    /// --run-id the shards were given, or the folder's name).
+    #[arg(long, value_name = "RUN", help_heading = SHARDS)]
+    pub run: Option<String>,
+    /// Region, profile and role for S3.
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// S3 endpoint, for S3-compatible servers (else AWS_ENDPOINT_URL_S3, then
+    /// AWS_ENDPOINT_URL).
+    #[arg(long, value_name = "URL", help_heading = AWS)]
+    pub s3_endpoint_url: Option<String>,
+    /// Region of the S3 bucket.
+    #[arg(long, help_heading = AWS)]
+    pub s3_region: Option<String>,
+    /// Print the summary as one JSON object on stdout.
+    #[arg(long, help_heading = PROGRESS)]
+    pub json: bool,
+    /// Progress display.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto, help_heading = PROGRESS)]
+    pub progress: ProgressMode,
+}
+
+impl CommitArgs {
+    /// The validated request.
+    pub fn to_request(&self) -> Result<crate::pipeline::CommitRequest> {
+        let destination = crate::sink::Destination::parse(&self.to)?;
+        if self.shards == 0 {
+            return Err(crate::error::Error::invalid("--shards must be at least 1"));
+        }
+        let run = match &self.run {
+            None => None,
+            Some(run) if run.starts_with(crate::sink::RUN_PREFIX) => Some(run.clone()),
+            Some(run) => Some(crate::sink::run_dir_name(parse_bound(run, "--run")?)),
+        };
+        let s3 = crate::sink::S3Options {
+            endpoint_url: self.s3_endpoint_url.clone(),
+            region: self.s3_region.clone(),
+        };
+        Ok(crate::pipeline::CommitRequest {
+            destination,
+            run,
+            shards: self.shards,
+            aws: self.aws.options(None),
+            s3,
+        })
+    }
+}
+
+/// `--shard` and `--run-id`, for the commands whose runs can be split.
+#[derive(Debug, Args)]
+#[command(next_help_heading = SHARDS)]
+pub struct ShardArgs {
+    /// Run as shard I of N (from 0): read the scan segments (export data files) whose number
+    /// is I modulo N, at 1/N of the read budget, into files no other shard writes; `ddbsnap
+    /// commit --shards N` publishes the run once all have finished. Running a shard again
+    /// continues its part. `auto` or `auto/N` takes I from DDBSNAP_SHARD_INDEX,
+    /// JOB_COMPLETION_INDEX (Kubernetes), AWS_BATCH_JOB_ARRAY_INDEX or SLURM_ARRAY_TASK_ID,
+    /// and N from auto/N, DDBSNAP_SHARDS or SLURM_ARRAY_TASK_COUNT.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// With --shard into a Delta table or an incremental pull: the run's start time (RFC 3339
+    /// or a date), the same for every shard; it names the run= folder they share.
+    #[arg(long, value_name = "TIME", requires = "shard")]
+    pub run_id: Option<String>,
+}
+
+impl ShardArgs {
+    /// Apply these options to a configuration.
+    pub fn apply(
+        &self,
+        mut b: crate::config::SnapshotConfigBuilder,
+    ) -> Result<crate::config::SnapshotConfigBuilder> {
+        if let Some(shard) = &self.shard {
+            b = b.shard(crate::shard::Shard::parse(shard)?);
+        }
+        if let Some(id) = &self.run_id {
+            b = b.run_id(parse_bound(id, "--run-id")?);
+        }
+        Ok(b)
+    }
 }
 
 /// `ddbsnap describe`.
@@ -245,6 +341,9 @@ pub struct SnapshotArgs {
     /// Output format, destination and display.
     #[command(flatten)]
     pub output: OutputArgs,
+    /// One shard of a split run.
+    #[command(flatten)]
+    pub shards: ShardArgs,
 }
 
 /// Output options shared by `snapshot` and `convert-export`.
@@ -351,6 +450,9 @@ pub struct ConvertExportArgs {
     /// Output format, destination and display.
     #[command(flatten)]
     pub output: OutputArgs,
+    /// One shard of a split run.
+    #[command(flatten)]
+    pub shards: ShardArgs,
 }
 
 /// `ddbsnap apply`.
@@ -398,10 +500,10 @@ impl ConvertExportArgs {
     /// The validated configuration and the export's location.
     pub fn to_config(&self) -> Result<(crate::sink::Destination, SnapshotConfig)> {
         let source = crate::sink::Destination::parse(&self.export)?;
-        let config = self
+        let b = self
             .output
-            .apply(&self.aws, SnapshotConfig::builder("export", &self.to))
-            .build()?;
+            .apply(&self.aws, SnapshotConfig::builder("export", &self.to));
+        let config = self.shards.apply(b)?.build()?;
         Ok((source, config))
     }
 }
@@ -519,6 +621,7 @@ impl SnapshotArgs {
             .read_fraction(self.read_fraction)
             .retry_timeout(std::time::Duration::from_secs(self.retry_timeout));
         b = self.output.apply(&self.aws, b);
+        b = self.shards.apply(b)?;
         if let Some(v) = &self.endpoint_url {
             b = b.endpoint_url(v);
         }

@@ -87,6 +87,12 @@ pub struct SnapshotConfig {
     pub export: Option<crate::source::export::ExportRequest>,
     /// How the run is published: a snapshot folder or a Delta table version.
     pub format: crate::format::TableFormat,
+    /// This process is one shard of a split run (`--shard I/N`): it reads its part and saves
+    /// its record; `ddbsnap commit` publishes the run.
+    pub shard: Option<crate::shard::Shard>,
+    /// The start time every shard of a split run gives (`--run-id`): it names the run's
+    /// `run=` folder when runs have folders (Delta tables, incremental pulls).
+    pub run_id: Option<DateTime<Utc>>,
 }
 
 /// The timestamp window as asked for (resolved against the table and the previous runs when
@@ -145,6 +151,8 @@ impl SnapshotConfig {
             time: None,
             export: None,
             format: crate::format::TableFormat::Snapshot,
+            shard: None,
+            run_id: None,
         }
     }
 }
@@ -180,9 +188,23 @@ pub struct SnapshotConfigBuilder {
     time: Option<TimeSpec>,
     export: Option<crate::source::export::ExportRequest>,
     format: crate::format::TableFormat,
+    shard: Option<crate::shard::Shard>,
+    run_id: Option<DateTime<Utc>>,
 }
 
 impl SnapshotConfigBuilder {
+    /// Run as one shard of a split run (see [`crate::shard`]).
+    pub fn shard(mut self, shard: crate::shard::Shard) -> Self {
+        self.shard = Some(shard);
+        self
+    }
+
+    /// The start time shared by every shard of a split run, naming its `run=` folder.
+    pub fn run_id(mut self, started: DateTime<Utc>) -> Self {
+        self.run_id = Some(started);
+        self
+    }
+
     /// Publish as a snapshot folder (default) or as a Delta table version.
     pub fn format(mut self, format: crate::format::TableFormat) -> Self {
         self.format = format;
@@ -430,6 +452,33 @@ impl SnapshotConfigBuilder {
                  the table (earlier versions stay for time travel)",
             ));
         }
+        if let Some(shard) = self.shard {
+            if self.overwrite {
+                return Err(Error::invalid(format!(
+                    "--overwrite does not apply to --shard {shard}: the other shards write to \
+                     the same place; give the shards an empty location"
+                )));
+            }
+            if self.export.is_some() {
+                return Err(Error::invalid(
+                    "--shard does not apply to --mode export: each shard would start an export; \
+                     export once, then convert it with `ddbsnap convert-export --shard I/N`",
+                ));
+            }
+            let runs_have_folders =
+                self.time.is_some() || self.format == crate::format::TableFormat::Delta;
+            if runs_have_folders && self.run_id.is_none() {
+                return Err(Error::invalid(format!(
+                    "--shard {shard} into a Delta table or an incremental pull needs --run-id \
+                     (the run's start time, the same for every shard, e.g. 2026-12-01T06:00:00Z) \
+                     so that the shards write into one run= folder"
+                )));
+            }
+        } else if self.run_id.is_some() {
+            return Err(Error::invalid(
+                "--run-id names the run= folder of a split run; give it with --shard",
+            ));
+        }
         if self.concurrency == Some(0) {
             return Err(Error::invalid("--concurrency must be at least 1"));
         }
@@ -495,6 +544,8 @@ impl SnapshotConfigBuilder {
             time: self.time,
             export: self.export,
             format: self.format,
+            shard: self.shard,
+            run_id: self.run_id,
         })
     }
 }

@@ -182,16 +182,26 @@ pub enum Error {
 
     /// The run failed after it started writing; what it wrote up to its last checkpoint is
     /// kept. [`Error::kind`] is the kind of `error`.
-    #[error(
-        "{error}; progress is saved in {url}/_checkpoint.json: once the cause is fixed, run the \
-         same command with --resume to continue (or with --overwrite to start over)"
-    )]
+    #[error("{error}; progress is saved in {url}/{checkpoint}: once the cause is fixed, {how}")]
     Incomplete {
         /// What went wrong.
         #[source]
         error: Box<Error>,
         /// Snapshot root.
         url: String,
+        /// The checkpoint's name in it.
+        checkpoint: String,
+        /// How to continue.
+        how: &'static str,
+    },
+
+    /// `ddbsnap commit` was asked to publish a split run whose shards have not all finished.
+    #[error("cannot commit {url} yet: {message}")]
+    NotReady {
+        /// The run's folder.
+        url: String,
+        /// Which shards are missing, and what to do.
+        message: String,
     },
 
     /// A bug: an invariant of ddbsnap itself did not hold.
@@ -221,6 +231,8 @@ pub enum ExitKind {
     Exists,
     /// 9: DynamoDB kept throttling or failing requests past the retry timeout.
     Throttled,
+    /// 10: `commit` of a split run before every shard finished.
+    NotReady,
     /// 130: interrupted.
     Interrupted,
 }
@@ -238,6 +250,7 @@ impl ExitKind {
             ExitKind::Data => 7,
             ExitKind::Exists => 8,
             ExitKind::Throttled => 9,
+            ExitKind::NotReady => 10,
             ExitKind::Interrupted => 130,
         }
     }
@@ -256,6 +269,7 @@ impl Error {
             Error::Unrepresentable { .. } | Error::CorruptExport { .. } => ExitKind::Data,
             Error::Interrupted { .. } => ExitKind::Interrupted,
             Error::GaveUp { .. } => ExitKind::Throttled,
+            Error::NotReady { .. } => ExitKind::NotReady,
             Error::Incomplete { error, .. } => error.kind(),
             Error::Dynamo { .. }
             | Error::ExportFailed { .. }

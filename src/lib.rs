@@ -28,6 +28,8 @@
 //! * [`format`](mod@format): where a finished run is published: a snapshot folder (its manifest), or the
 //!   next version of a Delta Lake table (a commit through `delta_kernel`).
 //! * [`describe`]: what a snapshot of a table would read and cost.
+//! * [`shard`]: one run split over processes a scheduler starts (`--shard I/N`), published
+//!   once by `ddbsnap commit`.
 //!
 //! Costs: memory is bounded by the channel (one page per running segment), the first
 //! [`pipeline::SAMPLE_PAGES`] pages held for schema inference, one row group and the upload
@@ -72,6 +74,7 @@ pub mod manifest;
 pub mod pipeline;
 pub mod plan;
 pub mod progress;
+pub mod shard;
 pub mod sink;
 pub mod source;
 pub mod throttle;

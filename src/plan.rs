@@ -448,17 +448,24 @@ pub async fn plan_scan(
 
 /// Where a run writes: `--to` itself, or, for incremental pulls and Delta tables, which keep
 /// each run in a `run=` directory of `--to`, the run's directory (the unfinished one to resume,
-/// or a new one).
+/// or a new one; for a split run, the one its `--run-id` names). A shard's target is scoped to
+/// its shard (its checkpoint and data file names).
 pub(crate) async fn run_target(
     root: crate::sink::Target,
     config: &crate::config::SnapshotConfig,
     started_at: chrono::DateTime<chrono::Utc>,
 ) -> Result<crate::sink::Target> {
-    if uses_run_dirs(config) {
-        root.run_dir(config.resume, started_at).await
-    } else {
-        Ok(root)
-    }
+    let target = match (uses_run_dirs(config), config.shard, config.run_id) {
+        (false, _, _) => root,
+        (true, Some(_), Some(id)) => root.child(&crate::sink::run_dir_name(id)),
+        (true, Some(shard), None) => {
+            return Err(crate::error::Error::invalid(format!(
+                "--shard {shard} needs --run-id here (see --help)"
+            )));
+        }
+        (true, None, _) => root.run_dir(config.resume, started_at).await?,
+    };
+    Ok(target.for_shard(config.shard))
 }
 
 /// True when runs write into `run=` folders of `--to` (incremental pulls, Delta tables).

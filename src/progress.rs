@@ -104,6 +104,14 @@ pub enum ProgressEvent {
         /// Snapshot root.
         url: String,
     },
+    /// A shard of a split run finished its part and saved its record; `ddbsnap commit`
+    /// publishes the run once every shard has.
+    ShardFinished {
+        /// The run's folder.
+        url: String,
+        /// Which shard.
+        shard: crate::shard::Shard,
+    },
 }
 
 /// Receives progress events.
@@ -315,7 +323,7 @@ impl Progress for BarProgress {
                     "re-encoding {files} early file(s) to the final schema"
                 ));
             }
-            ProgressEvent::Committed { .. } => {
+            ProgressEvent::Committed { .. } | ProgressEvent::ShardFinished { .. } => {
                 self.bar.finish_and_clear();
                 return;
             }

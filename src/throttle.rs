@@ -175,6 +175,15 @@ impl ReadBudget {
         )
     }
 
+    /// One of `shards` equal shares of this budget (the part one shard of a split run may
+    /// read at).
+    pub fn share(&self, shards: u32) -> Self {
+        ReadBudget {
+            rcu_per_second: self.rcu_per_second / f64::from(shards.max(1)),
+            ..self.clone()
+        }
+    }
+
     /// Segments worth running at once for this budget: one per 400 RCU/s (a segment reading
     /// 1 MB pages back to back consumes roughly that much), at least 1, at most `max`.
     pub fn concurrency(&self, max: u32) -> u32 {

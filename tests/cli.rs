@@ -1108,7 +1108,8 @@ async fn help_is_grouped_and_names_the_environment_fallbacks() {
             "Filters:",
             "Export mode (--mode export):",
             "Output:",
-            "Progress:"
+            "Progress:",
+            "Shards (one run split over processes):"
         ]
     );
     for env in [

@@ -1555,3 +1555,136 @@ async fn snapshot_in_export_mode_resumes_the_conversion_it_started() {
     assert_eq!(fresh.status.code(), Some(2), "{err}");
     assert!(err.contains("point-in-time recovery is off"), "{err}");
 }
+
+/// A conversion split into shards: 4 `convert-export --shard I/4` processes over an 8-file
+/// export, one killed with SIGKILL and run again, then `ddbsnap commit`: as a snapshot on S3,
+/// and as version 0 of a new Delta table (the shards share a `--run-id`) read by `deltalake`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversion_split_into_shards_commits_every_item_once() {
+    let s3 = S3Server::start(&["raw", "snaps"]);
+    let items = padded_items(20_000);
+    write_export(&s3, &items, 8, Damage::None).await;
+    let export = RAW.url(EXPORT_ID);
+    let endpoint = s3.endpoint();
+    let shard = |to: &str, i: u32, extra: &[&str]| -> Vec<String> {
+        let shard = format!("{i}/4");
+        let mut a: Vec<String> = [
+            "convert-export",
+            &export,
+            "--to",
+            to,
+            "--key",
+            "pk,sk",
+            "--file-size",
+            "1",
+            "--shard",
+            &shard,
+            "--s3-endpoint-url",
+            &endpoint,
+        ]
+        .map(String::from)
+        .to_vec();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let commit = |to: &str, extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "commit",
+            to,
+            "--shards",
+            "4",
+            "--s3-endpoint-url",
+            &endpoint,
+        ]
+        .map(String::from)
+        .to_vec();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+
+    let to = "s3://snaps/orders/split";
+    let killed = run_until_killed(shard(to, 1, &[]), |e| e["event"] == "checkpointed").await;
+    assert!(killed.killed, "shard 1 ended first: {}", killed.stderr);
+    for i in [0, 2, 3] {
+        let run = run_until_killed(shard(to, i, &[]), |_| false).await;
+        assert_eq!(run.code, Some(0), "shard {i}: {}", run.stderr);
+    }
+    let target = s3_target(&s3, to).await;
+    let refused = run_until_killed(commit(to, &[]), |_| false).await;
+    assert_eq!(refused.code, Some(10), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("1 (running or stopped"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!names_under(&target).await.contains("_manifest.json"));
+    let again = run_until_killed(shard(to, 1, &[]), |_| false).await;
+    assert_eq!(again.code, Some(0), "{}", again.stderr);
+    assert!(
+        again.stderr.contains("ddbsnap: resuming:"),
+        "{}",
+        again.stderr
+    );
+    let done = run_until_killed(commit(to, &[]), |_| false).await;
+    assert_eq!(done.code, Some(0), "{}", done.stderr);
+
+    assert_same_items(&items, &read_snapshot(&target).await);
+    let manifest = ddbsnap::sink::reader::read_manifest(&target).await.unwrap();
+    assert_eq!(manifest.mode, "export");
+    assert_eq!(manifest.segments, 8, "one part per data file");
+    assert!(
+        manifest
+            .export
+            .unwrap()
+            .export_arn
+            .unwrap()
+            .ends_with(EXPORT_ID)
+    );
+    let mut expected: std::collections::HashSet<String> =
+        manifest.files.iter().map(|f| f.path.clone()).collect();
+    expected.insert("_manifest.json".into());
+    assert_eq!(names_under(&target).await, expected, "stray files");
+
+    // The same split into a new Delta table, two shards at a time: one version, every item.
+    let lake = tempfile::tempdir().unwrap();
+    let table = lake.path().join("orders");
+    let to = table.to_str().unwrap();
+    let delta = ["--format", "delta", "--run-id", "2026-12-01T06:00:00Z"];
+    for pair in [[0, 1], [2, 3]] {
+        let (a, b) = tokio::join!(
+            run_until_killed(shard(to, pair[0], &delta), |_| false),
+            run_until_killed(shard(to, pair[1], &delta), |_| false),
+        );
+        for run in [a, b] {
+            assert_eq!(run.code, Some(0), "{}", run.stderr);
+        }
+    }
+    assert!(
+        table.join("run=2026-12-01T06-00-00Z/_shards").exists(),
+        "the shards share the run= folder --run-id names"
+    );
+    assert!(
+        !table.join("_delta_log").exists(),
+        "no version before the commit"
+    );
+    let done = run_until_killed(commit(to, &[]), |_| false).await;
+    assert_eq!(done.code, Some(0), "{}", done.stderr);
+    assert!(done.stdout.contains("version 0"), "{}", done.stdout);
+    let read = run_python("read_delta.py", &[table.as_os_str(), "0".as_ref()]);
+    let version: serde_json::Value = serde_json::from_slice(&read).unwrap();
+    let rows = version["rows"].as_array().unwrap();
+    let keys: std::collections::HashSet<String> = rows
+        .iter()
+        .map(|r| format!("{}/{}", r["pk"], r["sk"]))
+        .collect();
+    assert_eq!(rows.len(), items.len());
+    assert_eq!(keys.len(), items.len(), "every item once");
+    // A shard started again after the commit writes nothing into the committed run.
+    let late = run_until_killed(shard(to, 2, &delta), |_| false).await;
+    assert_eq!(late.code, Some(8), "{}", late.stderr);
+    assert!(
+        late.stderr.contains("committed as version 0"),
+        "{}",
+        late.stderr
+    );
+}

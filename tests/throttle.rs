@@ -277,3 +277,82 @@ async fn a_global_index_is_budgeted_from_its_own_capacity() {
     let table_budget = ddbsnap::throttle::ReadBudget::plan_for(&table, None, 0.5, None).unwrap();
     assert_eq!(table_budget.rcu_per_second, 50.0);
 }
+
+/// A run split into 4 shard processes shares the table's budget: each reads at a quarter of
+/// it, and together they use it fully without a throttle, over any 5-second window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_shards_share_the_budget_without_a_throttle() {
+    let db = Dynalite::start();
+    let truth = provisioned_table(&db, "prod", 100, 20_000).await;
+    let (proxy, ledger) = enforcing_proxy(&db, 100.0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let to = dir.path().to_str().unwrap().to_owned();
+    let endpoint = proxy.endpoint();
+    let shard = |i: u32| -> Vec<String> {
+        let shard = format!("{i}/4");
+        [
+            "snapshot",
+            "prod",
+            "--to",
+            &to,
+            "--endpoint-url",
+            &endpoint,
+            "--read-fraction",
+            "0.5",
+            "--segments",
+            "8",
+            "--shard",
+            &shard,
+            "--json",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let runs = futures::future::join_all((0..4).map(|i| run_ddbsnap_to_end(shard(i)))).await;
+    for (i, out) in runs.iter().enumerate() {
+        let stdout = succeeded(out);
+        let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+        assert_eq!(
+            summary["read_budget"]["rcu_per_second"], 12.5,
+            "shard {i} reads at a quarter of 50 RCU/s"
+        );
+        assert_eq!(summary["throttled_requests"], 0, "shard {i}");
+    }
+    let (throttled, mut served) = {
+        let g = ledger.lock().unwrap();
+        (g.throttled, g.served.clone())
+    };
+    served.sort_by_key(|(t, _)| *t);
+    assert_eq!(throttled, 0, "no request was throttled");
+    let total: f64 = served.iter().map(|(_, r)| r).sum();
+    let span = served
+        .last()
+        .unwrap()
+        .0
+        .duration_since(served[0].0)
+        .as_secs_f64();
+    let mean = total / span;
+    let worst5 = max_window_rate(&served, Duration::from_secs(5));
+    eprintln!(
+        "4 shards, budget 50 RCU/s: {total:.0} RCU in {span:.1} s, mean {mean:.1}, worst 5 s {worst5:.1}"
+    );
+    assert!(worst5 <= 55.0, "worst 5 s window {worst5:.1} RCU/s");
+    assert!(mean >= 45.0, "mean {mean:.1} RCU/s");
+
+    let commit =
+        run_ddbsnap_to_end(["commit", &to, "--shards", "4"].map(String::from).to_vec()).await;
+    succeeded(&commit);
+    let target = ddbsnap::sink::Target::open(
+        &ddbsnap::sink::Destination::parse(&to).unwrap(),
+        None,
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    assert_same_items(&truth, &read_snapshot(&target).await);
+    let manifest = ddbsnap::sink::reader::read_manifest(&target).await.unwrap();
+    assert_eq!(
+        manifest.read_budget.rcu_per_second, 50.0,
+        "the run's whole budget"
+    );
+}

@@ -26,6 +26,7 @@ __all__ = [
     "describe",
     "convert_export",
     "apply",
+    "commit",
     "DdbsnapError",
     "UsageError",
     "NotFoundError",
@@ -35,6 +36,7 @@ __all__ = [
     "DataError",
     "AlreadyExistsError",
     "ThrottledError",
+    "NotReadyError",
     "InterruptedRunError",
 ]
 
@@ -93,6 +95,12 @@ class ThrottledError(DdbsnapError):
     exit_code = 9
 
 
+class NotReadyError(DdbsnapError):
+    """``commit`` of a split run before every shard finished (exit code 10)."""
+
+    exit_code = 10
+
+
 class InterruptedRunError(DdbsnapError):
     """The run was interrupted; resume it with ``resume=True`` (exit code 130)."""
 
@@ -148,6 +156,13 @@ def convert_export(export, to, **options):
 def apply(changes, to_snapshot, out, **options):
     """Apply the change log ``changes`` to the snapshot ``to_snapshot``, writing ``out``."""
     return _run("apply", changes, "--to-snapshot", to_snapshot, "--out", out, **options)
+
+
+def commit(to, shards, **options):
+    """Publish the run split into ``shards`` shards at ``to`` once every shard has finished
+    (``ddbsnap commit``); raises :class:`NotReadyError`, changing nothing, before that. See
+    :mod:`ddbsnap.spark` for running the shards as Spark tasks."""
+    return _run("commit", to, "--shards", str(shards), **options)
 
 
 def _batches(run, **options):

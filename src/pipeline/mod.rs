@@ -61,8 +61,14 @@ use crate::source::export::{Export, ExportSummary};
 use crate::source::scan::{Msg, Page, ScanJob, SegmentEnd};
 use crate::throttle::{ReadBudget, Throttle};
 
+mod commit;
 mod lanes;
+mod shards;
 mod sources;
+
+use commit::commit;
+pub use commit::{CommitPlan, FileSizes};
+pub use shards::{CommitRequest, commit_shards};
 
 use lanes::{Conversion, LaneSetup};
 
@@ -122,6 +128,9 @@ pub struct Summary {
     /// table does not have (names are case-sensitive).
     #[serde(default)]
     pub columns_not_found: Vec<String>,
+    /// The shard of a split run this run was: its part is finished, nothing is committed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::shard::Shard>,
 }
 
 pub use crate::format::delta::{DeltaCommit, MergeStats};
@@ -152,6 +161,7 @@ impl Summary {
             delta: None,
             seconds: 0.0,
             columns_not_found: Vec::new(),
+            shard: None,
         }
     }
 }
@@ -416,6 +426,12 @@ async fn start_or_resume(
             },
         );
     }
+    if let Some(shard) = target.shard() {
+        return shards::start_shard(
+            target, shard, table, origin, config, filter, progress, fresh,
+        )
+        .await;
+    }
     crate::plan::prepare_new_run(target, config).await?;
     let checkpoint = fresh();
     create_checkpoint(target, &checkpoint).await?;
@@ -530,9 +546,15 @@ async fn resume_point(
             });
         }
     }
+    // What the run (or this shard) wrote and the checkpoint does not name: the file open
+    // when it stopped, staging files. A shard leaves the other shards' files alone.
     for f in &owned {
         let listed = checkpoint.files.iter().any(|c| c.file.path == f.name);
-        if f.name != CHECKPOINT_FILE && !listed {
+        let stray = match target.shard() {
+            None => f.name != CHECKPOINT_FILE,
+            Some(_) => target.writes_data_file(&f.name),
+        };
+        if stray && !listed {
             target.delete(&f.location).await?;
         }
     }
@@ -590,6 +612,14 @@ fn resumable(error: Error, target: &Target) -> Error {
         other => Error::Incomplete {
             error: Box::new(other),
             url: target.url.clone(),
+            checkpoint: target.checkpoint_name(),
+            how: match target.shard() {
+                None => {
+                    "run the same command with --resume to continue (or with --overwrite to \
+                     start over)"
+                }
+                Some(_) => "run the same shard again to continue it",
+            },
         },
     }
 }
@@ -665,11 +695,16 @@ async fn run(
         config.max_rcu,
     )
     .unwrap_or_else(|| ReadBudget::plan(&table, config.read_fraction, config.max_rcu));
+    // A shard reads at its share of the table's budget.
+    let own_budget = match target.shard() {
+        Some(shard) => budget.share(shard.count),
+        None => budget.clone(),
+    };
     // An explicit --concurrency is honoured; otherwise the budget decides how many segments
     // are worth running at once.
     let concurrency = match config.concurrency {
         Some(c) => c,
-        None => budget.concurrency(crate::config::DEFAULT_MAX_CONCURRENCY),
+        None => own_budget.concurrency(crate::config::DEFAULT_MAX_CONCURRENCY),
     }
     .min(pending.len() as u32)
     .max(1);
@@ -678,7 +713,7 @@ async fn run(
         _ => None,
     };
     let throttle = Arc::new(Throttle::new(
-        budget.rcu_per_second,
+        own_budget.rcu_per_second,
         item_bytes,
         config.consistent_read,
     ));
@@ -689,12 +724,25 @@ async fn run(
         estimated_items: plan
             .item_count(&table)
             .filter(|&n| n > 0 && plan.spec.time.is_none() && plan.spec.raw.is_none())
-            .map(|n| n as u64),
-        budget: budget.clone(),
+            .map(|n| {
+                // A shard reads about its share of the segments.
+                let share = target.shard().map_or(1.0, |s| {
+                    (0..segments as usize).filter(|&i| s.owns(i)).count() as f64
+                        / f64::from(segments)
+                });
+                (n as f64 * share) as u64
+            }),
+        budget: own_budget,
         concurrency,
     });
 
-    let writer_opts = writer_options(config, &table)?;
+    let publish = CommitPlan {
+        time: plan.spec.time.clone(),
+        read_budget: budget.clone(),
+        concurrency,
+        ..CommitPlan::new(config, &aws.region, table.clone())
+    };
+    let writer_opts = publish.writer_options(&checkpoint.options)?;
     let time = plan.spec.time.as_ref().map(|t| t.check());
     // The run's start is the cutoff, the same after a resume.
     let expiry = plan
@@ -735,26 +783,8 @@ async fn run(
     };
     let tx = job.tx.clone();
     let scan_error = scan_segments(job, pending, &cancel, &target).await;
-    let mut checkpoint = conversion.finish(tx, scan_error, &target).await?;
-    commit(
-        &aws.region,
-        table,
-        Origin {
-            mode: "scan",
-            time: plan.spec.time.as_ref(),
-            export: None,
-        },
-        &target,
-        config,
-        &progress,
-        &cancel,
-        &mut checkpoint,
-        writer_opts,
-        (budget, concurrency),
-        started,
-    )
-    .await
-    .map_err(|e| resumable(e, &target))
+    let checkpoint = conversion.finish(tx, scan_error, &target).await?;
+    finish(publish, &target, &progress, &cancel, checkpoint, started).await
 }
 
 /// Scan the `pending` segments (from their start, or after their key) as `job` says, until
@@ -807,201 +837,21 @@ async fn scan_segments(
     })
 }
 
-/// Where a snapshot's items came from, as the manifest records it.
-struct Origin<'a> {
-    mode: &'static str,
-    time: Option<&'a crate::filter::TimeFilter>,
-    export: Option<ExportSummary>,
-}
-
-/// Bring every file to the final schema, write the manifest, drop the checkpoint.
-#[allow(clippy::too_many_arguments)]
-async fn commit(
-    region: &str,
-    table: TableInfo,
-    origin: Origin<'_>,
+/// The end of a run whose every item is in closed files: a shard saves its record (`ddbsnap
+/// commit` publishes the shards together), a whole run commits.
+async fn finish(
+    plan: CommitPlan,
     target: &Target,
-    config: &SnapshotConfig,
     progress: &Arc<dyn Progress>,
     cancel: &CancellationToken,
-    checkpoint: &mut Checkpoint,
-    writer_opts: WriterOptions,
-    (budget, concurrency): (ReadBudget, u32),
+    mut checkpoint: Checkpoint,
     started: Instant,
 ) -> Result<Summary> {
-    let numbers = config.numbers;
-    let columns = checkpoint.shape.resolve(numbers);
-    let stale: Vec<DataFile> = checkpoint
-        .files
-        .iter()
-        .filter(|f| f.columns != columns)
-        .map(CheckpointFile::data_file)
-        .collect();
-    let files_rewritten = stale.len();
-    if !stale.is_empty() {
-        progress.event(&ProgressEvent::Rewriting { files: stale.len() });
-        let rewriter = RollingWriter::new(
-            target.clone(),
-            Handle::current(),
-            writer_opts.clone(),
-            Arc::clone(progress),
-            next_file_index(&checkpoint.files),
-        );
-        let cols = columns.clone();
-        let stale_files = stale.clone();
-        let rewritten = tokio::task::spawn_blocking(move || rewrite(rewriter, &stale_files, &cols))
-            .await
-            .map_err(|e| Error::Internal(format!("rewrite thread failed: {e}")))??;
-        // The checkpoint names the new files before the old ones go: a run killed in between
-        // resumes with the new files (and deletes the old), one killed before redoes this.
-        checkpoint.files.retain(|f| f.columns == columns);
-        checkpoint
-            .files
-            .extend(rewritten.iter().map(CheckpointFile::new));
-        checkpoint.updated_at = Utc::now();
-        write_checkpoint(target, checkpoint).await?;
-        for f in &stale {
-            target.delete(&file_path(target, f)).await?;
-        }
+    match target.shard() {
+        Some(_) => shards::finish_shard(plan, target, progress, checkpoint, started).await,
+        None => commit(plan, target, progress, cancel, &mut checkpoint, started).await,
     }
-    let mut files: Vec<DataFile> = checkpoint
-        .files
-        .iter()
-        .map(CheckpointFile::data_file)
-        .collect();
-    files.sort_by(|a, b| a.path.cmp(&b.path));
-    let totals = &checkpoint.totals;
-    let manifest = Manifest {
-        format: MANIFEST_FORMAT.to_owned(),
-        ddbsnap_version: env!("CARGO_PKG_VERSION").to_owned(),
-        region: region.to_owned(),
-        mode: origin.mode.to_owned(),
-        filter: checkpoint.filter.clone(),
-        started_at: checkpoint.started_at,
-        finished_at: Utc::now(),
-        segments: checkpoint.segments,
-        runs: checkpoint.runs,
-        consistent_read: config.consistent_read,
-        items_scanned: totals.items_scanned,
-        items_written: totals.items_written,
-        items_expired: totals.items_expired,
-        pages: totals.pages,
-        consumed_rcu: totals.consumed_rcu,
-        read_budget: budget,
-        throttled_requests: totals.throttled_requests,
-        retried_requests: totals.retried_requests,
-        export: origin.export,
-        watermark: origin.time.map(|t| Watermark {
-            attribute: t.attribute.clone(),
-            format: t.format,
-            since: t.since,
-            until: t.until,
-            window_end: t
-                .until
-                .map_or(checkpoint.started_at, |u| u.min(checkpoint.started_at)),
-            stats: checkpoint.window.clone().unwrap_or_default(),
-        }),
-        schema: ManifestSchema {
-            arrow: arrow_schema_with_keys(&columns, &key_columns(&table))
-                .as_ref()
-                .clone(),
-            columns,
-        },
-        options: checkpoint.options.clone(),
-        files,
-        table,
-    };
-    if cancel.is_cancelled() {
-        return Err(Error::Interrupted {
-            url: target.url.clone(),
-        });
-    }
-    progress.event(&ProgressEvent::Committing {
-        files: manifest.files.len(),
-    });
-    let published = Published {
-        format: config.format,
-        shape: &checkpoint.shape,
-        writer: writer_opts,
-        progress,
-    };
-    let (url, delta) = published.publish(target, &manifest).await?;
-    // Committed. A checkpoint left next to a manifest is ignored (and removed by --overwrite),
-    // and a Delta run's own commit is found again by --resume, so failing to delete it must
-    // not fail the run.
-    let _ = target.delete(&target.path(CHECKPOINT_FILE)).await;
-    if config.format == TableFormat::Delta && crate::format::delta::is_change_set(&manifest) {
-        // A MERGE's change set was never part of the table; once the checkpoint is gone no
-        // resume needs it. Left behind by a crash, VACUUM removes it.
-        for file in &manifest.files {
-            let _ = target.delete(&target.path(&file.path)).await;
-        }
-    }
-    progress.event(&ProgressEvent::Committed { url: url.clone() });
-    let columns_not_found = config
-        .columns
-        .iter()
-        .filter(|c| !manifest.schema.columns.contains_key(c.as_str()))
-        .cloned()
-        .collect();
-    Ok(Summary {
-        url,
-        concurrency,
-        files_rewritten,
-        columns_not_found,
-        delta,
-        seconds: started.elapsed().as_secs_f64(),
-        ..Summary::of_manifest(target, &manifest, false)
-    })
-}
-
-/// How a finished run is published, beyond its files and manifest.
-struct Published<'a> {
-    format: TableFormat,
-    /// The run's inferred shape (a Delta MERGE widens the table's by it).
-    shape: &'a TableShape,
-    /// How a Delta MERGE writes the files it rewrites.
-    writer: WriterOptions,
-    progress: &'a Arc<dyn Progress>,
-}
-
-impl Published<'_> {
-    /// Publish the finished run in `target` that `manifest` describes: write `_manifest.json`
-    /// into its folder, or commit it as the next version of the Delta table whose `run=`
-    /// folder it is. Returns where readers find it.
-    async fn publish(
-        self,
-        target: &Target,
-        manifest: &Manifest,
-    ) -> Result<(String, Option<DeltaCommit>)> {
-        match self.format {
-            TableFormat::Snapshot => {
-                let body = serde_json::to_vec_pretty(manifest)
-                    .map_err(|e| Error::Internal(format!("serializing the manifest: {e}")))?;
-                target
-                    .store
-                    .put(&target.path(MANIFEST_FILE), body.into())
-                    .await
-                    .map_err(|e| target.error("writing _manifest.json", e))?;
-                Ok((target.url.clone(), None))
-            }
-            TableFormat::Delta => {
-                let (table, name) = target.split_parent().ok_or_else(|| {
-                    Error::Internal("a Delta run is not in a folder of its table".into())
-                })?;
-                let run = crate::format::delta::Run {
-                    folder: target.clone(),
-                    name,
-                    manifest: manifest.clone(),
-                    shape: self.shape.clone(),
-                    writer: self.writer,
-                    progress: Arc::clone(self.progress),
-                };
-                let done = crate::format::delta::publish(&table, run).await?;
-                Ok((table.url, Some(done)))
-            }
-        }
-    }
+    .map_err(|e| resumable(e, target))
 }
 
 /// The checkpoint of a new snapshot: nothing done yet.
@@ -1035,19 +885,9 @@ fn new_checkpoint(
         files: Vec::new(),
         shape,
         totals: Totals::default(),
+        shard: None,
+        commit: None,
     }
-}
-
-fn writer_options(config: &SnapshotConfig, table: &TableInfo) -> Result<WriterOptions> {
-    Ok(WriterOptions {
-        compression: config.compression,
-        zstd_level: config.zstd_level,
-        target_file_bytes: config.target_file_bytes,
-        row_group_bytes: config.row_group_bytes,
-        part_bytes: config.part_bytes,
-        metadata: file_metadata(table)?,
-        key_columns: key_columns(table),
-    })
 }
 
 /// The names of the table's key attributes.
@@ -1071,24 +911,4 @@ fn file_metadata(table: &TableInfo) -> Result<Vec<KeyValue>> {
             env!("CARGO_PKG_VERSION").to_owned(),
         ),
     ])
-}
-
-/// Re-encode `stale` files (written with an earlier schema) into `columns`.
-fn rewrite(
-    mut writer: RollingWriter,
-    stale: &[DataFile],
-    columns: &Columns,
-) -> Result<Vec<DataFile>> {
-    let handle = writer.handle().clone();
-    let target = writer.target().clone();
-    for file in stale {
-        let mut items = handle.block_on(FileItems::open(&target, &file.path))?;
-        while let Some(batch) = handle.block_on(items.next_batch())? {
-            writer.write_items(columns, &batch)?;
-            if writer.roll_due(None) {
-                writer.close_current()?;
-            }
-        }
-    }
-    writer.finish()
 }

@@ -119,10 +119,9 @@ pub(super) async fn convert_export_to(
     // Readers take the next unfinished file until none is left or one fails; a resumed file
     // is read again from its start (for its MD5) but its lines already converted are skipped.
     let files = export.files.len();
-    let origin = Origin {
-        mode: "export",
-        time: None,
+    let publish = CommitPlan {
         export: Some(export.summary.clone()),
+        ..CommitPlan::new(config, &region, table)
     };
     let readers = move |positions: &[Position], lanes: usize| -> Result<Vec<Producer>> {
         let pending: Vec<(usize, u64)> = positions
@@ -153,9 +152,7 @@ pub(super) async fn convert_export_to(
             .collect())
     };
     run_producers(
-        &region,
-        table,
-        origin,
+        ("export", publish),
         target,
         config,
         progress,
@@ -264,13 +261,7 @@ pub async fn apply(
         ])
     };
     run_producers(
-        &region,
-        table,
-        Origin {
-            mode: "apply",
-            time: None,
-            export: None,
-        },
+        ("apply", CommitPlan::new(config, &region, table)),
         target,
         config,
         progress,
@@ -379,9 +370,7 @@ type Producer = Box<dyn FnOnce(&Handle, &PageSink, &AtomicBool) -> Result<()> + 
 /// given the number of lanes.
 #[allow(clippy::too_many_arguments)]
 async fn run_producers(
-    region: &str,
-    table: TableInfo,
-    origin: Origin<'_>,
+    (mode, mut publish): (&str, CommitPlan),
     target: Target,
     config: &SnapshotConfig,
     progress: Arc<dyn Progress>,
@@ -390,10 +379,11 @@ async fn run_producers(
     (segments, first_columns, source): (u32, &[&str], &str),
     producers: impl FnOnce(&[Position], usize) -> Result<Vec<Producer>>,
 ) -> Result<Summary> {
+    let table = &publish.table;
     let fresh = || {
         new_checkpoint(
             &table.name,
-            (origin.mode, Some(source)),
+            (mode, Some(source)),
             None,
             segments,
             config,
@@ -401,7 +391,7 @@ async fn run_producers(
             TableShape::with_key_names(first_columns.iter().copied()),
         )
     };
-    let from = (origin.mode, Some(source));
+    let from = (mode, Some(source));
     let checkpoint =
         match start_or_resume(&target, &table.name, from, config, None, &*progress, fresh).await? {
             Started::Committed(manifest) => {
@@ -433,14 +423,15 @@ async fn run_producers(
     let producers = producers(&checkpoint.positions, lanes)?;
     let concurrency = producers.len().max(1);
     progress.event(&ProgressEvent::Started {
-        mode: origin.mode.into(),
+        mode: mode.into(),
         table: table.name.clone(),
         segments,
         estimated_items: table.item_count.map(|n| n as u64),
         budget: ReadBudget::none(),
         concurrency: concurrency as u32,
     });
-    let writer_opts = writer_options(config, &table)?;
+    publish.concurrency = concurrency as u32;
+    let writer_opts = publish.writer_options(&checkpoint.options)?;
     let setup = LaneSetup {
         target: &target,
         writer: &writer_opts,
@@ -493,20 +484,6 @@ async fn run_producers(
     }
     // Producers still running (after a Ctrl-C) stop at their next check; then the channel
     // closes and the converter finishes.
-    let mut checkpoint = conversion.finish(tx, error, &target).await?;
-    commit(
-        region,
-        table,
-        origin,
-        &target,
-        config,
-        &progress,
-        &cancel,
-        &mut checkpoint,
-        writer_opts,
-        (ReadBudget::none(), concurrency as u32),
-        started,
-    )
-    .await
-    .map_err(|e| resumable(e, &target))
+    let checkpoint = conversion.finish(tx, error, &target).await?;
+    finish(publish, &target, &progress, &cancel, checkpoint, started).await
 }

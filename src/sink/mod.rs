@@ -19,6 +19,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::aws::SdkCredentials;
 use crate::error::{BoxError, Error, Result};
+use crate::shard::{SHARDS_DIR, Shard};
 
 pub use writer::{Compression, DataFile};
 
@@ -26,7 +27,7 @@ pub use writer::{Compression, DataFile};
 pub const MANIFEST_FILE: &str = "_manifest.json";
 /// Name of the resume checkpoint at the snapshot root.
 pub const CHECKPOINT_FILE: &str = "_checkpoint.json";
-const PROBE_FILE: &str = "_ddbsnap_write_probe";
+pub(crate) const PROBE_FILE: &str = "_ddbsnap_write_probe";
 
 /// A validated `--to` location.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,6 +154,8 @@ pub struct Target {
     pub(crate) store: Arc<dyn ObjectStore>,
     pub(crate) root: Path,
     pub(crate) url: String,
+    /// The shard of a split run writing here, if any: its checkpoint and data file names.
+    pub(crate) shard: Option<Shard>,
 }
 
 impl Target {
@@ -189,6 +192,7 @@ impl Target {
                     store: Arc::new(store),
                     root: Path::default(),
                     url: abs.display().to_string(),
+                    shard: None,
                 })
             }
             Destination::S3 { bucket, prefix } => {
@@ -230,6 +234,7 @@ impl Target {
                     store: Arc::new(store),
                     root: Path::from(prefix.as_str()),
                     url,
+                    shard: None,
                 })
             }
         }
@@ -269,6 +274,7 @@ impl Target {
             store: Arc::new(LocalFileSystem::new()),
             root,
             url: abs.display().to_string(),
+            shard: None,
         })
     }
 
@@ -278,6 +284,7 @@ impl Target {
             store,
             root: Path::from(root),
             url: url.into(),
+            shard: None,
         }
     }
 
@@ -287,6 +294,7 @@ impl Target {
             store: Arc::clone(&self.store),
             root: self.root.clone().join(name),
             url: format!("{}/{name}", self.url.trim_end_matches('/')),
+            shard: None,
         }
     }
 
@@ -305,6 +313,7 @@ impl Target {
                 store: Arc::clone(&self.store),
                 root: parent,
                 url: url.to_owned(),
+                shard: None,
             },
             name,
         ))
@@ -338,7 +347,7 @@ impl Target {
             });
         }
         // Two runs started within one second get `-2`, `-3`, ... (names still sort by start).
-        let base = format!("{RUN_PREFIX}{}", started_at.format("%Y-%m-%dT%H-%M-%SZ"));
+        let base = run_dir_name(started_at);
         let name = std::iter::once(base.clone())
             .chain((2..).map(|k| format!("{base}-{k}")))
             .find(|name| !runs.iter().any(|r| &r.name == name))
@@ -380,9 +389,44 @@ impl Target {
         Ok(runs)
     }
 
-    /// Path of a file directly under the snapshot root.
+    /// This location, written by `shard` of a split run.
+    pub(crate) fn for_shard(self, shard: Option<Shard>) -> Target {
+        Target { shard, ..self }
+    }
+
+    /// The shard of a split run writing here.
+    pub(crate) fn shard(&self) -> Option<Shard> {
+        self.shard
+    }
+
+    /// Name of the checkpoint of the run (or shard) writing here.
+    pub(crate) fn checkpoint_name(&self) -> String {
+        self.shard
+            .map_or_else(|| CHECKPOINT_FILE.to_owned(), |s| s.record_name())
+    }
+
+    /// Name of the data file numbered `index` of the run (or shard) writing here.
+    pub(crate) fn data_file_name(&self, index: usize) -> String {
+        match self.shard {
+            None => data_file_name(index),
+            Some(shard) => format!("{}{index:05}.parquet", shard.file_prefix()),
+        }
+    }
+
+    /// True when `name` (relative to the root) is a data file, or its staging file, that the
+    /// run (or shard) writing here may have left: another shard's files are not.
+    pub(crate) fn writes_data_file(&self, name: &str) -> bool {
+        let name = name.split('#').next().unwrap_or(name);
+        is_data_file_name(name)
+            && self
+                .shard
+                .is_none_or(|s| name.starts_with(&s.file_prefix()))
+    }
+
+    /// Path of `name` under the snapshot root; `/` separates folders (`_shards/0-of-4.json`).
     pub(crate) fn path(&self, name: &str) -> Path {
-        self.root.clone().join(name)
+        name.split('/')
+            .fold(self.root.clone(), |path, part| path.join(part))
     }
 
     /// The store behind this target.
@@ -484,7 +528,10 @@ impl Target {
                 .flatten()
                 .collect();
             let name = rel.iter().map(|p| p.as_ref()).collect::<Vec<_>>().join("/");
-            if rel.len() == 1 && ours(&name) {
+            let shard_record = rel.len() == 2
+                && rel[0].as_ref() == SHARDS_DIR
+                && Shard::from_record_name(&name).is_some();
+            if (rel.len() == 1 && ours(&name)) || shard_record {
                 owned.push(OwnedFile {
                     name,
                     location: meta.location,
@@ -559,6 +606,11 @@ impl Target {
 /// Prefix of run directories under a dataset root: `run=2026-11-24T10-00-00Z`.
 pub const RUN_PREFIX: &str = "run=";
 
+/// The name of the `run=` directory of a run started at `started_at`.
+pub(crate) fn run_dir_name(started_at: chrono::DateTime<chrono::Utc>) -> String {
+    format!("{RUN_PREFIX}{}", started_at.format("%Y-%m-%dT%H-%M-%SZ"))
+}
+
 /// One run directory under a dataset root.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunDir {
@@ -588,10 +640,20 @@ pub(crate) fn is_data_file_name(name: &str) -> bool {
     data_file_index(name).is_some()
 }
 
-/// The index `n` of a data file name `part-n.parquet`.
+/// The index `n` of a data file name `part-n.parquet`, or of a shard's `part-s<i>-n.parquet`.
 pub(crate) fn data_file_index(name: &str) -> Option<usize> {
-    name.strip_prefix("part-")
-        .and_then(|r| r.strip_suffix(".parquet"))
+    let rest = name.strip_prefix("part-")?;
+    let rest = match rest.strip_prefix('s') {
+        Some(sharded) => {
+            let (shard, rest) = sharded.split_once('-')?;
+            if shard.len() < 3 || !shard.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            rest
+        }
+        None => rest,
+    };
+    rest.strip_suffix(".parquet")
         .filter(|n| n.len() >= 5 && n.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|n| n.parse().ok())
 }
@@ -672,5 +734,17 @@ mod tests {
         assert_eq!(data_file_name(7), "part-00007.parquet");
         assert!(is_data_file_name("part-123456.parquet"));
         assert!(!is_data_file_name("part-00000-abc.snappy.parquet"));
+        assert_eq!(data_file_index("part-s003-00012.parquet"), Some(12));
+        assert_eq!(data_file_index("part-s3-00012.parquet"), None);
+        let shard = Shard::new(3, 16).unwrap();
+        let target = Target::from_store(Arc::new(object_store::memory::InMemory::new()), "", "mem")
+            .for_shard(Some(shard));
+        assert_eq!(target.data_file_name(12), "part-s003-00012.parquet");
+        assert_eq!(target.checkpoint_name(), "_shards/3-of-16.json");
+        assert!(target.writes_data_file("part-s003-00012.parquet#2"));
+        assert!(!target.writes_data_file("part-s013-00012.parquet"));
+        assert!(!target.writes_data_file("part-00012.parquet"));
+        let whole = target.for_shard(None);
+        assert!(whole.writes_data_file("part-s013-00012.parquet"));
     }
 }

@@ -29,7 +29,7 @@ use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 use tokio::runtime::Handle;
 
-use super::{Target, data_file_name};
+use super::Target;
 use crate::convert::{Columns, Item, Rows, arrow_schema_with_keys, encode_rows};
 use crate::error::{Error, Result};
 use crate::progress::{Progress, ProgressEvent};
@@ -214,7 +214,9 @@ impl RollingWriter {
     }
 
     fn open(&mut self, columns: &Columns) -> Result<()> {
-        let name = data_file_name(self.next_index.fetch_add(1, Ordering::Relaxed));
+        let name = self
+            .target
+            .data_file_name(self.next_index.fetch_add(1, Ordering::Relaxed));
         let schema = arrow_schema_with_keys(columns, &self.opts.key_columns);
         let mut metadata = self.opts.metadata.clone();
         metadata.push(KeyValue::new(

@@ -150,8 +150,37 @@ pub(crate) struct Run {
 impl Run {
     /// The application id of the run's `txn` action.
     fn app_id(&self) -> String {
-        format!("ddbsnap-{}", self.name)
+        app_id(&self.name)
     }
+}
+
+/// The application id of the `txn` action of the run in the folder `name`.
+fn app_id(name: &str) -> String {
+    format!("ddbsnap-{name}")
+}
+
+/// The version of the Delta table at `table` that holds the run in its folder `name`, when it
+/// was committed (its `txn` action is in the log).
+pub(crate) async fn committed_version(table: &Target, name: &str) -> Result<Option<u64>> {
+    let (store, url) = location(table)?;
+    let log = log_path(&url)?;
+    if !has_log(table, &store, &log).await? {
+        return Ok(None);
+    }
+    let table = table.clone();
+    let app = app_id(name);
+    tokio::task::spawn_blocking(move || {
+        let engine = DefaultEngineBuilder::new(store).build();
+        let snapshot = Snapshot::builder_for(url.as_str())
+            .build(&engine)
+            .map_err(|e| table_error(&table, "reading the Delta log", e))?;
+        let found = snapshot
+            .get_app_id_version(&app, &engine)
+            .map_err(|e| table_error(&table, "reading the Delta log", e))?;
+        Ok(found.map(|_| snapshot.version()))
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("the Delta log thread failed: {e}")))?
 }
 
 /// Publish `run` as the next version of the Delta table at `table`: a full refresh (every
