@@ -22,37 +22,10 @@ use serde_json::Value;
 
 const ITEMS: u64 = 50_000;
 
-/// An item with every kind of value: exact decimals, a 38-digit number, binary, a set, a map,
-/// a list, and ~120 bytes of text.
-fn test_item(i: u64) -> Item {
-    let mut entries = vec![
-        ("pk", s(&format!("item-{i:06}"))),
-        (
-            "price",
-            n(&format!("{}.{:03}", i * 7919 % 100_000, i % 1000)),
-        ),
-        ("raw", AV::B(Blob::new(random_bytes(i, 12)))),
-        ("tags", AV::Ss(vec![format!("t{}", i % 7), "all".into()])),
-        (
-            "meta",
-            AV::M(item(vec![
-                ("rank", n(&i.to_string())),
-                ("odd", AV::Bool(i % 2 == 1)),
-            ])),
-        ),
-        ("hist", AV::L(vec![n(&(i % 13).to_string()), s("x")])),
-        ("body", s(&random_text(i, 120))),
-    ];
-    if i.is_multiple_of(1000) {
-        entries.push(("big", n("12345678901234567890123456789012345678")));
-    }
-    item(entries)
-}
-
 async fn load_table(db: &Dynalite, table: &str) -> Vec<Item> {
     let client = db.client();
     create_table(&client, table, None).await;
-    put_items(&client, table, (0..ITEMS).map(test_item).collect()).await;
+    put_items(&client, table, (0..ITEMS).map(mixed_item).collect()).await;
     let truth = scan_all(&client, table).await;
     assert_eq!(truth.len() as u64, ITEMS);
     truth

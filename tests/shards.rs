@@ -7,8 +7,6 @@ mod common;
 
 use std::collections::HashSet;
 
-use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::AttributeValue as AV;
 use common::*;
 use ddbsnap::convert::Item;
 use ddbsnap::sink::{Destination, S3Options, Target};
@@ -19,31 +17,14 @@ const SHARDS: u32 = 4;
 /// Items of every kind of value. Rare ones add an attribute, or give `price` another type, so
 /// that some shards' files are written with a narrower schema than the joined one.
 fn test_item(i: u64) -> Item {
-    let mut entries = vec![
-        ("pk", s(&format!("item-{i:06}"))),
-        (
-            "price",
-            n(&format!("{}.{:03}", i * 7919 % 100_000, i % 1000)),
-        ),
-        ("raw", AV::B(Blob::new(random_bytes(i, 12)))),
-        ("tags", AV::Ss(vec![format!("t{}", i % 7), "all".into()])),
-        (
-            "meta",
-            AV::M(item(vec![
-                ("rank", n(&i.to_string())),
-                ("odd", AV::Bool(i % 2 == 1)),
-            ])),
-        ),
-        ("hist", AV::L(vec![n(&(i % 13).to_string()), s("x")])),
-        ("body", s(&random_text(i, 120))),
-    ];
+    let mut item = mixed_item(i);
     if i % 9_973 == 17 {
-        entries.push(("late", n("12345678901234567890123456789012345678")));
+        item.insert("late".into(), n("12345678901234567890123456789012345678"));
     }
     if i == 31_337 {
-        entries[1] = ("price", s("call us"));
+        item.insert("price".into(), s("call us"));
     }
-    item(entries)
+    item
 }
 
 fn shard_args(db: &Dynalite, to: &str, shard: u32, extra: &[&str]) -> Vec<String> {

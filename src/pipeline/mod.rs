@@ -416,6 +416,13 @@ async fn start_or_resume(
     progress: &dyn Progress,
     fresh: impl FnOnce() -> Checkpoint,
 ) -> Result<Started> {
+    // A shard continues its own part by itself, --resume or not.
+    if let Some(shard) = target.shard() {
+        return shards::start_shard(
+            target, shard, table, origin, config, filter, progress, fresh,
+        )
+        .await;
+    }
     if config.resume {
         return Ok(
             match resume_point(target, table, origin, config, filter).await? {
@@ -425,12 +432,6 @@ async fn start_or_resume(
                 committed => committed,
             },
         );
-    }
-    if let Some(shard) = target.shard() {
-        return shards::start_shard(
-            target, shard, table, origin, config, filter, progress, fresh,
-        )
-        .await;
     }
     crate::plan::prepare_new_run(target, config).await?;
     let checkpoint = fresh();

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue as AV, BillingMode, KeySchemaElement, KeyType, PutRequest,
     ScalarAttributeType, WriteRequest,
@@ -809,4 +810,31 @@ pub async fn delta_items(dir: &std::path::Path, version: u64) -> Vec<Item> {
     }
     assert_eq!(items.len(), got["rows"].as_array().unwrap().len());
     items
+}
+
+/// An item with every kind of value: exact decimals, a 38-digit number, binary, a set, a map,
+/// a list, and ~120 bytes of text.
+pub fn mixed_item(i: u64) -> Item {
+    let mut entries = vec![
+        ("pk", s(&format!("item-{i:06}"))),
+        (
+            "price",
+            n(&format!("{}.{:03}", i * 7919 % 100_000, i % 1000)),
+        ),
+        ("raw", AV::B(Blob::new(random_bytes(i, 12)))),
+        ("tags", AV::Ss(vec![format!("t{}", i % 7), "all".into()])),
+        (
+            "meta",
+            AV::M(item(vec![
+                ("rank", n(&i.to_string())),
+                ("odd", AV::Bool(i % 2 == 1)),
+            ])),
+        ),
+        ("hist", AV::L(vec![n(&(i % 13).to_string()), s("x")])),
+        ("body", s(&random_text(i, 120))),
+    ];
+    if i.is_multiple_of(1000) {
+        entries.push(("big", n("12345678901234567890123456789012345678")));
+    }
+    item(entries)
 }
