@@ -465,7 +465,9 @@ pub(crate) async fn run_target(
         }
         (true, None, _) => root.run_dir(config.resume, started_at).await?,
     };
-    Ok(target.for_shard(config.shard))
+    // A snapshot folder is read as it is: a shard's files wait in _shards/ until the commit.
+    let staged = config.format == crate::format::TableFormat::Snapshot;
+    Ok(target.for_shard(config.shard, staged))
 }
 
 /// True when runs write into `run=` folders of `--to` (incremental pulls, Delta tables).

@@ -1618,6 +1618,19 @@ async fn a_conversion_split_into_shards_commits_every_item_once() {
         refused.stderr
     );
     assert!(!names_under(&target).await.contains("_manifest.json"));
+    let top: Vec<String> = target
+        .store()
+        .list_with_delimiter(Some(&object_store::path::Path::from("orders/split")))
+        .await
+        .unwrap()
+        .objects
+        .into_iter()
+        .map(|o| o.location.to_string())
+        .collect();
+    assert!(
+        top.is_empty(),
+        "nothing in the folder before the commit: {top:?}"
+    );
     let again = run_until_killed(shard(to, 1, &[]), |_| false).await;
     assert_eq!(again.code, Some(0), "{}", again.stderr);
     assert!(

@@ -118,6 +118,15 @@ async fn four_shards_and_a_commit_hold_every_item_once() {
     for name in names.iter().filter(|n| n.ends_with(".parquet")) {
         assert!(name.starts_with("part-s00"), "{name}: a shard's own name");
     }
+    let in_folder: Vec<_> = std::fs::read_dir(to)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| !n.starts_with('_'))
+        .collect();
+    assert!(
+        in_folder.is_empty(),
+        "a reader of the folder sees no data before the commit: {in_folder:?}"
+    );
 
     // The commit is refused, saying which shards are missing, and changes nothing.
     let refused = run_until_killed(commit_args(to, &[]), |_| false).await;

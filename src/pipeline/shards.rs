@@ -5,6 +5,7 @@
 use super::*;
 use crate::shard::{SHARDS_DIR, Shard};
 use crate::sink::PROBE_FILE;
+use std::collections::HashSet;
 
 /// Start `shard` of a split run in `target` (the run's folder, scoped to the shard): continue
 /// its own checkpoint when an earlier attempt left one (a retried task, a restarted pod; a
@@ -65,8 +66,9 @@ pub(super) async fn start_shard(
         .map(|f| f.name.as_str())
         .filter(|name| {
             let data = name.split('#').next().unwrap_or(name);
+            let file = data.rsplit('/').next().unwrap_or(data);
             let sharded =
-                crate::sink::data_file_index(data).is_some() && data.starts_with("part-s");
+                crate::sink::data_file_index(file).is_some() && file.starts_with("part-s");
             // Another shard's write probe is the only other file a shard leaves, for a moment.
             !sharded && Shard::from_record_name(name).is_none() && *name != PROBE_FILE
         })
@@ -190,6 +192,7 @@ pub async fn commit_shards(
         }
         None => join(&target, &owned, request.shards).await?,
     };
+    move_into_place(&target, &checkpoint).await?;
     let plan = checkpoint
         .commit
         .clone()
@@ -280,7 +283,7 @@ async fn join(target: &Target, owned: &[crate::sink::OwnedFile], count: u32) -> 
     let mut waiting = Vec::new();
     for index in 0..count {
         let shard = Shard::new(index, count)?;
-        let scoped = target.clone().for_shard(Some(shard));
+        let scoped = target.clone().for_shard(Some(shard), false);
         match read_checkpoint(&scoped).await? {
             Some(record) if record.commit.is_some() => records.push(record),
             Some(record) => {
@@ -311,7 +314,7 @@ async fn join(target: &Target, owned: &[crate::sink::OwnedFile], count: u32) -> 
             ),
         });
     }
-    let joined = joined_checkpoint(&target.url, records)?;
+    let mut joined = joined_checkpoint(&target.url, records)?;
     let sizes: HashMap<&str, u64> = owned.iter().map(|f| (f.name.as_str(), f.size)).collect();
     for f in &joined.files {
         if sizes.get(f.file.path.as_str()) != Some(&f.file.bytes) {
@@ -326,14 +329,49 @@ async fn join(target: &Target, owned: &[crate::sink::OwnedFile], count: u32) -> 
             });
         }
     }
+    // The run's files under their names in the folder (staged ones are moved there next).
+    let written: HashSet<String> = joined.files.iter().map(|f| f.file.path.clone()).collect();
+    for f in &mut joined.files {
+        if let Some(name) = f.file.path.strip_prefix(&format!("{SHARDS_DIR}/")) {
+            f.file.path = name.to_owned();
+        }
+    }
     create_checkpoint(target, &joined).await?;
     for f in owned {
-        let listed = joined.files.iter().any(|c| c.file.path == f.name);
-        if (!listed && target.writes_data_file(&f.name)) || f.name.starts_with(SHARDS_DIR) {
+        let record = Shard::from_record_name(&f.name).is_some();
+        if record || (!written.contains(&f.name) && target.writes_data_file(&f.name)) {
             target.delete(&f.location).await?;
         }
     }
     Ok(joined)
+}
+
+/// Move the joined run's files that its shards staged in `_shards/` into the folder, where
+/// readers find them once the commit publishes the run. Done again after a stopped commit:
+/// files already moved are left as they are.
+async fn move_into_place(target: &Target, checkpoint: &Checkpoint) -> Result<()> {
+    use futures::TryStreamExt;
+    futures::stream::iter(
+        checkpoint
+            .files
+            .iter()
+            .map(|f| Ok::<_, Error>(&f.file.path)),
+    )
+    .try_for_each_concurrent(16, |name| async move {
+        let to = target.path(name);
+        match target.store.head(&to).await {
+            Ok(_) => return Ok(()),
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(target.error(&format!("reading {name}"), e)),
+        }
+        let from = target.path(&format!("{SHARDS_DIR}/{name}"));
+        target
+            .store
+            .rename(&from, &to)
+            .await
+            .map_err(|e| target.error(&format!("moving {SHARDS_DIR}/{name} into place"), e))
+    })
+    .await
 }
 
 /// The checkpoint of the whole run from its shards' finished `records` (in shard order): the

@@ -156,6 +156,10 @@ pub struct Target {
     pub(crate) url: String,
     /// The shard of a split run writing here, if any: its checkpoint and data file names.
     pub(crate) shard: Option<Shard>,
+    /// The shard's data files wait in `_shards/` until the commit moves them into the folder:
+    /// readers of a snapshot folder take every file in it (a Delta run folder is read only
+    /// through the table's log, so its files need not wait).
+    pub(crate) staged: bool,
 }
 
 impl Target {
@@ -193,6 +197,7 @@ impl Target {
                     root: Path::default(),
                     url: abs.display().to_string(),
                     shard: None,
+                    staged: false,
                 })
             }
             Destination::S3 { bucket, prefix } => {
@@ -235,6 +240,7 @@ impl Target {
                     root: Path::from(prefix.as_str()),
                     url,
                     shard: None,
+                    staged: false,
                 })
             }
         }
@@ -275,6 +281,7 @@ impl Target {
             root,
             url: abs.display().to_string(),
             shard: None,
+            staged: false,
         })
     }
 
@@ -285,6 +292,7 @@ impl Target {
             root: Path::from(root),
             url: url.into(),
             shard: None,
+            staged: false,
         }
     }
 
@@ -295,6 +303,7 @@ impl Target {
             root: self.root.clone().join(name),
             url: format!("{}/{name}", self.url.trim_end_matches('/')),
             shard: None,
+            staged: false,
         }
     }
 
@@ -314,6 +323,7 @@ impl Target {
                 root: parent,
                 url: url.to_owned(),
                 shard: None,
+                staged: false,
             },
             name,
         ))
@@ -389,9 +399,14 @@ impl Target {
         Ok(runs)
     }
 
-    /// This location, written by `shard` of a split run.
-    pub(crate) fn for_shard(self, shard: Option<Shard>) -> Target {
-        Target { shard, ..self }
+    /// This location, written by `shard` of a split run, its data files `staged` in
+    /// `_shards/` until the commit.
+    pub(crate) fn for_shard(self, shard: Option<Shard>, staged: bool) -> Target {
+        Target {
+            shard,
+            staged: staged && shard.is_some(),
+            ..self
+        }
     }
 
     /// The shard of a split run writing here.
@@ -409,18 +424,33 @@ impl Target {
     pub(crate) fn data_file_name(&self, index: usize) -> String {
         match self.shard {
             None => data_file_name(index),
-            Some(shard) => format!("{}{index:05}.parquet", shard.file_prefix()),
+            Some(shard) => {
+                let folder = if self.staged {
+                    format!("{SHARDS_DIR}/")
+                } else {
+                    String::new()
+                };
+                format!("{folder}{}{index:05}.parquet", shard.file_prefix())
+            }
         }
     }
 
     /// True when `name` (relative to the root) is a data file, or its staging file, that the
-    /// run (or shard) writing here may have left: another shard's files are not.
+    /// run (or shard) writing here may have left: in the folder, or a shard's in `_shards/`;
+    /// a shard's own only, for a shard.
     pub(crate) fn writes_data_file(&self, name: &str) -> bool {
         let name = name.split('#').next().unwrap_or(name);
-        is_data_file_name(name)
-            && self
-                .shard
-                .is_none_or(|s| name.starts_with(&s.file_prefix()))
+        let (folder, file) = name.rsplit_once('/').unwrap_or(("", name));
+        if !is_data_file_name(file) {
+            return false;
+        }
+        match self.shard {
+            None => folder.is_empty() || (folder == SHARDS_DIR && file.starts_with("part-s")),
+            Some(shard) => {
+                folder == if self.staged { SHARDS_DIR } else { "" }
+                    && file.starts_with(&shard.file_prefix())
+            }
+        }
     }
 
     /// Path of `name` under the snapshot root; `/` separates folders (`_shards/0-of-4.json`).
@@ -528,9 +558,11 @@ impl Target {
                 .flatten()
                 .collect();
             let name = rel.iter().map(|p| p.as_ref()).collect::<Vec<_>>().join("/");
+            // A shard's record, or its data files staged until the commit.
             let shard_record = rel.len() == 2
                 && rel[0].as_ref() == SHARDS_DIR
-                && Shard::from_record_name(&name).is_some();
+                && (Shard::from_record_name(&name).is_some()
+                    || is_data_file_name(rel[1].as_ref().split('#').next().unwrap_or_default()));
             if (rel.len() == 1 && ours(&name)) || shard_record {
                 owned.push(OwnedFile {
                     name,
@@ -640,8 +672,10 @@ pub(crate) fn is_data_file_name(name: &str) -> bool {
     data_file_index(name).is_some()
 }
 
-/// The index `n` of a data file name `part-n.parquet`, or of a shard's `part-s<i>-n.parquet`.
+/// The index `n` of a data file name `part-n.parquet`, or of a shard's `part-s<i>-n.parquet`
+/// (in a folder or not).
 pub(crate) fn data_file_index(name: &str) -> Option<usize> {
+    let name = name.rsplit('/').next().unwrap_or(name);
     let rest = name.strip_prefix("part-")?;
     let rest = match rest.strip_prefix('s') {
         Some(sharded) => {
@@ -738,13 +772,21 @@ mod tests {
         assert_eq!(data_file_index("part-s3-00012.parquet"), None);
         let shard = Shard::new(3, 16).unwrap();
         let target = Target::from_store(Arc::new(object_store::memory::InMemory::new()), "", "mem")
-            .for_shard(Some(shard));
+            .for_shard(Some(shard), false);
         assert_eq!(target.data_file_name(12), "part-s003-00012.parquet");
         assert_eq!(target.checkpoint_name(), "_shards/3-of-16.json");
         assert!(target.writes_data_file("part-s003-00012.parquet#2"));
         assert!(!target.writes_data_file("part-s013-00012.parquet"));
         assert!(!target.writes_data_file("part-00012.parquet"));
-        let whole = target.for_shard(None);
+        let staged = target.clone().for_shard(Some(shard), true);
+        assert_eq!(staged.data_file_name(1), "_shards/part-s003-00001.parquet");
+        assert!(staged.writes_data_file("_shards/part-s003-00001.parquet#1"));
+        assert!(!staged.writes_data_file("part-s003-00001.parquet"));
+        assert_eq!(data_file_index("_shards/part-s003-00001.parquet"), Some(1));
+        let whole = target.for_shard(None, true);
+        assert!(!whole.staged);
         assert!(whole.writes_data_file("part-s013-00012.parquet"));
+        assert!(whole.writes_data_file("_shards/part-s013-00012.parquet"));
+        assert!(!whole.writes_data_file("_shards/3-of-16.json"));
     }
 }
