@@ -7,6 +7,7 @@ mod common;
 
 use std::collections::HashSet;
 
+use aws_sdk_dynamodb::types::AttributeValue as AV;
 use common::*;
 use ddbsnap::convert::Item;
 use ddbsnap::sink::{Destination, S3Options, Target};
@@ -251,4 +252,90 @@ fn commit_args_with(to: &str, shards: u32) -> Vec<String> {
         .iter()
         .map(|s| s.to_string())
         .collect()
+}
+
+/// An incremental pull split into shards: the shards share the `run=` folder `--run-id` names,
+/// each checks the timestamp window on its part, and the commit writes one manifest with the
+/// watermark over all of them; the next `--since last` continues from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incremental_pull_split_into_shards_keeps_one_watermark() {
+    let db = Dynalite::start();
+    let client = db.client();
+    create_table(&client, "orders", None).await;
+    let stamp = |i: u64| format!("2026-11-{:02}T{:02}:00:00Z", 10 + i % 20, i % 24);
+    let items: Vec<Item> = (0..3_000)
+        .map(|i| {
+            let mut item = mixed_item(i);
+            if i % 10 != 0 {
+                item.insert("updated_at".into(), s(&stamp(i)));
+            }
+            item
+        })
+        .collect();
+    put_items(&client, "orders", items.clone()).await;
+    let since = "2026-11-20T00:00:00Z";
+    let want: Vec<Item> = items
+        .iter()
+        .filter(|it| matches!(it.get("updated_at"), Some(AV::S(t)) if t.as_str() >= since))
+        .cloned()
+        .collect();
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("pulls");
+    let to = root.to_str().unwrap();
+    let pull = ["--filter-attr", "updated_at", "--since", since];
+    let run_id = ["--run-id", "2026-12-01T06:00:00Z"];
+    for i in 0..SHARDS {
+        let out = run_ddbsnap_to_end(shard_args(&db, to, i, &[&pull[..], &run_id].concat())).await;
+        succeeded(&out);
+    }
+    let out = run_ddbsnap_to_end(commit_args(to, &[])).await;
+    succeeded(&out);
+    let run = root.join("run=2026-12-01T06-00-00Z");
+    let target = local_target(&run).await;
+    assert_same_items(&want, &read_snapshot(&target).await);
+    let manifest = ddbsnap::sink::reader::read_manifest(&target).await.unwrap();
+    let watermark = manifest
+        .watermark
+        .expect("a pull's manifest has its watermark");
+    assert_eq!(
+        watermark.stats.missing, 300,
+        "items without updated_at, over all shards"
+    );
+    let latest = want
+        .iter()
+        .filter_map(|it| match it.get("updated_at") {
+            Some(AV::S(t)) => Some(t.clone()),
+            _ => None,
+        })
+        .max()
+        .unwrap();
+    let seen = watermark
+        .stats
+        .max_seen
+        .expect("the latest timestamp written")
+        .value;
+    assert!(seen.contains(&latest), "{seen} vs {latest}");
+
+    // The next pull (not split) continues from that run's window.
+    let next = run_ddbsnap_to_end(
+        [
+            "snapshot",
+            "orders",
+            "--to",
+            to,
+            "--endpoint-url",
+            &db.endpoint(),
+            "--filter-attr",
+            "updated_at",
+            "--since",
+            "last",
+            "--json",
+        ]
+        .map(String::from)
+        .to_vec(),
+    )
+    .await;
+    let summary: serde_json::Value = serde_json::from_str(succeeded(&next).trim()).unwrap();
+    assert_eq!(summary["items"], 0, "nothing changed since: {summary}");
 }
