@@ -212,24 +212,13 @@ async fn split_run_folder(root: Target, run: Option<&str>) -> Result<Target> {
         };
         return Ok(root.child(&name));
     }
-    let has_records = |target: &Target| {
-        let target = target.clone();
-        async move {
-            let listing = target
-                .store
-                .list_with_delimiter(Some(&target.path(SHARDS_DIR)))
-                .await
-                .map_err(|e| target.error("listing the shards' records", e))?;
-            Ok::<_, Error>(!listing.objects.is_empty())
-        }
-    };
-    if has_records(&root).await? || root.store.head(&root.path(MANIFEST_FILE)).await.is_ok() {
+    if is_split(&root).await? || root.store.head(&root.path(MANIFEST_FILE)).await.is_ok() {
         return Ok(root);
     }
     let mut split = Vec::new();
     for run in root.runs().await? {
         let folder = root.child(&run.name);
-        if !run.committed && has_records(&folder).await? {
+        if !run.committed && is_split(&folder).await? {
             split.push(folder);
         }
     }
@@ -254,6 +243,22 @@ async fn split_run_folder(root: Target, run: Option<&str>) -> Result<Target> {
                 .join(", ")
         ))),
     }
+}
+
+/// True when `target` holds an unfinished split run: shards' records or staged files, or the
+/// checkpoint a commit joined them into.
+async fn is_split(target: &Target) -> Result<bool> {
+    let listing = target
+        .store
+        .list_with_delimiter(Some(&target.path(SHARDS_DIR)))
+        .await
+        .map_err(|e| target.error("listing the shards' records", e))?;
+    if !listing.objects.is_empty() {
+        return Ok(true);
+    }
+    Ok(read_checkpoint(target)
+        .await?
+        .is_some_and(|c| c.commit.is_some() && c.shard.is_none()))
 }
 
 /// Read the records of the `count` shards in `target` and join them into the checkpoint of
