@@ -341,6 +341,26 @@ impl Progress for Announce {
                 segments,
                 budget,
                 concurrency,
+                shard: Some(shard),
+                ..
+            } => {
+                let own = (0..*segments as usize).filter(|&s| shard.owns(s)).count();
+                match mode.as_str() {
+                    "export" => eprintln!(
+                        "ddbsnap: shard {shard}: converting {own} of the {segments} data files of an export of {table} ({concurrency} at once), no table reads"
+                    ),
+                    _ => eprintln!(
+                        "ddbsnap: shard {shard}: scanning {own} of the {segments} segments of {table} ({concurrency} at once), reading at most {}",
+                        budget.describe()
+                    ),
+                }
+            }
+            ProgressEvent::Started {
+                mode,
+                table,
+                segments,
+                budget,
+                concurrency,
                 ..
             } => match mode.as_str() {
                 "export" => eprintln!(

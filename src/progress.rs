@@ -55,6 +55,9 @@ pub enum ProgressEvent {
         budget: crate::throttle::ReadBudget,
         /// Segments scanned at once.
         concurrency: u32,
+        /// The shard of a split run this run is, which reads its part of the segments.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        shard: Option<crate::shard::Shard>,
     },
     /// A page of items arrived: a Scan page, or a batch of an export's data file (`segment`
     /// is the file's number) or of `apply`.

@@ -83,6 +83,18 @@ pub struct ReadBudget {
     pub fraction: f64,
     /// True when `--max-rcu` lowered the budget.
     pub capped_by_max_rcu: bool,
+    /// The budget is one of this many equal shares of the run's (the part of one shard of a
+    /// split run); 1 otherwise.
+    #[serde(default = "one_share", skip_serializing_if = "is_one_share")]
+    pub shares: u32,
+}
+
+fn one_share() -> u32 {
+    1
+}
+
+fn is_one_share(shares: &u32) -> bool {
+    *shares == 1
 }
 
 impl ReadBudget {
@@ -113,6 +125,7 @@ impl ReadBudget {
             source: CapacitySource::NotRead,
             fraction: 0.0,
             capped_by_max_rcu: false,
+            shares: 1,
         }
     }
 
@@ -141,11 +154,25 @@ impl ReadBudget {
             source,
             fraction,
             capped_by_max_rcu: source != CapacitySource::MaxRcu && rcu_per_second < wanted,
+            shares: 1,
         }
     }
 
     /// One line for people: the budget and where it came from.
     pub fn describe(&self) -> String {
+        if self.shares > 1 {
+            let whole = ReadBudget {
+                rcu_per_second: self.rcu_per_second * f64::from(self.shares),
+                shares: 1,
+                ..self.clone()
+            };
+            return format!(
+                "{:.1} RCU/s, a 1/{} share of {}",
+                self.rcu_per_second,
+                self.shares,
+                whole.describe()
+            );
+        }
         let origin = match self.source {
             CapacitySource::Provisioned => format!("{:.0} provisioned RCU", self.capacity),
             CapacitySource::OnDemandMaximum => {
@@ -180,6 +207,7 @@ impl ReadBudget {
     pub fn share(&self, shards: u32) -> Self {
         ReadBudget {
             rcu_per_second: self.rcu_per_second / f64::from(shards.max(1)),
+            shares: self.shares * shards.max(1),
             ..self.clone()
         }
     }
@@ -497,8 +525,15 @@ mod tests {
             source: CapacitySource::Provisioned,
             fraction: 1.0,
             capped_by_max_rcu: false,
+            shares: 1,
         };
         assert_eq!(b(50.0).concurrency(8), 1);
+        let quarter = b(100.0).share(4);
+        assert_eq!(quarter.rcu_per_second, 25.0);
+        assert_eq!(
+            quarter.describe(),
+            "25.0 RCU/s, a 1/4 share of 100.0 RCU/s (100% of 100 provisioned RCU)"
+        );
         assert_eq!(b(1000.0).concurrency(8), 3);
         assert_eq!(b(100_000.0).concurrency(8), 8);
     }

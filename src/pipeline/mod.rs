@@ -735,6 +735,7 @@ async fn run(
             }),
         budget: own_budget,
         concurrency,
+        shard: target.shard(),
     });
 
     let publish = CommitPlan {

@@ -429,6 +429,7 @@ async fn run_producers(
         estimated_items: table.item_count.map(|n| n as u64),
         budget: ReadBudget::none(),
         concurrency: concurrency as u32,
+        shard: target.shard(),
     });
     publish.concurrency = concurrency as u32;
     let writer_opts = publish.writer_options(&checkpoint.options)?;
