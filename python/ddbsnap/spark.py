@@ -68,7 +68,8 @@ def _split(spark, command, source, to, shards, options):
         now = _datetime.datetime.now(_datetime.timezone.utc).replace(microsecond=0)
         options["run_id"] = now.isoformat().replace("+00:00", "Z")
     task = _ShardTask(command, source, to, shards, options)
-    rdd = spark.sparkContext.parallelize(range(shards), shards)
+    context = getattr(spark, "sparkContext", spark)  # a SparkSession, or its SparkContext
+    rdd = context.parallelize(range(shards), shards)
     summaries = [_json.loads(s) for s in rdd.map(task).collect()]
     commit_options = {k: v for k, v in options.items() if k in _COMMIT_OPTIONS and v is not None}
     committed = _ddbsnap.commit(to, shards, run=options.get("run_id"), **commit_options)
