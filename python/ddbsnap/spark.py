@@ -78,7 +78,8 @@ def _split(spark, command, source, to, shards, options):
 
 
 class _ShardTask:
-    """What a Spark task runs: one shard, in the executor's Python (pickled by value)."""
+    """What a Spark task runs: one shard, in the executor's Python (Spark pickles it by
+    reference to this module, which is why ddbsnap must be installed on the executors)."""
 
     def __init__(self, command, source, to, shards, options):
         self.command, self.source, self.to = command, source, to
