@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::shard::{SHARDS_DIR, Shard};
-use crate::sink::PROBE_FILE;
+use crate::sink::{PROBE_FILE, is_shard_data_file};
 use std::collections::HashSet;
 
 /// Start `shard` of a split run in `target` (the run's folder, scoped to the shard): continue
@@ -65,12 +65,10 @@ pub(super) async fn start_shard(
         .iter()
         .map(|f| f.name.as_str())
         .filter(|name| {
-            let data = name.split('#').next().unwrap_or(name);
-            let file = data.rsplit('/').next().unwrap_or(data);
-            let sharded =
-                crate::sink::data_file_index(file).is_some() && file.starts_with("part-s");
             // Another shard's write probe is the only other file a shard leaves, for a moment.
-            !sharded && Shard::from_record_name(name).is_none() && *name != PROBE_FILE
+            !is_shard_data_file(name)
+                && Shard::from_record_name(name).is_none()
+                && *name != PROBE_FILE
         })
         .collect();
     if let Some(name) = foreign.first() {
@@ -140,7 +138,8 @@ pub struct CommitRequest {
     /// The split run's folder (`--to` of its shards), or the Delta table or dataset whose
     /// `run=` folder holds it.
     pub destination: crate::sink::Destination,
-    /// The `run=` folder under `destination`, when it holds several split runs.
+    /// The name of the `run=` folder under `destination` (`run=...`), when it holds several
+    /// split runs.
     pub run: Option<String>,
     /// How many shards the run was split into.
     pub shards: u32,
@@ -205,12 +204,7 @@ pub async fn commit_shards(
 /// one `run=` folder that does (or `run`).
 async fn split_run_folder(root: Target, run: Option<&str>) -> Result<Target> {
     if let Some(run) = run {
-        let name = if run.starts_with(crate::sink::RUN_PREFIX) {
-            run.to_owned()
-        } else {
-            format!("{}{run}", crate::sink::RUN_PREFIX)
-        };
-        return Ok(root.child(&name));
+        return Ok(root.child(run));
     }
     if is_split(&root).await? || root.store.head(&root.path(MANIFEST_FILE)).await.is_ok() {
         return Ok(root);

@@ -445,7 +445,7 @@ impl Target {
             return false;
         }
         match self.shard {
-            None => folder.is_empty() || (folder == SHARDS_DIR && file.starts_with("part-s")),
+            None => folder.is_empty() || is_shard_data_file(name),
             Some(shard) => {
                 folder == if self.staged { SHARDS_DIR } else { "" }
                     && file.starts_with(&shard.file_prefix())
@@ -666,6 +666,16 @@ pub(crate) struct OwnedFile {
 /// Data file names: `part-00000.parquet`.
 pub(crate) fn data_file_name(index: usize) -> String {
     format!("part-{index:05}.parquet")
+}
+
+/// True when `name` (relative to a run's folder, staging suffix or not) is a data file of a
+/// shard: `part-s<i>-<k>.parquet`, in the folder or staged in `_shards/`.
+pub(crate) fn is_shard_data_file(name: &str) -> bool {
+    let name = name.split('#').next().unwrap_or(name);
+    let (folder, file) = name.rsplit_once('/').unwrap_or(("", name));
+    (folder.is_empty() || folder == SHARDS_DIR)
+        && file.starts_with("part-s")
+        && is_data_file_name(file)
 }
 
 pub(crate) fn is_data_file_name(name: &str) -> bool {
