@@ -4,7 +4,6 @@
 //! over the values per column plus the Arrow buffers; numbers are parsed from their text without
 //! floating point.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_array::builder::{
@@ -50,20 +49,24 @@ pub fn encode_rows(columns: &Columns, schema: &SchemaRef, rows: &Rows) -> Result
 }
 
 /// The values of the attributes `names` in `maps` (each an item or map, with its row): for
-/// each name, its `(row, value)` pairs in row order. One hash lookup per entry.
+/// each name, its `(row, value)` pairs in row order. Names are looked up once, not per entry.
 fn gather<'a>(
     names: impl Iterator<Item = &'a String>,
     maps: impl Iterator<Item = (usize, &'a [Entry])>,
     rows: &Rows,
 ) -> Vec<Vec<(usize, Val)>> {
-    let index: HashMap<&str, usize, foldhash::fast::RandomState> = names
-        .enumerate()
-        .map(|(i, name)| (name.as_str(), i))
-        .collect();
-    let mut out = vec![Vec::new(); index.len()];
+    let mut column_of: Vec<Option<usize>> = vec![None; rows.names().len()];
+    let mut columns = 0;
+    for (column, name) in names.enumerate() {
+        if let Some(name) = rows.name_of(name) {
+            column_of[name.index()] = Some(column);
+        }
+        columns = column + 1;
+    }
+    let mut out = vec![Vec::new(); columns];
     for (row, entries) in maps {
         for e in entries {
-            if let Some(&column) = index.get(rows.name(e)) {
+            if let Some(column) = column_of[e.name.index()] {
                 out[column].push((row, e.value));
             }
         }

@@ -10,16 +10,21 @@
 //! spans of contiguous values or entries, so a page costs a handful of allocations, whatever its
 //! size, and nothing is hashed until the encoder gathers columns.
 //!
+//! Attribute names are held once each: an entry refers to its name by a [`Name`], an index
+//! into the rows' names. A page of items repeats the same few names on every item, so this
+//! copies each name once per page, and lets the schema inference and the encoder look each
+//! name up once per page instead of once per entry.
+//!
 //! A map (or item) holds each name once: when a parser meets a name twice, the last value wins,
 //! as it does in a `HashMap`.
 
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue as AV;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use indexmap::IndexSet;
 
 use super::shape::{Item, unknown_type};
 use crate::error::{AttrPath, Error, Result};
@@ -67,10 +72,21 @@ pub(crate) enum Val {
     M(Span),
 }
 
-/// One attribute of an item or map: its name (a span of the text) and value.
+/// An attribute name of a [`Rows`]: which of its distinct names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Name(u32);
+
+impl Name {
+    /// The name's position among the rows' names (see [`Rows::names`]).
+    pub(crate) fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// One attribute of an item or map: its name and value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Entry {
-    name: Span,
+    pub(crate) name: Name,
     pub(crate) value: Val,
 }
 
@@ -87,12 +103,12 @@ pub struct Rows {
     entries: Vec<Entry>,
     /// Each item: a span of the entries.
     items: Vec<Span>,
+    /// Every distinct attribute name, each once, in first-seen order (a [`Name`] is an index).
+    names: IndexSet<Box<str>, foldhash::fast::RandomState>,
     /// Values and entries of the lists and maps being built (a list's elements are only
     /// contiguous once the nested lists inside it are complete).
     pending_values: Vec<Val>,
     pending_entries: Vec<Entry>,
-    /// Scratch of [`Self::end_map`]'s check for names given twice.
-    buckets: Vec<u8>,
 }
 
 fn span(start: usize, end: usize) -> Result<Span> {
@@ -202,7 +218,7 @@ impl Rows {
             path.push_field(name);
             let value = self.push_value(value, path);
             path.pop();
-            let name = self.push_str(name)?;
+            let name = self.push_name(name)?;
             self.pending_entries.push(Entry {
                 name,
                 value: value?,
@@ -262,6 +278,17 @@ impl Rows {
         let start = self.text.len();
         self.text.push_str(text);
         span(start, self.text.len())
+    }
+
+    /// The [`Name`] of the attribute name `name` (added to the names the first time).
+    pub(crate) fn push_name(&mut self, name: &str) -> Result<Name> {
+        let index = match self.names.get_index_of(name) {
+            Some(index) => index,
+            None => self.names.insert_full(name.into()).0,
+        };
+        u32::try_from(index)
+            .map(Name)
+            .map_err(|_| Error::Internal("more than 4 billion attribute names in one page".into()))
     }
 
     /// Append `bytes` to the bytes buffer.
@@ -328,7 +355,7 @@ impl Rows {
     }
 
     /// Add an entry to the map being built.
-    pub(crate) fn push_entry(&mut self, name: Span, value: Val) {
+    pub(crate) fn push_entry(&mut self, name: Name, value: Val) {
         self.pending_entries.push(Entry { name, value });
     }
 
@@ -336,38 +363,23 @@ impl Rows {
     /// last value.
     pub(crate) fn end_map(&mut self, mark: usize) -> Result<Span> {
         let pending = &self.pending_entries[mark..];
-        let text = &self.text;
-        let name = |e: &Entry| &text[e.name.range()];
-        let duplicated = if pending.len() <= 64 {
-            // One hash per name into 256 buckets; names compared only within a bucket.
-            let hasher = foldhash::fast::FixedState::with_seed(0);
-            let buckets = &mut self.buckets;
-            buckets.clear();
-            let mut duplicated = false;
-            for (i, e) in pending.iter().enumerate() {
-                let bucket = (hasher.hash_one(name(e)) >> 56) as u8;
-                duplicated = duplicated
-                    || buckets
-                        .iter()
-                        .enumerate()
-                        .any(|(j, &b)| b == bucket && name(&pending[j]) == name(&pending[i]));
-                buckets.push(bucket);
-            }
-            duplicated
+        let duplicated = if pending.len() <= 32 {
+            // At most 496 comparisons of two integers: cheaper than hashing.
+            (1..pending.len()).any(|i| pending[..i].iter().any(|e| e.name == pending[i].name))
         } else {
-            let mut seen: std::collections::HashSet<&str, foldhash::fast::RandomState> =
+            let mut seen: std::collections::HashSet<Name, foldhash::fast::RandomState> =
                 std::collections::HashSet::with_capacity_and_hasher(
                     pending.len(),
                     Default::default(),
                 );
-            !pending.iter().all(|e| seen.insert(name(e)))
+            !pending.iter().all(|e| seen.insert(e.name))
         };
         let start = self.entries.len();
         if duplicated {
             let kept: Vec<Entry> = pending
                 .iter()
                 .enumerate()
-                .filter(|(i, e)| !pending[i + 1..].iter().any(|later| name(later) == name(e)))
+                .filter(|(i, e)| !pending[i + 1..].iter().any(|later| later.name == e.name))
                 .map(|(_, e)| *e)
                 .collect();
             self.entries.extend(kept);
@@ -397,9 +409,10 @@ impl Rows {
 
     /// The value of attribute `name` of item `index`, if it has one.
     pub(crate) fn get(&self, index: usize, name: &str) -> Option<Val> {
+        let name = self.name_of(name)?;
         self.item(index)
             .iter()
-            .find(|e| self.name(e) == name)
+            .find(|e| e.name == name)
             .map(|e| e.value)
     }
 
@@ -414,7 +427,23 @@ impl Rows {
 
     /// An entry's name.
     pub(crate) fn name(&self, entry: &Entry) -> &str {
-        &self.text[entry.name.range()]
+        self.name_text(entry.name)
+    }
+
+    /// The text of a name.
+    pub(crate) fn name_text(&self, name: Name) -> &str {
+        &self.names[name.index()]
+    }
+
+    /// The [`Name`] of `name`, if any item or map of these rows has an attribute so named.
+    pub(crate) fn name_of(&self, name: &str) -> Option<Name> {
+        self.names.get_index_of(name).map(|i| Name(i as u32))
+    }
+
+    /// Every distinct attribute name, in the order of their [`Name`]s (some may belong to no
+    /// item: an item that failed to parse leaves its names behind).
+    pub(crate) fn names(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        self.names.iter().map(|n| &**n)
     }
 
     /// The text of an `S` or `N` value (a span of the text).
@@ -599,7 +628,7 @@ mod tests {
             let mut rows = Rows::new();
             let mark = rows.map_mark();
             for i in 0..width {
-                let name = rows.push_str(&format!("a{}", i % 2)).unwrap();
+                let name = rows.push_name(&format!("a{}", i % 2)).unwrap();
                 let value = rows.push_str(&i.to_string()).unwrap();
                 rows.push_entry(name, Val::N(value));
             }

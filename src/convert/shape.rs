@@ -19,7 +19,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use super::number::{NumberMode, NumberRepr, NumberStats};
-use super::rows::{Entry, Rows, Val};
+use super::rows::{Entry, Name, Rows, Val};
 use crate::error::{AttrPath, Error, Result};
 
 /// A DynamoDB item as the SDK returns it.
@@ -175,12 +175,20 @@ fn observe_fields(fields: &mut FieldShapes, entries: &[Entry], rows: &Rows) {
             None => new.push(e),
         }
     }
+    add_fields(fields, new, rows);
+}
+
+/// Add the fields of `new`, entries whose names `fields` does not have yet, sorted by name;
+/// return each one's [`Name`] and index in `fields`.
+fn add_fields(fields: &mut FieldShapes, mut new: Vec<&Entry>, rows: &Rows) -> Vec<(Name, usize)> {
     new.sort_unstable_by(|a, b| rows.name(a).cmp(rows.name(b)));
-    for e in new {
-        let mut f = Shape::Null;
-        f.observe(e.value, rows);
-        fields.insert(rows.name(e).to_owned(), f);
-    }
+    new.into_iter()
+        .map(|e| {
+            let mut f = Shape::Null;
+            f.observe(e.value, rows);
+            (e.name, fields.insert_full(rows.name(e).to_owned(), f).0)
+        })
+        .collect()
 }
 
 /// Widen `fields` with `other`'s: fields both have are merged, the others appended in
@@ -295,8 +303,24 @@ impl TableShape {
 
     /// Widen the shape to cover every attribute of every item of `rows`.
     pub fn observe_rows(&mut self, rows: &Rows) {
+        // Each name's column, looked up once per page rather than once per entry.
+        let mut columns: Vec<Option<usize>> = rows
+            .names()
+            .map(|name| self.columns.get_index_of(name))
+            .collect();
         for item in rows.items() {
-            observe_fields(&mut self.columns, item, rows);
+            let mut new = Vec::new();
+            for e in item {
+                match columns[e.name.index()] {
+                    Some(i) => self.columns[i].observe(e.value, rows),
+                    None => new.push(e),
+                }
+            }
+            if !new.is_empty() {
+                for (name, i) in add_fields(&mut self.columns, new, rows) {
+                    columns[name.index()] = Some(i);
+                }
+            }
         }
     }
 

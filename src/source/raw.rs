@@ -28,7 +28,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 
 use crate::convert::Item;
 use crate::convert::Rows;
-use crate::convert::rows::{Span, Val};
+use crate::convert::rows::{Name, Span, Val};
 
 /// Takes the body of a successful response for the caller (one request at a time).
 #[derive(Debug, Clone, Default)]
@@ -169,10 +169,10 @@ impl<'de> Visitor<'de> for MapVisitor<'_> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let rows = self.0;
-        while let Some(name) = map.next_key_seed(TextSeed(rows, "a string"))? {
+        while let Some(name) = map.next_key_seed(NameSeed(rows))? {
             let value = map
                 .next_value_seed(ValueSeed(rows))
-                .map_err(|e| de::Error::custom(nest(&format!("'{}'", rows.text(name)), &e)))?;
+                .map_err(|e| de::Error::custom(nest(&format!("'{}'", rows.name_text(name)), &e)))?;
             rows.push_entry(name, value);
         }
         Ok(())
@@ -191,6 +191,21 @@ impl<'de> Visitor<'de> for TextSeed<'_> {
     }
     fn visit_str<E: de::Error>(self, text: &str) -> Result<Span, E> {
         self.0.push_str(text).map_err(E::custom)
+    }
+}
+
+/// An attribute name into the rows' names.
+struct NameSeed<'r>(&'r mut Rows);
+
+self_seed!(NameSeed, Name, deserialize_str);
+
+impl<'de> Visitor<'de> for NameSeed<'_> {
+    type Value = Name;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_str<E: de::Error>(self, name: &str) -> Result<Name, E> {
+        self.0.push_name(name).map_err(E::custom)
     }
 }
 
