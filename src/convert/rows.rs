@@ -10,7 +10,7 @@
 //! spans of contiguous values or entries, so a page costs a handful of allocations, whatever its
 //! size, and nothing is hashed until the encoder gathers columns.
 //!
-//! Attribute names are held once each: an entry refers to its name by a [`Name`], an index
+//! Attribute names are held once each: an entry refers to its name by a `Name`, an index
 //! into the rows' names. A page of items repeats the same few names on every item, so this
 //! copies each name once per page, and lets the schema inference and the encoder look each
 //! name up once per page instead of once per entry.
