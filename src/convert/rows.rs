@@ -291,6 +291,22 @@ impl Rows {
             .map_err(|_| Error::Internal("more than 4 billion attribute names in one page".into()))
     }
 
+    /// Where the text ends now: the start of a string appended in pieces
+    /// ([`Self::append_text`], then [`Self::text_since`]).
+    pub(crate) fn text_len(&self) -> usize {
+        self.text.len()
+    }
+
+    /// Append a piece of a string to the text.
+    pub(crate) fn append_text(&mut self, piece: &str) {
+        self.text.push_str(piece);
+    }
+
+    /// The span of the text appended since `start` (from [`Self::text_len`]).
+    pub(crate) fn text_since(&self, start: usize) -> Result<Span> {
+        span(start, self.text.len())
+    }
+
     /// Append `bytes` to the bytes buffer.
     pub(crate) fn push_bytes(&mut self, bytes: &[u8]) -> Result<Span> {
         let start = self.bytes.len();

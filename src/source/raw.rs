@@ -403,6 +403,24 @@ macro_rules! with_json {
 /// Parse a Scan response body, its small fields into `head` and its items into `rows`, in
 /// one pass. On an error, `rows` may hold part of a page (throw it away).
 fn scan_page(body: &[u8], head: &mut ScanHead, rows: &mut Rows) -> Result<(), serde_json::Error> {
+    if let Ok(text) = std::str::from_utf8(body) {
+        let before = rows.mark();
+        if super::fast_json::scan_page(text, head, rows).is_some() {
+            return Ok(());
+        }
+        // Not of the shape the fast path takes: serde_json reads it again, and decides.
+        rows.rollback(before);
+        *head = ScanHead::default();
+    }
+    serde_scan_page(body, head, rows)
+}
+
+/// [`scan_page`] with serde_json only: the parser that decides what the fast path gives up on.
+pub(super) fn serde_scan_page(
+    body: &[u8],
+    head: &mut ScanHead,
+    rows: &mut Rows,
+) -> Result<(), serde_json::Error> {
     struct Body<'a>(&'a mut ScanHead, &'a mut Rows);
     fn once<E: de::Error>(seen: &mut bool, field: &'static str) -> Result<(), E> {
         if std::mem::replace(seen, true) {
@@ -487,6 +505,19 @@ pub(crate) enum ParseError {
 /// were, when the line is anything else or malformed (the caller's general parser then takes
 /// it, and gives the error).
 pub(crate) fn parse_full_line(line: &[u8], rows: &mut Rows) -> bool {
+    if let Ok(text) = std::str::from_utf8(line) {
+        let before = rows.mark();
+        if super::fast_json::full_line(text, rows).is_some() {
+            return true;
+        }
+        rows.rollback(before);
+    }
+    serde_full_line(line, rows)
+}
+
+/// [`parse_full_line`] with serde_json only: the parser that decides what the fast path gives
+/// up on.
+pub(super) fn serde_full_line(line: &[u8], rows: &mut Rows) -> bool {
     struct Line<'r>(&'r mut Rows);
     impl<'de> Visitor<'de> for Line<'_> {
         type Value = bool;
