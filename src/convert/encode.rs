@@ -30,9 +30,8 @@ pub fn encode_rows(columns: &Columns, schema: &SchemaRef, rows: &Rows) -> Result
     let n = rows.len();
     let mut arrays = Vec::with_capacity(columns.len());
     let mut path = AttrPath::default();
-    let gathered = gather(columns.keys(), rows.items().enumerate(), rows);
-    for (((name, ct), field), values) in columns.iter().zip(schema.fields()).zip(gathered) {
-        let vals = dense(n, &values);
+    let gathered = gather(n, columns.keys(), rows.items().enumerate(), rows);
+    for (((name, ct), field), vals) in columns.iter().zip(schema.fields()).zip(gathered) {
         if !field.is_nullable() && vals.iter().any(|v| present(*v).is_none()) {
             return Err(Error::invalid(format!(
                 "an item has no key attribute '{name}' (or a NULL there): the key attributes \
@@ -48,13 +47,15 @@ pub fn encode_rows(columns: &Columns, schema: &SchemaRef, rows: &Rows) -> Result
         .map_err(|e| Error::format("building a record batch", e))
 }
 
-/// The values of the attributes `names` in `maps` (each an item or map, with its row): for
-/// each name, its `(row, value)` pairs in row order. Names are looked up once, not per entry.
+/// The values of the attributes `names` in `maps` (each an item or map, with its row, of `n`
+/// rows): for each name, one value (or `None`) per row. Names are looked up once, not per
+/// entry.
 fn gather<'a>(
+    n: usize,
     names: impl Iterator<Item = &'a String>,
     maps: impl Iterator<Item = (usize, &'a [Entry])>,
     rows: &Rows,
-) -> Vec<Vec<(usize, Val)>> {
+) -> Vec<Vec<Option<Val>>> {
     let mut column_of: Vec<Option<usize>> = vec![None; rows.names().len()];
     let mut columns = 0;
     for (column, name) in names.enumerate() {
@@ -63,22 +64,13 @@ fn gather<'a>(
         }
         columns = column + 1;
     }
-    let mut out = vec![Vec::new(); columns];
+    let mut out = vec![vec![None; n]; columns];
     for (row, entries) in maps {
         for e in entries {
             if let Some(column) = column_of[e.name.index()] {
-                out[column].push((row, e.value));
+                out[column][row] = Some(e.value);
             }
         }
-    }
-    out
-}
-
-/// One value (or `None`) per row from the `(row, value)` pairs of [`gather`].
-fn dense(n: usize, values: &[(usize, Val)]) -> Vec<Option<Val>> {
-    let mut out = vec![None; n];
-    for &(row, v) in values {
-        out[row] = Some(v);
     }
     out
 }
@@ -179,11 +171,11 @@ fn build_array(
                 Some(Val::M(m)) => Some((row, rows.map(*m))),
                 _ => None,
             });
-            let gathered = gather(fields.keys(), maps, rows);
+            let gathered = gather(n, fields.keys(), maps, rows);
             let mut children = Vec::with_capacity(fields.len());
             for ((name, child_ct), values) in fields.iter().zip(gathered) {
                 path.push_field(name);
-                let child = build_array(child_ct, &dense(n, &values), rows, path);
+                let child = build_array(child_ct, &values, rows, path);
                 path.pop();
                 children.push(child?);
             }

@@ -105,6 +105,11 @@ pub struct Rows {
     items: Vec<Span>,
     /// Every distinct attribute name, each once, in first-seen order (a [`Name`] is an index).
     names: IndexSet<Box<str>, foldhash::fast::RandomState>,
+    /// For each name, the name pushed after it last time; and the last name pushed. Items of
+    /// a table mostly repeat their names in one order, so the next name is usually the one that
+    /// followed the last, and comparing it costs less than hashing.
+    following: Vec<u32>,
+    last_name: Option<u32>,
     /// Values and entries of the lists and maps being built (a list's elements are only
     /// contiguous once the nested lists inside it are complete).
     pending_values: Vec<Val>,
@@ -282,13 +287,27 @@ impl Rows {
 
     /// The [`Name`] of the attribute name `name` (added to the names the first time).
     pub(crate) fn push_name(&mut self, name: &str) -> Result<Name> {
-        let index = match self.names.get_index_of(name) {
+        let predicted = self
+            .last_name
+            .and_then(|last| self.following.get(last as usize))
+            .map(|&next| next as usize)
+            .filter(|&next| self.names.get_index(next).is_some_and(|n| **n == *name));
+        let index = match predicted.or_else(|| self.names.get_index_of(name)) {
             Some(index) => index,
-            None => self.names.insert_full(name.into()).0,
+            None => {
+                let index = self.names.insert_full(name.into()).0;
+                self.following.push(u32::MAX);
+                index
+            }
         };
-        u32::try_from(index)
-            .map(Name)
-            .map_err(|_| Error::Internal("more than 4 billion attribute names in one page".into()))
+        let index = u32::try_from(index).map_err(|_| {
+            Error::Internal("more than 4 billion attribute names in one page".into())
+        })?;
+        if let Some(last) = self.last_name {
+            self.following[last as usize] = index;
+        }
+        self.last_name = Some(index);
+        Ok(Name(index))
     }
 
     /// Where the text ends now: the start of a string appended in pieces
