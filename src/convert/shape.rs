@@ -301,6 +301,13 @@ impl TableShape {
         Ok(())
     }
 
+    /// The shape of the items of `rows`.
+    pub fn of_rows(rows: &Rows) -> Self {
+        let mut shape = TableShape::default();
+        shape.observe_rows(rows);
+        shape
+    }
+
     /// Widen the shape to cover every attribute of every item of `rows`.
     pub fn observe_rows(&mut self, rows: &Rows) {
         // Each name's column, looked up once per page rather than once per entry.

@@ -403,7 +403,8 @@ impl Lane {
 
     fn page(&mut self, page: Page) -> Result<()> {
         let mut done = PageDone::of(&page);
-        let mut items = page.into_rows();
+        let (mut items, shape) = page.into_parts();
+        let parsed = items.len();
         if self.report_pages {
             self.progress.event(&ProgressEvent::Page {
                 segment: done.segment,
@@ -422,8 +423,13 @@ impl Lane {
             done.window = check.take_stats();
         }
         done.items = items.len() as u64;
-        let mut seen = TableShape::default();
-        seen.observe_rows(&items);
+        // The page's schema came inferred with it, unless a filter dropped items (whose
+        // attributes must not widen the columns).
+        let seen = if items.len() == parsed {
+            shape
+        } else {
+            TableShape::of_rows(&items)
+        };
         let columns = self.ledger.widen(&seen, self.numbers)?;
         if self.sampling {
             self.held.push(items);

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::aws::AwsContext;
-use crate::convert::{Item, Rows};
+use crate::convert::{Item, Rows, TableShape};
 use crate::error::{Error, Result};
 use crate::progress::{Progress, ProgressEvent};
 use crate::throttle::{Throttle, backoff};
@@ -41,15 +41,20 @@ pub(crate) struct Page {
     pub(crate) consumed_rcu: f64,
     /// LastEvaluatedKey: where the next page of the segment starts; `None` on its last page.
     pub(crate) last_key: Option<Item>,
+    /// The schema of the items, inferred where the page was parsed: off the conversion lane,
+    /// which only merges it (see [`Page::into_parts`]).
+    shape: TableShape,
 }
 
 impl Page {
     fn from_sdk(segment: u32, out: aws_sdk_dynamodb::operation::scan::ScanOutput) -> Result<Self> {
         let items = out.items.unwrap_or_default();
+        let rows = Rows::from_items(&items)?;
         Ok(Page {
             segment,
             count: items.len() as u64,
-            items: Rows::from_items(&items)?,
+            shape: TableShape::of_rows(&rows),
+            items: rows,
             scanned: out.scanned_count.max(0) as u64,
             consumed_rcu: out
                 .consumed_capacity
@@ -61,10 +66,12 @@ impl Page {
 
     /// Parse a raw Scan response body on a blocking thread.
     async fn from_raw(segment: u32, body: Bytes) -> Result<Self> {
-        let parsed = tokio::task::spawn_blocking(move || raw::parse_page(&body))
-            .await
-            .map_err(|e| Error::Internal(format!("a page's parse failed: {e}")))?;
-        let (head, items) = parsed.map_err(|e| match e {
+        let parsed = tokio::task::spawn_blocking(move || {
+            raw::parse_page(&body).map(|(head, rows)| (head, TableShape::of_rows(&rows), rows))
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("a page's parse failed: {e}")))?;
+        let (head, shape, items) = parsed.map_err(|e| match e {
             raw::ParseError::UnknownType(path, message) => Error::Unrepresentable { path, message },
             raw::ParseError::Malformed(e) => Error::Dynamo {
                 operation: "Scan",
@@ -85,12 +92,14 @@ impl Page {
                 .last_evaluated_key
                 .map(|k| k.0)
                 .filter(|k| !k.is_empty()),
+            shape,
             items,
         })
     }
 
     /// A batch of items read from elsewhere than a Scan (an export's data file, which plays the
     /// part of a segment; `last_key` is where the batch ends, `None` for the file's last one).
+    /// Call it on the thread that read them: it infers their schema.
     pub(crate) fn from_rows(segment: u32, items: Rows, last_key: Option<Item>) -> Self {
         Page {
             segment,
@@ -98,13 +107,14 @@ impl Page {
             scanned: items.len() as u64,
             consumed_rcu: 0.0,
             last_key,
+            shape: TableShape::of_rows(&items),
             items,
         }
     }
 
-    /// The page's items.
-    pub(crate) fn into_rows(self) -> Rows {
-        self.items
+    /// The page's items and the schema inferred from every one of them.
+    pub(crate) fn into_parts(self) -> (Rows, TableShape) {
+        (self.items, self.shape)
     }
 }
 
