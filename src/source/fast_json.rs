@@ -457,6 +457,14 @@ mod tests {
         out
     }
 
+    /// `text` with one byte replaced, if that leaves it UTF-8.
+    fn damaged(text: String, (at, byte): (proptest::sample::Index, u8)) -> Option<String> {
+        let mut bytes = text.into_bytes();
+        let at = at.index(bytes.len());
+        bytes[at] = byte;
+        String::from_utf8(bytes).ok()
+    }
+
     /// `json` as serde_json pretty-prints it: whitespace between every token.
     fn pretty(json: &str) -> String {
         serde_json::to_string_pretty(&serde_json::from_str::<serde_json::Value>(json).unwrap())
@@ -498,11 +506,7 @@ mod tests {
                 at -= 1;
             }
             prop_assert_eq!(fast_page(&body[..at]), None);
-            let mut damaged = body.into_bytes();
-            let (at, byte) = damage;
-            let at = at.index(damaged.len());
-            damaged[at] = byte;
-            if let Ok(damaged) = String::from_utf8(damaged) {
+            if let Some(damaged) = damaged(body, damage) {
                 fast_page(&damaged);
             }
         }
@@ -517,11 +521,7 @@ mod tests {
             for line in [line.clone(), pretty(&line), ascii_escaped(&line)] {
                 prop_assert_eq!(fast_line(&line), Some(vec![item.clone()]), "{}", line);
             }
-            let mut damaged = line.into_bytes();
-            let (at, byte) = damage;
-            let at = at.index(damaged.len());
-            damaged[at] = byte;
-            if let Ok(damaged) = String::from_utf8(damaged) {
+            if let Some(damaged) = damaged(line, damage) {
                 fast_line(&damaged);
             }
         }
