@@ -4,16 +4,16 @@
 //! An item as the SDK returns it is a `HashMap<String, AttributeValue>`: one allocation per
 //! attribute name, per string, per list and per map, and a hash of every name on every lookup.
 //! At a few microseconds per item that was most of a snapshot's CPU. [`Rows`] holds the same
-//! values in four vectors instead: the text of every string, number and name in one buffer, the
-//! bytes of every binary in another, every value in a third (a `Val` is a small copyable tag
-//! with a span into one of the others) and every map entry in a fourth. Lists, sets and maps are
-//! spans of contiguous values or entries, so a page costs a handful of allocations, whatever its
-//! size, and nothing is hashed until the encoder gathers columns.
+//! values in four vectors instead: the text of every string and number in one buffer, the bytes
+//! of every binary in another, every value in a third (a `Val` is a small copyable tag with a
+//! span into one of the others) and every map entry in a fourth. Lists, sets and maps are spans
+//! of contiguous values or entries, so a page costs a handful of allocations, whatever its size.
 //!
 //! Attribute names are held once each: an entry refers to its name by a `Name`, an index
 //! into the rows' names. A page of items repeats the same few names on every item, so this
 //! copies each name once per page, and lets the schema inference and the encoder look each
-//! name up once per page instead of once per entry.
+//! name up once per page instead of once per entry. A name met again is found by comparing it
+//! with the name that followed the previous one last time, and hashed only when that misses.
 //!
 //! A map (or item) holds each name once: when a parser meets a name twice, the last value wins,
 //! as it does in a `HashMap`.
