@@ -32,7 +32,7 @@ pub(crate) fn scan_page(text: &str, head: &mut ScanHead, rows: &mut Rows) -> Opt
     r.byte(b'{')?;
     let mut seen = [false; 5];
     let mut once = |i: usize| (!std::mem::replace(&mut seen[i], true)).then_some(());
-    if !r.peek_is(b'}') {
+    if !r.closes(b'}') {
         loop {
             let key = r.plain_string()?;
             r.byte(b':')?;
@@ -40,15 +40,13 @@ pub(crate) fn scan_page(text: &str, head: &mut ScanHead, rows: &mut Rows) -> Opt
                 "Items" => {
                     once(0)?;
                     r.byte(b'[')?;
-                    if !r.peek_is(b']') {
+                    if !r.closes(b']') {
                         loop {
                             r.item(rows)?;
                             if !r.comma_or(b']')? {
                                 break;
                             }
                         }
-                    } else {
-                        r.i += 1;
                     }
                 }
                 "Count" => {
@@ -75,8 +73,6 @@ pub(crate) fn scan_page(text: &str, head: &mut ScanHead, rows: &mut Rows) -> Opt
                 break;
             }
         }
-    } else {
-        r.i += 1;
     }
     r.end()
 }
@@ -122,10 +118,12 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// The next byte after whitespace is `c` (not consumed).
-    fn peek_is(&mut self, c: u8) -> bool {
+    /// Whitespace, then `c` if it is next (true, and consumed).
+    fn closes(&mut self, c: u8) -> bool {
         self.skip_ws();
-        self.b.get(self.i) == Some(&c)
+        let next = self.b.get(self.i) == Some(&c);
+        self.i += usize::from(next);
+        next
     }
 
     /// Whitespace, then `c`.
@@ -268,8 +266,7 @@ impl<'a> Reader<'a> {
     fn entries(&mut self, rows: &mut Rows) -> Option<usize> {
         self.byte(b'{')?;
         let mark = rows.map_mark();
-        if self.peek_is(b'}') {
-            self.i += 1;
+        if self.closes(b'}') {
             return Some(mark);
         }
         loop {
@@ -297,9 +294,7 @@ impl<'a> Reader<'a> {
     ) -> Option<Span> {
         self.byte(b'[')?;
         let mark = rows.list_mark();
-        if self.peek_is(b']') {
-            self.i += 1;
-        } else {
+        if !self.closes(b']') {
             loop {
                 let v = element(self, rows)?;
                 rows.push_element(v);
