@@ -456,6 +456,17 @@ async fn a_damaged_export_fails_clearly_with_no_manifest() {
         assert!(err.contains(&keys[0]), "names the file: {err}");
         let left = s3.root.path().join("snaps/orders/bad/_manifest.json");
         assert!(!left.exists(), "no manifest after a damaged export");
+
+        // The same from a local copy, whose files are read in place rather than streamed.
+        let local = tempfile::tempdir().unwrap();
+        sync_to_local(&s3, RAW.prefix, local.path()).await;
+        let export = local.path().join("AWSDynamoDB").join(EXPORT_ID);
+        let out = convert_local(&export, &local.path().join("out")).await;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(7), "{err}");
+        assert!(err.contains(needle), "{err}");
+        assert!(err.contains(&keys[0]), "names the file: {err}");
+        assert!(!local.path().join("out/_manifest.json").exists());
     }
     // Not an export at all.
     let s3 = S3Server::start(&["raw", "snaps"]);
