@@ -77,6 +77,7 @@ pub mod progress;
 pub mod shard;
 pub mod sink;
 pub mod source;
+mod spare;
 pub mod throttle;
 
 pub use config::{SnapshotConfig, SnapshotConfigBuilder};

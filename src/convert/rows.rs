@@ -28,6 +28,7 @@ use indexmap::IndexSet;
 
 use super::shape::{Item, unknown_type};
 use crate::error::{AttrPath, Error, Result};
+use crate::spare::Spares;
 
 /// A range of one of the arena's vectors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -125,18 +126,66 @@ fn span(start: usize, end: usize) -> Result<Span> {
     }
 }
 
+/// Arenas of written pages kept for the pages being read (see [`crate::spare`]): about as many
+/// as are in flight between the parsers and the conversion lanes at once.
+const SPARE_ROWS: usize = 4;
+
+/// An arena holding more than this (a page of unusually large items) is freed, not kept.
+const SPARE_ROWS_BYTES: usize = 8 << 20;
+
+static SPARE: Spares<Rows> = Spares::new(SPARE_ROWS);
+
 impl Rows {
     /// No items.
     pub fn new() -> Self {
         Rows::default()
     }
 
+    /// No items, in the arena of a page already written when one is spare (see
+    /// [`Rows::recycle`]).
+    pub(crate) fn spare() -> Option<Self> {
+        SPARE.take()
+    }
+
+    /// Done with these items: keep their arena for a page to come, unless enough are kept or
+    /// it is larger than pages usually need.
+    pub(crate) fn recycle(mut self) {
+        if self.capacity_bytes() <= SPARE_ROWS_BYTES {
+            self.clear();
+            SPARE.keep(self);
+        }
+    }
+
+    /// The memory the arena holds, whatever its length.
+    fn capacity_bytes(&self) -> usize {
+        use std::mem::size_of;
+        self.text.capacity()
+            + self.bytes.capacity()
+            + (self.values.capacity() + self.pending_values.capacity()) * size_of::<Val>()
+            + (self.entries.capacity() + self.pending_entries.capacity()) * size_of::<Entry>()
+            + self.items.capacity() * size_of::<Span>()
+            + self.following.capacity() * size_of::<u32>()
+    }
+
+    /// Forget every item, keeping the memory.
+    fn clear(&mut self) {
+        self.text.clear();
+        self.bytes.clear();
+        self.values.clear();
+        self.entries.clear();
+        self.items.clear();
+        self.names.clear();
+        self.following.clear();
+        self.last_name = None;
+        self.pending_values.clear();
+        self.pending_entries.clear();
+    }
+
     /// No items, with room for the text of `json_len` bytes of DynamoDB JSON (which holds less).
     pub(crate) fn for_json(json_len: usize) -> Self {
-        Rows {
-            text: String::with_capacity(json_len),
-            ..Rows::default()
-        }
+        let mut rows = Rows::spare().unwrap_or_default();
+        rows.text.reserve(json_len);
+        rows
     }
 
     /// No items, with room for as many values as `like` holds (the next page of a source is
@@ -654,6 +703,25 @@ mod tests {
                 let expected = crate::convert::json::value_to_json(&AV::M(item.clone())).unwrap();
                 prop_assert_eq!(String::from_utf8(json).unwrap(), expected);
             }
+        }
+
+        /// A cleared arena (as a spare one is) holds nothing of its earlier items: filled
+        /// again, it gives exactly the new items and the new items' names.
+        #[test]
+        fn a_cleared_arena_holds_only_what_comes_after(
+            before in proptest::collection::vec(arbitrary::item(), 1..4),
+            after in proptest::collection::vec(arbitrary::item(), 0..4),
+        ) {
+            let mut rows = Rows::from_items(&before).unwrap();
+            let capacity = rows.capacity_bytes();
+            rows.clear();
+            prop_assert_eq!(rows.capacity_bytes(), capacity);
+            for item in &after {
+                rows.push_item(item).unwrap();
+            }
+            prop_assert_eq!(rows.to_items(), after.clone());
+            let fresh = Rows::from_items(&after).unwrap();
+            prop_assert_eq!(rows.names().collect::<Vec<_>>(), fresh.names().collect::<Vec<_>>());
         }
     }
 

@@ -445,6 +445,7 @@ impl Lane {
         if !items.is_empty() {
             self.writer.write(&columns, &items)?;
         }
+        items.recycle();
         self.mark(done);
         if self.writer.roll_due(Some(self.max_file_age)) {
             self.close_and_save()?;
@@ -464,6 +465,7 @@ impl Lane {
             if !rows.is_empty() {
                 self.writer.write(&columns, &rows)?;
             }
+            rows.recycle();
         }
         for done in std::mem::take(&mut self.held_pages) {
             self.mark(done);

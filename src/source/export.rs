@@ -360,7 +360,7 @@ impl Export {
             })?;
         let mut hashing = HashingReader::new(got, handle)
             .map_err(|e| self.target.error(&format!("reading {name}"), e))?;
-        let mut items = Rows::new();
+        let mut items = Rows::spare().unwrap_or_default();
         let mut count = 0u64;
         let mut lines =
             BufReader::with_capacity(1 << 16, flate2::read::MultiGzDecoder::new(&mut hashing));
@@ -389,7 +389,7 @@ impl Export {
                 if stop.load(Ordering::SeqCst) {
                     return Ok(());
                 }
-                let next = Rows::with_capacity_of(&items);
+                let next = Rows::spare().unwrap_or_else(|| Rows::with_capacity_of(&items));
                 send(
                     tx,
                     index,

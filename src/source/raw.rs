@@ -22,13 +22,13 @@ use aws_smithy_runtime_api::client::interceptors::context::BeforeDeserialization
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::config_bag::ConfigBag;
-use bytes::Bytes;
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::convert::Item;
 use crate::convert::Rows;
 use crate::convert::rows::{Name, Span, Val};
+use crate::spare::Spares;
 
 /// Takes the body of a successful response for the caller (one request at a time).
 #[derive(Debug, Clone, Default)]
@@ -51,14 +51,34 @@ impl TakeBody {
     }
 }
 
-/// Read a taken body to the end and check it against its `x-amz-crc32` (as the AWS SDKs that
-/// deserialize DynamoDB responses do): a body damaged on the way is an error, to be retried,
-/// never data.
-pub(crate) async fn collect_checked(taken: Taken) -> Result<Bytes, BoxError> {
-    let bytes = collect(taken.body).await?;
+/// Response bodies already parsed, kept for the responses to come (see [`crate::spare`]): one
+/// per segment's response in flight, for the usual few segments.
+const SPARE_BODIES: usize = 4;
+
+/// A body larger than this is freed, not kept (a Scan page holds at most 1 MB of items).
+const SPARE_BODY_BYTES: usize = 4 << 20;
+
+static SPARE: Spares<Vec<u8>> = Spares::new(SPARE_BODIES);
+
+/// Read a taken body to the end (into a spare buffer when one is kept) and check it against
+/// its `x-amz-crc32` (as the AWS SDKs that deserialize DynamoDB responses do): a body damaged
+/// on the way is an error, to be retried, never data. Give the body to [`recycle_body`] once
+/// parsed.
+pub(crate) async fn collect_checked(taken: Taken) -> Result<Vec<u8>, BoxError> {
+    let mut stream = aws_smithy_types::byte_stream::ByteStream::new(taken.body);
+    let mut body = SPARE.take().unwrap_or_default();
+    if let Some(len) = stream.size_hint().1 {
+        body.reserve(usize::try_from(len).unwrap_or(0).min(SPARE_BODY_BYTES));
+    }
+    let mut crc = crc32fast::Hasher::new();
+    while let Some(chunk) = stream.try_next().await? {
+        crc.update(&chunk);
+        body.extend_from_slice(&chunk);
+    }
     if let Some(expected) = taken.crc32 {
-        let actual = crc32fast::hash(&bytes);
+        let actual = crc.finalize();
         if actual != expected {
+            recycle_body(body);
             return Err(format!(
                 "the response body does not match its x-amz-crc32 header ({actual} instead \
                  of {expected}): damaged on the way"
@@ -66,7 +86,15 @@ pub(crate) async fn collect_checked(taken: Taken) -> Result<Bytes, BoxError> {
             .into());
         }
     }
-    Ok(bytes)
+    Ok(body)
+}
+
+/// Done with a body from [`collect_checked`]: keep its buffer for a response to come.
+pub(crate) fn recycle_body(mut body: Vec<u8>) {
+    if body.capacity() <= SPARE_BODY_BYTES {
+        body.clear();
+        SPARE.keep(body);
+    }
 }
 
 impl Intercept for TakeBody {
@@ -91,14 +119,6 @@ impl Intercept for TakeBody {
         }
         Ok(())
     }
-}
-
-/// Read a taken body to the end.
-async fn collect(body: SdkBody) -> Result<Bytes, BoxError> {
-    Ok(aws_smithy_types::byte_stream::ByteStream::new(body)
-        .collect()
-        .await?
-        .into_bytes())
 }
 
 /// The small fields of a Scan response.

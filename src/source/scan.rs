@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
-use bytes::Bytes;
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::aws::AwsContext;
@@ -65,9 +64,11 @@ impl Page {
     }
 
     /// Parse a raw Scan response body on a blocking thread.
-    async fn from_raw(segment: u32, body: Bytes) -> Result<Self> {
+    async fn from_raw(segment: u32, body: Vec<u8>) -> Result<Self> {
         let parsed = tokio::task::spawn_blocking(move || {
-            raw::parse_page(&body).map(|(head, rows)| (head, TableShape::of_rows(&rows), rows))
+            let parsed = raw::parse_page(&body);
+            raw::recycle_body(body);
+            parsed.map(|(head, rows)| (head, TableShape::of_rows(&rows), rows))
         })
         .await
         .map_err(|e| Error::Internal(format!("a page's parse failed: {e}")))?;
