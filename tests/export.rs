@@ -441,6 +441,37 @@ async fn conversion_threads_share_one_schema() {
     assert!(manifest.schema.columns.contains_key("late"));
 }
 
+/// Large items (300 KB each) travel to the conversion in batches of about 2 MiB, not of 1,000
+/// items (300 MB), and come out exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_items_travel_in_small_batches() {
+    let s3 = S3Server::start(&["raw", "snaps"]);
+    let items: Vec<Item> = (0..30u64)
+        .map(|i| {
+            item(vec![
+                ("pk", s(&format!("c{i}"))),
+                ("sk", n(&i.to_string())),
+                ("doc", AV::B(Blob::new(random_bytes(i, 300_000)))),
+            ])
+        })
+        .collect();
+    write_export(&s3, &items, 2, Damage::None).await;
+    let to = "s3://snaps/orders/large";
+    let out = convert(&s3, to, &["--key", "pk,sk", "--progress", "json"]).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let batches: Vec<u64> = err
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["event"] == "page")
+        .map(|e| e["items"].as_u64().unwrap())
+        .collect();
+    assert_eq!(batches.iter().sum::<u64>(), 30, "{batches:?}");
+    // 300 KB of binary is 300 KB in the arena: a batch ends at the 7th item (2.1 MB).
+    assert!(batches.iter().all(|&b| b <= 7), "{batches:?}");
+    assert_same_items(&items, &read_snapshot(&s3_target(&s3, to).await).await);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_export_fails_clearly_with_no_manifest() {
     for (damage, needle) in [

@@ -359,6 +359,11 @@ impl Rows {
         Ok(Name(index))
     }
 
+    /// The size of the items' strings, numbers and binaries.
+    pub(crate) fn data_len(&self) -> usize {
+        self.text.len() + self.bytes.len()
+    }
+
     /// Where the text ends now: the start of a string appended in pieces
     /// ([`Self::append_text`], then [`Self::text_since`]).
     pub(crate) fn text_len(&self) -> usize {

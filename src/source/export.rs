@@ -62,6 +62,10 @@ use super::scan::{Page, PageSink};
 /// size is what bounds the memory of a conversion.
 const BATCH_ITEMS: usize = 1000;
 
+/// A batch also ends once its strings, numbers and binaries reach this size, so a file of large
+/// items (up to DynamoDB's 400 KB each) travels in batches of the size ordinary ones do.
+const BATCH_BYTES: usize = 2 << 20;
+
 /// `manifest-summary.json`, the fields ddbsnap uses.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -385,7 +389,7 @@ impl Export {
             }
             parse_line(&line, &self.summary, &mut items)
                 .map_err(|e| corrupt(&self.target, format!("{name} line {count}: {e}")))?;
-            if items.len() == BATCH_ITEMS {
+            if items.len() == BATCH_ITEMS || items.data_len() >= BATCH_BYTES {
                 if stop.load(Ordering::SeqCst) {
                     return Ok(());
                 }
