@@ -366,20 +366,17 @@ impl Export {
             .map_err(|e| self.target.error(&format!("reading {name}"), e))?;
         let mut items = Rows::spare().unwrap_or_default();
         let mut count = 0u64;
-        let mut lines =
-            BufReader::with_capacity(1 << 16, flate2::read::MultiGzDecoder::new(&mut hashing));
-        let mut line = Vec::new();
+        let mut lines = Lines::new(flate2::read::MultiGzDecoder::new(&mut hashing));
         loop {
-            line.clear();
-            let read = lines.read_until(b'\n', &mut line).map_err(|e| {
+            let line = lines.next().map_err(|e| {
                 corrupt(
                     &self.target,
                     format!("{name}: cannot be decompressed ({e})"),
                 )
             })?;
-            if read == 0 {
+            let Some(line) = line else {
                 break;
-            }
+            };
             if line.trim_ascii().is_empty() {
                 continue;
             }
@@ -387,7 +384,7 @@ impl Export {
             if count <= skip {
                 continue;
             }
-            parse_line(&line, &self.summary, &mut items)
+            parse_line(line, &self.summary, &mut items)
                 .map_err(|e| corrupt(&self.target, format!("{name} line {count}: {e}")))?;
             if items.len() == BATCH_ITEMS || items.data_len() >= BATCH_BYTES {
                 if stop.load(Ordering::SeqCst) {
@@ -524,6 +521,43 @@ fn parse_any_line(line: &str, summary: &ExportSummary) -> Result<Item> {
     Ok(row)
 }
 
+/// The lines of a data file, each with its `\n` (the last one may have none). A line that
+/// lies whole in the buffer is read there, in place; only one that crosses the buffer's end is
+/// copied out.
+struct Lines<R> {
+    reader: BufReader<R>,
+    /// How much of the buffer the line last returned took: consumed at the next call.
+    taken: usize,
+    /// The line last returned, when it crossed the buffer's end.
+    spill: Vec<u8>,
+}
+
+impl<R: Read> Lines<R> {
+    fn new(inner: R) -> Self {
+        Lines {
+            reader: BufReader::with_capacity(1 << 16, inner),
+            taken: 0,
+            spill: Vec::new(),
+        }
+    }
+
+    /// The next line; `None` at the end.
+    fn next(&mut self) -> std::io::Result<Option<&[u8]>> {
+        self.reader.consume(std::mem::take(&mut self.taken));
+        let buffered = self.reader.fill_buf()?;
+        if buffered.is_empty() {
+            return Ok(None);
+        }
+        if let Some(end) = memchr::memchr(b'\n', buffered) {
+            self.taken = end + 1;
+            return Ok(Some(&self.reader.buffer()[..=end]));
+        }
+        self.spill.clear();
+        self.reader.read_until(b'\n', &mut self.spill)?;
+        Ok(Some(&self.spill))
+    }
+}
+
 /// Reads an object synchronously (readers run on blocking threads), hashing every byte.
 struct HashingReader {
     bytes: ObjectBytes,
@@ -626,6 +660,49 @@ impl Read for HashingReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A reader that hands out at most `step` bytes per read, as a decoder may.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.step).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    proptest::proptest! {
+        /// Lines come out as `split_inclusive` cuts them, whether they lie in the buffer or
+        /// cross its end (lines up to twice its size, reads of any size, a last line with or
+        /// without its newline).
+        #[test]
+        fn lines_are_cut_at_every_newline(
+            lengths in proptest::collection::vec(0usize..140_000, 0..12),
+            step in 1usize..100_000,
+            newline_at_end: bool,
+        ) {
+            let mut data = Vec::new();
+            for (i, len) in lengths.iter().enumerate() {
+                data.extend((0..*len).map(|j| b'a' + ((i + j) % 26) as u8));
+                data.push(b'\n');
+            }
+            if !newline_at_end {
+                data.pop();
+            }
+            let mut lines = Lines::new(Trickle { data: &data, step });
+            let mut got = Vec::new();
+            while let Some(line) = lines.next().unwrap() {
+                got.push(line.to_vec());
+            }
+            let expected: Vec<Vec<u8>> = data.split_inclusive(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
+            proptest::prop_assert_eq!(got, expected);
+        }
+    }
 
     /// A local file (read in place) and a remote stream give the same bytes and MD5, of the
     /// whole object and of a range.
