@@ -19,6 +19,8 @@
 //! * [`filter`]: index, projection, raw filters and timestamp windows of a Scan.
 //! * [`convert`]: schema inference over every item and exact Arrow encoding (numbers never go
 //!   through floating point; conflicting types fall back to DynamoDB JSON text).
+//! * `spare`: the buffers of a written page (Scan body, item arena), a few kept for the next
+//!   page instead of freed and faulted in again.
 //! * [`sink`]: `--to` parsing, the object store (local or S3 with aws-config credentials) and
 //!   the rolling Parquet writer.
 //! * [`checkpoint`]: `_checkpoint.json`, saved after every closed file: per segment the last
