@@ -16,6 +16,8 @@ fn main() -> std::process::ExitCode {
 /// The trim threshold stays glibc's (128 KiB): keeping 16 MiB of each heap's free top saves
 /// 15–20% of a snapshot's CPU (no page faults on fresh buffers), but raised the 1,000,000-item
 /// soak from 100 to 120 MB. `MALLOC_TRIM_THRESHOLD_=16777216` trades that memory for the CPU.
+/// Most of those faults are gone anyway: the largest page buffers (Scan bodies, item arenas)
+/// are now kept for reuse (`src/spare.rs`); Parquet's own page buffers still fault.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn bound_allocator_retention() {
     if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
