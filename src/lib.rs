@@ -22,7 +22,7 @@
 //! * `spare`: the buffers of a written page (Scan body, item arena), a few kept for the next
 //!   page instead of freed and faulted in again.
 //! * [`sink`]: `--to` parsing, the object store (local or S3 with aws-config credentials) and
-//!   the rolling Parquet writer.
+//!   the rolling Parquet writer (with its per-column dictionary choice).
 //! * [`checkpoint`]: `_checkpoint.json`, saved after every closed file: per segment the last
 //!   key whose items are all in closed files, so `--resume` continues exactly where a killed or
 //!   failed run stopped.

@@ -5,6 +5,7 @@
 //! before any table read, that the location is usable: reachable, writable, and not already
 //! holding a snapshot unless the caller asked to overwrite it.
 
+mod dictionary;
 pub mod reader;
 pub(crate) mod writer;
 

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use arrow_array::RecordBatch;
 use bytes::Bytes;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
@@ -29,7 +30,7 @@ use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 use tokio::runtime::Handle;
 
-use super::Target;
+use super::{Target, dictionary};
 use crate::convert::{Columns, Item, Rows, arrow_schema_with_keys, encode_rows};
 use crate::error::{Error, Result};
 use crate::progress::{Progress, ProgressEvent};
@@ -213,21 +214,32 @@ impl RollingWriter {
         self
     }
 
-    fn open(&mut self, columns: &Columns) -> Result<()> {
+    /// Open the next file for `columns`, with `schema` (theirs); its first batch, `first`,
+    /// decides which columns are written without a dictionary.
+    fn open(
+        &mut self,
+        columns: &Columns,
+        schema: arrow_schema::SchemaRef,
+        first: &RecordBatch,
+    ) -> Result<()> {
         let name = self
             .target
             .data_file_name(self.next_index.fetch_add(1, Ordering::Relaxed));
-        let schema = arrow_schema_with_keys(columns, &self.opts.key_columns);
         let mut metadata = self.opts.metadata.clone();
         metadata.push(KeyValue::new(
             COLUMNS_METADATA_KEY.to_owned(),
             serde_json::to_string(columns).map_err(|e| Error::Internal(e.to_string()))?,
         ));
-        let props = WriterProperties::builder()
-            .set_compression(self.opts.compression.parquet(self.opts.zstd_level))
-            .set_key_value_metadata(Some(metadata))
-            .set_max_row_group_row_count(Some(1 << 20))
-            .set_created_by(format!("ddbsnap {}", env!("CARGO_PKG_VERSION")))
+        let props = dictionary::plain_columns(&schema, first)
+            .into_iter()
+            .fold(
+                WriterProperties::builder()
+                    .set_compression(self.opts.compression.parquet(self.opts.zstd_level))
+                    .set_key_value_metadata(Some(metadata))
+                    .set_max_row_group_row_count(Some(1 << 20))
+                    .set_created_by(format!("ddbsnap {}", env!("CARGO_PKG_VERSION"))),
+                |props, column| props.set_column_dictionary_enabled(column, false),
+            )
             .build();
         let upload = Upload {
             handle: self.handle.clone(),
@@ -265,11 +277,16 @@ impl RollingWriter {
         if self.columns_differ(columns) {
             self.close_current()?;
         }
-        if self.current.is_none() {
-            self.open(columns)?;
-        }
+        let batch = match &self.current {
+            Some(file) => encode_rows(columns, &file.schema, items)?,
+            None => {
+                let schema = arrow_schema_with_keys(columns, &self.opts.key_columns);
+                let batch = encode_rows(columns, &schema, items)?;
+                self.open(columns, schema, &batch)?;
+                batch
+            }
+        };
         let file = self.current.as_mut().expect("opened above");
-        let batch = encode_rows(columns, &file.schema, items)?;
         let url = &self.target.url;
         file.writer
             .write(&batch)
@@ -369,5 +386,98 @@ fn parquet_error(url: &str, name: &str, e: parquet::errors::ParquetError) -> Err
         url: url.to_owned(),
         message: format!("writing {name} failed: {}", crate::aws::root_cause(&e)),
         source: Some(Box::new(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::types::AttributeValue as AV;
+    use parquet::basic::Encoding;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    use super::*;
+    use crate::convert::{NumberMode, TableShape};
+    use crate::progress::NoProgress;
+    use crate::sink::reader::FileItems;
+    use crate::sink::{Destination, S3Options};
+
+    /// What a file's first batch shows decides, column by column, whether the file's chunks
+    /// carry a dictionary; the values come back the same either way.
+    #[test]
+    fn a_file_drops_the_dictionary_of_the_columns_its_first_batch_shows_unique() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let destination = Destination::Local(dir.path().to_owned());
+        let target = runtime
+            .block_on(Target::open(&destination, None, &S3Options::default()))
+            .unwrap();
+        let items: Vec<Item> = (0..500)
+            .map(|i| {
+                Item::from([
+                    ("pk".to_owned(), AV::S(format!("order-{i}"))),
+                    (
+                        "status".to_owned(),
+                        AV::S(["new", "paid"][i % 2].to_owned()),
+                    ),
+                    ("n".to_owned(), AV::N(i.to_string())),
+                ])
+            })
+            .collect();
+        let mut shape = TableShape::with_key_names(["pk"]);
+        items.iter().for_each(|i| shape.observe(i).unwrap());
+        let columns = shape.resolve(NumberMode::Exact);
+        let options = WriterOptions {
+            compression: Compression::Zstd,
+            zstd_level: 1,
+            target_file_bytes: 128 << 20,
+            row_group_bytes: 16 << 20,
+            part_bytes: 5 << 20,
+            metadata: Vec::new(),
+            key_columns: vec!["pk".to_owned()],
+        };
+        let mut writer = RollingWriter::new(
+            target,
+            runtime.handle().clone(),
+            options,
+            Arc::new(NoProgress),
+            0,
+        );
+        for page in items.chunks(100) {
+            writer.write_items(&columns, page).unwrap();
+        }
+        let target = writer.target().clone();
+        let files = writer.finish().unwrap();
+        assert_eq!(files.len(), 1);
+
+        let file = std::fs::File::open(dir.path().join(&files[0].path)).unwrap();
+        let reader = SerializedFileReader::new(file).unwrap();
+        let mut dictionary = Vec::new();
+        for group in reader.metadata().row_groups() {
+            for chunk in group.columns() {
+                let encodings: Vec<Encoding> = chunk.encodings().collect();
+                dictionary.push((
+                    chunk.column_path().string(),
+                    encodings.contains(&Encoding::RLE_DICTIONARY),
+                ));
+            }
+        }
+        dictionary.sort();
+        assert_eq!(
+            dictionary,
+            [
+                ("n".to_owned(), false),
+                ("pk".to_owned(), false),
+                ("status".to_owned(), true)
+            ]
+        );
+        let back = runtime.block_on(async {
+            let mut file = FileItems::open(&target, &files[0].path).await.unwrap();
+            let mut back = Vec::new();
+            while let Some(batch) = file.next_batch().await.unwrap() {
+                back.extend(batch);
+            }
+            back
+        });
+        assert_eq!(back, items);
     }
 }
