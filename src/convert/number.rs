@@ -34,11 +34,12 @@ impl<'a> Decimal<'a> {
             b'+' => (false, &s[1..]),
             _ => (false, s),
         };
-        let (mantissa, exp) = match s.find(['e', 'E']) {
+        // Byte searches: `str::find` with a char pattern costs a call per match attempt.
+        let (mantissa, exp) = match s.bytes().position(|b| b | 0x20 == b'e') {
             Some(i) => (&s[..i], s[i + 1..].parse::<i64>().ok()?),
             None => (s, 0),
         };
-        let (int_part, frac_part) = match mantissa.find('.') {
+        let (int_part, frac_part) = match mantissa.bytes().position(|b| b == b'.') {
             Some(i) => (&mantissa[..i], &mantissa[i + 1..]),
             None => (mantissa, ""),
         };
