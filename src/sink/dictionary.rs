@@ -26,24 +26,30 @@ use parquet::schema::types::ColumnPath;
 pub(crate) const MIN_SAMPLE: usize = 64;
 
 /// The columns of `schema` that should be written without a dictionary, judged by `sample`
-/// (a batch of that schema). Columns not named keep the default.
-pub(crate) fn plain_columns(schema: &Schema, sample: &RecordBatch) -> Vec<ColumnPath> {
+/// (batches of that schema). Columns not named keep the default.
+pub(crate) fn plain_columns(schema: &Schema, sample: &[RecordBatch]) -> Vec<ColumnPath> {
     let Ok(descriptor) = ArrowSchemaConverter::new().convert(schema) else {
         return Vec::new();
     };
-    let mut leaves = Vec::with_capacity(descriptor.num_columns());
-    for column in sample.columns() {
-        collect_leaves(column, &mut leaves);
-    }
-    if leaves.len() != descriptor.num_columns() {
-        // Not a schema this writer builds: leave every column to parquet.
-        return Vec::new();
+    let mut leaves = vec![Vec::new(); descriptor.num_columns()];
+    for batch in sample {
+        let mut batch_leaves = Vec::with_capacity(descriptor.num_columns());
+        for column in batch.columns() {
+            collect_leaves(column, &mut batch_leaves);
+        }
+        if batch_leaves.len() != descriptor.num_columns() {
+            // Not a schema this writer builds: leave every column to parquet.
+            return Vec::new();
+        }
+        for (leaf, arrays) in batch_leaves.into_iter().zip(&mut leaves) {
+            arrays.push(leaf);
+        }
     }
     descriptor
         .columns()
         .iter()
         .zip(leaves)
-        .filter(|(_, leaf)| sizes(leaf).is_some_and(|s| !s.dictionary_pays()))
+        .filter(|(_, arrays)| sizes(arrays).is_some_and(|s| !s.dictionary_pays()))
         .map(|(column, _)| column.path().clone())
         .collect()
 }
@@ -82,31 +88,36 @@ impl Sizes {
     }
 }
 
-/// The sizes of a leaf's non-null values; `None` for a type parquet never dictionary-encodes
-/// (booleans) or this writer does not write.
-fn sizes(leaf: &ArrayRef) -> Option<Sizes> {
-    match leaf.data_type() {
+/// The sizes of a leaf column's non-null values over the sample's arrays; `None` for a type
+/// parquet never dictionary-encodes (booleans) or this writer does not write.
+fn sizes(arrays: &[&ArrayRef]) -> Option<Sizes> {
+    let first = arrays.first()?;
+    let all = arrays.iter();
+    match first.data_type() {
         DataType::Utf8 => Some(measure(
-            leaf.as_string::<i32>().iter().flatten().map(str::as_bytes),
+            all.flat_map(|a| a.as_string::<i32>().iter().flatten().map(str::as_bytes)),
             |v| v.len() + 4,
         )),
-        DataType::Binary => Some(measure(leaf.as_binary::<i32>().iter().flatten(), |v| {
-            v.len() + 4
-        })),
+        DataType::Binary => Some(measure(
+            all.flat_map(|a| a.as_binary::<i32>().iter().flatten()),
+            |v| v.len() + 4,
+        )),
         DataType::Int64 => Some(measure(
-            leaf.as_primitive::<Int64Type>().iter().flatten(),
+            all.flat_map(|a| a.as_primitive::<Int64Type>().iter().flatten()),
             |_| 8,
         )),
         DataType::Float64 => Some(measure(
-            leaf.as_primitive::<Float64Type>()
-                .iter()
-                .flatten()
-                .map(f64::to_bits),
+            all.flat_map(|a| {
+                a.as_primitive::<Float64Type>()
+                    .iter()
+                    .flatten()
+                    .map(f64::to_bits)
+            }),
             |_| 8,
         )),
         // Written as 16-byte fixed-length binary (precision 38).
         DataType::Decimal128(..) => Some(measure(
-            leaf.as_primitive::<Decimal128Type>().iter().flatten(),
+            all.flat_map(|a| a.as_primitive::<Decimal128Type>().iter().flatten()),
             |_| 16,
         )),
         _ => None,
@@ -190,7 +201,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(
-            names(plain_columns(&batch.schema(), &batch)),
+            names(plain_columns(&batch.schema(), &[batch])),
             ["unique_ints", "unique_text", "amount", "meta.n"]
         );
     }
@@ -199,14 +210,14 @@ mod tests {
     fn a_small_sample_or_nulls_keep_the_dictionary() {
         let few = Int64Array::from_iter_values(0..(MIN_SAMPLE as i64 - 1));
         let batch = RecordBatch::try_from_iter(vec![("k", Arc::new(few) as ArrayRef)]).unwrap();
-        assert!(plain_columns(&batch.schema(), &batch).is_empty());
+        assert!(plain_columns(&batch.schema(), std::slice::from_ref(&batch)).is_empty());
         // Nulls do not count as values.
         let sparse = Int64Array::from_iter((0..1000).map(|i| (i < 10).then_some(i)));
         let batch = RecordBatch::try_from_iter(vec![("k", Arc::new(sparse) as ArrayRef)]).unwrap();
-        assert!(plain_columns(&batch.schema(), &batch).is_empty());
+        assert!(plain_columns(&batch.schema(), std::slice::from_ref(&batch)).is_empty());
         let unique = Int64Array::from_iter_values(0..MIN_SAMPLE as i64);
         let batch = RecordBatch::try_from_iter(vec![("k", Arc::new(unique) as ArrayRef)]).unwrap();
-        assert_eq!(names(plain_columns(&batch.schema(), &batch)), ["k"]);
+        assert_eq!(names(plain_columns(&batch.schema(), &[batch])), ["k"]);
     }
 
     #[test]

@@ -12,7 +12,8 @@
 //! same schema).
 //!
 //! Memory: one in-progress row group (bounded by `row_group_bytes`), plus one upload chunk and
-//! the parts in flight.
+//! the parts in flight; before that, a file's first rows, held as the sample that decides its
+//! columns' dictionaries (at most 1,000 rows or 4 MiB).
 
 use std::io::Write;
 use std::sync::Arc;
@@ -26,7 +27,7 @@ use object_store::path::Path;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{GzipLevel, ZstdLevel};
 use parquet::file::metadata::KeyValue;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
 use serde::{Deserialize, Serialize};
 use tokio::runtime::Handle;
 
@@ -167,12 +168,112 @@ impl Drop for Upload {
     }
 }
 
+/// Rows of a file's first batches that decide its columns' dictionaries (see
+/// [`dictionary`]); fewer when they reach [`SAMPLE_BYTES`] first, or when the file closes.
+const SAMPLE_ROWS: usize = 1000;
+/// Bytes of Arrow data the sample holds at most.
+const SAMPLE_BYTES: usize = 4 << 20;
+
 struct OpenFile {
-    writer: ArrowWriter<Upload>,
+    encoder: Encoder,
     name: String,
     columns: Columns,
     schema: arrow_schema::SchemaRef,
     opened: Instant,
+}
+
+/// A file's Parquet encoding: its first batches are held as a sample until they decide its
+/// properties, then every batch goes to the Parquet writer.
+enum Encoder {
+    Sampling {
+        upload: Upload,
+        properties: WriterPropertiesBuilder,
+        batches: Vec<RecordBatch>,
+        rows: usize,
+        bytes: usize,
+    },
+    Writing(ArrowWriter<Upload>),
+    /// The Parquet writer failed to open (its upload was aborted when dropped).
+    Failed,
+}
+
+impl OpenFile {
+    /// Add `batch` to the file.
+    fn write(&mut self, batch: RecordBatch, row_group_bytes: usize) -> parquet::errors::Result<()> {
+        if let Encoder::Sampling {
+            batches,
+            rows,
+            bytes,
+            ..
+        } = &mut self.encoder
+        {
+            *rows += batch.num_rows();
+            *bytes += batch.get_array_memory_size();
+            batches.push(batch);
+            if *rows < SAMPLE_ROWS && *bytes < SAMPLE_BYTES {
+                return Ok(());
+            }
+        } else {
+            self.writer()?.write(&batch)?;
+        }
+        let writer = self.writer()?;
+        if writer.in_progress_size() >= row_group_bytes {
+            writer.flush()?;
+        }
+        Ok(())
+    }
+
+    /// The file's Parquet writer: opened, with the columns' dictionaries decided by the sample
+    /// and the sample written, if it was not yet.
+    fn writer(&mut self) -> parquet::errors::Result<&mut ArrowWriter<Upload>> {
+        if let Encoder::Sampling { .. } = self.encoder {
+            let Encoder::Sampling {
+                upload,
+                properties,
+                batches,
+                ..
+            } = std::mem::replace(&mut self.encoder, Encoder::Failed)
+            else {
+                unreachable!("matched above")
+            };
+            let properties = dictionary::plain_columns(&self.schema, &batches)
+                .into_iter()
+                .fold(properties, |p, column| {
+                    p.set_column_dictionary_enabled(column, false)
+                })
+                .build();
+            let mut writer =
+                ArrowWriter::try_new(upload, Arc::clone(&self.schema), Some(properties))?;
+            for batch in &batches {
+                writer.write(batch)?;
+            }
+            self.encoder = Encoder::Writing(writer);
+        }
+        match &mut self.encoder {
+            Encoder::Writing(writer) => Ok(writer),
+            _ => Err(parquet::errors::ParquetError::General(
+                "the file's Parquet writer failed to open".into(),
+            )),
+        }
+    }
+
+    /// Bytes written and buffered so far.
+    fn size(&self) -> usize {
+        match &self.encoder {
+            Encoder::Sampling { bytes, .. } => *bytes,
+            Encoder::Writing(writer) => writer.bytes_written() + writer.in_progress_size(),
+            Encoder::Failed => 0,
+        }
+    }
+
+    /// Abandon the file, aborting its upload.
+    fn abort(&mut self) {
+        match &mut self.encoder {
+            Encoder::Sampling { upload, .. } => upload.abort(),
+            Encoder::Writing(writer) => writer.inner_mut().abort(),
+            Encoder::Failed => {}
+        }
+    }
 }
 
 /// Writes items to rolling Parquet files under a target.
@@ -214,33 +315,21 @@ impl RollingWriter {
         self
     }
 
-    /// Open the next file for `columns`, with `schema` (theirs); its first batch, `first`,
-    /// decides which columns are written without a dictionary.
-    fn open(
-        &mut self,
-        columns: &Columns,
-        schema: arrow_schema::SchemaRef,
-        first: &RecordBatch,
-    ) -> Result<()> {
+    fn open(&mut self, columns: &Columns) -> Result<()> {
         let name = self
             .target
             .data_file_name(self.next_index.fetch_add(1, Ordering::Relaxed));
+        let schema = arrow_schema_with_keys(columns, &self.opts.key_columns);
         let mut metadata = self.opts.metadata.clone();
         metadata.push(KeyValue::new(
             COLUMNS_METADATA_KEY.to_owned(),
             serde_json::to_string(columns).map_err(|e| Error::Internal(e.to_string()))?,
         ));
-        let props = dictionary::plain_columns(&schema, first)
-            .into_iter()
-            .fold(
-                WriterProperties::builder()
-                    .set_compression(self.opts.compression.parquet(self.opts.zstd_level))
-                    .set_key_value_metadata(Some(metadata))
-                    .set_max_row_group_row_count(Some(1 << 20))
-                    .set_created_by(format!("ddbsnap {}", env!("CARGO_PKG_VERSION"))),
-                |props, column| props.set_column_dictionary_enabled(column, false),
-            )
-            .build();
+        let properties = WriterProperties::builder()
+            .set_compression(self.opts.compression.parquet(self.opts.zstd_level))
+            .set_key_value_metadata(Some(metadata))
+            .set_max_row_group_row_count(Some(1 << 20))
+            .set_created_by(format!("ddbsnap {}", env!("CARGO_PKG_VERSION")));
         let upload = Upload {
             handle: self.handle.clone(),
             inner: Some(
@@ -254,10 +343,14 @@ impl RollingWriter {
             pending: Vec::with_capacity(1 << 20),
             chunk: (1 << 20).min(self.opts.part_bytes),
         };
-        let writer = ArrowWriter::try_new(upload, Arc::clone(&schema), Some(props))
-            .map_err(|e| Error::format(format!("opening {name}"), e))?;
         self.current = Some(OpenFile {
-            writer,
+            encoder: Encoder::Sampling {
+                upload,
+                properties,
+                batches: Vec::new(),
+                rows: 0,
+                bytes: 0,
+            },
             name,
             columns: columns.clone(),
             schema,
@@ -277,26 +370,13 @@ impl RollingWriter {
         if self.columns_differ(columns) {
             self.close_current()?;
         }
-        let batch = match &self.current {
-            Some(file) => encode_rows(columns, &file.schema, items)?,
-            None => {
-                let schema = arrow_schema_with_keys(columns, &self.opts.key_columns);
-                let batch = encode_rows(columns, &schema, items)?;
-                self.open(columns, schema, &batch)?;
-                batch
-            }
-        };
-        let file = self.current.as_mut().expect("opened above");
-        let url = &self.target.url;
-        file.writer
-            .write(&batch)
-            .map_err(|e| parquet_error(url, &file.name, e))?;
-        if file.writer.in_progress_size() >= self.opts.row_group_bytes {
-            file.writer
-                .flush()
-                .map_err(|e| parquet_error(url, &file.name, e))?;
+        if self.current.is_none() {
+            self.open(columns)?;
         }
-        Ok(())
+        let file = self.current.as_mut().expect("opened above");
+        let batch = encode_rows(columns, &file.schema, items)?;
+        file.write(batch, self.opts.row_group_bytes)
+            .map_err(|e| parquet_error(&self.target.url, &file.name, e))
     }
 
     /// True when a file is open with columns other than `columns` (the next write closes it).
@@ -307,7 +387,7 @@ impl RollingWriter {
     /// True when the open file has reached the target size, or has been open for `max_age`.
     pub(crate) fn roll_due(&self, max_age: Option<Duration>) -> bool {
         self.current.as_ref().is_some_and(|f| {
-            f.writer.bytes_written() + f.writer.in_progress_size() >= self.opts.target_file_bytes
+            f.size() >= self.opts.target_file_bytes
                 || max_age.is_some_and(|age| f.opened.elapsed() >= age)
         })
     }
@@ -318,15 +398,18 @@ impl RollingWriter {
         let Some(mut file) = self.current.take() else {
             return Ok(false);
         };
-        let meta = file
-            .writer
+        let name = file.name.clone();
+        let writer = file
+            .writer()
+            .map_err(|e| parquet_error(&self.target.url, &name, e))?;
+        let meta = writer
             .finish()
-            .map_err(|e| parquet_error(&self.target.url, &file.name, e))?;
-        let bytes = file.writer.bytes_written() as u64;
-        file.writer
+            .map_err(|e| parquet_error(&self.target.url, &name, e))?;
+        let bytes = writer.bytes_written() as u64;
+        writer
             .inner_mut()
             .complete()
-            .map_err(|e| self.target.error(&format!("uploading {}", file.name), e))?;
+            .map_err(|e| self.target.error(&format!("uploading {name}"), e))?;
         let rows = meta.file_metadata().num_rows() as u64;
         self.progress.event(&ProgressEvent::FileWritten {
             path: file.name.clone(),
@@ -356,7 +439,7 @@ impl RollingWriter {
     /// Abandon the open file, aborting its upload (no orphaned multipart parts).
     pub(crate) fn abort(&mut self) {
         if let Some(mut file) = self.current.take() {
-            file.writer.inner_mut().abort();
+            file.abort();
         }
     }
 
@@ -401,17 +484,18 @@ mod tests {
     use crate::sink::reader::FileItems;
     use crate::sink::{Destination, S3Options};
 
-    /// What a file's first batch shows decides, column by column, whether the file's chunks
-    /// carry a dictionary; the values come back the same either way.
+    /// What a file's first 1,000 rows show decides, column by column, whether the file's
+    /// chunks carry a dictionary, however small its first pages (a Scan's first page is);
+    /// the values come back the same either way.
     #[test]
-    fn a_file_drops_the_dictionary_of_the_columns_its_first_batch_shows_unique() {
+    fn a_file_drops_the_dictionary_of_the_columns_its_first_rows_show_unique() {
         let dir = tempfile::tempdir().unwrap();
         let runtime = tokio::runtime::Runtime::new().unwrap();
         let destination = Destination::Local(dir.path().to_owned());
         let target = runtime
             .block_on(Target::open(&destination, None, &S3Options::default()))
             .unwrap();
-        let items: Vec<Item> = (0..500)
+        let items: Vec<Item> = (0..2500)
             .map(|i| {
                 Item::from([
                     ("pk".to_owned(), AV::S(format!("order-{i}"))),
@@ -442,7 +526,11 @@ mod tests {
             Arc::new(NoProgress),
             0,
         );
-        for page in items.chunks(100) {
+        // Pages of 5 items, then of 300: the sample ends within the fourth page, and every
+        // page after it goes straight to Parquet.
+        let (first, rest) = items.split_at(5);
+        writer.write_items(&columns, first).unwrap();
+        for page in rest.chunks(300) {
             writer.write_items(&columns, page).unwrap();
         }
         let target = writer.target().clone();
