@@ -169,7 +169,8 @@ impl Drop for Upload {
 }
 
 /// Rows of a file's first batches that decide its columns' dictionaries (see
-/// [`dictionary`]); fewer when they reach [`SAMPLE_BYTES`] first, or when the file closes.
+/// [`dictionary`]); fewer when they reach [`SAMPLE_BYTES`] (or the target file size) first,
+/// or when the file closes.
 const SAMPLE_ROWS: usize = 1000;
 /// Bytes of Arrow data the sample holds at most.
 const SAMPLE_BYTES: usize = 4 << 20;
@@ -199,7 +200,7 @@ enum Encoder {
 
 impl OpenFile {
     /// Add `batch` to the file.
-    fn write(&mut self, batch: RecordBatch, row_group_bytes: usize) -> parquet::errors::Result<()> {
+    fn write(&mut self, batch: RecordBatch, opts: &WriterOptions) -> parquet::errors::Result<()> {
         if let Encoder::Sampling {
             batches,
             rows,
@@ -210,14 +211,16 @@ impl OpenFile {
             *rows += batch.num_rows();
             *bytes += batch.get_array_memory_size();
             batches.push(batch);
-            if *rows < SAMPLE_ROWS && *bytes < SAMPLE_BYTES {
+            // The sample ends before it could pass the target size (its Arrow bytes are more
+            // than its Parquet bytes), so the file rolls on Parquet's own size as ever.
+            if *rows < SAMPLE_ROWS && *bytes < SAMPLE_BYTES.min(opts.target_file_bytes) {
                 return Ok(());
             }
         } else {
             self.writer()?.write(&batch)?;
         }
         let writer = self.writer()?;
-        if writer.in_progress_size() >= row_group_bytes {
+        if writer.in_progress_size() >= opts.row_group_bytes {
             writer.flush()?;
         }
         Ok(())
@@ -257,12 +260,12 @@ impl OpenFile {
         }
     }
 
-    /// Bytes written and buffered so far.
+    /// Parquet bytes written and buffered so far (none while sampling: the sample ends before
+    /// the target size).
     fn size(&self) -> usize {
         match &self.encoder {
-            Encoder::Sampling { bytes, .. } => *bytes,
             Encoder::Writing(writer) => writer.bytes_written() + writer.in_progress_size(),
-            Encoder::Failed => 0,
+            Encoder::Sampling { .. } | Encoder::Failed => 0,
         }
     }
 
@@ -375,7 +378,7 @@ impl RollingWriter {
         }
         let file = self.current.as_mut().expect("opened above");
         let batch = encode_rows(columns, &file.schema, items)?;
-        file.write(batch, self.opts.row_group_bytes)
+        file.write(batch, &self.opts)
             .map_err(|e| parquet_error(&self.target.url, &file.name, e))
     }
 
@@ -484,6 +487,40 @@ mod tests {
     use crate::sink::reader::FileItems;
     use crate::sink::{Destination, S3Options};
 
+    /// A writer of `target_file_bytes` files into `dir`, keyed by `pk`.
+    fn local_writer(
+        dir: &std::path::Path,
+        runtime: &tokio::runtime::Runtime,
+        target_file_bytes: usize,
+    ) -> RollingWriter {
+        let destination = Destination::Local(dir.to_owned());
+        let target = runtime
+            .block_on(Target::open(&destination, None, &S3Options::default()))
+            .unwrap();
+        let options = WriterOptions {
+            compression: Compression::Zstd,
+            zstd_level: 1,
+            target_file_bytes,
+            row_group_bytes: 16 << 20,
+            part_bytes: 5 << 20,
+            metadata: Vec::new(),
+            key_columns: vec!["pk".to_owned()],
+        };
+        RollingWriter::new(
+            target,
+            runtime.handle().clone(),
+            options,
+            Arc::new(NoProgress),
+            0,
+        )
+    }
+
+    fn columns_of(items: &[Item]) -> Columns {
+        let mut shape = TableShape::with_key_names(["pk"]);
+        items.iter().for_each(|i| shape.observe(i).unwrap());
+        shape.resolve(NumberMode::Exact)
+    }
+
     /// What a file's first 1,000 rows show decides, column by column, whether the file's
     /// chunks carry a dictionary, however small its first pages (a Scan's first page is);
     /// the values come back the same either way.
@@ -491,10 +528,6 @@ mod tests {
     fn a_file_drops_the_dictionary_of_the_columns_its_first_rows_show_unique() {
         let dir = tempfile::tempdir().unwrap();
         let runtime = tokio::runtime::Runtime::new().unwrap();
-        let destination = Destination::Local(dir.path().to_owned());
-        let target = runtime
-            .block_on(Target::open(&destination, None, &S3Options::default()))
-            .unwrap();
         let items: Vec<Item> = (0..2500)
             .map(|i| {
                 Item::from([
@@ -507,25 +540,8 @@ mod tests {
                 ])
             })
             .collect();
-        let mut shape = TableShape::with_key_names(["pk"]);
-        items.iter().for_each(|i| shape.observe(i).unwrap());
-        let columns = shape.resolve(NumberMode::Exact);
-        let options = WriterOptions {
-            compression: Compression::Zstd,
-            zstd_level: 1,
-            target_file_bytes: 128 << 20,
-            row_group_bytes: 16 << 20,
-            part_bytes: 5 << 20,
-            metadata: Vec::new(),
-            key_columns: vec!["pk".to_owned()],
-        };
-        let mut writer = RollingWriter::new(
-            target,
-            runtime.handle().clone(),
-            options,
-            Arc::new(NoProgress),
-            0,
-        );
+        let columns = columns_of(&items);
+        let mut writer = local_writer(dir.path(), &runtime, 128 << 20);
         // Pages of 5 items, then of 300: the sample ends within the fourth page, and every
         // page after it goes straight to Parquet.
         let (first, rest) = items.split_at(5);
@@ -567,5 +583,55 @@ mod tests {
             back
         });
         assert_eq!(back, items);
+    }
+
+    /// Files roll at the target size on Parquet's estimate of their size, sample or not: the
+    /// sample ends at the target size, so a file of large items does not pass it by a whole
+    /// sample before its first check (1,000 of these items are 3 MB).
+    #[test]
+    fn files_roll_at_the_target_size_while_sampling_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut random_hex = |len: usize| -> String {
+            (0..len)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    char::from(b"0123456789abcdef"[(state % 16) as usize])
+                })
+                .collect()
+        };
+        let items: Vec<Item> = (0..2000)
+            .map(|i| {
+                Item::from([
+                    ("pk".to_owned(), AV::S(format!("order-{i}"))),
+                    ("pad".to_owned(), AV::S(random_hex(3000))),
+                ])
+            })
+            .collect();
+        let columns = columns_of(&items);
+        let target = 1 << 20;
+        let mut writer = local_writer(dir.path(), &runtime, target);
+        for page in items.chunks(50) {
+            writer.write_items(&columns, page).unwrap();
+            // As the lanes do: files close between pages.
+            if writer.roll_due(None) {
+                writer.close_current().unwrap();
+            }
+        }
+        let files = writer.finish().unwrap();
+        assert!(files.len() >= 3, "{files:?}");
+        for file in &files {
+            assert!(
+                file.bytes <= target as u64,
+                "{} of {} bytes",
+                file.path,
+                file.bytes
+            );
+        }
+        let rows: u64 = files.iter().map(|f| f.rows).sum();
+        assert_eq!(rows, items.len() as u64);
     }
 }
