@@ -5,9 +5,10 @@
 //! amount, a timestamp, a long text) pays for hashing and copying every value into the
 //! dictionary, and comes out larger than it would be plain: the dictionary holds every value
 //! and the indices come on top. parquet-mr falls back to plain after a column's first page when
-//! the dictionary does not pay; this does the same per file: from the file's first batch, a
-//! column keeps its dictionary when its dictionary plus its indices would be smaller than its
-//! plain values. A sample of fewer than [`MIN_SAMPLE`] values keeps parquet's default.
+//! the dictionary does not pay; this does the same per file: from the file's first rows (the
+//! writer's sample, up to 1,000 rows), a column keeps its dictionary when its dictionary plus
+//! its indices would be smaller than its plain values. A sample of fewer than [`MIN_SAMPLE`]
+//! values keeps parquet's default.
 //!
 //! The choice changes the encoding only: every reader reads either, value for value.
 
