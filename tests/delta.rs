@@ -63,23 +63,70 @@ fn log_entry(dir: &std::path::Path, version: u64) -> Vec<Value> {
 /// Run `args` to the end, but when it starts its commit, copy the checkpoint of its run folder
 /// under `table`; once it has finished (and removed the checkpoint), put the copy back: the
 /// state of a run killed right after its commit.
+///
+/// The run is stopped when the test reads its `committing` event, which can be after it has
+/// committed and removed the checkpoint. So the checkpoint is also copied at every event before;
+/// with no re-encoding (which saves the checkpoint without an event after it), the last copy is
+/// the checkpoint the commit started from, and it must list the files the commit does.
 async fn stopped_at_commit(args: Vec<String>, table: &std::path::Path) -> Run {
+    /// What the events up to `committing` showed.
+    #[derive(Default)]
+    struct Seen {
+        last_copy: Option<(std::path::PathBuf, Vec<u8>)>,
+        rewrote: bool,
+        committing_files: Option<u64>,
+    }
     let saved = std::sync::Arc::new(std::sync::Mutex::new(None));
     let keep = std::sync::Arc::clone(&saved);
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Seen::default()));
+    let watching = std::sync::Arc::clone(&seen);
     let dir = table.to_owned();
+    let copy_checkpoint = move || -> Option<(std::path::PathBuf, Vec<u8>)> {
+        let run = std::fs::read_dir(&dir)
+            .ok()?
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("run="))
+            .max()?;
+        let checkpoint = run.join("_checkpoint.json");
+        let body = std::fs::read(&checkpoint).ok()?;
+        Some((checkpoint, body))
+    };
+    let copy_at_commit = copy_checkpoint.clone();
     let run = run_pausing(
         args,
-        |e| e["event"] == "committing",
+        move |e| {
+            let mut seen = watching.lock().unwrap();
+            seen.rewrote |= e["event"] == "rewriting";
+            if e["event"] == "committing" {
+                seen.committing_files = e["files"].as_u64();
+                return true;
+            }
+            if let Some(copy) = copy_checkpoint() {
+                seen.last_copy = Some(copy);
+            }
+            false
+        },
         move || {
-            let run = std::fs::read_dir(&dir)
-                .unwrap()
-                .map(|e| e.unwrap().path())
-                .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("run="))
-                .max()
-                .unwrap();
-            let checkpoint = run.join("_checkpoint.json");
-            let body = std::fs::read(&checkpoint).unwrap();
-            *keep.lock().unwrap() = Some((checkpoint, body));
+            let mut seen = seen.lock().unwrap();
+            let copy = copy_at_commit().unwrap_or_else(|| {
+                // Committed before the stop landed: the copy from the last event before.
+                assert!(
+                    !seen.rewrote,
+                    "the run re-encoded and committed before the stop"
+                );
+                let (path, body) = seen
+                    .last_copy
+                    .take()
+                    .expect("a checkpoint before the commit");
+                let checkpoint: Value = serde_json::from_slice(&body).unwrap();
+                assert_eq!(
+                    checkpoint["files"].as_array().map(|f| f.len() as u64),
+                    seen.committing_files,
+                    "the last checkpoint lists the files the commit does"
+                );
+                (path, body)
+            });
+            *keep.lock().unwrap() = Some(copy);
         },
     )
     .await;
