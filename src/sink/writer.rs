@@ -229,7 +229,7 @@ impl OpenFile {
     /// The file's Parquet writer: opened, with the columns' dictionaries decided by the sample
     /// and the sample written, if it was not yet.
     fn writer(&mut self) -> parquet::errors::Result<&mut ArrowWriter<Upload>> {
-        if let Encoder::Sampling { .. } = self.encoder {
+        if matches!(self.encoder, Encoder::Sampling { .. }) {
             let Encoder::Sampling {
                 upload,
                 properties,
