@@ -135,7 +135,8 @@ fn s3_faults(injected: Arc<Injected>) -> proxy::Rule {
     })
 }
 
-/// Run the binary with `args` to the end: its stdout, stderr, exit status and peak RSS in MB.
+/// Run the binary with `args` to the end: its stdout, stderr, exit status and peak RSS in MiB
+/// (the unit `scripts/bench` and `scripts/bench-export` report).
 fn run_measured(args: &[String]) -> (String, String, std::process::ExitStatus, f64) {
     let mut cmd = ddbsnap_command(args);
     let mut child = cmd
@@ -167,8 +168,8 @@ fn run_measured(args: &[String]) -> (String, String, std::process::ExitStatus, f
     let stderr = stderr.join().unwrap();
     let status = child.wait().unwrap();
     watcher.join().unwrap();
-    let peak_mb = peak_kib.load(Ordering::Relaxed) as f64 * 1024.0 / 1e6;
-    (stdout, stderr, status, peak_mb)
+    let peak_mib = peak_kib.load(Ordering::Relaxed) as f64 / 1024.0;
+    (stdout, stderr, status, peak_mib)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -212,7 +213,7 @@ async fn a_table_through_faults_on_both_sides_comes_back_exact() {
     .map(String::from)
     .to_vec();
     let started = std::time::Instant::now();
-    let (stdout, stderr, status, peak_mb) =
+    let (stdout, stderr, status, peak_mib) =
         tokio::task::spawn_blocking(move || run_measured(&args))
             .await
             .unwrap();
@@ -221,7 +222,7 @@ async fn a_table_through_faults_on_both_sides_comes_back_exact() {
     let summary: Value = serde_json::from_str(&stdout).expect("the summary is JSON");
     let load = |c: &AtomicU64| c.load(Ordering::SeqCst);
     eprintln!(
-        "snapshot of {items} items: {wall:.1?}, peak RSS {peak_mb:.1} MB; injected \
+        "snapshot of {items} items: {wall:.1?}, peak RSS {peak_mib:.1} MiB; injected \
          {} throttles, {} resets, {} 500s, {} damaged bodies in {} Scans, {} of {} part \
          uploads failed",
         load(&injected.throttled),
