@@ -1,10 +1,10 @@
 //! Snapshot a table from Rust code and read a few items back.
 //!
 //! ```sh
-//! cargo run --example library -- TABLE DESTINATION [ENDPOINT_URL]
-//! # against the demo server started by scripts/demo:
+//! cargo run --release --example library -- TABLE DESTINATION [ENDPOINT_URL]
+//! # against the demo server started by scripts/demo (--release reuses its build):
 //! AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo AWS_REGION=us-east-1 \
-//!   cargo run --example library -- demo ./snapshots/demo-lib http://127.0.0.1:8000
+//!   cargo run --release --example library -- demo ./snapshots/demo-lib http://127.0.0.1:8000
 //! ```
 
 use std::sync::Arc;

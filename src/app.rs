@@ -209,10 +209,17 @@ fn report(summary: &crate::Summary, json: bool) -> Result<(), Error> {
         let left_out = w.stats.missing + w.stats.invalid;
         if left_out > 0 {
             eprintln!(
-                "ddbsnap: left out {} items without '{}' and {} whose '{}' is not a readable {:?} timestamp (counted in the manifest's watermark)",
+                "ddbsnap: left out {} items without '{}' and {} whose '{}' is not a readable {} timestamp (counted in the manifest's watermark)",
                 w.stats.missing, w.attribute, w.stats.invalid, w.attribute, w.format
             );
         }
+    }
+    if let Some(note) = summary
+        .window_note
+        .as_ref()
+        .filter(|_| !summary.already_applied)
+    {
+        eprintln!("ddbsnap: warning: {note}");
     }
     if summary.items_expired > 0 {
         eprintln!(
@@ -291,6 +298,11 @@ fn report(summary: &crate::Summary, json: bool) -> Result<(), Error> {
             "{}",
             serde_json::to_string(summary).map_err(|e| Error::Internal(e.to_string()))?
         );
+    } else if summary.already_applied {
+        println!(
+            "{}",
+            summary.window_note.as_deref().unwrap_or("already applied")
+        );
     } else if summary.already_committed {
         println!(
             "snapshot of {} was already committed: {} items in {} files; nothing to resume\n{}",
@@ -298,19 +310,37 @@ fn report(summary: &crate::Summary, json: bool) -> Result<(), Error> {
         );
     } else {
         println!(
-            "snapshot of {} {committed}: {} items{scanned} in {} files ({:.1} MiB), {:.1} RCU ({:.1} RCU/s), {} segments{throttled}, {:.1} s\n{}",
+            "snapshot of {} {committed}: {} items{scanned} in {} files ({:.1} MiB), {}{throttled}, {:.1} s\n{}",
             summary.table,
             summary.items,
             summary.files,
             summary.bytes as f64 / (1 << 20) as f64,
-            summary.consumed_rcu,
-            summary.consumed_rcu / summary.seconds.max(1e-3),
-            summary.segments,
+            reads(summary),
             summary.seconds,
             summary.url,
         );
     }
     Ok(())
+}
+
+/// What the run read from the table: its capacity and segments, or nothing (a conversion).
+/// The rate is this run's; a resumed run's total spans runs whose time it does not know.
+fn reads(summary: &crate::Summary) -> String {
+    if summary.read_budget.source == crate::throttle::CapacitySource::NotRead {
+        return "no table reads".to_owned();
+    }
+    let rate = if summary.runs > 1 {
+        format!("over {} runs", summary.runs)
+    } else {
+        format!(
+            "{:.1} RCU/s",
+            summary.consumed_rcu / summary.seconds.max(1e-3)
+        )
+    };
+    format!(
+        "{:.1} RCU ({rate}), {} segments",
+        summary.consumed_rcu, summary.segments
+    )
 }
 
 /// Prints the plan (segments and read budget, and what a resume starts from) on stderr before

@@ -230,6 +230,24 @@ impl AwsContext {
                          --names, --values, --columns and --index"
                     ),
                 },
+                "UnknownOperationException" => Error::Dynamo {
+                    operation,
+                    message: format!(
+                        "the DynamoDB endpoint at {} does not implement {operation}{}",
+                        self.endpoint_label(),
+                        match operation {
+                            "DescribeContinuousBackups"
+                            | "ExportTableToPointInTime"
+                            | "DescribeExport" => {
+                                "; --mode export needs DynamoDB itself (point-in-time \
+                                 recovery and Export to S3): leave out --mode export to scan"
+                            }
+                            _ => "",
+                        }
+                    ),
+                    code,
+                    source: Some(Box::new(err)),
+                },
                 "AccessDeniedException" => Error::AccessDenied {
                     message: format!(
                         "{message}; the identity needs dynamodb:{operation} on table '{table}'"
@@ -238,7 +256,11 @@ impl AwsContext {
                 _ => Error::Dynamo {
                     operation,
                     code,
-                    message,
+                    message: if message.is_empty() {
+                        "(the service gave no message)".to_owned()
+                    } else {
+                        message
+                    },
                     source: Some(Box::new(err)),
                 },
             },

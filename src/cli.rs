@@ -54,14 +54,14 @@ pub enum Command {
 /// `ddbsnap commit`.
 #[derive(Debug, Args)]
 pub struct CommitArgs {
-    /// The shards' --to: the run's folder, or the Delta table (or incremental dataset) whose
-    /// run= folder holds it.
+    /// Where the shards wrote (their `ddbsnap snapshot --to`): the run's folder, or the Delta
+    /// table (or incremental dataset) whose run= folder holds it.
     pub to: String,
-    /// How many shards the run was split into (the N of --shard I/N).
+    /// How many shards the run was split into (the N of `ddbsnap snapshot --shard I/N`).
     #[arg(long, value_name = "N", help_heading = SHARDS)]
     pub shards: u32,
-    /// The run= folder to commit, when --to holds more than one unfinished split run (a
-    /// --run-id the shards were given, or the folder's name).
+    /// The run= folder to commit, when the location holds more than one unfinished split run
+    /// (the `ddbsnap snapshot --run-id` the shards were given, or the folder's name).
     #[arg(long, value_name = "RUN", help_heading = SHARDS)]
     pub run: Option<String>,
     /// Region, profile and role for S3.
@@ -377,10 +377,15 @@ pub struct OutputArgs {
     /// file).
     #[arg(long, value_name = "N", help_heading = OUTPUT)]
     pub threads: Option<u32>,
-    /// Output: a snapshot folder, or a Delta Lake table at --to that each run replaces as one
-    /// new version (created on the first run).
+    /// Output: a snapshot folder, or a Delta Lake table that each run updates by one new
+    /// version (created on the first run).
     #[arg(long, value_enum, default_value_t = crate::format::TableFormat::Snapshot, help_heading = OUTPUT)]
     pub format: crate::format::TableFormat,
+    /// A change set (an incremental export, a pull from a given time) that starts after what
+    /// the table holds leaves a gap: refuse it (exit code 11, nothing written), read the whole
+    /// table again instead, or apply it anyway (the changes in the gap are lost).
+    #[arg(long, value_enum, default_value_t = crate::window::OnGap::Fail, value_name = "WHAT", help_heading = OUTPUT)]
+    pub on_gap: crate::window::OnGap,
     /// Replace a snapshot already at the destination.
     #[arg(long, help_heading = OUTPUT)]
     pub overwrite: bool,
@@ -413,6 +418,7 @@ impl OutputArgs {
             .target_file_bytes(self.file_size.saturating_mul(1 << 20))
             .row_group_bytes(self.row_group_size.saturating_mul(1 << 20))
             .format(self.format)
+            .on_gap(self.on_gap)
             .overwrite(self.overwrite)
             .resume(self.resume)
             .checkpoint_interval(std::time::Duration::from_secs(self.checkpoint_every));
@@ -692,5 +698,120 @@ impl SnapshotArgs {
             });
         }
         b.build()
+    }
+}
+
+/// The words users see: help texts and messages name options and values as the command line
+/// takes them, never as the code spells them.
+#[cfg(test)]
+pub(crate) mod words {
+    use clap::{CommandFactory, ValueEnum};
+
+    fn debug_names<T: ValueEnum + std::fmt::Debug>() -> Vec<String> {
+        T::value_variants()
+            .iter()
+            .filter_map(|v| {
+                let debug = format!("{v:?}");
+                let name = v.to_possible_value()?.get_name().to_owned();
+                (debug != name).then_some(debug)
+            })
+            .collect()
+    }
+
+    /// The code's names of every value the command line takes (`EpochS` for `epoch-s`).
+    fn code_names() -> Vec<String> {
+        [
+            debug_names::<crate::filter::TsFormat>(),
+            debug_names::<crate::convert::NumberMode>(),
+            debug_names::<crate::format::TableFormat>(),
+            debug_names::<crate::sink::Compression>(),
+            debug_names::<crate::window::OnGap>(),
+            debug_names::<super::ProgressMode>(),
+            debug_names::<super::ExportFormat>(),
+            debug_names::<super::Mode>(),
+        ]
+        .concat()
+    }
+
+    /// Code names that are also the names of what they stand for: DynamoDB's Scan and Export
+    /// to S3, Delta Lake, Amazon Ion.
+    const PROPER_NAMES: [&str; 4] = ["Export", "Scan", "Delta", "Ion"];
+
+    /// Where `text` uses a code name of a value in the middle of a sentence (at a sentence's
+    /// start a capital is English: "Snapshot a table").
+    pub(crate) fn leaks(text: &str) -> Vec<String> {
+        let mut found = Vec::new();
+        let names = code_names();
+        for name in names.iter().filter(|n| !PROPER_NAMES.contains(&n.as_str())) {
+            for (at, _) in text.match_indices(name.as_str()) {
+                let before = text[..at].trim_end_matches([' ', '(', '`', '\'']);
+                let after = text[at + name.len()..].chars().next();
+                let whole = !text[..at].ends_with(|c: char| c.is_alphanumeric())
+                    && !after.is_some_and(|c| c.is_alphanumeric());
+                let sentence_start = before.is_empty() || before.ends_with(['.', '\n', ':']);
+                if whole && !sentence_start {
+                    let from = text[..at]
+                        .char_indices()
+                        .rev()
+                        .nth(30)
+                        .map_or(0, |(i, _)| i);
+                    let end = (at + name.len() + 30).min(text.len());
+                    let end = (end..=text.len())
+                        .find(|&i| text.is_char_boundary(i))
+                        .unwrap_or(end);
+                    found.push(format!("{name} in: ...{}...", &text[from..end]));
+                }
+            }
+        }
+        found
+    }
+
+    /// Every `--option` a help text of `cmd` names that `cmd` does not take. Options of other
+    /// commands named with their command (`ddbsnap commit --shards N`) are theirs.
+    fn foreign_options(cmd: &clap::Command, text: &str) -> Vec<String> {
+        let own: Vec<String> = cmd
+            .get_arguments()
+            .filter_map(|a| a.get_long().map(str::to_owned))
+            .chain(["help".to_owned(), "version".to_owned()])
+            .collect();
+        let others: Vec<&str> = text
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|quoted| quoted.starts_with("ddbsnap "))
+            .collect();
+        let mut found = Vec::new();
+        for (at, _) in text.match_indices("--") {
+            let name: String = text[at + 2..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .collect();
+            let named_elsewhere = others.iter().any(|o| o.contains(&format!("--{name}")));
+            if !name.is_empty() && !own.contains(&name) && !named_elsewhere {
+                found.push(format!("{}: --{name}", cmd.get_name()));
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn every_help_names_its_own_options_and_the_users_values() {
+        let mut cli = super::Cli::command();
+        cli.build();
+        let mut wrong = Vec::new();
+        for cmd in cli.get_subcommands() {
+            let help = cmd.clone().render_long_help().to_string();
+            wrong.extend(leaks(&help));
+            for arg in cmd.get_arguments() {
+                for text in [arg.get_help(), arg.get_long_help()].into_iter().flatten() {
+                    wrong.extend(foreign_options(cmd, &text.to_string()));
+                }
+            }
+        }
+        assert!(wrong.is_empty(), "{wrong:#?}");
+        // The check finds what it is for.
+        assert!(!leaks("not a readable EpochMs timestamp").is_empty());
+        assert!(!leaks("with --numbers Float64").is_empty());
+        assert!(leaks("Snapshot a table. Delta tables, Export to S3").is_empty());
     }
 }

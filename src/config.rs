@@ -93,6 +93,8 @@ pub struct SnapshotConfig {
     /// The start time every shard of a split run gives (`--run-id`): it names the run's
     /// `run=` folder when runs have folders (Delta tables, incremental pulls).
     pub run_id: Option<DateTime<Utc>>,
+    /// What to do with a change set that starts after what the table holds (`--on-gap`).
+    pub on_gap: crate::window::OnGap,
 }
 
 /// The timestamp window as asked for (resolved against the table and the previous runs when
@@ -153,6 +155,7 @@ impl SnapshotConfig {
             format: crate::format::TableFormat::Snapshot,
             shard: None,
             run_id: None,
+            on_gap: crate::window::OnGap::Fail,
         }
     }
 }
@@ -190,9 +193,17 @@ pub struct SnapshotConfigBuilder {
     format: crate::format::TableFormat,
     shard: Option<crate::shard::Shard>,
     run_id: Option<DateTime<Utc>>,
+    on_gap: crate::window::OnGap,
 }
 
 impl SnapshotConfigBuilder {
+    /// What to do with a change set that starts after what the table holds (see
+    /// [`crate::window`]); refused by default.
+    pub fn on_gap(mut self, on_gap: crate::window::OnGap) -> Self {
+        self.on_gap = on_gap;
+        self
+    }
+
     /// Run as one shard of a split run (see [`crate::shard`]).
     pub fn shard(mut self, shard: crate::shard::Shard) -> Self {
         self.shard = Some(shard);
@@ -546,6 +557,7 @@ impl SnapshotConfigBuilder {
             format: self.format,
             shard: self.shard,
             run_id: self.run_id,
+            on_gap: self.on_gap,
         })
     }
 }

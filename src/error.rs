@@ -204,6 +204,17 @@ pub enum Error {
         message: String,
     },
 
+    /// A change set that does not continue the table it would be applied to: it ends before
+    /// what the table holds, or starts after it and so leaves a gap (see `--on-gap`). Nothing
+    /// was written.
+    #[error("{url}: {message}")]
+    OutOfOrder {
+        /// The table (a Delta table, or the snapshot the changes apply to).
+        url: String,
+        /// Both windows, and what to do.
+        message: String,
+    },
+
     /// A bug: an invariant of ddbsnap itself did not hold.
     #[error("internal error: {0}")]
     Internal(String),
@@ -233,6 +244,8 @@ pub enum ExitKind {
     Throttled,
     /// 10: `commit` of a split run before every shard finished.
     NotReady,
+    /// 11: a change set that does not continue the table (older, or after a gap).
+    OutOfOrder,
     /// 130: interrupted.
     Interrupted,
 }
@@ -251,6 +264,7 @@ impl ExitKind {
             ExitKind::Exists => 8,
             ExitKind::Throttled => 9,
             ExitKind::NotReady => 10,
+            ExitKind::OutOfOrder => 11,
             ExitKind::Interrupted => 130,
         }
     }
@@ -270,6 +284,7 @@ impl Error {
             Error::Interrupted { .. } => ExitKind::Interrupted,
             Error::GaveUp { .. } => ExitKind::Throttled,
             Error::NotReady { .. } => ExitKind::NotReady,
+            Error::OutOfOrder { .. } => ExitKind::OutOfOrder,
             Error::Incomplete { error, .. } => error.kind(),
             Error::Dynamo { .. }
             | Error::ExportFailed { .. }
@@ -340,5 +355,149 @@ impl fmt::Display for AttrPath {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One of every variant, with the context a run gives it.
+    fn samples() -> Vec<Error> {
+        let s = |t: &str| t.to_owned();
+        let all = vec![
+            Error::invalid("--segments must be between 1 and 1000000, got 0"),
+            Error::TableNotFound {
+                table: s("orders"),
+                region: s("eu-west-1"),
+                endpoint: String::new(),
+            },
+            Error::IndexNotFound {
+                table: s("orders"),
+                index: s("byStatus"),
+                known: s("it has no secondary indexes"),
+            },
+            Error::Credentials {
+                message: s("no usable AWS credentials found"),
+                source: None,
+            },
+            Error::AccessDenied {
+                message: s("the identity needs dynamodb:Scan on table 'orders'"),
+            },
+            Error::Unreachable {
+                endpoint: s("http://127.0.0.1:1"),
+                message: s("connection refused"),
+                source: None,
+            },
+            Error::Dynamo {
+                operation: "Scan",
+                code: s("InternalServerError"),
+                message: s("(the service gave no message)"),
+                source: None,
+            },
+            Error::Destination {
+                url: s("s3://lake/orders"),
+                message: s("cannot write to the destination: access denied"),
+                source: None,
+            },
+            Error::AlreadyExists {
+                url: s("s3://lake/orders"),
+                what: s("holds a Delta table (_delta_log/), not a snapshot folder"),
+            },
+            Error::Unrepresentable {
+                path: s("'a'.'b'[3]"),
+                message: s("a number with more than 38 digits"),
+            },
+            Error::CorruptExport {
+                url: s("s3://raw/AWSDynamoDB/0170-x"),
+                message: s("data/x.json.gz: MD5 does not match"),
+            },
+            Error::ExportFailed {
+                arn: s("arn:aws:dynamodb:us-east-1:1:table/orders/export/0170-x"),
+                code: s("Timeout"),
+                message: s("not finished after 7200 s"),
+            },
+            Error::format("writing part-00000.parquet", "disk full"),
+            Error::GaveUp {
+                segment: 3,
+                seconds: 600,
+                last: s("ProvisionedThroughputExceededException"),
+            },
+            Error::Interrupted { url: s("./orders") },
+            Error::Incomplete {
+                error: Box::new(Error::invalid("x")),
+                url: s("./orders"),
+                checkpoint: s("_checkpoint.json"),
+                how: "run the same command with --resume",
+            },
+            Error::NotReady {
+                url: s("s3://lake/orders"),
+                message: s("shards 3 of 16 have not finished"),
+            },
+            Error::OutOfOrder {
+                url: s("s3://lake/orders"),
+                message: s("it holds every change up to 2026-11-21T00:00:00Z"),
+            },
+            Error::Internal(s("an invariant")),
+        ];
+        // Adding a variant fails to compile here until it has a sample above.
+        for e in &all {
+            match e {
+                Error::InvalidArgument { .. }
+                | Error::TableNotFound { .. }
+                | Error::IndexNotFound { .. }
+                | Error::Credentials { .. }
+                | Error::AccessDenied { .. }
+                | Error::Unreachable { .. }
+                | Error::Dynamo { .. }
+                | Error::Destination { .. }
+                | Error::AlreadyExists { .. }
+                | Error::Unrepresentable { .. }
+                | Error::CorruptExport { .. }
+                | Error::ExportFailed { .. }
+                | Error::Format { .. }
+                | Error::GaveUp { .. }
+                | Error::Interrupted { .. }
+                | Error::Incomplete { .. }
+                | Error::NotReady { .. }
+                | Error::OutOfOrder { .. }
+                | Error::Internal(_) => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn every_message_is_one_line_in_the_users_words() {
+        let samples = samples();
+        assert_eq!(samples.len(), 19);
+        for e in samples {
+            let text = e.to_string();
+            assert!(!text.contains('\n') && !text.trim().is_empty(), "{text}");
+            assert!(
+                !text.trim_end().ends_with(':'),
+                "nothing after a colon: {text}"
+            );
+            assert!(!text.contains(": :"), "{text}");
+            let leaks = crate::cli::words::leaks(&text);
+            assert!(leaks.is_empty(), "{leaks:?}");
+        }
+    }
+
+    #[test]
+    fn exit_codes_are_distinct_and_documented() {
+        let codes: Vec<u8> = samples()
+            .iter()
+            .filter(|e| !matches!(e, Error::Incomplete { .. }))
+            .map(Error::exit_code)
+            .collect();
+        assert!(codes.contains(&11));
+        let doc = include_str!("../docs/exit-codes.md");
+        for code in codes {
+            assert!(
+                doc.contains(&format!("| {code} ")),
+                "docs/exit-codes.md has {code}"
+            );
+        }
     }
 }

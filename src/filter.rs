@@ -38,6 +38,17 @@ pub enum TsFormat {
     EpochMs,
 }
 
+impl std::fmt::Display for TsFormat {
+    /// The name `--ts-format` takes (`iso`, `epoch-s`, `epoch-ms`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use clap::ValueEnum;
+        match self.to_possible_value() {
+            Some(v) => f.write_str(v.get_name()),
+            None => Ok(()),
+        }
+    }
+}
+
 /// A half-open timestamp window on one attribute: `since <= t < until`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TimeFilter {

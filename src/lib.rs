@@ -29,6 +29,8 @@
 //! * [`manifest`]: `_manifest.json`, written last: a snapshot without it is not complete.
 //! * [`format`](mod@format): where a finished run is published: a snapshot folder (its manifest), or the
 //!   next version of a Delta Lake table (a commit through `delta_kernel`).
+//! * [`window`]: change windows: what a change set covers, what a table holds, and whether
+//!   one may be applied to the other (in order, no gap, not twice).
 //! * [`describe`]: what a snapshot of a table would read and cost.
 //! * [`shard`]: one run split over processes a scheduler starts (`--shard I/N`), published
 //!   once by `ddbsnap commit`.
@@ -81,6 +83,7 @@ pub mod sink;
 pub mod source;
 mod spare;
 pub mod throttle;
+pub mod window;
 
 pub use config::{SnapshotConfig, SnapshotConfigBuilder};
 pub use error::{Error, ExitKind, Result};

@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::convert::{Columns, NumberMode};
 use crate::plan::TableInfo;
 use crate::sink::{Compression, DataFile};
+use crate::source::export::ExportSummary;
+use crate::window::{ChangeWindow, Coverage, Feed};
 
 /// Format identifier of this manifest layout.
 pub const MANIFEST_FORMAT: &str = "ddbsnap.manifest.v1";
@@ -64,12 +66,62 @@ pub struct Manifest {
     /// For `mode: export`, the export's summary (ARN, export time, type, item count).
     #[serde(default)]
     pub export: Option<crate::source::export::ExportSummary>,
+    /// What the snapshot (or the Delta table, after this run's commit) holds: a full read as
+    /// of a time, or the window of the change set applied last (see [`crate::window`]).
+    /// Absent in snapshots written before ddbsnap recorded it: see [`Manifest::coverage`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<Coverage>,
     /// Every data file of the snapshot.
     pub files: Vec<DataFile>,
     /// The one schema shared by every data file.
     pub schema: ManifestSchema,
     /// Output options of the run.
     pub options: OutputOptions,
+}
+
+impl Manifest {
+    /// What the snapshot holds: as recorded, or, for a snapshot written before ddbsnap
+    /// recorded it, as its mode, window and export say ([`derive_coverage`]).
+    pub fn coverage(&self) -> Option<Coverage> {
+        self.coverage.clone().or_else(|| {
+            derive_coverage(
+                &self.mode,
+                self.watermark.as_ref(),
+                self.export.as_ref(),
+                Some(self.started_at),
+            )
+        })
+    }
+}
+
+/// What a run holds, from what it records: a pull's window, an incremental export's window,
+/// a full export's time, or a scan's start (a full refresh). `None` for anything else.
+pub(crate) fn derive_coverage(
+    mode: &str,
+    watermark: Option<&Watermark>,
+    export: Option<&ExportSummary>,
+    started_at: Option<DateTime<Utc>>,
+) -> Option<Coverage> {
+    if let Some(w) = watermark {
+        return Some(Coverage::Changes { window: w.window() });
+    }
+    if let Some(export) = export {
+        return match export.change_window() {
+            Ok(Some(window)) => Some(Coverage::Changes { window }),
+            Ok(None) => export.export_time().map(|at| Coverage::Full {
+                at,
+                by: "export".into(),
+            }),
+            Err(_) => None,
+        };
+    }
+    match (mode, started_at) {
+        ("scan", Some(at)) => Some(Coverage::Full {
+            at,
+            by: "scan".into(),
+        }),
+        _ => None,
+    }
 }
 
 /// The schema of a snapshot.
@@ -99,6 +151,21 @@ pub struct Watermark {
     /// The latest timestamp written, and the counts of items excluded.
     #[serde(flatten)]
     pub stats: crate::filter::WindowStats,
+}
+
+impl Watermark {
+    /// The pull's change window: from `--since` (the beginning of time without one) to
+    /// [`Watermark::window_end`].
+    pub fn window(&self) -> ChangeWindow {
+        ChangeWindow {
+            feed: Feed::Pull {
+                attribute: self.attribute.clone(),
+            },
+            from: self.since.unwrap_or(DateTime::<Utc>::MIN_UTC),
+            to: self.window_end,
+            id: None,
+        }
+    }
 }
 
 fn one() -> u32 {

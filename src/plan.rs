@@ -335,6 +335,9 @@ pub struct ScanPlan {
     /// Where the run writes: `--to`, or a new (or resumed) `run=<utc-id>` under it for an
     /// incremental pull.
     pub target: crate::sink::Target,
+    /// What the run's summary says about its window: the gap `--on-gap` let it across, or
+    /// read the whole table for.
+    pub window_note: Option<String>,
 }
 
 impl ScanPlan {
@@ -403,7 +406,10 @@ pub async fn plan_scan(
                             last_window_end(&root, &runs, &spec.attribute).await?
                         }
                         crate::format::TableFormat::Delta => {
-                            delta_covered_until(&root, Some(&spec.attribute)).await?
+                            let feed = crate::window::Feed::Pull {
+                                attribute: spec.attribute.clone(),
+                            };
+                            delta_covered_until(&root, &feed).await?
                         }
                     } - chrono::TimeDelta::from_std(spec.overlap).unwrap_or_default(),
                 ),
@@ -423,6 +429,7 @@ pub async fn plan_scan(
             })
         }
     };
+    let (time, window_note) = admit_pull(&root, config, time, started_at).await?;
     let skip_expired = if config.skip_expired {
         Some(ttl_attribute(aws, &table.name).await?)
     } else {
@@ -443,7 +450,55 @@ pub async fn plan_scan(
         keys,
         spec,
         target,
+        window_note,
     })
+}
+
+/// Admit a pull from a given `--since` into a Delta table (see [`crate::window`]): one that
+/// starts after what the table holds leaves a gap, which `--on-gap` decides; `refresh` drops
+/// the window, so the run reads the whole table. `--since last` continues the table by
+/// construction, and a resumed run was admitted when it started. Returns the window to pull
+/// (`None`: the whole table) and what the summary says about it.
+async fn admit_pull(
+    root: &crate::sink::Target,
+    config: &crate::config::SnapshotConfig,
+    time: Option<crate::filter::TimeFilter>,
+    started_at: chrono::DateTime<chrono::Utc>,
+) -> Result<(Option<crate::filter::TimeFilter>, Option<String>)> {
+    use crate::window::{Admission, ChangeWindow, Feed};
+    let explicit = matches!(
+        config.time.as_ref().and_then(|t| t.since),
+        Some(crate::config::Since::At(_))
+    );
+    let Some(filter) = time.as_ref().filter(|_| explicit) else {
+        return Ok((time, None));
+    };
+    let (Some(from), crate::format::TableFormat::Delta, false) =
+        (filter.since, config.format, config.resume)
+    else {
+        return Ok((time, None));
+    };
+    let change = ChangeWindow {
+        feed: Feed::Pull {
+            attribute: filter.attribute.clone(),
+        },
+        from,
+        to: filter.until.map_or(started_at, |u| u.min(started_at)),
+        id: None,
+    };
+    Ok(
+        match crate::format::delta::admit(root, &change, config.on_gap).await? {
+            Admission::Apply | Admission::AlreadyApplied(_) => (time, None),
+            Admission::AcrossGap(gap) => (
+                time,
+                Some(format!("applied across a gap (--on-gap force): {gap}")),
+            ),
+            Admission::Refresh(gap) => (
+                None,
+                Some(format!("read the whole table (--on-gap refresh): {gap}")),
+            ),
+        },
+    )
 }
 
 /// Where a run writes: `--to` itself, or, for incremental pulls and Delta tables, which keep
@@ -455,6 +510,7 @@ pub(crate) async fn run_target(
     config: &crate::config::SnapshotConfig,
     started_at: chrono::DateTime<chrono::Utc>,
 ) -> Result<crate::sink::Target> {
+    crate::format::check_kind(&root, config.format, config.time.is_some()).await?;
     let target = match (uses_run_dirs(config), config.shard, config.run_id) {
         (false, _, _) => root,
         (true, Some(_), Some(id)) => root.child(&crate::sink::run_dir_name(id)),
@@ -554,28 +610,27 @@ async fn last_window_end(
     }
 }
 
-/// Up to when the Delta table at `table` holds every change, for a timestamp pull on `pull`
-/// (`None`: an incremental export) to continue from, from its log's latest ddbsnap commit (see
-/// [`crate::format::delta::log::Record::covered_until`]).
+/// Up to when the Delta table at `table` holds every change that a change set of `feed`
+/// continues, for `--since last` (see [`crate::window::Coverage::until_for`]).
 pub(crate) async fn delta_covered_until(
     table: &crate::sink::Target,
-    pull: Option<&str>,
+    feed: &crate::window::Feed,
 ) -> Result<chrono::DateTime<chrono::Utc>> {
-    let Some((version, record)) = crate::format::delta::latest_record(table).await? else {
-        let first = match pull {
-            Some(_) => "give the first run a time (--since 2026-11-01T00:00:00Z) or no --since",
-            None => "create it from a full export or a full refresh first",
+    let Some((version, coverage)) = crate::format::delta::coverage(table).await? else {
+        let first = match feed {
+            crate::window::Feed::Pull { .. } => {
+                "give the first run a time (--since 2026-11-01T00:00:00Z) or no --since"
+            }
+            crate::window::Feed::Export => "create it from a full export or a full refresh first",
         };
         return Err(Error::invalid(format!(
             "--since last: {} has no Delta table to continue; {first}",
             table.url()
         )));
     };
-    record.covered_until(pull).map_err(|why| {
+    coverage.until_for(feed).map_err(|why| {
         Error::invalid(format!(
-            "--since last: the latest ddbsnap commit (run {}, at or before version {version}) \
-             has no window to continue: {why}",
-            record.run
+            "--since last: version {version} of the Delta table has nothing to continue: {why}"
         ))
     })
 }

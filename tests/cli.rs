@@ -1281,32 +1281,45 @@ async fn the_progress_bar_in_a_terminal_agrees_with_the_summary() {
     );
 }
 
-/// `convert-export --key` naming an attribute the items do not have: exit 2 naming it, nothing
-/// committed (the key columns are non-nullable, so no file could hold such an item).
+/// `convert-export --key` naming an attribute the items do not have, on an export of 6,000
+/// items in 4 files: exit 2 naming it, checked on the first item before anything is written,
+/// so the target is left as it was and the corrected command runs at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn convert_export_with_a_wrong_key_says_which() {
     let dir = tempfile::tempdir().unwrap();
     let bucket = dir.path().join("bucket");
     let out = std::process::Command::new("python3")
         .arg("scripts/gen-export")
-        .args(["full", bucket.to_str().unwrap(), "50", "1"])
+        .args(["full", bucket.to_str().unwrap(), "6000", "4"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let export = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     let to = dir.path().join("converted");
-    let out = ddbsnap(
-        args(&[
+    let convert = |key: &'static str| {
+        let args = args(&[
             "convert-export",
             &export,
             "--to",
             to.to_str().unwrap(),
             "--key",
-            "pk,sortkey",
-        ]),
-        vec![],
-        false,
-    )
-    .await;
-    assert_fails(&out, 2, "no key attribute 'sortkey'", Some(&to));
+            key,
+        ]);
+        async move { ddbsnap(args, vec![], false).await }
+    };
+    let out = convert("pk,sortkey").await;
+    assert_fails(
+        &out,
+        2,
+        "--key sortkey: the export's first item has no attribute 'sortkey' (it has amount, meta, \
+         payload, pk, sk, status, tags)",
+        Some(&to),
+    );
+    assert!(!to.exists(), "nothing written");
+    // A map is no key attribute.
+    assert_fails(&convert("pk,meta").await, 2, "--key meta: ", Some(&to));
+    assert!(!to.exists(), "nothing written");
+    let out = convert("pk,sk").await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(to.join("_manifest.json").exists());
 }

@@ -257,8 +257,9 @@ async fn write_export_at(
         "outputFormat": "DYNAMODB_JSON",
     });
     if incremental {
-        summary["exportFromTime"] = "2026-11-19T00:00:00.000Z".into();
-        summary["exportToTime"] = "2026-11-20T00:00:00.000Z".into();
+        // The day after the full export's time, unless `extra` says otherwise.
+        summary["exportFromTime"] = "2026-11-20T00:00:00.000Z".into();
+        summary["exportToTime"] = "2026-11-21T00:00:00.000Z".into();
         if extra.get("exportViewType").is_none() {
             summary["outputView"] = "NEW_AND_OLD_IMAGES".into();
         }
@@ -832,6 +833,37 @@ impl Changes {
     }
 }
 
+/// The summary fields of an incremental export of the changes from November `from` to
+/// November `to` 2026 (00:00 UTC), NEW_AND_OLD_IMAGES.
+fn incremental(from: u32, to: u32) -> serde_json::Value {
+    serde_json::json!({
+        "exportType": "INCREMENTAL_EXPORT",
+        "exportFromTime": format!("2026-11-{from:02}T00:00:00.000Z"),
+        "exportToTime": format!("2026-11-{to:02}T00:00:00.000Z"),
+    })
+}
+
+/// Every file under `dir` with its bytes (nothing when it does not exist): what a refused run
+/// must leave as it found it.
+fn tree(dir: &std::path::Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut files = std::collections::BTreeMap::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(d) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                files.insert(path.clone(), std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    files
+}
+
 /// Write `items` as export [`EXPORT_ID`] and convert it to a snapshot at `to`.
 async fn base_snapshot(s3: &S3Server, items: &[Item], to: &str) {
     write_export(s3, items, 3, Damage::None).await;
@@ -840,10 +872,10 @@ async fn base_snapshot(s3: &S3Server, items: &[Item], to: &str) {
     assert!(out.status.success(), "{err}");
 }
 
-/// Write `records` as the NEW_AND_OLD_IMAGES incremental export `id` and convert it to a
-/// change log at `to`.
-async fn change_log(s3: &S3Server, id: &str, records: &[String], to: &str) {
-    let summary = serde_json::json!({"exportType": "INCREMENTAL_EXPORT"});
+/// Write `records` as the NEW_AND_OLD_IMAGES incremental export `id` of the changes from
+/// November `days.0` to `days.1` and convert it to a change log at `to`.
+async fn change_log(s3: &S3Server, id: &str, records: &[String], days: (u32, u32), to: &str) {
+    let summary = incremental(days.0, days.1);
     write_export_lines(s3, id, records, 3, Damage::None, summary).await;
     let out = convert_id(s3, id, to, &["--key", "pk,sk"]).await;
     let err = String::from_utf8_lossy(&out.stderr);
@@ -931,11 +963,13 @@ async fn full_export_then_changes_then_apply_gives_the_new_table_state() {
         .await
         .unwrap();
     let id = "01700000000999-changes1";
-    change_log(&s3, id, &changes.records, "s3://snaps/orders/changes").await;
+    let changes1 = "s3://snaps/orders/changes";
+    change_log(&s3, id, &changes.records, (20, 21), changes1).await;
     let after_first = changes.state.clone();
 
     let id2 = "01700000086399-changes2";
-    change_log(&s3, id2, &later.records, "s3://snaps/orders/changes2").await;
+    let changes2 = "s3://snaps/orders/changes2";
+    change_log(&s3, id2, &later.records, (21, 22), changes2).await;
     let listed: std::collections::HashSet<String> = names_under(&bucket).await;
     for id in [id, id2] {
         assert!(
@@ -975,6 +1009,83 @@ async fn full_export_then_changes_then_apply_gives_the_new_table_state() {
     .await;
     let want: Vec<Item> = later.state.into_values().collect();
     assert_same_items(&want, &read_snapshot(&next2).await);
+    let manifest = ddbsnap::sink::reader::read_manifest(&next2).await.unwrap();
+    assert_eq!(
+        manifest.coverage().unwrap().until().to_rfc3339(),
+        "2026-11-22T00:00:00+00:00",
+        "the new snapshot records the window it holds"
+    );
+
+    // Change sets apply only in order: the same one again is a no-op that says so, an older
+    // one and one after a gap are refused (exit 11) naming both windows, writing nothing.
+    let snaps = s3.root.path().join("snaps/orders");
+    let try_apply = |changes: &'static str, base: &'static str, extra: &[&str]| {
+        let mut args: Vec<String> = ["apply", changes, "--to-snapshot", base, "--out"]
+            .map(String::from)
+            .to_vec();
+        args.push("s3://snaps/orders/tried".into());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        run(&s3, args)
+    };
+    let before = tree(&snaps);
+    let again = try_apply(changes1, "s3://snaps/orders/next", &["--json"]).await;
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(summary["already_applied"], true, "{summary}");
+    assert!(
+        summary["window_note"]
+            .as_str()
+            .unwrap()
+            .contains("already holds"),
+        "{summary}"
+    );
+    let again = try_apply(changes1, "s3://snaps/orders/next", &[]).await;
+    let said = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        said.contains("already holds this incremental export"),
+        "{said}"
+    );
+    for (changes, base, needle) in [
+        (
+            changes1,
+            "s3://snaps/orders/next2",
+            "ends at or before that",
+        ),
+        (changes2, "s3://snaps/orders/base", "would be lost"),
+    ] {
+        let out = try_apply(changes, base, &[]).await;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(11), "{err}");
+        assert!(err.contains(needle), "{err}");
+        assert!(
+            err.contains("2026-11-2") && err.matches(" → ").count() >= 1,
+            "both windows named: {err}"
+        );
+        assert_eq!(
+            err.lines().filter(|l| l.starts_with("error: ")).count(),
+            1,
+            "{err}"
+        );
+        let out = try_apply(changes, base, &["--on-gap", "refresh"]).await;
+        assert_eq!(out.status.code(), Some(11));
+    }
+    assert_eq!(
+        tree(&snaps),
+        before,
+        "refused and repeated runs wrote nothing"
+    );
+    // --on-gap force applies the gapped one, and says so.
+    let forced = try_apply(changes2, "s3://snaps/orders/base", &["--on-gap", "force"]).await;
+    let err = String::from_utf8_lossy(&forced.stderr);
+    assert!(forced.status.success(), "{err}");
+    assert!(
+        err.contains("warning: applied across a gap (--on-gap force)"),
+        "{err}"
+    );
 
     // Applying something that is not a change log is refused.
     let args = [
@@ -1010,14 +1121,13 @@ async fn incremental_exports_merge_into_a_delta_table() {
     // anything is written.
     let (changes, later) = two_windows(&base);
     let id = "01700000000999-changes1";
-    let incremental = serde_json::json!({"exportType": "INCREMENTAL_EXPORT"});
     write_export_lines(
         &s3,
         id,
         &changes.records,
         3,
         Damage::None,
-        incremental.clone(),
+        incremental(20, 21),
     )
     .await;
     let out = convert_id(&s3, id, "s3://lake/orders", &delta).await;
@@ -1105,7 +1215,8 @@ async fn incremental_exports_merge_into_a_delta_table() {
     );
 
     let id2 = "01700000086399-changes2";
-    write_export_lines(&s3, id2, &later.records, 3, Damage::None, incremental).await;
+    let next_day = incremental(21, 22);
+    write_export_lines(&s3, id2, &later.records, 3, Damage::None, next_day).await;
     merge(id2, 2).await;
     let want: Vec<Item> = later.state.values().cloned().collect();
     assert_same_items(&want, &delta_items(&table, 2).await);
@@ -1114,11 +1225,149 @@ async fn incremental_exports_merge_into_a_delta_table() {
     let want: Vec<Item> = changes.state.values().cloned().collect();
     assert_same_items(&want, &delta_items(&table, 1).await);
 
-    // Converting the same export again is a new run and merges the same changes: the table
-    // state does not change.
-    merge(id2, 3).await;
+    // Change sets merge only in order. The same export again is a no-op that says so; an
+    // older one, and one after a gap, are refused (exit 11) naming both windows. Each leaves
+    // the table byte for byte as it was.
+    let before = tree(&table);
+    let out = convert_id(&s3, id2, "s3://lake/orders", &delta).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["already_applied"], true, "{summary}");
+    assert!(summary["delta"].is_null(), "{summary}");
+    let id3 = "01700000432000-changes3";
+    let after_gap = incremental(25, 26);
+    write_export_lines(&s3, id3, &later.records, 3, Damage::None, after_gap).await;
+    for (id, needle) in [(id, "ends at or before that"), (id3, "would be lost")] {
+        let out = convert_id(&s3, id, "s3://lake/orders", &delta).await;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(11), "{err}");
+        assert!(err.contains(needle), "{err}");
+        assert!(
+            err.contains("2026-11-21T00:00:00Z → 2026-11-22T00:00:00Z"),
+            "the table's window: {err}"
+        );
+        let refresh = [&delta[..], &["--on-gap", "refresh"]].concat();
+        let out = convert_id(&s3, id, "s3://lake/orders", &refresh).await;
+        assert_eq!(out.status.code(), Some(11));
+    }
+    assert!(
+        String::from_utf8_lossy(
+            &convert_id(&s3, id3, "s3://lake/orders", &delta)
+                .await
+                .stderr
+        )
+        .contains("2026-11-25T00:00:00Z → 2026-11-26T00:00:00Z"),
+        "the change set's window"
+    );
+    assert_eq!(
+        tree(&table),
+        before,
+        "refused and repeated runs wrote nothing"
+    );
+    // --on-gap force merges the gapped one, and says so.
+    let force = [&delta[..], &["--on-gap", "force"]].concat();
+    let out = convert_id(&s3, id3, "s3://lake/orders", &force).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("warning: applied across a gap (--on-gap force)"),
+        "{err}"
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["delta"]["version"], 3, "{summary}");
+    assert!(
+        summary["window_note"]
+            .as_str()
+            .unwrap()
+            .contains("would be lost")
+    );
     let want: Vec<Item> = later.state.into_values().collect();
     assert_same_items(&want, &delta_items(&table, 3).await);
+}
+
+/// A key attribute the first item has and later ones lack, in an export of 6,000 items: exit 2
+/// naming it (the error of the conversion, not of the readers it stopped), and what the run
+/// wrote is removed, so the corrected command runs at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_later_items_lack_is_refused_and_leaves_nothing() {
+    let s3 = S3Server::start(&["raw", "lake"]);
+    let items = export_items(6000);
+    write_export(&s3, &items, 4, Damage::None).await;
+    for (to, format) in [("s3://lake/snap", "snapshot"), ("s3://lake/table", "delta")] {
+        let dir = s3.root.path().join(to.trim_start_matches("s3://"));
+        let out = convert(&s3, to, &["--key", "pk,big", "--format", format]).await;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{format}: {err}");
+        assert!(
+            err.contains("--key big: an item has no attribute 'big'"),
+            "{err}"
+        );
+        assert!(!err.contains("internal error"), "{err}");
+        assert!(tree(&dir).is_empty(), "{format}: {:?}", tree(&dir).keys());
+        let out = convert(&s3, to, &["--key", "pk,sk", "--format", format]).await;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{format}: {err}");
+    }
+    assert_same_items(
+        &items,
+        &delta_items(&s3.root.path().join("lake/table"), 0).await,
+    );
+}
+
+/// A Delta table is never written into a snapshot folder, nor a snapshot into a Delta table:
+/// refused (exit 8) before anything is written, saying what the folder holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_kind_of_table_per_folder() {
+    let s3 = S3Server::start(&["raw", "lake"]);
+    write_export(&s3, &export_items(300), 3, Damage::None).await;
+    let refused = |to: &'static str, extra: &'static [&'static str], needles: [&'static str; 2]| {
+        let s3 = &s3;
+        async move {
+            let dir = s3.root.path().join(to.trim_start_matches("s3://"));
+            let before = tree(&dir);
+            let out = convert(s3, to, extra).await;
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(8), "{extra:?}: {err}");
+            for needle in needles {
+                assert!(err.contains(needle), "{extra:?}: {err}");
+            }
+            assert_eq!(tree(&dir), before, "{extra:?} left {to} as it was");
+        }
+    };
+    let out = convert(&s3, "s3://lake/snap", &["--key", "pk,sk"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let delta = &["--key", "pk,sk", "--format", "delta"];
+    let not_delta = [
+        "holds a Parquet snapshot",
+        "not a Delta table; write the Delta table to a folder of its own",
+    ];
+    refused("s3://lake/snap", delta, not_delta).await;
+
+    let out = convert(&s3, "s3://lake/table", delta).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let not_snapshot = [
+        "holds a Delta table (_delta_log/), not a snapshot folder",
+        "add --format delta to update the table",
+    ];
+    refused("s3://lake/table", &["--key", "pk,sk"], not_snapshot).await;
+    refused(
+        "s3://lake/table",
+        &["--key", "pk,sk", "--overwrite"],
+        not_snapshot,
+    )
+    .await;
 }
 
 /// An attribute value as the Ion text DynamoDB writes in ION exports.
@@ -1474,7 +1723,14 @@ async fn a_killed_apply_resumes_to_the_same_table_state() {
         changes.insert(new);
     }
     let id = "01700000000999-changes2";
-    change_log(&s3, id, &changes.records, "s3://snaps/orders/changes").await;
+    change_log(
+        &s3,
+        id,
+        &changes.records,
+        (20, 21),
+        "s3://snaps/orders/changes",
+    )
+    .await;
 
     let want: Vec<Item> = changes.state.into_values().collect();
     let kept_base = 24_000 - 1_000 - 2_000;

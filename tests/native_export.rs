@@ -219,16 +219,17 @@ async fn incremental_exports_since_last_continue_the_delta_table() {
         "--since",
         "last",
     ];
-    let fails = |extra: Vec<&'static str>, needle: &'static str| {
+    let fails_with = |code: i32, extra: Vec<&'static str>, needle: &'static str| {
         let args = args(&extra);
         async move {
             let out = ddbsnap(args).await;
             let err = String::from_utf8_lossy(&out.stderr);
-            assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
+            assert_eq!(out.status.code(), Some(code), "{extra:?}: {err}");
             assert_eq!(err.lines().count(), 1, "{err}");
             assert!(err.contains(needle), "{extra:?}: {err}");
         }
     };
+    let fails = |extra, needle| fails_with(2, extra, needle);
     fails(since_last.to_vec(), "needs --format delta").await;
     let delta = [&since_last[..], &["--format", "delta"]].concat();
     fails(delta.clone(), "has no Delta table to continue").await;
@@ -253,7 +254,9 @@ async fn incremental_exports_since_last_continue_the_delta_table() {
         .send()
         .await
         .unwrap();
-    fails(delta.clone(), "reaches back to").await;
+    // A gap no export can cover: exit code 11, with what to do.
+    fails_with(11, delta.clone(), "reaches back").await;
+    fails_with(11, delta.clone(), "--on-gap refresh (a full export)").await;
 
     // A second full refresh, now inside the recovery window: current up to moments ago, so
     // no export window of 15 minutes exists yet.

@@ -37,6 +37,7 @@ __all__ = [
     "AlreadyExistsError",
     "ThrottledError",
     "NotReadyError",
+    "OutOfOrderError",
     "InterruptedRunError",
 ]
 
@@ -99,6 +100,14 @@ class NotReadyError(DdbsnapError):
     """``commit`` of a split run before every shard finished (exit code 10)."""
 
     exit_code = 10
+
+
+class OutOfOrderError(DdbsnapError):
+    """A change set that does not continue the table: older than what it holds, or after a
+    gap (exit code 11; nothing was written). ``on_gap="force"`` applies a gapped one anyway,
+    ``on_gap="refresh"`` reads the whole table instead where the command can."""
+
+    exit_code = 11
 
 
 class InterruptedRunError(DdbsnapError):

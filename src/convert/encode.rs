@@ -34,8 +34,8 @@ pub fn encode_rows(columns: &Columns, schema: &SchemaRef, rows: &Rows) -> Result
     for (((name, ct), field), vals) in columns.iter().zip(schema.fields()).zip(gathered) {
         if !field.is_nullable() && vals.iter().any(|v| present(*v).is_none()) {
             return Err(Error::invalid(format!(
-                "an item has no key attribute '{name}' (or a NULL there): the key attributes \
-                 given (--key) must be the table's"
+                "--key {name}: an item has no attribute '{name}' (or a NULL there), so it is \
+                 no key attribute; give the table's key attributes, partition key first"
             )));
         }
         path.push_field(name);

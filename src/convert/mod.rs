@@ -176,6 +176,40 @@ pub fn arrow_schema_with_keys(columns: &Columns, keys: &[String]) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
+/// Check that `item` (`what` names it in the message) has each of `keys` as a string, number
+/// or binary, the types a DynamoDB key attribute has: the key attributes given with `--key`
+/// must be the table's.
+pub(crate) fn check_key_values(item: &Item, keys: &[String], what: &str) -> crate::Result<()> {
+    use aws_sdk_dynamodb::types::AttributeValue as AV;
+    let fix = "give the table's key attributes, partition key first";
+    for key in keys {
+        match item.get(key) {
+            Some(AV::S(_) | AV::N(_) | AV::B(_)) => {}
+            Some(_) => {
+                return Err(crate::Error::invalid(format!(
+                    "--key {key}: {what} holds a value there that is not a string, number or \
+                     binary, so it is no key attribute; {fix}"
+                )));
+            }
+            None => {
+                let mut names: Vec<&str> = item
+                    .keys()
+                    .map(String::as_str)
+                    .filter(|n| !n.starts_with('_'))
+                    .collect();
+                names.sort_unstable();
+                let more = if names.len() > 8 { ", ..." } else { "" };
+                names.truncate(8);
+                return Err(crate::Error::invalid(format!(
+                    "--key {key}: {what} has no attribute '{key}' (it has {}{more}); {fix}",
+                    names.join(", ")
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,6 +30,10 @@ pub struct CommitPlan {
     pub columns: Vec<String>,
     /// Data file, row group and upload part sizes (files re-encoded at the commit).
     pub sizes: FileSizes,
+    /// What the published table holds, when the run's mode, window and export do not say it
+    /// (`apply`: the change log's window).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<crate::window::Coverage>,
 }
 
 /// Sizes of the data files a run writes.
@@ -62,6 +66,7 @@ impl CommitPlan {
                 row_group_bytes: config.row_group_bytes,
                 part_bytes: config.part_bytes,
             },
+            coverage: None,
         }
     }
 
@@ -164,6 +169,7 @@ pub(super) async fn commit(
                 .map_or(checkpoint.started_at, |u| u.min(checkpoint.started_at)),
             stats: checkpoint.window.clone().unwrap_or_default(),
         }),
+        coverage: None,
         schema: ManifestSchema {
             arrow: arrow_schema_with_keys(&columns, &key_columns(&plan.table))
                 .as_ref()
@@ -173,6 +179,10 @@ pub(super) async fn commit(
         options: checkpoint.options.clone(),
         files,
         table: plan.table.clone(),
+    };
+    let manifest = Manifest {
+        coverage: plan.coverage.clone().or_else(|| manifest.coverage()),
+        ..manifest
     };
     if cancel.is_cancelled() {
         return Err(Error::Interrupted {

@@ -168,7 +168,17 @@ impl Conversion {
                 }
             }
         }
-        if let Some(e) = error.or(failed) {
+        // A source that met a stopped lane only says so; the lane's error says why.
+        let error = match (error, failed) {
+            (Some(e), Some(lane)) if crate::source::scan::is_lane_stopped(&e) => Some(lane),
+            (e, lane) => e.or(lane),
+        };
+        if let Some(e) = error {
+            if matches!(e, Error::InvalidArgument { .. }) {
+                // The options do not fit the data (a wrong --key): no resume can help, and
+                // the corrected command must find the target as this run found it.
+                discard(target).await?;
+            }
             return Err(resumable(e, target));
         }
         if !complete {

@@ -61,6 +61,7 @@ use crate::source::export::{Export, ExportSummary};
 use crate::source::scan::{Msg, Page, ScanJob, SegmentEnd};
 use crate::throttle::{ReadBudget, Throttle};
 
+mod admit;
 mod commit;
 mod lanes;
 mod shards;
@@ -131,6 +132,15 @@ pub struct Summary {
     /// The shard of a split run this run was: its part is finished, nothing is committed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<crate::shard::Shard>,
+    /// The change set was the one the table applied last: nothing was written (see
+    /// [`crate::window`]).
+    #[serde(default)]
+    pub already_applied: bool,
+    /// What the run says about its change window: why it was already applied, the gap that
+    /// `--on-gap force` applied it across, or the gap that `--on-gap refresh` read the whole
+    /// table again for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_note: Option<String>,
 }
 
 pub use crate::format::delta::{DeltaCommit, MergeStats};
@@ -162,6 +172,39 @@ impl Summary {
             seconds: 0.0,
             columns_not_found: Vec::new(),
             shard: None,
+            already_applied: false,
+            window_note: None,
+        }
+    }
+
+    /// The summary of a run that found its change set already applied to the table at `url`
+    /// and wrote nothing; `note` says so.
+    fn already_applied(url: &str, table: &TableInfo, note: String) -> Self {
+        Summary {
+            url: url.to_owned(),
+            table: table.name.clone(),
+            items: 0,
+            items_scanned: 0,
+            items_expired: 0,
+            files: 0,
+            bytes: 0,
+            consumed_rcu: 0.0,
+            pages: 0,
+            segments: 0,
+            read_budget: ReadBudget::none(),
+            concurrency: 0,
+            throttled_requests: 0,
+            retried_requests: 0,
+            files_rewritten: 0,
+            runs: 0,
+            already_committed: false,
+            watermark: None,
+            delta: None,
+            seconds: 0.0,
+            columns_not_found: Vec::new(),
+            shard: None,
+            already_applied: true,
+            window_note: Some(note),
         }
     }
 }
@@ -209,23 +252,63 @@ async fn export_runs(
         .export
         .as_ref()
         .ok_or_else(|| Error::Internal("an export run without an export".into()))?;
-    let Some(IncrementalRange::SinceLast { until, old_images }) = &request.incremental else {
-        return export_run(aws, table, root, config, progress, cancel, started).await;
+    use crate::window::{ChangeWindow, Feed, OnGap};
+    use admit::Admitted;
+    let delta = config.format == TableFormat::Delta && !config.resume;
+    let mut from = match &request.incremental {
+        Some(IncrementalRange::SinceLast { .. }) if delta => {
+            crate::plan::delta_covered_until(&root, &Feed::Export).await?
+        }
+        Some(IncrementalRange::Window(w)) if delta => {
+            // Before starting an export that may take hours.
+            let change = ChangeWindow {
+                feed: Feed::Export,
+                from: w.from,
+                to: w.to,
+                id: None,
+            };
+            match admit::into_delta(&root, &change, config, &table).await? {
+                Admitted::Go(_) => {}
+                Admitted::Done(summary) => return Ok(*summary),
+                Admitted::Refresh(gap) => {
+                    return refresh_by_export(aws, table, root, config, progress, cancel, gap)
+                        .await;
+                }
+            }
+            return export_run(aws, table, root, config, progress, cancel, started).await;
+        }
+        // One export (or the resumed one, whose export is in its checkpoint).
+        _ => return export_run(aws, table, root, config, progress, cancel, started).await,
     };
-    if config.resume {
-        // The unfinished run's export is in its checkpoint; the next run continues after it.
-        return export_run(aws, table, root, config, progress, cancel, started).await;
-    }
-    let from = crate::plan::delta_covered_until(&root, None).await?;
+    let Some(IncrementalRange::SinceLast { until, old_images }) = &request.incremental else {
+        return Err(Error::Internal("--since last without its range".into()));
+    };
     if let Some(earliest) = earliest_restorable(aws, &table).await?
         && from < earliest
     {
-        return Err(Error::invalid(format!(
-            "--since last: the Delta table holds the changes up to {from}, but point-in-time \
-             recovery of '{}' reaches back to {earliest} only, so no export can cover the gap; \
-             refresh the table fully (leave out --incremental), then continue with --since last",
-            table.name
-        )));
+        let gap = format!(
+            "it holds every change up to {}, but point-in-time recovery of '{}' reaches back \
+             to {} only, so no incremental export covers the changes in between",
+            crate::window::show(from),
+            table.name,
+            crate::window::show(earliest)
+        );
+        match config.on_gap {
+            OnGap::Fail => {
+                return Err(Error::OutOfOrder {
+                    url: root.url.clone(),
+                    message: format!(
+                        "{gap}; pass --on-gap refresh (a full export) or --on-gap force \
+                         (continue from {})",
+                        crate::window::show(earliest)
+                    ),
+                });
+            }
+            OnGap::Refresh => {
+                return refresh_by_export(aws, table, root, config, progress, cancel, gap).await;
+            }
+            OnGap::Force => from = earliest,
+        }
     }
     let windows = split_window(from, until.unwrap_or_else(Utc::now), *old_images)?;
     let mut total: Option<Summary> = None;
@@ -264,6 +347,35 @@ async fn export_runs(
     Ok(summary)
 }
 
+/// `--on-gap refresh` of an incremental export: a full export of the table instead, which
+/// replaces the Delta table's rows; the summary says which `gap` it was for.
+async fn refresh_by_export(
+    aws: &AwsContext,
+    table: TableInfo,
+    root: Target,
+    config: &SnapshotConfig,
+    progress: Arc<dyn Progress>,
+    cancel: CancellationToken,
+    gap: String,
+) -> Result<Summary> {
+    let request = config
+        .export
+        .clone()
+        .ok_or_else(|| Error::Internal("an export run without an export".into()))?;
+    let full = SnapshotConfig {
+        export: Some(crate::source::export::ExportRequest {
+            incremental: None,
+            export_time: None,
+            ..request
+        }),
+        ..config.clone()
+    };
+    let started = (Instant::now(), Utc::now());
+    let mut summary = export_run(aws, table, root, &full, progress, cancel, started).await?;
+    summary.window_note = Some(format!("read the whole table (--on-gap refresh): {gap}"));
+    Ok(summary)
+}
+
 /// One export into `root` (its run folder when runs have folders) and its conversion.
 async fn export_run(
     aws: &AwsContext,
@@ -290,10 +402,6 @@ async fn export_run(
         }
         Some(ExportResume::Converting(dir)) => (dir, config.clone()),
         None => {
-            // Fail on the destination before starting an export that may take hours.
-            if config.format == TableFormat::Delta && request.incremental.is_some() {
-                crate::format::delta::check_merge_target(&target).await?;
-            }
             crate::plan::prepare_new_run(&target, config).await?;
             let done = crate::source::export::run_export(aws, &table, request, &*progress).await?;
             // Nothing converted yet: a fresh start (the ClientToken found the export again).
@@ -576,6 +684,17 @@ async fn committed(target: &Target, owned: &[crate::sink::OwnedFile]) -> Result<
     Ok(Some(manifest))
 }
 
+/// Remove what this run (or this shard) wrote to `target`: its checkpoint and data files.
+async fn discard(target: &Target) -> Result<()> {
+    let checkpoint = target.checkpoint_name();
+    for f in target.list_owned().await? {
+        if f.name == checkpoint || target.writes_data_file(&f.name) {
+            target.delete(&f.location).await?;
+        }
+    }
+    Ok(())
+}
+
 /// A checkpoint `--resume` restored, counted as one more run and announced.
 fn continue_from(mut checkpoint: Checkpoint, progress: &dyn Progress) -> Checkpoint {
     checkpoint.runs += 1;
@@ -786,7 +905,9 @@ async fn run(
     let tx = job.tx.clone();
     let scan_error = scan_segments(job, pending, &cancel, &target).await;
     let checkpoint = conversion.finish(tx, scan_error, &target).await?;
-    finish(publish, &target, &progress, &cancel, checkpoint, started).await
+    let mut summary = finish(publish, &target, &progress, &cancel, checkpoint, started).await?;
+    summary.window_note = plan.window_note;
+    Ok(summary)
 }
 
 /// Scan the `pending` segments (from their start, or after their key) as `job` says, until

@@ -129,6 +129,8 @@ pub(super) async fn finish_shard(
         seconds: started.elapsed().as_secs_f64(),
         columns_not_found: Vec::new(),
         shard: Some(shard),
+        already_applied: false,
+        window_note: None,
     })
 }
 

@@ -7,6 +7,7 @@
 //! export's data file, or the rows of `apply` in a fixed order), which the checkpoint keeps as
 //! the position; `--resume` makes producers for what is left and skips that many items.
 
+use super::admit::{self, Admitted};
 use super::*;
 use crate::changes::{ChangeSet, key_text};
 use crate::source::export::{LINE_KEY, line_key};
@@ -82,9 +83,6 @@ pub(super) async fn convert_export_to(
 ) -> Result<Summary> {
     let source = export.target.url.clone();
     let export = Arc::new(export);
-    if config.format == TableFormat::Delta && export.summary.is_incremental() {
-        crate::format::delta::check_merge_target(&target).await?;
-    }
     let region = export
         .summary
         .region()
@@ -103,6 +101,17 @@ pub(super) async fn convert_export_to(
             Some(export.item_count()),
         ),
     };
+    let window_note = match admit_export(&export, &target, &table, config).await? {
+        Admitted::Go(note) => note,
+        Admitted::Done(summary) => return Ok(*summary),
+        Admitted::Refresh(gap) => {
+            let url = target
+                .split_parent()
+                .map_or(target.url.clone(), |(t, _)| t.url);
+            return Err(admit::cannot_refresh(&url, &gap, "an incremental export"));
+        }
+    };
+    check_keys(&export, keys).await?;
     // A change log's own columns come right after the keys.
     let first_columns: Vec<&str> = keys
         .iter()
@@ -151,7 +160,7 @@ pub(super) async fn convert_export_to(
             })
             .collect())
     };
-    run_producers(
+    let mut summary = run_producers(
         ("export", publish),
         target,
         config,
@@ -161,7 +170,49 @@ pub(super) async fn convert_export_to(
         (files as u32, &first_columns, &source),
         readers,
     )
-    .await
+    .await?;
+    summary.window_note = window_note;
+    Ok(summary)
+}
+
+/// Admit the export's change set into the Delta table `target` is a run of (see
+/// [`crate::window`]). A full export, or any export into a snapshot folder, goes on.
+async fn admit_export(
+    export: &Export,
+    target: &Target,
+    table: &TableInfo,
+    config: &SnapshotConfig,
+) -> Result<Admitted> {
+    let window = export
+        .summary
+        .change_window()
+        .map_err(|message| Error::CorruptExport {
+            url: export.target.url.clone(),
+            message,
+        })?;
+    match (window, target.split_parent()) {
+        (Some(window), Some((root, _))) if config.format == TableFormat::Delta => {
+            admit::into_delta(&root, &window, config, table).await
+        }
+        _ => Ok(Admitted::Go(None)),
+    }
+}
+
+/// Check the key attributes `keys` against the export's first item, before anything is
+/// written: each must be there, and a string, number or binary.
+async fn check_keys(export: &Arc<Export>, keys: &[String]) -> Result<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let reading = Arc::clone(export);
+    let handle = Handle::current();
+    let first = tokio::task::spawn_blocking(move || reading.first_item(&handle))
+        .await
+        .map_err(|e| Error::Internal(format!("the export reader failed: {e}")))??;
+    let Some(item) = first else {
+        return Ok(());
+    };
+    crate::convert::check_key_values(&item, keys, "the export's first item")
 }
 
 /// How many items of a source (an export data file, the input of `apply`) are already in
@@ -205,6 +256,7 @@ pub async fn apply(
     let changes = Target::open_source(changes, sdk, &config.s3).await?;
     let base = Target::open_source(base, sdk, &config.s3).await?;
     let target = Target::open(&config.destination, sdk, &config.s3).await?;
+    crate::format::check_kind(&target, TableFormat::Snapshot, false).await?;
     let change_manifest = read_manifest(&changes).await?;
     let base_manifest = read_manifest(&base).await?;
     if !change_manifest.schema.columns.contains_key("_op") {
@@ -235,6 +287,47 @@ pub async fn apply(
             "neither snapshot records its key attributes; give them with --key PK[,SK]",
         ));
     }
+    for (what, manifest) in [
+        ("the change log", &change_manifest),
+        ("the snapshot", &base_manifest),
+    ] {
+        if let Some(key) = keys
+            .iter()
+            .find(|k| !manifest.schema.columns.contains_key(k.as_str()))
+        {
+            return Err(Error::invalid(format!(
+                "--key {key}: {what} has no column '{key}'; give the table's key attributes, \
+                 partition key first (or leave --key out to use the snapshot's)"
+            )));
+        }
+    }
+    if config.format == TableFormat::Delta {
+        return Err(Error::invalid(
+            "apply writes a snapshot folder; to merge an incremental export into a Delta \
+             table, convert it into the table: convert-export EXPORT --to TABLE --format delta",
+        ));
+    }
+    let change = match change_manifest.coverage() {
+        Some(crate::window::Coverage::Changes { window }) => window,
+        _ => {
+            return Err(Error::invalid(format!(
+                "{} records no change window (its export summary has none); convert the \
+                 incremental export again with this ddbsnap",
+                changes.url
+            )));
+        }
+    };
+    let window_note = if config.resume {
+        None
+    } else {
+        match admit::onto_snapshot(&base, &base_manifest, &change, config.on_gap, &target)? {
+            Admitted::Go(note) => note,
+            Admitted::Done(summary) => return Ok(*summary),
+            Admitted::Refresh(gap) => {
+                return Err(admit::cannot_refresh(&base.url, &gap, "a change log"));
+            }
+        }
+    };
     let mut table = base_manifest.table.clone();
     if table.key_schema.is_empty() {
         table = declared_table(&table.name, table.arn.clone(), &keys, None);
@@ -260,8 +353,12 @@ pub async fn apply(
             }) as Producer,
         ])
     };
-    run_producers(
-        ("apply", CommitPlan::new(config, &region, table)),
+    let publish = CommitPlan {
+        coverage: Some(crate::window::Coverage::Changes { window: change }),
+        ..CommitPlan::new(config, &region, table)
+    };
+    let mut summary = run_producers(
+        ("apply", publish),
         target,
         config,
         progress,
@@ -270,7 +367,9 @@ pub async fn apply(
         (1, &first, &source),
         producer,
     )
-    .await
+    .await?;
+    summary.window_note = window_note;
+    Ok(summary)
 }
 
 /// The producer of `apply`: latest change per key into memory, then the base snapshot streamed

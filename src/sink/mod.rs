@@ -618,6 +618,24 @@ impl Target {
         self.probe().await
     }
 
+    /// The names of the files and of the folders directly under the root.
+    pub(crate) async fn top_level(&self) -> Result<(Vec<String>, Vec<String>)> {
+        let listing = self
+            .store
+            .list_with_delimiter(Some(&self.root))
+            .await
+            .map_err(|e| self.error("cannot list the destination", e))?;
+        let name = |p: &Path| p.filename().map(str::to_owned);
+        Ok((
+            listing
+                .objects
+                .iter()
+                .filter_map(|o| name(&o.location))
+                .collect(),
+            listing.common_prefixes.iter().filter_map(name).collect(),
+        ))
+    }
+
     /// Write and delete a small object: fails early when the destination is read-only.
     pub(crate) async fn probe(&self) -> Result<()> {
         let probe = self.path(PROBE_FILE);

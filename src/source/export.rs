@@ -53,6 +53,7 @@ use crate::error::{Error, Result};
 use crate::plan::TableInfo;
 use crate::progress::{Progress, ProgressEvent};
 use crate::sink::Target;
+use crate::window::{ChangeWindow, Feed};
 
 use super::scan::{Page, PageSink};
 
@@ -113,6 +114,30 @@ impl ExportSummary {
     /// True for an incremental export (its rows become a change log).
     pub fn is_incremental(&self) -> bool {
         self.export_type.as_deref() == Some("INCREMENTAL_EXPORT")
+    }
+
+    /// The point in time a full export reflects (`exportTime`).
+    pub fn export_time(&self) -> Option<DateTime<Utc>> {
+        parse_time(self.export_time.as_deref())
+    }
+
+    /// The window of an incremental export (`exportFromTime`, `exportToTime`, named by its
+    /// ARN); `None` for a full export. `Err` names the time the summary lacks.
+    pub fn change_window(&self) -> std::result::Result<Option<ChangeWindow>, String> {
+        if !self.is_incremental() {
+            return Ok(None);
+        }
+        let time = |name: &str, text: &Option<String>| {
+            parse_time(text.as_deref()).ok_or_else(|| {
+                format!("its manifest-summary.json has no readable {name} (RFC 3339)")
+            })
+        };
+        Ok(Some(ChangeWindow {
+            feed: Feed::Export,
+            from: time("exportFromTime", &self.export_from_time)?,
+            to: time("exportToTime", &self.export_to_time)?,
+            id: self.export_arn.clone(),
+        }))
     }
 
     /// The table name, from the table ARN (`arn:aws:dynamodb:region:account:table/NAME`).
@@ -325,21 +350,10 @@ impl Export {
         self.files.iter().map(|f| f.item_count).sum()
     }
 
-    /// Stream data file `index` to `tx` (on a blocking thread): check its MD5 and item count,
-    /// send its items in batches, leaving out the first `skip` (already converted by an earlier
-    /// run; the whole file is still read for the checks). The last batch of the file has no
-    /// `last_key`; the others carry [`line_key`], the items read so far. Returns early, sending
-    /// nothing more, once `stop` is set (Ctrl-C, or another reader failed).
-    pub(crate) fn read_file(
-        &self,
-        index: usize,
-        skip: u64,
-        handle: &Handle,
-        tx: &PageSink,
-        stop: &AtomicBool,
-    ) -> Result<()> {
-        let file = &self.files[index];
-        let name = file.data_file_s3_key.as_str();
+    /// Data file `index`, opened for reading on a blocking thread (its bytes hashed as they
+    /// are read).
+    fn open_file(&self, index: usize, handle: &Handle) -> Result<HashingReader> {
+        let name = self.files[index].data_file_s3_key.as_str();
         let got = handle
             .block_on(self.target.store.get(&self.paths[index]))
             .map_err(|e| match e {
@@ -362,8 +376,57 @@ impl Export {
                 }
                 e => self.target.error(&format!("reading {name}"), e),
             })?;
-        let mut hashing = HashingReader::new(got, handle)
-            .map_err(|e| self.target.error(&format!("reading {name}"), e))?;
+        HashingReader::new(got, handle)
+            .map_err(|e| self.target.error(&format!("reading {name}"), e))
+    }
+
+    /// The first item (or change-log row) of the export, reading only as far as it (on a
+    /// blocking thread): what checks of the user's options look at before any work.
+    pub(crate) fn first_item(&self, handle: &Handle) -> Result<Option<Item>> {
+        let Some(index) = self.files.iter().position(|f| f.item_count > 0) else {
+            return Ok(None);
+        };
+        let name = self.files[index].data_file_s3_key.as_str();
+        let mut hashing = self.open_file(index, handle)?;
+        let mut lines = Lines::new(flate2::read::MultiGzDecoder::new(&mut hashing));
+        loop {
+            let line = lines.next().map_err(|e| {
+                corrupt(
+                    &self.target,
+                    format!("{name}: cannot be decompressed ({e})"),
+                )
+            })?;
+            let Some(line) = line else {
+                return Ok(None);
+            };
+            if line.trim_ascii().is_empty() {
+                continue;
+            }
+            let parsed = std::str::from_utf8(line)
+                .map_err(|e| Error::invalid(format!("not UTF-8 text ({e})")))
+                .and_then(|line| parse_any_line(line, &self.summary));
+            return parsed
+                .map(Some)
+                .map_err(|e| corrupt(&self.target, format!("{name} line 1: {e}")));
+        }
+    }
+
+    /// Stream data file `index` to `tx` (on a blocking thread): check its MD5 and item count,
+    /// send its items in batches, leaving out the first `skip` (already converted by an earlier
+    /// run; the whole file is still read for the checks). The last batch of the file has no
+    /// `last_key`; the others carry [`line_key`], the items read so far. Returns early, sending
+    /// nothing more, once `stop` is set (Ctrl-C, or another reader failed).
+    pub(crate) fn read_file(
+        &self,
+        index: usize,
+        skip: u64,
+        handle: &Handle,
+        tx: &PageSink,
+        stop: &AtomicBool,
+    ) -> Result<()> {
+        let file = &self.files[index];
+        let name = file.data_file_s3_key.as_str();
+        let mut hashing = self.open_file(index, handle)?;
         let mut items = Rows::spare().unwrap_or_default();
         let mut count = 0u64;
         let mut lines = Lines::new(flate2::read::MultiGzDecoder::new(&mut hashing));
@@ -438,6 +501,13 @@ pub(crate) fn line_key(count: u64) -> Item {
 
 fn send(tx: &PageSink, index: usize, items: Rows, last: Option<Item>) -> Result<()> {
     Ok(tx.blocking_send(Page::from_rows(index as u32, items, last))?)
+}
+
+/// An RFC 3339 time of a summary.
+fn parse_time(text: Option<&str>) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text?)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// Columns a change log adds to the items' own attributes.

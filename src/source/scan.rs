@@ -176,10 +176,18 @@ impl PageSink {
     }
 }
 
+/// What a source meets when the conversion lane it sends to has stopped.
+const LANE_STOPPED: &str = "the conversion thread stopped";
+
 impl From<LaneStopped> for Error {
     fn from(_: LaneStopped) -> Self {
-        Error::Internal("the conversion thread stopped".into())
+        Error::Internal(LANE_STOPPED.into())
     }
+}
+
+/// True when `error` only says that a conversion lane stopped: the lane's own error says why.
+pub(crate) fn is_lane_stopped(error: &Error) -> bool {
+    matches!(error, Error::Internal(message) if message == LANE_STOPPED)
 }
 
 /// What one segment scan needs.

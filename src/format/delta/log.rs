@@ -3,7 +3,8 @@
 //! Every commit ddbsnap makes carries `commitInfo.ddbsnap`: the run's manifest without its file
 //! list (mode, table and key schema, window and watermark of a timestamp pull, the export's
 //! summary, counts), plus the run's folder and the table's inferred shape after the commit.
-//! `--since last` continues from the latest record's watermark, and a MERGE starts its schema
+//! `--since last` continues from the latest record's coverage (see [`crate::window`]), a change
+//! set is admitted only when it continues it, and a MERGE starts its schema
 //! inference from the latest record's shape, so a change set never narrows a column.
 //!
 //! `commitInfo` is not part of a table's state (log replay and checkpoints drop it), so the
@@ -22,6 +23,7 @@ use crate::error::{Error, Result};
 use crate::manifest::Watermark;
 use crate::sink::Target;
 use crate::source::export::ExportSummary;
+use crate::window::Coverage;
 
 /// What a ddbsnap commit recorded about its run (the fields later runs use).
 #[derive(Debug, Clone, Deserialize)]
@@ -42,43 +44,24 @@ pub(crate) struct Record {
     /// When the run started.
     #[serde(default)]
     pub started_at: Option<DateTime<Utc>>,
+    /// What the table holds after the commit (absent in commits of earlier versions).
+    #[serde(default)]
+    pub coverage: Option<Coverage>,
 }
 
 impl Record {
-    /// Up to when the table is known to hold every change after this commit, for the next run
-    /// to continue from (`--since last`): a timestamp pull on `pull` (`None`: an incremental
-    /// export). That is the end of this commit's window (a pull on the same attribute; an
-    /// export cannot continue from a pull, which sees no deletes), the export's time (a full
-    /// export) or end (an incremental one), or the scan's start (a full refresh by Scan).
-    /// `Err` says why there is none.
-    pub(crate) fn covered_until(
-        &self,
-        pull: Option<&str>,
-    ) -> std::result::Result<DateTime<Utc>, String> {
-        let time = |what: &str, text: &Option<String>| {
-            text.as_deref()
-                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                .map(|t| t.with_timezone(&Utc))
-                .ok_or_else(|| format!("its export summary has no {what}"))
-        };
-        match (&self.watermark, &self.export, pull) {
-            (Some(w), _, Some(attribute)) if w.attribute == attribute => Ok(w.window_end),
-            (Some(w), _, Some(attribute)) => {
-                Err(format!("it pulled by '{}', not '{attribute}'", w.attribute))
-            }
-            (Some(_), _, None) => Err("it was a timestamp pull, which sees no deletes; refresh \
-                                       the whole table once (a full export or a scan), then \
-                                       continue with incremental exports"
-                .to_owned()),
-            (None, Some(export), _) if export.is_incremental() => {
-                time("exportToTime", &export.export_to_time)
-            }
-            (None, Some(export), _) => time("exportTime", &export.export_time),
-            (None, None, _) if self.mode == "scan" => self
-                .started_at
-                .ok_or_else(|| "it does not record when it started".to_owned()),
-            (None, None, _) => Err(format!("it was made by {}", self.mode)),
-        }
+    /// What the table holds after this commit: as recorded, or, for a commit made before
+    /// ddbsnap recorded it, as its mode, window and export say. `None` for a commit whose run
+    /// says nothing of time (none ddbsnap makes).
+    pub(crate) fn coverage(&self) -> Option<Coverage> {
+        self.coverage.clone().or_else(|| {
+            crate::manifest::derive_coverage(
+                &self.mode,
+                self.watermark.as_ref(),
+                self.export.as_ref(),
+                self.started_at,
+            )
+        })
     }
 }
 

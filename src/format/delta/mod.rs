@@ -58,6 +58,7 @@ use crate::manifest::Manifest;
 use crate::progress::Progress;
 use crate::sink::writer::WriterOptions;
 use crate::sink::{DataFile, Target};
+use crate::window::{Admission, ChangeWindow, Coverage, Feed, OnGap};
 
 /// The folder of the Delta log under the table root.
 pub const DELTA_LOG: &str = "_delta_log";
@@ -264,17 +265,38 @@ pub(crate) async fn latest_record(table: &Target) -> Result<Option<(u64, log::Re
     }
 }
 
-/// Refuse, before anything is written, to start a change log (an incremental export) into
-/// `run`, a run folder of a Delta table that does not exist yet: it would hold changes only.
-pub(crate) async fn check_merge_target(run: &Target) -> Result<()> {
-    let Some((table, _)) = run.split_parent() else {
-        return Ok(());
+/// What the Delta table at `table` holds (see [`crate::window`]), with its version; `None`
+/// when there is no table. An error when its log has no ddbsnap record to tell.
+pub(crate) async fn coverage(table: &Target) -> Result<Option<(u64, Coverage)>> {
+    let Some((version, record)) = latest_record(table).await? else {
+        return Ok(None);
     };
-    let (store, url) = location(&table)?;
-    if has_log(&table, &store, &log_path(&url)?).await? {
-        return Ok(());
+    match record.coverage() {
+        Some(coverage) => Ok(Some((version, coverage))),
+        None => Err(Error::Destination {
+            url: table.url().to_owned(),
+            message: format!(
+                "the latest ddbsnap commit (run {}, at or before version {version}) does not                  say up to when the table holds every change (it was made by {}); refresh the                  whole table once",
+                record.run, record.mode
+            ),
+            source: None,
+        }),
     }
-    Err(no_table_to_merge(&table))
+}
+
+/// Decide, before anything is written, whether the change set `change` may be merged into the
+/// Delta table at `table` (see [`crate::window::admit`]). An incremental export cannot start a
+/// table (it holds changes only); a pull can.
+pub(crate) async fn admit(
+    table: &Target,
+    change: &ChangeWindow,
+    on_gap: OnGap,
+) -> Result<Admission> {
+    match coverage(table).await? {
+        Some((_, held)) => crate::window::admit(table.url(), &held, change, on_gap),
+        None if change.feed == Feed::Export => Err(no_table_to_merge(table)),
+        None => Ok(Admission::Apply),
+    }
 }
 
 fn no_table_to_merge(table: &Target) -> Error {
