@@ -35,7 +35,7 @@ pub(super) fn onto_snapshot(
     manifest: &Manifest,
     change: &ChangeWindow,
     on_gap: OnGap,
-    out: &Target,
+    out: &str,
 ) -> Result<Admitted> {
     let Some(held) = manifest.coverage() else {
         // A snapshot that records nothing of time (made by `apply` of an earlier ddbsnap).
@@ -56,7 +56,7 @@ pub(super) fn onto_snapshot(
         };
     };
     let admission = crate::window::admit(&base.url, &held, change, on_gap)?;
-    act(admission, &out.url, &manifest.table)
+    act(admission, out, &manifest.table)
 }
 
 /// What `admission` means for a run writing to `url`.

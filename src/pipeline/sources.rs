@@ -34,8 +34,10 @@ pub async fn convert_export(
     let started = (Instant::now(), Utc::now());
     let aws = aws_for(config, &[source, &config.destination]).await?;
     let sdk = aws.as_ref().map(|a| &a.s3);
-    // The export first: a wrong location must not leave an empty destination behind.
+    // The export and the keys first: a wrong location or key must not leave an empty
+    // destination behind.
     let export = Export::open(Target::open_source(source, sdk, &config.s3).await?).await?;
+    let export = check_keys(export, keys).await?;
     let target = Target::open(&config.destination, sdk, &config.s3).await?;
     let target = crate::plan::run_target(target, config, started.1).await?;
     convert_export_to(
@@ -111,7 +113,6 @@ pub(super) async fn convert_export_to(
             return Err(admit::cannot_refresh(&url, &gap, "an incremental export"));
         }
     };
-    check_keys(&export, keys).await?;
     // A change log's own columns come right after the keys.
     let first_columns: Vec<&str> = keys
         .iter()
@@ -199,20 +200,22 @@ async fn admit_export(
 }
 
 /// Check the key attributes `keys` against the export's first item, before anything is
-/// written: each must be there, and a string, number or binary.
-async fn check_keys(export: &Arc<Export>, keys: &[String]) -> Result<()> {
+/// written: each must be there, and a string, number or binary. Gives the export back.
+async fn check_keys(export: Export, keys: &[String]) -> Result<Export> {
     if keys.is_empty() {
-        return Ok(());
+        return Ok(export);
     }
-    let reading = Arc::clone(export);
     let handle = Handle::current();
-    let first = tokio::task::spawn_blocking(move || reading.first_item(&handle))
-        .await
-        .map_err(|e| Error::Internal(format!("the export reader failed: {e}")))??;
-    let Some(item) = first else {
-        return Ok(());
-    };
-    crate::convert::check_key_values(&item, keys, "the export's first item")
+    let (export, first) = tokio::task::spawn_blocking(move || {
+        let first = export.first_item(&handle);
+        (export, first)
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("the export reader failed: {e}")))?;
+    if let Some(item) = first? {
+        crate::convert::check_key_values(&item, keys, "the export's first item")?;
+    }
+    Ok(export)
 }
 
 /// How many items of a source (an export data file, the input of `apply`) are already in
@@ -255,8 +258,6 @@ pub async fn apply(
     let sdk = aws.as_ref().map(|a| &a.s3);
     let changes = Target::open_source(changes, sdk, &config.s3).await?;
     let base = Target::open_source(base, sdk, &config.s3).await?;
-    let target = Target::open(&config.destination, sdk, &config.s3).await?;
-    crate::format::check_kind(&target, TableFormat::Snapshot, false).await?;
     let change_manifest = read_manifest(&changes).await?;
     let base_manifest = read_manifest(&base).await?;
     if !change_manifest.schema.columns.contains_key("_op") {
@@ -320,7 +321,8 @@ pub async fn apply(
     let window_note = if config.resume {
         None
     } else {
-        match admit::onto_snapshot(&base, &base_manifest, &change, config.on_gap, &target)? {
+        let out = config.destination.display();
+        match admit::onto_snapshot(&base, &base_manifest, &change, config.on_gap, &out)? {
             Admitted::Go(note) => note,
             Admitted::Done(summary) => return Ok(*summary),
             Admitted::Refresh(gap) => {
@@ -328,6 +330,9 @@ pub async fn apply(
             }
         }
     };
+    // Opened (a local folder created) only once the change set is admitted.
+    let target = Target::open(&config.destination, sdk, &config.s3).await?;
+    crate::format::check_kind(&target, TableFormat::Snapshot, false).await?;
     let mut table = base_manifest.table.clone();
     if table.key_schema.is_empty() {
         table = declared_table(&table.name, table.arn.clone(), &keys, None);

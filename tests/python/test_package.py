@@ -191,41 +191,77 @@ def test_read_hands_arrow_batches_to_pyarrow_polars_and_pandas(dynalite, tmp_pat
 EXPORT_ID = "01700000000000-abcdef12"
 
 
-def write_export(bucket_dir, prefix="raw"):
+def write_export(bucket_dir, prefix="raw", window=None):
     """A full DynamoDB JSON export of two items, in AWS's layout, under bucket_dir/prefix;
-    returns its folder."""
+    returns its folder. With `window` (from, to), an incremental export of that window
+    instead, updating item a, its data file in the prefix's shared data folder."""
     import base64
     import gzip
     import hashlib
     import json
 
-    folder = bucket_dir / prefix / "AWSDynamoDB" / EXPORT_ID
-    (folder / "data").mkdir(parents=True)
+    export_id = EXPORT_ID if window is None else f"01700000086400-day{window[0][8:10]}"
+    folder = bucket_dir / prefix / "AWSDynamoDB" / export_id
+    data = folder / "data" if window is None else bucket_dir / prefix / "AWSDynamoDB" / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     lines = [
         {"Item": {"pk": {"S": "a"}, "n": {"N": "1.50"}, "b": {"B": "AAE="}}},
         {"Item": {"pk": {"S": "b"}, "n": {"N": "12345678901234567890"}}},
     ]
+    if window is not None:
+        lines = [{
+            "Metadata": {"WriteTimestampMicros": {"N": "1764201600000000"}},
+            "Keys": {"pk": {"S": "a"}},
+            "NewImage": {"pk": {"S": "a"}, "n": {"N": "2"}},
+            "OldImage": {"pk": {"S": "a"}, "n": {"N": "1.50"}, "b": {"B": "AAE="}},
+        }, {
+            "Metadata": {"WriteTimestampMicros": {"N": "1764201600000001"}},
+            "Keys": {"pk": {"S": "b"}},
+            "NewImage": {"pk": {"S": "b"}, "n": {"N": "3"}},
+            "OldImage": {"pk": {"S": "b"}, "n": {"N": "12345678901234567890"}},
+        }]
     body = gzip.compress("".join(json.dumps(line) + "\n" for line in lines).encode())
-    (folder / "data" / "abc.json.gz").write_bytes(body)
+    name = f"{export_id}.json.gz"
+    (data / name).write_bytes(body)
+    data_key = data.relative_to(bucket_dir).as_posix()
     digest = hashlib.md5(body)
     (folder / "manifest-files.json").write_text(json.dumps({
         "itemCount": 2,
         "md5Checksum": base64.b64encode(digest.digest()).decode(),
         "etag": digest.hexdigest(),
-        "dataFileS3Key": f"{prefix}/AWSDynamoDB/{EXPORT_ID}/data/abc.json.gz",
+        "dataFileS3Key": f"{data_key}/{name}",
     }) + "\n")
-    (folder / "manifest-summary.json").write_text(json.dumps({
-        "exportArn": f"arn:aws:dynamodb:us-east-1:123456789012:table/t/export/{EXPORT_ID}",
+    summary = {
+        "exportArn": f"arn:aws:dynamodb:us-east-1:123456789012:table/t/export/{export_id}",
         "tableArn": "arn:aws:dynamodb:us-east-1:123456789012:table/t",
         "s3Bucket": bucket_dir.name,
         "s3Prefix": prefix,
         "exportType": "FULL_EXPORT",
         "exportTime": "2026-11-20T00:00:00.000Z",
-        "manifestFilesS3Key": f"{prefix}/AWSDynamoDB/{EXPORT_ID}/manifest-files.json",
+        "manifestFilesS3Key": f"{prefix}/AWSDynamoDB/{export_id}/manifest-files.json",
         "itemCount": 2,
         "outputFormat": "DYNAMODB_JSON",
-    }))
+    }
+    if window is not None:
+        del summary["exportTime"]
+        summary.update(exportType="INCREMENTAL_EXPORT", outputView="NEW_AND_OLD_IMAGES",
+                       exportFromTime=window[0], exportToTime=window[1])
+    (folder / "manifest-summary.json").write_text(json.dumps(summary))
     return folder
+
+
+def test_a_change_set_after_a_gap_raises_out_of_order(tmp_path):
+    table = str(tmp_path / "table")
+    ddbsnap.convert_export(str(write_export(tmp_path / "raw")), table, key=["pk"], format="delta")
+    gapped = write_export(tmp_path / "raw", window=("2026-11-25T00:00:00Z", "2026-11-26T00:00:00Z"))
+    with pytest.raises(ddbsnap.OutOfOrderError, match="would be lost") as raised:
+        ddbsnap.convert_export(str(gapped), table, key=["pk"], format="delta")
+    assert raised.value.exit_code == 11 and "\n" not in str(raised.value)
+    done = ddbsnap.convert_export(str(gapped), table, key=["pk"], format="delta", on_gap="force")
+    assert done["delta"]["version"] == 1 and "would be lost" in done["window_note"]
+    again = ddbsnap.convert_export(str(gapped), table, key=["pk"], format="delta")
+    assert again["already_applied"] and again["delta"] is None
 
 
 def assert_export_items(table):
