@@ -590,6 +590,36 @@ async fn timestamp_pulls_merge_each_change_set_by_key() {
 
     // Time travel: the first version is the first state.
     assert_same_items(&first, &delta_items(&table, 0).await);
+
+    // A pull from a time after what the table holds leaves a gap: refused (exit 11) before
+    // anything is written; --on-gap refresh reads the whole table instead, and says so.
+    pause().await;
+    let now = chrono::Utc::now().to_rfc3339();
+    let gapped = ["--filter-attr", "updated_at", "--since", now.as_str()];
+    let out = run_ddbsnap_to_end(args(&gapped)).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(11), "{err}");
+    assert!(
+        err.contains("would be lost") && err.contains("pull on 'updated_at'"),
+        "{err}"
+    );
+    assert!(!table.join(format!("_delta_log/{:020}.json", 4)).exists());
+    let summary = committed_as(
+        args(&[&gapped[..], &["--on-gap", "refresh"]].concat()),
+        &table,
+        4,
+    )
+    .await;
+    assert!(
+        summary["delta"]["merge"].is_null(),
+        "a full refresh: {summary}"
+    );
+    let note = summary["window_note"].as_str().unwrap();
+    assert!(
+        note.starts_with("read the whole table (--on-gap refresh)"),
+        "{note}"
+    );
+    assert_same_items(&fourth, &delta_items(&table, 4).await);
 }
 
 /// Another writer commits while a MERGE is under way (delta-rs's OPTIMIZE, between the MERGE's

@@ -2,7 +2,10 @@
 //! on, ends here with a summary (the change set is already applied), or fails with
 //! [`Error::OutOfOrder`] (it is older than the table, or leaves a gap).
 
-use super::*;
+use crate::config::SnapshotConfig;
+use crate::error::{Error, Result};
+use crate::manifest::Manifest;
+use crate::sink::Target;
 use crate::window::{Admission, ChangeWindow, OnGap};
 
 /// What a run does with its change set.
@@ -11,8 +14,9 @@ pub(super) enum Admitted {
     Go(Option<String>),
     /// Read the whole table instead (`--on-gap refresh`): the gap says why.
     Refresh(String),
-    /// Stop here, having written nothing: the change set is already applied.
-    Done(Box<Summary>),
+    /// Stop here, having written nothing: the change set is already applied (the note says
+    /// so).
+    Done(String),
 }
 
 /// Admit `change` into the Delta table at `table`. A resumed run was admitted when it started.
@@ -20,13 +24,12 @@ pub(super) async fn into_delta(
     table: &Target,
     change: &ChangeWindow,
     config: &SnapshotConfig,
-    described: &TableInfo,
 ) -> Result<Admitted> {
     if config.resume {
         return Ok(Admitted::Go(None));
     }
     let admission = crate::format::delta::admit(table, change, config.on_gap).await?;
-    act(admission, &table.url, described)
+    Ok(act(admission))
 }
 
 /// Admit `change` onto the snapshot at `base` that `manifest` describes (`apply`).
@@ -35,7 +38,6 @@ pub(super) fn onto_snapshot(
     manifest: &Manifest,
     change: &ChangeWindow,
     on_gap: OnGap,
-    out: &str,
 ) -> Result<Admitted> {
     let Some(held) = manifest.coverage() else {
         // A snapshot that records nothing of time (made by `apply` of an earlier ddbsnap).
@@ -56,21 +58,19 @@ pub(super) fn onto_snapshot(
         };
     };
     let admission = crate::window::admit(&base.url, &held, change, on_gap)?;
-    act(admission, out, &manifest.table)
+    Ok(act(admission))
 }
 
-/// What `admission` means for a run writing to `url`.
-fn act(admission: Admission, url: &str, table: &TableInfo) -> Result<Admitted> {
-    Ok(match admission {
+/// What `admission` means for the run.
+fn act(admission: Admission) -> Admitted {
+    match admission {
         Admission::Apply => Admitted::Go(None),
         Admission::AcrossGap(gap) => Admitted::Go(Some(format!(
             "applied across a gap (--on-gap force): {gap}"
         ))),
         Admission::Refresh(gap) => Admitted::Refresh(gap),
-        Admission::AlreadyApplied(note) => {
-            Admitted::Done(Box::new(Summary::already_applied(url, table, note)))
-        }
-    })
+        Admission::AlreadyApplied(note) => Admitted::Done(note),
+    }
 }
 
 /// `--on-gap refresh` where the command reads change sets only: refused, naming the gap.

@@ -267,9 +267,11 @@ async fn export_runs(
                 to: w.to,
                 id: None,
             };
-            match admit::into_delta(&root, &change, config, &table).await? {
+            match admit::into_delta(&root, &change, config).await? {
                 Admitted::Go(_) => {}
-                Admitted::Done(summary) => return Ok(*summary),
+                Admitted::Done(note) => {
+                    return Ok(Summary::already_applied(&root.url, &table, note));
+                }
                 Admitted::Refresh(gap) => {
                     return refresh_by_export(aws, table, root, config, progress, cancel, gap)
                         .await;

@@ -103,14 +103,20 @@ pub(super) async fn convert_export_to(
             Some(export.item_count()),
         ),
     };
-    let window_note = match admit_export(&export, &target, &table, config).await? {
+    let table_url = || {
+        target
+            .split_parent()
+            .map_or(target.url.clone(), |(t, _)| t.url)
+    };
+    let window_note = match admit_export(&export, &target, config).await? {
         Admitted::Go(note) => note,
-        Admitted::Done(summary) => return Ok(*summary),
+        Admitted::Done(note) => return Ok(Summary::already_applied(&table_url(), &table, note)),
         Admitted::Refresh(gap) => {
-            let url = target
-                .split_parent()
-                .map_or(target.url.clone(), |(t, _)| t.url);
-            return Err(admit::cannot_refresh(&url, &gap, "an incremental export"));
+            return Err(admit::cannot_refresh(
+                &table_url(),
+                &gap,
+                "an incremental export",
+            ));
         }
     };
     // A change log's own columns come right after the keys.
@@ -181,7 +187,6 @@ pub(super) async fn convert_export_to(
 async fn admit_export(
     export: &Export,
     target: &Target,
-    table: &TableInfo,
     config: &SnapshotConfig,
 ) -> Result<Admitted> {
     let window = export
@@ -193,7 +198,7 @@ async fn admit_export(
         })?;
     match (window, target.split_parent()) {
         (Some(window), Some((root, _))) if config.format == TableFormat::Delta => {
-            admit::into_delta(&root, &window, config, table).await
+            admit::into_delta(&root, &window, config).await
         }
         _ => Ok(Admitted::Go(None)),
     }
@@ -321,10 +326,12 @@ pub async fn apply(
     let window_note = if config.resume {
         None
     } else {
-        let out = config.destination.display();
-        match admit::onto_snapshot(&base, &base_manifest, &change, config.on_gap, &out)? {
+        match admit::onto_snapshot(&base, &base_manifest, &change, config.on_gap)? {
             Admitted::Go(note) => note,
-            Admitted::Done(summary) => return Ok(*summary),
+            Admitted::Done(note) => {
+                let out = config.destination.display();
+                return Ok(Summary::already_applied(&out, &base_manifest.table, note));
+            }
             Admitted::Refresh(gap) => {
                 return Err(admit::cannot_refresh(&base.url, &gap, "a change log"));
             }

@@ -60,8 +60,7 @@ use crate::sink::writer::WriterOptions;
 use crate::sink::{DataFile, Target};
 use crate::window::{Admission, ChangeWindow, Coverage, Feed, OnGap};
 
-/// The folder of the Delta log under the table root.
-pub const DELTA_LOG: &str = "_delta_log";
+pub use super::DELTA_LOG;
 
 /// The Delta commit of a run, as the run's summary reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
