@@ -40,7 +40,9 @@ pub enum Command {
     /// the same type mapping, files and manifest as `snapshot`. Reads nothing from the table.
     ConvertExport(ConvertExportArgs),
     /// Merge a change log (a converted incremental export) into a snapshot and commit the
-    /// result as a new full snapshot: latest write per key wins, deletes remove items.
+    /// result as a new full snapshot: latest write per key wins, deletes remove items. The
+    /// change log must continue what the snapshot holds: the one applied last is a no-op, an
+    /// older one or one after a gap is refused (exit code 11; see --on-gap).
     Apply(ApplyArgs),
     /// Publish a run split into shards (`--shard I/N`) once every shard has finished: join the
     /// shards' records, bring all files to one schema, write the manifest or commit one Delta

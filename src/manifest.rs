@@ -81,7 +81,7 @@ pub struct Manifest {
 
 impl Manifest {
     /// What the snapshot holds: as recorded, or, for a snapshot written before ddbsnap
-    /// recorded it, as its mode, window and export say ([`derive_coverage`]).
+    /// recorded it, as its mode, window and export say.
     pub fn coverage(&self) -> Option<Coverage> {
         self.coverage.clone().or_else(|| {
             derive_coverage(
