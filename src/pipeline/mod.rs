@@ -247,76 +247,45 @@ async fn export_runs(
     cancel: CancellationToken,
     started: (Instant, chrono::DateTime<Utc>),
 ) -> Result<Summary> {
-    use crate::source::export::{IncrementalRange, earliest_restorable, split_window};
+    use crate::source::export::{ExportRequest, IncrementalRange};
     let request = config
         .export
         .as_ref()
         .ok_or_else(|| Error::Internal("an export run without an export".into()))?;
-    use crate::window::{ChangeWindow, Feed, OnGap};
-    use admit::Admitted;
-    let delta = config.format == TableFormat::Delta && !config.resume;
-    let mut from = match &request.incremental {
-        Some(IncrementalRange::SinceLast { .. }) if delta => {
-            crate::plan::delta_covered_until(&root, &Feed::Export).await?
-        }
-        Some(IncrementalRange::Window(w)) if delta => {
-            // Before starting an export that may take hours.
-            let change = ChangeWindow {
-                feed: Feed::Export,
-                from: w.from,
-                to: w.to,
-                id: None,
-            };
-            match admit::into_delta(&root, &change, config).await? {
-                Admitted::Go(_) => {}
-                Admitted::Done(note) => {
-                    return Ok(Summary::already_applied(&root.url, &table, note));
-                }
-                Admitted::Refresh(gap) => {
-                    return refresh_by_export(aws, table, root, config, progress, cancel, gap)
-                        .await;
-                }
-            }
+    let plan = if config.format == TableFormat::Delta && !config.resume {
+        plan_exports(aws, &table, &root, config, request).await?
+    } else {
+        // One export (or the resumed one, whose export is in its checkpoint).
+        ExportPlan::One
+    };
+    let windows = match plan {
+        ExportPlan::One => {
             return export_run(aws, table, root, config, progress, cancel, started).await;
         }
-        // One export (or the resumed one, whose export is in its checkpoint).
-        _ => return export_run(aws, table, root, config, progress, cancel, started).await,
-    };
-    let Some(IncrementalRange::SinceLast { until, old_images }) = &request.incremental else {
-        return Err(Error::Internal("--since last without its range".into()));
-    };
-    if let Some(earliest) = earliest_restorable(aws, &table).await?
-        && from < earliest
-    {
-        let gap = format!(
-            "it holds every change up to {}, but point-in-time recovery of '{}' reaches back \
-             to {} only, so no incremental export covers the changes in between",
-            crate::window::show(from),
-            table.name,
-            crate::window::show(earliest)
-        );
-        match config.on_gap {
-            OnGap::Fail => {
-                return Err(Error::OutOfOrder {
-                    url: root.url.clone(),
-                    message: format!(
-                        "{gap}; pass --on-gap refresh (a full export) or --on-gap force \
-                         (continue from {})",
-                        crate::window::show(earliest)
-                    ),
-                });
-            }
-            OnGap::Refresh => {
-                return refresh_by_export(aws, table, root, config, progress, cancel, gap).await;
-            }
-            OnGap::Force => from = earliest,
+        ExportPlan::AlreadyApplied(note) => {
+            return Ok(Summary::already_applied(&root.url, &table, note));
         }
-    }
-    let windows = split_window(from, until.unwrap_or_else(Utc::now), *old_images)?;
+        ExportPlan::Refresh(gap) => {
+            // A full export instead, which replaces the Delta table's rows.
+            let full = SnapshotConfig {
+                export: Some(ExportRequest {
+                    incremental: None,
+                    export_time: None,
+                    ..request.clone()
+                }),
+                ..config.clone()
+            };
+            let mut summary =
+                export_run(aws, table, root, &full, progress, cancel, started).await?;
+            summary.window_note = Some(format!("read the whole table (--on-gap refresh): {gap}"));
+            return Ok(summary);
+        }
+        ExportPlan::Windows(windows) => windows,
+    };
     let mut total: Option<Summary> = None;
     for window in windows {
         let config = SnapshotConfig {
-            export: Some(crate::source::export::ExportRequest {
+            export: Some(ExportRequest {
                 incremental: Some(IncrementalRange::Window(window)),
                 ..request.clone()
             }),
@@ -349,33 +318,76 @@ async fn export_runs(
     Ok(summary)
 }
 
-/// `--on-gap refresh` of an incremental export: a full export of the table instead, which
-/// replaces the Delta table's rows; the summary says which `gap` it was for.
-async fn refresh_by_export(
+/// What `snapshot --mode export` into a Delta table does, decided before any export starts.
+enum ExportPlan {
+    /// One export, as asked.
+    One,
+    /// The window asked for is the one the table applied last: nothing to do.
+    AlreadyApplied(String),
+    /// A full export instead (`--on-gap refresh`), for this gap.
+    Refresh(String),
+    /// Incremental exports of these windows, in order (`--since last`).
+    Windows(Vec<crate::source::export::IncrementalWindow>),
+}
+
+/// Admit an incremental export's window into the Delta table at `root`, or for `--since
+/// last`, split the time from where the table is current into the windows to export. A gap
+/// that point-in-time recovery cannot cover is decided by `--on-gap`.
+async fn plan_exports(
     aws: &AwsContext,
-    table: TableInfo,
-    root: Target,
+    table: &TableInfo,
+    root: &Target,
     config: &SnapshotConfig,
-    progress: Arc<dyn Progress>,
-    cancel: CancellationToken,
-    gap: String,
-) -> Result<Summary> {
-    let request = config
-        .export
-        .clone()
-        .ok_or_else(|| Error::Internal("an export run without an export".into()))?;
-    let full = SnapshotConfig {
-        export: Some(crate::source::export::ExportRequest {
-            incremental: None,
-            export_time: None,
-            ..request
-        }),
-        ..config.clone()
+    request: &crate::source::export::ExportRequest,
+) -> Result<ExportPlan> {
+    use crate::source::export::{IncrementalRange, earliest_restorable, split_window};
+    use crate::window::{ChangeWindow, Feed, OnGap, show};
+    use admit::Admitted;
+    let (until, old_images) = match &request.incremental {
+        None => return Ok(ExportPlan::One),
+        Some(IncrementalRange::Window(w)) => {
+            let change = ChangeWindow {
+                feed: Feed::Export,
+                from: w.from,
+                to: w.to,
+                id: None,
+            };
+            return Ok(match admit::into_delta(root, &change, config).await? {
+                Admitted::Go(_) => ExportPlan::One,
+                Admitted::Done(note) => ExportPlan::AlreadyApplied(note),
+                Admitted::Refresh(gap) => ExportPlan::Refresh(gap),
+            });
+        }
+        Some(IncrementalRange::SinceLast { until, old_images }) => (*until, *old_images),
     };
-    let started = (Instant::now(), Utc::now());
-    let mut summary = export_run(aws, table, root, &full, progress, cancel, started).await?;
-    summary.window_note = Some(format!("read the whole table (--on-gap refresh): {gap}"));
-    Ok(summary)
+    let mut from = crate::plan::delta_covered_until(root, &Feed::Export).await?;
+    if let Some(earliest) = earliest_restorable(aws, table).await?
+        && from < earliest
+    {
+        let gap = format!(
+            "it holds every change up to {}, but point-in-time recovery of '{}' reaches back \
+             to {} only, so no incremental export covers the changes in between",
+            show(from),
+            table.name,
+            show(earliest)
+        );
+        match config.on_gap {
+            OnGap::Fail => {
+                return Err(Error::OutOfOrder {
+                    url: root.url.clone(),
+                    message: format!(
+                        "{gap}; pass --on-gap refresh (a full export) or --on-gap force \
+                         (continue from {})",
+                        show(earliest)
+                    ),
+                });
+            }
+            OnGap::Refresh => return Ok(ExportPlan::Refresh(gap)),
+            OnGap::Force => from = earliest,
+        }
+    }
+    let windows = split_window(from, until.unwrap_or_else(Utc::now), old_images)?;
+    Ok(ExportPlan::Windows(windows))
 }
 
 /// One export into `root` (its run folder when runs have folders) and its conversion.

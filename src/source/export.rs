@@ -380,6 +380,14 @@ impl Export {
             .map_err(|e| self.target.error(&format!("reading {name}"), e))
     }
 
+    /// A data file whose gzip stream breaks off or is damaged.
+    fn undecompressable(&self, name: &str, e: std::io::Error) -> Error {
+        corrupt(
+            &self.target,
+            format!("{name}: cannot be decompressed ({e})"),
+        )
+    }
+
     /// The first item (or change-log row) of the export, reading only as far as it (on a
     /// blocking thread): what checks of the user's options look at before any work.
     pub(crate) fn first_item(&self, handle: &Handle) -> Result<Option<Item>> {
@@ -390,12 +398,7 @@ impl Export {
         let mut hashing = self.open_file(index, handle)?;
         let mut lines = Lines::new(flate2::read::MultiGzDecoder::new(&mut hashing));
         loop {
-            let line = lines.next().map_err(|e| {
-                corrupt(
-                    &self.target,
-                    format!("{name}: cannot be decompressed ({e})"),
-                )
-            })?;
+            let line = lines.next().map_err(|e| self.undecompressable(name, e))?;
             let Some(line) = line else {
                 return Ok(None);
             };
@@ -431,12 +434,7 @@ impl Export {
         let mut count = 0u64;
         let mut lines = Lines::new(flate2::read::MultiGzDecoder::new(&mut hashing));
         loop {
-            let line = lines.next().map_err(|e| {
-                corrupt(
-                    &self.target,
-                    format!("{name}: cannot be decompressed ({e})"),
-                )
-            })?;
+            let line = lines.next().map_err(|e| self.undecompressable(name, e))?;
             let Some(line) = line else {
                 break;
             };
