@@ -1263,13 +1263,27 @@ async fn incremental_exports_merge_into_a_delta_table() {
         .contains("2026-11-25T00:00:00Z → 2026-11-26T00:00:00Z"),
         "the change set's window"
     );
+    // Keys other than the table's would merge by the wrong key: refused before any work.
+    let out = convert_id(
+        &s3,
+        id3,
+        "s3://lake/orders",
+        &["--key", "pk", "--format", "delta"],
+    )
+    .await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("is keyed by pk, sk; give --key pk,sk or leave --key out"),
+        "{err}"
+    );
     assert_eq!(
         tree(&table),
         before,
         "refused and repeated runs wrote nothing"
     );
-    // --on-gap force merges the gapped one, and says so.
-    let force = [&delta[..], &["--on-gap", "force"]].concat();
+    // --on-gap force merges the gapped one, and says so; the keys are the table's own.
+    let force = ["--format", "delta", "--json", "--on-gap", "force"];
     let out = convert_id(&s3, id3, "s3://lake/orders", &force).await;
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");

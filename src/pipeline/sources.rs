@@ -39,12 +39,17 @@ pub async fn convert_export(
     let export = Export::open(Target::open_source(source, sdk, &config.s3).await?).await?;
     let export = check_keys(export, keys).await?;
     let target = Target::open(&config.destination, sdk, &config.s3).await?;
+    let table_keys = delta_keys(&target, keys, config).await?;
+    let export = match keys.is_empty() {
+        true => check_keys(export, &table_keys).await?,
+        false => export,
+    };
     let target = crate::plan::run_target(target, config, started.1).await?;
     convert_export_to(
         aws.as_ref().map(|a| a.region.as_str()),
         export,
         target,
-        keys,
+        &table_keys,
         None,
         config,
         progress,
@@ -52,6 +57,30 @@ pub async fn convert_export(
         started,
     )
     .await
+}
+
+/// The key attributes of a conversion into `root`: for a Delta table that records its keys,
+/// those keys (`--key` may be left out; a different `--key` is refused, as a MERGE by other
+/// keys would corrupt the table); otherwise `keys` as given.
+async fn delta_keys(
+    root: &Target,
+    keys: &[String],
+    config: &SnapshotConfig,
+) -> Result<Vec<String>> {
+    if config.format != TableFormat::Delta {
+        return Ok(keys.to_vec());
+    }
+    match crate::format::delta::key_names(root).await? {
+        Some(table) if keys.is_empty() => Ok(table),
+        Some(table) if table != keys => Err(Error::invalid(format!(
+            "--key {}: the Delta table at {} is keyed by {}; give --key {} or leave --key out",
+            keys.join(","),
+            root.url,
+            table.join(", "),
+            table.join(",")
+        ))),
+        _ => Ok(keys.to_vec()),
+    }
 }
 
 /// The AWS configuration, loaded only when one of `locations` is on S3: reading and writing

@@ -264,6 +264,33 @@ pub(crate) async fn latest_record(table: &Target) -> Result<Option<(u64, log::Re
     }
 }
 
+/// The key attributes of the Delta table at `table`, partition key first, as its table
+/// properties record them (`ddbsnap.keySchema`, set when ddbsnap created it); `None` when
+/// there is no table or it records none.
+pub(crate) async fn key_names(table: &Target) -> Result<Option<Vec<String>>> {
+    let (store, url) = location(table)?;
+    if !has_log(table, &store, &log_path(&url)?).await? {
+        return Ok(None);
+    }
+    let table = table.clone();
+    tokio::task::spawn_blocking(move || {
+        let engine = DefaultEngineBuilder::new(store).build();
+        let snapshot = Snapshot::builder_for(url.as_str())
+            .build(&engine)
+            .map_err(|e| table_error(&table, "reading the Delta log", e))?;
+        let metadata = serde_json::to_value(snapshot.table_configuration().metadata())
+            .map_err(|e| Error::Internal(format!("reading the table's metadata: {e}")))?;
+        let Some(text) = metadata["configuration"]["ddbsnap.keySchema"].as_str() else {
+            return Ok(None);
+        };
+        let keys: Vec<crate::plan::KeyAttribute> = serde_json::from_str(text)
+            .map_err(|e| table_error(&table, "reading the table property ddbsnap.keySchema", e))?;
+        Ok(Some(keys.into_iter().map(|k| k.name).collect()))
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("the Delta log thread failed: {e}")))?
+}
+
 /// What the Delta table at `table` holds (see [`crate::window`]), with its version; `None`
 /// when there is no table. An error when its log has no ddbsnap record to tell.
 pub(crate) async fn coverage(table: &Target) -> Result<Option<(u64, Coverage)>> {
