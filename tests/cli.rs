@@ -1323,3 +1323,22 @@ async fn convert_export_with_a_wrong_key_says_which() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(to.join("_manifest.json").exists());
 }
+
+/// `--mode export` against an endpoint with no point-in-time recovery (dynalite implements
+/// neither it nor exports): one line saying what the endpoint lacks and what to do, never the
+/// service's empty message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_mode_on_an_endpoint_without_exports_says_so() {
+    let db = Dynalite::start();
+    demo_table(&db, "orders", 3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let export = ["--mode", "export", "--export-to", "s3://exports/raw"];
+    let out = snapshot("orders", dir.path().join("out"), &db.endpoint(), &export).await;
+    assert_fails(
+        &out,
+        1,
+        "does not implement DescribeContinuousBackups; --mode export needs DynamoDB itself",
+        None,
+    );
+    assert!(!stderr(&out).contains("UnknownOperationException: \n"));
+}
