@@ -409,3 +409,44 @@ impl Progress for Announce {
         self.0.event(event);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(
+        consumed_rcu: f64,
+        runs: u32,
+        budget: crate::throttle::ReadBudget,
+    ) -> crate::Summary {
+        serde_json::from_value(serde_json::json!({
+            "url": "u", "table": "t", "items": 10, "items_scanned": 10, "items_expired": 0,
+            "files": 1, "bytes": 1, "consumed_rcu": consumed_rcu, "pages": 1, "segments": 4,
+            "read_budget": budget, "concurrency": 1, "throttled_requests": 0,
+            "retried_requests": 0, "files_rewritten": 0, "runs": runs,
+            "already_committed": false, "watermark": null, "delta": null, "seconds": 2.0,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_summary_says_what_the_run_read() {
+        let none = crate::throttle::ReadBudget::none();
+        // A conversion reads no table: no RCU, no segments.
+        assert_eq!(reads(&summary(0.0, 1, none.clone())), "no table reads");
+        let scan = crate::throttle::ReadBudget {
+            source: crate::throttle::CapacitySource::MaxRcu,
+            rcu_per_second: 290.0,
+            ..none
+        };
+        assert_eq!(
+            reads(&summary(500.0, 1, scan.clone())),
+            "500.0 RCU (250.0 RCU/s), 4 segments"
+        );
+        // A resumed run's total spans runs whose time it does not know: no rate.
+        assert_eq!(
+            reads(&summary(1014.0, 2, scan)),
+            "1014.0 RCU (over 2 runs), 4 segments"
+        );
+    }
+}
