@@ -40,9 +40,11 @@ pub async fn convert_export(
     let export = check_keys(export, keys).await?;
     let target = Target::open(&config.destination, sdk, &config.s3).await?;
     let table_keys = delta_keys(&target, keys, config).await?;
-    let export = match keys.is_empty() {
-        true => check_keys(export, &table_keys).await?,
-        false => export,
+    // Keys taken from the Delta table are checked against the export too.
+    let export = if keys.is_empty() {
+        check_keys(export, &table_keys).await?
+    } else {
+        export
     };
     let target = crate::plan::run_target(target, config, started.1).await?;
     convert_export_to(
@@ -294,64 +296,7 @@ pub async fn apply(
     let base = Target::open_source(base, sdk, &config.s3).await?;
     let change_manifest = read_manifest(&changes).await?;
     let base_manifest = read_manifest(&base).await?;
-    if !change_manifest.schema.columns.contains_key("_op") {
-        return Err(Error::invalid(format!(
-            "{} is not a change log (no _op column); give a converted incremental export",
-            changes.url
-        )));
-    }
-    let keys: Vec<String> = if !keys.is_empty() {
-        keys.to_vec()
-    } else if !base_manifest.table.key_schema.is_empty() {
-        base_manifest
-            .table
-            .key_schema
-            .iter()
-            .map(|k| k.name.clone())
-            .collect()
-    } else {
-        change_manifest
-            .table
-            .key_schema
-            .iter()
-            .map(|k| k.name.clone())
-            .collect()
-    };
-    if keys.is_empty() {
-        return Err(Error::invalid(
-            "neither snapshot records its key attributes; give them with --key PK[,SK]",
-        ));
-    }
-    for (what, manifest) in [
-        ("the change log", &change_manifest),
-        ("the snapshot", &base_manifest),
-    ] {
-        if let Some(key) = keys
-            .iter()
-            .find(|k| !manifest.schema.columns.contains_key(k.as_str()))
-        {
-            return Err(Error::invalid(format!(
-                "--key {key}: {what} has no column '{key}'; give the table's key attributes, \
-                 partition key first (or leave --key out to use the snapshot's)"
-            )));
-        }
-    }
-    if config.format == TableFormat::Delta {
-        return Err(Error::invalid(
-            "apply writes a snapshot folder; to merge an incremental export into a Delta \
-             table, convert it into the table: convert-export EXPORT --to TABLE --format delta",
-        ));
-    }
-    let change = match change_manifest.coverage() {
-        Some(crate::window::Coverage::Changes { window }) => window,
-        _ => {
-            return Err(Error::invalid(format!(
-                "{} records no change window (its export summary has none); convert the \
-                 incremental export again with this ddbsnap",
-                changes.url
-            )));
-        }
-    };
+    let (keys, change) = check_apply(&changes, &change_manifest, &base_manifest, keys, config)?;
     let window_note = if config.resume {
         None
     } else {
@@ -411,6 +356,74 @@ pub async fn apply(
     .await?;
     summary.window_note = window_note;
     Ok(summary)
+}
+
+/// The checks of `apply` that need no output: the change log is one, the key attributes
+/// (`keys`, else the snapshot's, else the change log's) are columns of both, the output is a
+/// snapshot folder. Returns the keys and the change log's window.
+fn check_apply(
+    changes: &Target,
+    change_manifest: &Manifest,
+    base_manifest: &Manifest,
+    keys: &[String],
+    config: &SnapshotConfig,
+) -> Result<(Vec<String>, crate::window::ChangeWindow)> {
+    if !change_manifest.schema.columns.contains_key("_op") {
+        return Err(Error::invalid(format!(
+            "{} is not a change log (no _op column); give a converted incremental export",
+            changes.url
+        )));
+    }
+    let keys: Vec<String> = if !keys.is_empty() {
+        keys.to_vec()
+    } else if !base_manifest.table.key_schema.is_empty() {
+        base_manifest
+            .table
+            .key_schema
+            .iter()
+            .map(|k| k.name.clone())
+            .collect()
+    } else {
+        change_manifest
+            .table
+            .key_schema
+            .iter()
+            .map(|k| k.name.clone())
+            .collect()
+    };
+    if keys.is_empty() {
+        return Err(Error::invalid(
+            "neither snapshot records its key attributes; give them with --key PK[,SK]",
+        ));
+    }
+    for (what, manifest) in [
+        ("the change log", &change_manifest),
+        ("the snapshot", &base_manifest),
+    ] {
+        if let Some(key) = keys
+            .iter()
+            .find(|k| !manifest.schema.columns.contains_key(k.as_str()))
+        {
+            return Err(Error::invalid(format!(
+                "--key {key}: {what} has no column '{key}'; give the table's key attributes, \
+                 partition key first (or leave --key out to use the snapshot's)"
+            )));
+        }
+    }
+    if config.format == TableFormat::Delta {
+        return Err(Error::invalid(
+            "apply writes a snapshot folder; to merge an incremental export into a Delta \
+             table, convert it into the table: convert-export EXPORT --to TABLE --format delta",
+        ));
+    }
+    match change_manifest.coverage() {
+        Some(crate::window::Coverage::Changes { window }) => Ok((keys, window)),
+        _ => Err(Error::invalid(format!(
+            "{} records no change window (its export summary has none); convert the \
+             incremental export again with this ddbsnap",
+            changes.url
+        ))),
+    }
 }
 
 /// The producer of `apply`: latest change per key into memory, then the base snapshot streamed
