@@ -70,13 +70,11 @@ impl ChangeWindow {
         )
     }
 
-    /// True when `other` is this very change set (the same export, or the same window of the
-    /// same feed).
+    /// True when `other` holds the same changes: the same export, or the same window of the
+    /// same feed (another export of one window holds the same changes).
     fn same_as(&self, other: &ChangeWindow) -> bool {
-        match (&self.id, &other.id) {
-            (Some(a), Some(b)) => a == b,
-            _ => self.feed == other.feed && self.from == other.from && self.to == other.to,
-        }
+        let same_id = self.id.is_some() && self.id == other.id;
+        same_id || (self.feed == other.feed && self.from == other.from && self.to == other.to)
     }
 }
 
@@ -192,7 +190,8 @@ pub fn admit(
         && change.feed == Feed::Export
     {
         return Ok(Admission::AlreadyApplied(format!(
-            "{url} already holds this {} (it was the last one applied); nothing was written",
+            "{url} already holds the changes of this {} (the last change set it applied); \
+             nothing was written",
             change.describe()
         )));
     }
@@ -303,7 +302,15 @@ mod tests {
             Admission::AlreadyApplied(message) => assert!(message.contains("already holds")),
             other => panic!("{other:?}"),
         }
-        // The same window without an ARN on either side is the same change set too.
+        // The same window, exported again or asked for without an ARN, holds the same changes.
+        let again = ChangeWindow {
+            id: Some("arn:export/another".into()),
+            ..export(20, 21)
+        };
+        assert!(matches!(
+            admit("t", &after, &again, OnGap::Fail),
+            Ok(Admission::AlreadyApplied(_))
+        ));
         let bare = |w: ChangeWindow| ChangeWindow { id: None, ..w };
         assert!(matches!(
             admit(

@@ -1046,7 +1046,7 @@ async fn full_export_then_changes_then_apply_gives_the_new_table_state() {
     let again = try_apply(changes1, "s3://snaps/orders/next", &[]).await;
     let said = String::from_utf8_lossy(&again.stdout);
     assert!(
-        said.contains("already holds this incremental export"),
+        said.contains("already holds the changes of this incremental export"),
         "{said}"
     );
     for (changes, base, needle) in [
