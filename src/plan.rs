@@ -392,7 +392,6 @@ pub async fn plan_scan(
     let time = match &config.time {
         None => None,
         Some(spec) => {
-            let runs = root.runs().await?;
             let format = match spec.format {
                 Some(format) => format,
                 None => detect_format(aws, table, index.as_ref(), &spec.attribute).await?,
@@ -403,7 +402,7 @@ pub async fn plan_scan(
                 Some(Since::Last) => Some(
                     match config.format {
                         crate::format::TableFormat::Snapshot => {
-                            last_window_end(&root, &runs, &spec.attribute).await?
+                            last_window_end(&root, &spec.attribute).await?
                         }
                         crate::format::TableFormat::Delta => {
                             let feed = crate::window::Feed::Pull {
@@ -454,11 +453,12 @@ pub async fn plan_scan(
     })
 }
 
-/// Admit a pull from a given `--since` into a Delta table (see [`crate::window`]): one that
-/// starts after what the table holds leaves a gap, which `--on-gap` decides; `refresh` drops
-/// the window, so the run reads the whole table. `--since last` continues the table by
-/// construction, and a resumed run was admitted when it started. Returns the window to pull
-/// (`None`: the whole table) and what the summary says about it.
+/// Admit a pull from a given `--since` into a Delta table or a dataset of pulls (see
+/// [`crate::window`]): one that starts after what the table (the latest committed run) holds
+/// leaves a gap, which `--on-gap` decides; `refresh` drops the window, so the run reads the
+/// whole table. `--since last` continues by construction, and a resumed run was admitted when
+/// it started. Returns the window to pull (`None`: the whole table) and what the summary says
+/// about it.
 async fn admit_pull(
     root: &crate::sink::Target,
     config: &crate::config::SnapshotConfig,
@@ -473,9 +473,7 @@ async fn admit_pull(
     let Some(filter) = time.as_ref().filter(|_| explicit) else {
         return Ok((time, None));
     };
-    let (Some(from), crate::format::TableFormat::Delta, false) =
-        (filter.since, config.format, config.resume)
-    else {
+    let (Some(from), false) = (filter.since, config.resume) else {
         return Ok((time, None));
     };
     let change = ChangeWindow {
@@ -486,19 +484,29 @@ async fn admit_pull(
         to: filter.until.map_or(started_at, |u| u.min(started_at)),
         id: None,
     };
-    Ok(
-        match crate::format::delta::admit(root, &change, config.on_gap).await? {
-            Admission::Apply | Admission::AlreadyApplied(_) => (time, None),
-            Admission::AcrossGap(gap) => (
-                time,
-                Some(format!("applied across a gap (--on-gap force): {gap}")),
-            ),
-            Admission::Refresh(gap) => (
-                None,
-                Some(format!("read the whole table (--on-gap refresh): {gap}")),
-            ),
+    let admission = match config.format {
+        crate::format::TableFormat::Delta => {
+            crate::format::delta::admit(root, &change, config.on_gap).await?
+        }
+        crate::format::TableFormat::Snapshot => match latest_run(root).await? {
+            Some((_, manifest)) => match manifest.coverage() {
+                Some(held) => crate::window::admit(root.url(), &held, &change, config.on_gap)?,
+                None => Admission::Apply,
+            },
+            None => Admission::Apply,
         },
-    )
+    };
+    Ok(match admission {
+        Admission::Apply | Admission::AlreadyApplied(_) => (time, None),
+        Admission::AcrossGap(gap) => (
+            time,
+            Some(format!("applied across a gap (--on-gap force): {gap}")),
+        ),
+        Admission::Refresh(gap) => (
+            None,
+            Some(format!("read the whole table (--on-gap refresh): {gap}")),
+        ),
+    })
 }
 
 /// Where a run writes: `--to` itself, or, for incremental pulls and Delta tables, which keep
@@ -583,31 +591,43 @@ async fn probe(
     }
 }
 
-/// Where the latest committed run of `attribute` under the dataset root ended its window.
+/// The latest committed run under the dataset root `root`, with its manifest.
+async fn latest_run(
+    root: &crate::sink::Target,
+) -> Result<Option<(String, crate::manifest::Manifest)>> {
+    let runs = root.runs().await?;
+    let Some(run) = runs.into_iter().rev().find(|r| r.committed) else {
+        return Ok(None);
+    };
+    let manifest = crate::sink::reader::read_manifest(&root.child(&run.name)).await?;
+    Ok(Some((run.name, manifest)))
+}
+
+/// Up to when the latest committed run under the dataset root holds every change a pull on
+/// `attribute` continues: its window's end, or, for a run that read the whole table, its start.
 async fn last_window_end(
     root: &crate::sink::Target,
-    runs: &[crate::sink::RunDir],
     attribute: &str,
 ) -> Result<chrono::DateTime<chrono::Utc>> {
-    let Some(run) = runs.iter().rev().find(|r| r.committed) else {
+    let Some((run, manifest)) = latest_run(root).await? else {
         return Err(Error::invalid(format!(
             "--since last: {} has no committed run to continue from; give the first run a \
              time (--since 2026-11-01T00:00:00Z) or no --since at all",
             root.url()
         )));
     };
-    let manifest = crate::sink::reader::read_manifest(&root.child(&run.name)).await?;
-    match manifest.watermark {
-        Some(w) if w.attribute == attribute => Ok(w.window_end),
-        Some(w) => Err(Error::invalid(format!(
-            "--since last: the latest run {} filtered on '{}', not '{attribute}'",
-            run.name, w.attribute
-        ))),
-        None => Err(Error::invalid(format!(
-            "--since last: the latest run {} has no watermark (it was not an incremental pull)",
-            run.name
-        ))),
-    }
+    let feed = crate::window::Feed::Pull {
+        attribute: attribute.to_owned(),
+    };
+    manifest
+        .coverage()
+        .ok_or_else(|| format!("it was made by {}", manifest.mode))
+        .and_then(|held| held.until_for(&feed))
+        .map_err(|why| {
+            Error::invalid(format!(
+                "--since last: the latest run {run} has nothing to continue: {why}"
+            ))
+        })
 }
 
 /// Up to when the Delta table at `table` holds every change that a change set of `feed`

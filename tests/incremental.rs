@@ -417,6 +417,30 @@ async fn since_last_over_three_runs_covers_every_change() {
     }
     let now: Vec<Item> = table_state(&db, "orders").await.into_values().collect();
     assert_same_items(&now, &merged.into_values().collect::<Vec<_>>());
+
+    // A pull from a time after the latest run's window leaves a gap: refused (exit 11) with no
+    // run written; --on-gap refresh reads the whole table instead, and --since last continues
+    // from that read.
+    let after = iso(Utc::now());
+    let gapped = ["--filter-attr", "updated_at", "--since", after.as_str()];
+    let out = snapshot(&db, "orders", root.path(), &gapped).await;
+    assert_fails(&out, 11, "would be lost");
+    assert!(
+        stderr(&out).contains("pull on 'updated_at'"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(run_dirs(root.path()).len(), 3);
+    let refresh = [&gapped[..], &["--on-gap", "refresh"]].concat();
+    let out = snapshot(&db, "orders", root.path(), &refresh).await;
+    assert_ok(&out);
+    assert!(stderr(&out).contains("warning: read the whole table (--on-gap refresh)"));
+    let runs = run_dirs(root.path());
+    let whole = read_snapshot(&local(&runs[3]).await).await;
+    assert_same_items(&now, &whole);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    pull(true).await;
+    assert_eq!(run_dirs(root.path()).len(), 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
