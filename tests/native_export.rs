@@ -41,6 +41,22 @@ async fn export_control_plane() {
     );
     assert!(msg.contains("update-continuous-backups"), "{msg}");
     assert!(msg.contains("leave out --mode export"), "{msg}");
+    // Every library entry point honours the export request (snapshot_to once ran a Scan).
+    let dir = tempfile::tempdir().unwrap();
+    let config = ddbsnap::SnapshotConfig::builder("orders", dir.path().to_str().unwrap())
+        .export(request("exports"))
+        .build()
+        .unwrap();
+    let target = ddbsnap::sink::Target::open(&config.destination, None, &config.s3)
+        .await
+        .unwrap();
+    let err = ddbsnap::snapshot_to(&aws, target, &config, std::sync::Arc::new(NoProgress))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("point-in-time recovery is off"),
+        "{err}"
+    );
 
     aws.dynamodb
         .update_continuous_backups()

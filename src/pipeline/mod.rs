@@ -228,10 +228,24 @@ pub async fn snapshot_until(
     // The table first: a wrong name or region must not leave an empty destination behind.
     let table = TableInfo::describe(&aws, &config.table).await?;
     let target = Target::open(&config.destination, Some(&aws.s3), &config.s3).await?;
-    if config.export.is_some() {
-        return export_runs(&aws, table, target, config, progress, cancel, started).await;
+    read_table(&aws, table, target, config, progress, cancel, started).await
+}
+
+/// Read `table` into `target` as `config` says: through DynamoDB's export when it asks for
+/// one, else a Scan. Every library entry point comes here.
+async fn read_table(
+    aws: &AwsContext,
+    table: TableInfo,
+    target: Target,
+    config: &SnapshotConfig,
+    progress: Arc<dyn Progress>,
+    cancel: CancellationToken,
+    started: (Instant, chrono::DateTime<Utc>),
+) -> Result<Summary> {
+    match config.export {
+        Some(_) => export_runs(aws, table, target, config, progress, cancel, started).await,
+        None => run(aws, table, target, config, progress, cancel, started).await,
     }
-    run(&aws, table, target, config, progress, cancel, started).await
 }
 
 /// `snapshot --mode export`: one export and its conversion; for `--incremental --since last`
@@ -514,7 +528,7 @@ pub async fn snapshot_to_until(
 ) -> Result<Summary> {
     let started = (Instant::now(), Utc::now());
     let table = TableInfo::describe(aws, &config.table).await?;
-    run(aws, table, target, config, progress, cancel, started).await
+    read_table(aws, table, target, config, progress, cancel, started).await
 }
 
 /// How a run starts (or what `--resume` found at the destination).
