@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::aws::AwsContext;
 use crate::error::{Error, Result};
-use crate::plan::{TableInfo, auto_segments};
+use crate::plan::auto_segments;
+use crate::table::TableInfo;
 use crate::throttle::{ReadBudget, scan_page_rcu};
 
 /// What `describe` reports.
@@ -93,7 +94,7 @@ impl Description {
     /// The description as a few lines of text.
     pub fn render(&self) -> String {
         let t = &self.table;
-        let keys = |keys: &[crate::plan::KeyAttribute]| {
+        let keys = |keys: &[crate::table::KeyAttribute]| {
             keys.iter()
                 .map(|k| {
                     let kind = serde_json::to_value(k.attribute_type)
@@ -105,7 +106,7 @@ impl Description {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let capacity = |c: &crate::plan::ReadCapacity| {
+        let capacity = |c: &crate::table::ReadCapacity| {
             let mut parts = Vec::new();
             if let Some(r) = c.provisioned_rcu {
                 parts.push(format!("{r} RCU provisioned"));

@@ -11,7 +11,8 @@
 //!                                                  all segments done ─> _manifest.json (commit)
 //! ```
 //!
-//! * [`plan`]: key schema, size and the segment count.
+//! * [`table`]: what DescribeTable says: key schema, size, capacity, indexes (a leaf).
+//! * [`plan`]: the segment count, and what one run scans and where it writes.
 //! * [`throttle`]: the read budget (a fraction of the table's capacity), one shared limiter
 //!   charged with the real ConsumedCapacity, page sizing, AIMD and backoff.
 //! * [`source`]: the segmented Scan (network tasks only move pages), and DynamoDB's native
@@ -82,6 +83,7 @@ pub mod shard;
 pub mod sink;
 pub mod source;
 mod spare;
+pub mod table;
 pub mod throttle;
 pub mod window;
 

@@ -9,9 +9,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::convert::{Columns, NumberMode};
-use crate::plan::TableInfo;
 use crate::sink::{Compression, DataFile};
 use crate::source::export::ExportSummary;
+use crate::table::TableInfo;
 use crate::window::{ChangeWindow, Coverage, Feed};
 
 /// Format identifier of this manifest layout.

@@ -30,7 +30,7 @@ use std::time::Duration;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
 
-use crate::plan::{ReadCapacity, TableInfo};
+use crate::table::{ReadCapacity, TableInfo};
 
 /// Default fraction of the table's read capacity a snapshot may use.
 pub const DEFAULT_READ_FRACTION: f64 = 0.5;
@@ -378,7 +378,7 @@ mod tests {
                 warm_per_second: warm,
             },
             indexes: vec![
-                crate::plan::IndexInfo {
+                crate::table::IndexInfo {
                     name: "by_status".into(),
                     capacity: Some(ReadCapacity {
                         provisioned_rcu: Some(40),
@@ -386,7 +386,7 @@ mod tests {
                     }),
                     ..Default::default()
                 },
-                crate::plan::IndexInfo {
+                crate::table::IndexInfo {
                     name: "by_date".into(),
                     capacity: None,
                     ..Default::default()

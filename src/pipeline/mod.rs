@@ -52,13 +52,14 @@ use crate::error::{Error, Result};
 use crate::filter::{TimeCheck, WindowStats};
 use crate::format::TableFormat;
 use crate::manifest::{MANIFEST_FORMAT, Manifest, ManifestSchema, OutputOptions, Watermark};
-use crate::plan::{KeyAttribute, TableInfo, auto_segments, plan_scan};
+use crate::plan::{auto_segments, plan_scan};
 use crate::progress::{Progress, ProgressEvent};
 use crate::sink::reader::{FileItems, read_manifest};
 use crate::sink::writer::{RollingWriter, WriterOptions, file_path};
 use crate::sink::{CHECKPOINT_FILE, DataFile, MANIFEST_FILE, Target, next_data_file_index};
 use crate::source::export::{Export, ExportSummary};
 use crate::source::scan::{Msg, Page, ScanJob, SegmentEnd};
+use crate::table::{KeyAttribute, TableInfo};
 use crate::throttle::{ReadBudget, Throttle};
 
 mod admit;

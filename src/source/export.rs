@@ -50,9 +50,9 @@ use crate::aws::AwsContext;
 use crate::convert::json::item_from_json;
 use crate::convert::{Item, Rows};
 use crate::error::{Error, Result};
-use crate::plan::TableInfo;
 use crate::progress::{Progress, ProgressEvent};
 use crate::sink::Target;
+use crate::table::TableInfo;
 use crate::window::{ChangeWindow, Feed};
 
 use super::scan::{Page, PageSink};

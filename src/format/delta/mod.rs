@@ -283,7 +283,7 @@ pub(crate) async fn key_names(table: &Target) -> Result<Option<Vec<String>>> {
         let Some(text) = metadata["configuration"]["ddbsnap.keySchema"].as_str() else {
             return Ok(None);
         };
-        let keys: Vec<crate::plan::KeyAttribute> = serde_json::from_str(text)
+        let keys: Vec<crate::table::KeyAttribute> = serde_json::from_str(text)
             .map_err(|e| table_error(&table, "reading the table property ddbsnap.keySchema", e))?;
         Ok(Some(keys.into_iter().map(|k| k.name).collect()))
     })
@@ -806,7 +806,7 @@ async fn create(
     store: &Arc<dyn ObjectStore>,
     log: &Path,
     commit: &Commit,
-    source: &crate::plan::TableInfo,
+    source: &crate::table::TableInfo,
 ) -> Result<DeltaCommit> {
     let schema = commit.schema_string()?;
     let key_schema = serde_json::to_string(&source.key_schema)
