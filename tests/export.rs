@@ -1714,6 +1714,19 @@ async fn local_exports_convert_with_no_aws_configuration() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("no-such-dir cannot be read"), "{err}");
     assert!(!out_dir.exists() && !dir.path().join("no-such-dir").exists());
+
+    // An incremental export cannot start a Delta table: refused, and the folders opening the
+    // destination made are gone again.
+    let table = dir.path().join("lake").join("orders");
+    let args = ["convert-export", &export, "--to", &path(table.clone())];
+    let out = run_without_aws(
+        &[&args[..], &["--key", "pk,sk", "--format", "delta"]].concat(),
+        &home,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("no Delta table to merge"), "{err}");
+    assert!(!dir.path().join("lake").exists(), "nothing created");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

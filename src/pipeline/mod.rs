@@ -228,8 +228,26 @@ pub async fn snapshot_until(
     let aws = AwsContext::load(&config.aws).await?;
     // The table first: a wrong name or region must not leave an empty destination behind.
     let table = TableInfo::describe(&aws, &config.table).await?;
-    let target = Target::open(&config.destination, Some(&aws.s3), &config.s3).await?;
-    read_table(&aws, table, target, config, progress, cancel, started).await
+    leaving_no_trace(&config.destination, async {
+        let target = Target::open(&config.destination, Some(&aws.s3), &config.s3).await?;
+        read_table(&aws, table, target, config, progress, cancel, started).await
+    })
+    .await
+}
+
+/// Run `work` into `destination`; when it fails, remove the local folders that opening the
+/// destination created if the run left nothing in them, so a refused run leaves the
+/// destination as it found it. (A run that saved a checkpoint keeps its folder.)
+pub(super) async fn leaving_no_trace<T>(
+    destination: &crate::sink::Destination,
+    work: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    let created = destination.missing_local_root();
+    let result = work.await;
+    if let (Err(_), Some(dir)) = (&result, created) {
+        crate::sink::remove_empty_folders(&dir);
+    }
+    result
 }
 
 /// Read `table` into `target` as `config` says: through DynamoDB's export when it asks for

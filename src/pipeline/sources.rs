@@ -38,26 +38,29 @@ pub async fn convert_export(
     // destination behind.
     let export = Export::open(Target::open_source(source, sdk, &config.s3).await?).await?;
     let export = check_keys(export, keys).await?;
-    let target = Target::open(&config.destination, sdk, &config.s3).await?;
-    let table_keys = delta_keys(&target, keys, config).await?;
-    // Keys taken from the Delta table are checked against the export too.
-    let export = if keys.is_empty() {
-        check_keys(export, &table_keys).await?
-    } else {
-        export
-    };
-    let target = crate::plan::run_target(target, config, started.1).await?;
-    convert_export_to(
-        aws.as_ref().map(|a| a.region.as_str()),
-        export,
-        target,
-        &table_keys,
-        None,
-        config,
-        progress,
-        cancel,
-        started,
-    )
+    leaving_no_trace(&config.destination, async {
+        let target = Target::open(&config.destination, sdk, &config.s3).await?;
+        let table_keys = delta_keys(&target, keys, config).await?;
+        // Keys taken from the Delta table are checked against the export too.
+        let export = if keys.is_empty() {
+            check_keys(export, &table_keys).await?
+        } else {
+            export
+        };
+        let target = crate::plan::run_target(target, config, started.1).await?;
+        convert_export_to(
+            aws.as_ref().map(|a| a.region.as_str()),
+            export,
+            target,
+            &table_keys,
+            None,
+            config,
+            progress,
+            cancel,
+            started,
+        )
+        .await
+    })
     .await
 }
 

@@ -73,6 +73,23 @@ const URL_SCHEMES: [&str; 12] = [
 ];
 
 impl Destination {
+    /// For a local folder that does not exist yet, the outermost folder that opening it
+    /// creates; `None` when it exists, or on S3.
+    pub(crate) fn missing_local_root(&self) -> Option<PathBuf> {
+        let Destination::Local(dir) = self else {
+            return None;
+        };
+        let dir = std::path::absolute(dir).ok()?;
+        let mut missing = None;
+        for folder in dir.ancestors() {
+            if folder.exists() {
+                break;
+            }
+            missing = Some(folder.to_owned());
+        }
+        missing
+    }
+
     /// Parse a local path, a `file://` URL or an `s3://bucket/prefix` URL.
     pub fn parse(to: &str) -> Result<Self> {
         let to = to.trim();
@@ -652,6 +669,20 @@ impl Target {
             Err(e) => Err(self.error(&format!("cannot delete {path}"), e)),
         }
     }
+}
+
+/// Remove `dir` and the folders under it when none of them holds a file: what opening a
+/// destination created for a run that then wrote nothing. Never removes a file.
+pub(crate) fn remove_empty_folders(dir: &std::path::Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_empty_folders(&entry.path());
+            }
+        }
+    }
+    // Fails, and so keeps the folder, when anything is left in it.
+    let _ = std::fs::remove_dir(dir);
 }
 
 /// Prefix of run directories under a dataset root: `run=2026-11-24T10-00-00Z`.
