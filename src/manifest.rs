@@ -154,14 +154,14 @@ pub struct Watermark {
 }
 
 impl Watermark {
-    /// The pull's change window: from `--since` (the beginning of time without one) to
+    /// The pull's change window: from `--since` (1970-01-01 without one: every timestamp) to
     /// [`Watermark::window_end`].
     pub fn window(&self) -> ChangeWindow {
         ChangeWindow {
             feed: Feed::Pull {
                 attribute: self.attribute.clone(),
             },
-            from: self.since.unwrap_or(DateTime::<Utc>::MIN_UTC),
+            from: self.since.unwrap_or(DateTime::UNIX_EPOCH),
             to: self.window_end,
             id: None,
         }
