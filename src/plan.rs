@@ -237,15 +237,10 @@ async fn admit_pull(
         },
     };
     Ok(match admission {
+        // A pull is never "already applied": it reads current images again.
         Admission::Apply | Admission::AlreadyApplied(_) => (time, None),
-        Admission::AcrossGap(gap) => (
-            time,
-            Some(format!("applied across a gap (--on-gap force): {gap}")),
-        ),
-        Admission::Refresh(gap) => (
-            None,
-            Some(format!("read the whole table (--on-gap refresh): {gap}")),
-        ),
+        Admission::AcrossGap(_) => (time, admission.note()),
+        Admission::Refresh(_) => (None, admission.note()),
     })
 }
 

@@ -173,6 +173,23 @@ pub enum Admission {
     Refresh(String),
 }
 
+impl Admission {
+    /// What the run's summary says about its window: the gap it applies the change set
+    /// across, the gap it reads the whole table for, or that nothing was to be done.
+    pub fn note(&self) -> Option<String> {
+        match self {
+            Admission::Apply => None,
+            Admission::AcrossGap(gap) => {
+                Some(format!("applied across a gap (--on-gap force): {gap}"))
+            }
+            Admission::Refresh(gap) => {
+                Some(format!("read the whole table (--on-gap refresh): {gap}"))
+            }
+            Admission::AlreadyApplied(note) => Some(note.clone()),
+        }
+    }
+}
+
 /// Decide whether the change set `change` may be applied to the table at `url` holding
 /// `held` (see the module documentation). `Err` is [`crate::Error::OutOfOrder`].
 pub fn admit(

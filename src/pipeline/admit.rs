@@ -63,11 +63,9 @@ pub(super) fn onto_snapshot(
 
 /// What `admission` means for the run.
 fn act(admission: Admission) -> Admitted {
+    let note = admission.note();
     match admission {
-        Admission::Apply => Admitted::Go(None),
-        Admission::AcrossGap(gap) => Admitted::Go(Some(format!(
-            "applied across a gap (--on-gap force): {gap}"
-        ))),
+        Admission::Apply | Admission::AcrossGap(_) => Admitted::Go(note),
         Admission::Refresh(gap) => Admitted::Refresh(gap),
         Admission::AlreadyApplied(note) => Admitted::Done(note),
     }

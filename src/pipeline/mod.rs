@@ -310,7 +310,7 @@ async fn export_runs(
             };
             let mut summary =
                 export_run(aws, table, root, &full, progress, cancel, started).await?;
-            summary.window_note = Some(format!("read the whole table (--on-gap refresh): {gap}"));
+            summary.window_note = crate::window::Admission::Refresh(gap).note();
             return Ok(summary);
         }
         ExportPlan::Windows(windows) => windows,
