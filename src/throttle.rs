@@ -97,6 +97,13 @@ fn is_one_share(shares: &u32) -> bool {
     *shares == 1
 }
 
+impl Default for ReadBudget {
+    /// No budget: a run that reads no table capacity ([`ReadBudget::none`]).
+    fn default() -> Self {
+        Self::none()
+    }
+}
+
 impl ReadBudget {
     /// The budget for scanning `table` (or its global index `index`, which has its own
     /// capacity; a local index shares the table's) at `fraction` of the capacity, capped at

@@ -139,7 +139,7 @@ pub(super) async fn commit(
         .collect();
     files.sort_by(|a, b| a.path.cmp(&b.path));
     let totals = &checkpoint.totals;
-    let manifest = Manifest {
+    let mut manifest = Manifest {
         format: MANIFEST_FORMAT.to_owned(),
         ddbsnap_version: env!("CARGO_PKG_VERSION").to_owned(),
         region: plan.region.clone(),
@@ -180,10 +180,8 @@ pub(super) async fn commit(
         files,
         table: plan.table.clone(),
     };
-    let manifest = Manifest {
-        coverage: plan.coverage.clone().or_else(|| manifest.coverage()),
-        ..manifest
-    };
+    // What the table holds after this run: the plan's word, else the run's own record.
+    manifest.coverage = plan.coverage.clone().or_else(|| manifest.coverage());
     if cancel.is_cancelled() {
         return Err(Error::Interrupted {
             url: target.url.clone(),

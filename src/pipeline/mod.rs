@@ -83,7 +83,7 @@ pub const SAMPLE_PAGES: usize = 4;
 const BATCH_ROWS: usize = 8192;
 
 /// What a finished snapshot run reports.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Summary {
     /// Snapshot root.
     pub url: String,
@@ -184,28 +184,9 @@ impl Summary {
         Summary {
             url: url.to_owned(),
             table: table.name.clone(),
-            items: 0,
-            items_scanned: 0,
-            items_expired: 0,
-            files: 0,
-            bytes: 0,
-            consumed_rcu: 0.0,
-            pages: 0,
-            segments: 0,
-            read_budget: ReadBudget::none(),
-            concurrency: 0,
-            throttled_requests: 0,
-            retried_requests: 0,
-            files_rewritten: 0,
-            runs: 0,
-            already_committed: false,
-            watermark: None,
-            delta: None,
-            seconds: 0.0,
-            columns_not_found: Vec::new(),
-            shard: None,
             already_applied: true,
             window_note: Some(note),
+            ..Summary::default()
         }
     }
 }
