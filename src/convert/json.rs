@@ -48,7 +48,7 @@ pub(crate) fn to_json(value: &AttributeValue, path: &mut AttrPath) -> Result<Val
             }
             tagged("M", Value::Object(out))
         }
-        other => return Err(super::shape::unknown_type(other, path)),
+        other => return Err(super::rows::unknown_type(other, path)),
     })
 }
 

@@ -26,9 +26,19 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use indexmap::IndexSet;
 
-use super::shape::{Item, unknown_type};
 use crate::error::{AttrPath, Error, Result};
 use crate::spare::Spares;
+
+/// A DynamoDB item as the SDK returns it.
+pub type Item = std::collections::HashMap<String, AV>;
+
+pub(crate) fn unknown_type(_value: &AV, path: &AttrPath) -> Error {
+    Error::unrepresentable(
+        path,
+        "has a DynamoDB attribute type this version of ddbsnap does not know; \
+         upgrade ddbsnap or exclude the attribute with a projection",
+    )
+}
 
 /// A range of one of the arena's vectors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

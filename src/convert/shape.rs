@@ -14,16 +14,13 @@
 //! Because inference is monotone, a file written with an earlier [`ColumnType`] can always be
 //! re-encoded to the final one without loss (see `sink` for when that happens).
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use super::number::{NumberMode, NumberRepr, NumberStats};
+pub use super::rows::Item;
 use super::rows::{Entry, Name, Rows, Val};
-use crate::error::{AttrPath, Error, Result};
-
-/// A DynamoDB item as the SDK returns it.
-pub type Item = std::collections::HashMap<String, AttributeValue>;
+use crate::error::Result;
 
 /// The shapes of the fields of a map (or the attributes of an item), by name, in column order.
 /// Hashed with foldhash: every attribute of every item is looked up here.
@@ -202,14 +199,6 @@ fn merge_fields(fields: &mut FieldShapes, other: &FieldShapes) {
             }
         }
     }
-}
-
-pub(crate) fn unknown_type(_value: &AttributeValue, path: &AttrPath) -> Error {
-    Error::unrepresentable(
-        path,
-        "has a DynamoDB attribute type this version of ddbsnap does not know; \
-         upgrade ddbsnap or exclude the attribute with a projection",
-    )
 }
 
 /// The stored type of one attribute position: what a column holds in the Parquet files.
@@ -397,8 +386,8 @@ mod tests {
         assert_eq!(serde_json::from_str::<Columns>(old).unwrap(), columns);
     }
 
-    use AttributeValue as AV;
     use aws_sdk_dynamodb::primitives::Blob;
+    use aws_sdk_dynamodb::types::AttributeValue as AV;
 
     /// Widen `shape` by one value.
     fn observe(shape: &mut Shape, value: &AV) {

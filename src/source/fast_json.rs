@@ -17,7 +17,7 @@
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-use super::raw::{Consumed, RawItem, ScanHead};
+use super::dynamo_json::{Consumed, RawItem, ScanHead};
 use crate::convert::Rows;
 use crate::convert::rows::{Span, Val};
 
@@ -388,7 +388,7 @@ fn find_special(b: &[u8], mut i: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::super::raw::{serde_full_line, serde_scan_page};
+    use super::super::dynamo_json::{serde_full_line, serde_scan_page};
     use super::*;
     use crate::convert::Item;
     use aws_sdk_dynamodb::types::AttributeValue as AV;

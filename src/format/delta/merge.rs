@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use tokio::runtime::Handle;
 
-use super::{Commit, Delta, DeltaCommit, MergeStats, Run, TableFile, additions};
+use super::table::{Commit, Delta, DeltaCommit, MergeStats, Run, TableFile, additions};
 use crate::changes::{ChangeSet, key_text};
 use crate::convert::{Columns, Item, arrow_schema_with_keys};
 use crate::error::{Error, Result};

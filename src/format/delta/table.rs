@@ -1,0 +1,727 @@
+//! The Delta table as a run commits to it: its location and log, the kernel's view of its
+//! latest version ([`Delta`]), and the actions of one commit ([`Commit`]), put through the
+//! kernel or, for what the kernel cannot do, as one JSON commit of our own.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow_array::builder::{MapBuilder, MapFieldNames, StringBuilder};
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayRef, Int64Array, RecordBatch, StringArray, StructArray};
+use arrow_schema::{DataType as ArrowType, Field, Schema};
+use delta_kernel::Snapshot;
+use delta_kernel::committer::FileSystemCommitter;
+use delta_kernel::engine::arrow_conversion::TryFromArrow;
+use delta_kernel::engine::arrow_data::ArrowEngineData;
+use delta_kernel::schema::{DataType, StructField, StructType};
+use delta_kernel::transaction::{CommitResult, UpdateTableOperation};
+use object_store::path::Path;
+use object_store::{ObjectStore, PutMode, PutOptions};
+use serde::{Deserialize, Serialize};
+use tokio::runtime::Handle;
+use url::Url;
+
+use crate::convert::TableShape;
+use crate::error::{Error, Result};
+use crate::manifest::Manifest;
+use crate::progress::Progress;
+use crate::sink::writer::WriterOptions;
+use crate::sink::{DataFile, Target};
+
+use super::{DELTA_LOG, log};
+
+/// The Delta commit of a run, as the run's summary reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeltaCommit {
+    /// The table version that holds the run.
+    pub version: u64,
+    /// Files of the previous version the commit removed: all of them for a full refresh,
+    /// those holding a changed or deleted key for a MERGE.
+    pub files_removed: usize,
+    /// Files the commit added.
+    pub files_added: usize,
+    /// For a MERGE: what it changed and rewrote.
+    pub merge: Option<MergeStats>,
+    /// A resumed run found its commit already in the log and wrote nothing.
+    pub already_committed: bool,
+}
+
+/// What a MERGE commit did, counted as Delta's own MERGE counts it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergeStats {
+    /// Keys the table did not have.
+    pub rows_inserted: u64,
+    /// Keys the table had, with a new image.
+    pub rows_updated: u64,
+    /// Keys the table had, deleted.
+    pub rows_deleted: u64,
+    /// Rows of the rewritten files that did not change, copied into new files.
+    pub rows_copied: u64,
+    /// Size of the files removed (rewritten without the changed rows).
+    pub bytes_rewritten: u64,
+    /// Size of the files added.
+    pub bytes_added: u64,
+}
+
+impl DeltaCommit {
+    pub(super) fn already(version: u64) -> Self {
+        DeltaCommit {
+            version,
+            files_removed: 0,
+            files_added: 0,
+            merge: None,
+            already_committed: true,
+        }
+    }
+}
+
+/// The table as the kernel addresses it: a store whose paths are the URL's paths, and the URL.
+pub(super) fn location(table: &Target) -> Result<(Arc<dyn ObjectStore>, Url)> {
+    let url = table.url();
+    if url.starts_with("s3://") {
+        let parsed = Url::parse(&format!("{}/", url.trim_end_matches('/')))
+            .map_err(|e| Error::Internal(format!("table URL {url}: {e}")))?;
+        return Ok((Arc::clone(table.store()), parsed));
+    }
+    let parsed = Url::from_directory_path(url)
+        .map_err(|_| Error::Internal(format!("table path {url} is not absolute")))?;
+    Ok((
+        Arc::new(object_store::local::LocalFileSystem::new()),
+        parsed,
+    ))
+}
+
+pub(super) fn table_error(table: &Target, doing: &str, e: impl std::fmt::Display) -> Error {
+    Error::Destination {
+        url: table.url().to_owned(),
+        message: format!("{doing}: {e}"),
+        source: None,
+    }
+}
+
+/// A finished run, as publishing needs it.
+pub(crate) struct Run {
+    /// The run's folder under the table root; its name is the run's id.
+    pub folder: Target,
+    /// The folder's name.
+    pub name: String,
+    /// The run's record (its files are in `folder`).
+    pub manifest: Manifest,
+    /// The run's inferred shape.
+    pub shape: TableShape,
+    /// How a MERGE writes the files it rewrites.
+    pub writer: WriterOptions,
+    /// Where a MERGE reports its progress.
+    pub progress: Arc<dyn Progress>,
+}
+
+impl Run {
+    /// The application id of the run's `txn` action.
+    pub(super) fn app_id(&self) -> String {
+        app_id(&self.name)
+    }
+}
+
+/// The application id of the `txn` action of the run in the folder `name`.
+pub(super) fn app_id(name: &str) -> String {
+    format!("ddbsnap-{name}")
+}
+
+pub(super) fn log_path(url: &Url) -> Result<Path> {
+    Ok(Path::from_url_path(url.path())
+        .map_err(|e| Error::Internal(format!("table URL {url}: {e}")))?
+        .join(DELTA_LOG))
+}
+
+/// True when the log at `log` has a commit or a checkpoint: a table exists.
+pub(super) async fn has_log(
+    table: &Target,
+    store: &Arc<dyn ObjectStore>,
+    log: &Path,
+) -> Result<bool> {
+    Ok(store
+        .list_with_delimiter(Some(log))
+        .await
+        .map_err(|e| table.error("listing the Delta log", e))?
+        .objects
+        .iter()
+        .any(|o| {
+            o.location
+                .filename()
+                .is_some_and(|n| n.ends_with(".json") || n.ends_with(".parquet"))
+        }))
+}
+
+/// An existing table, on a blocking thread: its latest snapshot as the kernel read it.
+pub(super) struct Delta<'a> {
+    pub(super) table: &'a Target,
+    pub(super) store: &'a Arc<dyn ObjectStore>,
+    pub(super) log: &'a Path,
+    pub(super) engine: &'a dyn delta_kernel::Engine,
+    pub(super) snapshot: Arc<Snapshot>,
+    pub(super) handle: &'a Handle,
+}
+
+/// One batch of the table's current files: the kernel's scan rows (for remove actions) and,
+/// per row, the file when the row is selected (a live file).
+pub(super) struct FileBatch {
+    data: delta_kernel::FilteredEngineData,
+    pub(super) files: Vec<Option<TableFile>>,
+}
+
+/// A live file of the table.
+#[derive(Debug, Clone)]
+pub(super) struct TableFile {
+    /// As in the log: relative to the table root, percent-encoded.
+    pub path: String,
+    pub size: i64,
+}
+
+impl<'a> Delta<'a> {
+    pub(super) fn kernel(
+        &self,
+        doing: &str,
+    ) -> impl Fn(delta_kernel::KernelError) -> Error + use<'a> {
+        let (table, doing) = (self.table, doing.to_owned());
+        move |e| table_error(table, &doing, e)
+    }
+
+    /// The table's current schema.
+    pub(super) fn schema(&self) -> Arc<StructType> {
+        self.snapshot.schema()
+    }
+
+    /// The latest ddbsnap record in the log, up to this snapshot.
+    pub(super) fn record(&self) -> Result<Option<log::Record>> {
+        let found = self.handle.block_on(log::latest_record(
+            self.table,
+            self.store,
+            self.log,
+            self.snapshot.version(),
+        ))?;
+        Ok(found.map(|(_, record)| record))
+    }
+
+    /// The table's live files, as the kernel's log replay gives them.
+    pub(super) fn files(&self) -> Result<Vec<FileBatch>> {
+        let listing = self.kernel("listing the table's files");
+        let scan = Arc::clone(&self.snapshot)
+            .scan_builder()
+            .build()
+            .map_err(&listing)?;
+        let mut batches = Vec::new();
+        for meta in scan.scan_metadata(self.engine).map_err(&listing)? {
+            let (data, selected) = meta.map_err(&listing)?.scan_files.into_parts();
+            let data = ArrowEngineData::try_from_engine_data(data).map_err(&listing)?;
+            let batch = data.record_batch();
+            let column = |name: &str| {
+                batch
+                    .column_by_name(name)
+                    .ok_or_else(|| Error::Internal(format!("scan files have no {name}")))
+            };
+            let paths = column("path")?;
+            let paths = paths.as_string::<i32>();
+            let sizes = column("size")?;
+            let sizes = sizes.as_primitive::<arrow_array::types::Int64Type>();
+            let vectors = column("deletionVector")?;
+            let mut files = Vec::with_capacity(batch.num_rows());
+            for row in 0..batch.num_rows() {
+                if !selected.get(row).copied().unwrap_or(true) {
+                    files.push(None);
+                    continue;
+                }
+                if vectors.is_valid(row) {
+                    return Err(table_error(
+                        self.table,
+                        "reading the table's files",
+                        format!(
+                            "{} has a deletion vector, which ddbsnap does not apply; run a \
+                             full refresh, or have the engine that wrote it purge deletion \
+                             vectors (REORG TABLE ... APPLY (PURGE))",
+                            paths.value(row)
+                        ),
+                    ));
+                }
+                files.push(Some(TableFile {
+                    path: paths.value(row).to_owned(),
+                    size: sizes.value(row),
+                }));
+            }
+            let data =
+                delta_kernel::FilteredEngineData::try_new(data, selected).map_err(&listing)?;
+            batches.push(FileBatch { data, files });
+        }
+        Ok(batches)
+    }
+
+    /// Commit `commit` as the next version: remove the live files `remove` selects (by their
+    /// log path), add the commit's files, and add the columns its schema has that the table
+    /// lacks. A schema that changes a column's type replaces the table's (see the module
+    /// documentation), which needs every file removed.
+    pub(super) fn commit(
+        &self,
+        commit: &Commit,
+        remove: &dyn Fn(&str) -> bool,
+    ) -> Result<DeltaCommit> {
+        let batches = self.files()?;
+        let mut removed = 0;
+        let mut kept = 0;
+        for batch in &batches {
+            for file in batch.files.iter().flatten() {
+                if remove(&file.path) {
+                    removed += 1;
+                } else {
+                    kept += 1;
+                }
+            }
+        }
+        let done = |version| DeltaCommit {
+            version,
+            files_removed: removed,
+            files_added: commit.files.len(),
+            merge: commit.merge,
+            already_committed: false,
+        };
+        let additions = match additions(&self.schema(), &commit.schema, None) {
+            Ok(additions) => additions,
+            Err(change) if kept == 0 => {
+                let version = self.replace_schema(commit, &batches, &change)?;
+                return Ok(done(version));
+            }
+            Err(change) => {
+                return Err(Error::Internal(format!(
+                    "{change}, but the commit keeps {kept} files of the old schema"
+                )));
+            }
+        };
+        let kernel = self.kernel("committing");
+        let (info, info_schema) = commit.engine_info()?;
+        let operation = match commit.operation {
+            "MERGE" => UpdateTableOperation::Merge,
+            _ => UpdateTableOperation::Write,
+        };
+        let mut builder = Arc::clone(&self.snapshot)
+            .update_table(
+                operation,
+                format!("ddbsnap/{}", env!("CARGO_PKG_VERSION")),
+                true,
+            )
+            .with_transaction_id(commit.app_id.clone(), 1)
+            .with_operation_metrics(commit.metrics.iter().map(|(k, v)| (*k, Some(v.clone()))))
+            .with_commit_info(Box::new(info), info_schema);
+        for (parent, field) in additions {
+            builder = match parent {
+                None => builder.add_column(field),
+                Some(parent) => builder.add_column_at(parent, field),
+            };
+        }
+        let mut txn = builder
+            .build(self.engine, Box::new(FileSystemCommitter::new()))
+            .map_err(self.kernel("starting the Delta commit"))?;
+        for batch in batches {
+            let (data, _) = batch.data.into_parts();
+            let selection = batch
+                .files
+                .iter()
+                .map(|f| f.as_ref().is_some_and(|f| remove(&f.path)))
+                .collect();
+            txn.remove_files(
+                delta_kernel::FilteredEngineData::try_new(data, selection).map_err(&kernel)?,
+            );
+        }
+        if !commit.files.is_empty() {
+            txn.add_files(Box::new(ArrowEngineData::new(commit.adds()?)));
+        }
+        match txn.commit(self.engine).map_err(&kernel)? {
+            CommitResult::Committed(c) => Ok(done(c.commit_version())),
+            CommitResult::Conflicted(c) => Err(concurrent(self.table, c.conflict_version())),
+            CommitResult::Retryable(_) => Err(table_error(
+                self.table,
+                "committing",
+                "the Delta log could not be written (an I/O error); run the same command \
+                 again with --resume",
+            )),
+        }
+    }
+
+    /// Commit `commit` with a new schema (`metaData` replaced, same table id) as it removes
+    /// every live file in `batches`: what the kernel (0.30) cannot do. Refused on tables whose
+    /// protocol is above 1/2, whose metadata may carry what a feature adds (column mapping,
+    /// for one). Returns the version written.
+    pub(super) fn replace_schema(
+        &self,
+        commit: &Commit,
+        batches: &[FileBatch],
+        change: &str,
+    ) -> Result<u64> {
+        let config = self.snapshot.table_configuration();
+        let protocol = serde_json::to_value(config.protocol())
+            .map_err(|e| Error::Internal(format!("reading the table's protocol: {e}")))?;
+        let (reader, writer) = (
+            protocol["minReaderVersion"].as_i64().unwrap_or(0),
+            protocol["minWriterVersion"].as_i64().unwrap_or(0),
+        );
+        if reader != 1 || writer > 2 {
+            return Err(table_error(
+                self.table,
+                "the run's schema cannot replace the table's",
+                format!(
+                    "{change}, and the table's protocol ({reader}/{writer}) is not one ddbsnap \
+                     rewrites schemas of; write this run to a new table location"
+                ),
+            ));
+        }
+        let mut metadata = serde_json::to_value(config.metadata())
+            .map_err(|e| Error::Internal(format!("reading the table's metadata: {e}")))?;
+        metadata["schemaString"] = commit.schema_string()?.into();
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut actions = vec![serde_json::json!({ "metaData": metadata })];
+        for file in batches.iter().flat_map(|b| b.files.iter().flatten()) {
+            actions.push(serde_json::json!({"remove": {
+                "path": file.path,
+                "deletionTimestamp": now,
+                "dataChange": true,
+                "extendedFileMetadata": true,
+                "partitionValues": {},
+                "size": file.size,
+            }}));
+        }
+        let version = self.snapshot.version() + 1;
+        let text = commit.json_lines(commit.operation, actions);
+        self.handle
+            .block_on(put_version(self.table, self.store, self.log, version, text))?;
+        Ok(version)
+    }
+}
+
+/// What one commit adds, and what it records about the run.
+pub(super) struct Commit {
+    /// The run's application id in `txn` actions.
+    app_id: String,
+    /// `WRITE` (a full refresh) or `MERGE`, as Delta's own writers name them.
+    operation: &'static str,
+    /// The table schema of the run's files.
+    schema: StructType,
+    /// Add actions' paths (relative to the table root), sizes and row counts.
+    files: Vec<(String, u64, u64)>,
+    /// The run's record for `commitInfo.ddbsnap` (see [`log::Record`]).
+    info: String,
+    /// Operation metrics, as Delta's own writers name them.
+    metrics: Vec<(&'static str, String)>,
+    merge: Option<MergeStats>,
+}
+
+impl Commit {
+    /// A full refresh: the run's files, with the run's schema and shape.
+    pub(super) fn refresh(run: &Run) -> Result<Self> {
+        let manifest = &run.manifest;
+        let bytes: u64 = manifest.files.iter().map(|f| f.bytes).sum();
+        let metrics = vec![
+            ("numFiles", manifest.files.len().to_string()),
+            ("numOutputRows", manifest.items_written.to_string()),
+            ("numOutputBytes", bytes.to_string()),
+        ];
+        Commit::new(
+            run,
+            &manifest.schema.arrow,
+            &manifest.files,
+            &run.shape,
+            metrics,
+        )
+    }
+
+    /// A commit of `run` adding `files` (in the run's folder) whose schema is `arrow`; the
+    /// record says the table's shape is now `shape`.
+    pub(super) fn new(
+        run: &Run,
+        arrow: &Schema,
+        files: &[DataFile],
+        shape: &TableShape,
+        metrics: Vec<(&'static str, String)>,
+    ) -> Result<Self> {
+        let schema = StructType::try_from_arrow(arrow).map_err(|e| {
+            Error::Internal(format!("the run's schema has no Delta equivalent: {e}"))
+        })?;
+        let mut record = serde_json::to_value(&run.manifest)
+            .map_err(|e| Error::Internal(format!("serializing the run: {e}")))?;
+        if let Some(o) = record.as_object_mut() {
+            o.remove("files");
+            o.remove("schema");
+            o.insert("run".into(), run.name.clone().into());
+            o.insert(
+                "shape".into(),
+                serde_json::to_value(shape)
+                    .map_err(|e| Error::Internal(format!("serializing the shape: {e}")))?,
+            );
+        }
+        Ok(Commit {
+            app_id: run.app_id(),
+            operation: "WRITE",
+            schema,
+            files: files
+                .iter()
+                .map(|f| (format!("{}/{}", run.name, f.path), f.bytes, f.rows))
+                .collect(),
+            info: record.to_string(),
+            metrics,
+            merge: None,
+        })
+    }
+
+    /// The same commit as a MERGE that did `stats`.
+    pub(super) fn merged(mut self, stats: MergeStats) -> Self {
+        self.operation = "MERGE";
+        self.merge = Some(stats);
+        self
+    }
+    /// The schema as a `metaData.schemaString`.
+    pub(super) fn schema_string(&self) -> Result<String> {
+        serde_json::to_string(&self.schema)
+            .map_err(|e| Error::Internal(format!("serializing the schema: {e}")))
+    }
+
+    /// The add-file metadata the kernel takes: path, no partition values, size, modification
+    /// time (now) and `stats.numRecords`.
+    pub(super) fn adds(&self) -> Result<RecordBatch> {
+        let names = MapFieldNames {
+            entry: "key_value".into(),
+            key: "key".into(),
+            value: "value".into(),
+        };
+        let mut partitions =
+            MapBuilder::new(Some(names), StringBuilder::new(), StringBuilder::new());
+        for _ in &self.files {
+            partitions
+                .append(true)
+                .map_err(|e| Error::Internal(e.to_string()))?;
+        }
+        let now = chrono::Utc::now().timestamp_millis();
+        let stats = StructArray::from(vec![(
+            Arc::new(Field::new("numRecords", ArrowType::Int64, true)),
+            Arc::new(Int64Array::from_iter_values(
+                self.files.iter().map(|f| f.2 as i64),
+            )) as ArrayRef,
+        )]);
+        let partitions = partitions.finish();
+        let schema = Schema::new(vec![
+            Field::new("path", ArrowType::Utf8, false),
+            Field::new(
+                "partitionValues",
+                arrow_array::Array::data_type(&partitions).clone(),
+                false,
+            ),
+            Field::new("size", ArrowType::Int64, false),
+            Field::new("modificationTime", ArrowType::Int64, false),
+            Field::new("stats", arrow_array::Array::data_type(&stats).clone(), true),
+        ]);
+        RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(StringArray::from_iter_values(
+                    self.files.iter().map(|f| f.0.as_str()),
+                )),
+                Arc::new(partitions),
+                Arc::new(Int64Array::from_iter_values(
+                    self.files.iter().map(|f| f.1 as i64),
+                )),
+                Arc::new(Int64Array::from_iter_values(self.files.iter().map(|_| now))),
+                Arc::new(stats),
+            ],
+        )
+        .map_err(|e| Error::Internal(format!("building add actions: {e}")))
+    }
+
+    /// `commitInfo.ddbsnap` as the kernel takes engine commit info: one row, one string.
+    pub(super) fn engine_info(&self) -> Result<(ArrowEngineData, Arc<StructType>)> {
+        let batch = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new(
+                "ddbsnap",
+                ArrowType::Utf8,
+                true,
+            )])),
+            vec![Arc::new(StringArray::from(vec![self.info.as_str()]))],
+        )
+        .map_err(|e| Error::Internal(e.to_string()))?;
+        let schema = StructType::try_new([StructField::nullable("ddbsnap", DataType::STRING)])
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        Ok((ArrowEngineData::new(batch), Arc::new(schema)))
+    }
+
+    /// The JSON lines of a commit ddbsnap writes itself: commitInfo, the given actions, the
+    /// run's `txn` and its adds.
+    pub(super) fn json_lines(&self, operation: &str, actions: Vec<serde_json::Value>) -> String {
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut lines = vec![serde_json::json!({"commitInfo": {
+            "timestamp": now,
+            "operation": operation,
+            "operationParameters": match self.operation {
+                "MERGE" => serde_json::json!({"predicate": "primary key"}),
+                _ => serde_json::json!({"mode": "Overwrite"}),
+            },
+            "operationMetrics": self.metrics.iter().cloned().collect::<HashMap<_, _>>(),
+            "engineInfo": format!("ddbsnap/{}", env!("CARGO_PKG_VERSION")),
+            "isBlindAppend": false,
+            "ddbsnap": self.info,
+        }})];
+        lines.extend(actions);
+        lines.push(serde_json::json!({"txn": {
+            "appId": self.app_id, "version": 1, "lastUpdated": now,
+        }}));
+        for (path, size, rows) in &self.files {
+            lines.push(serde_json::json!({"add": {
+                "path": encode_path(path),
+                "partitionValues": {},
+                "size": size,
+                "modificationTime": now,
+                "dataChange": true,
+                "stats": serde_json::json!({"numRecords": rows}).to_string(),
+            }}));
+        }
+        let mut text = String::new();
+        for line in lines {
+            text.push_str(&line.to_string());
+            text.push('\n');
+        }
+        text
+    }
+}
+
+/// A relative path as a Delta log path: a URI path, percent-encoded where needed.
+fn encode_path(path: &str) -> String {
+    const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'/')
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'=')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(path, KEEP).to_string()
+}
+
+/// Version 0 of a new table, at protocol reader 1 / writer 2.
+/// Its table properties name the DynamoDB table and its key schema (`ddbsnap.table`,
+/// `ddbsnap.keySchema`: the key attributes, their key and attribute types, as JSON).
+pub(super) async fn create(
+    table: &Target,
+    store: &Arc<dyn ObjectStore>,
+    log: &Path,
+    commit: &Commit,
+    source: &crate::table::TableInfo,
+) -> Result<DeltaCommit> {
+    let schema = commit.schema_string()?;
+    let key_schema = serde_json::to_string(&source.key_schema)
+        .map_err(|e| Error::Internal(format!("serializing the key schema: {e}")))?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let actions = vec![
+        serde_json::json!({"protocol": {"minReaderVersion": 1, "minWriterVersion": 2}}),
+        serde_json::json!({"metaData": {
+            "id": uuid_v4(),
+            "format": {"provider": "parquet", "options": {}},
+            "schemaString": schema,
+            "partitionColumns": [],
+            "configuration": {
+                "ddbsnap.table": source.name,
+                "ddbsnap.keySchema": key_schema,
+            },
+            "createdTime": now,
+        }}),
+    ];
+    let text = commit.json_lines("CREATE TABLE AS SELECT", actions);
+    put_version(table, store, log, 0, text).await?;
+    Ok(DeltaCommit {
+        version: 0,
+        files_removed: 0,
+        files_added: commit.files.len(),
+        merge: commit.merge,
+        already_committed: false,
+    })
+}
+
+/// Write log version `version` only if no other writer has: a conditional put.
+async fn put_version(
+    table: &Target,
+    store: &Arc<dyn ObjectStore>,
+    log: &Path,
+    version: u64,
+    text: String,
+) -> Result<()> {
+    let path = log.clone().join(format!("{version:020}.json"));
+    let options = PutOptions {
+        mode: PutMode::Create,
+        ..Default::default()
+    };
+    match store.put_opts(&path, text.into(), options).await {
+        Ok(_) => Ok(()),
+        Err(object_store::Error::AlreadyExists { .. }) => Err(concurrent(table, version)),
+        Err(e) => Err(table.error(&format!("writing Delta log version {version}"), e)),
+    }
+}
+
+fn concurrent(table: &Target, version: u64) -> Error {
+    Error::Destination {
+        url: table.url().to_owned(),
+        message: format!(
+            "another writer committed version {version} of the Delta table first; this run's \
+             files are kept: run the same command again with --resume to commit them as the \
+             next version"
+        ),
+        source: None,
+    }
+}
+
+/// A random (version 4) UUID for a new table's id.
+fn uuid_v4() -> String {
+    let mut b: [u8; 16] = std::array::from_fn(|_| fastrand::u8(..));
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// The columns `new` has that `current` lacks, as (parent, field) for the kernel's
+/// `add_column_at` (`None`: top level), made nullable; `Err` names a change that is not an
+/// addition (a column whose type changed). Columns `new` lacks stay in the table (null in the
+/// new files), and column order does not matter (Delta reads Parquet columns by name).
+pub(super) fn additions(
+    current: &StructType,
+    new: &StructType,
+    parent: Option<delta_kernel::expressions::ColumnName>,
+) -> std::result::Result<Vec<(Option<delta_kernel::expressions::ColumnName>, StructField)>, String>
+{
+    let mut out = Vec::new();
+    for field in new.fields() {
+        match current.field(field.name()) {
+            None => out.push((
+                parent.clone(),
+                StructField::nullable(field.name().clone(), field.data_type().clone())
+                    .with_metadata(field.metadata().clone()),
+            )),
+            Some(existing) => match (existing.data_type(), field.data_type()) {
+                (DataType::Struct(a), DataType::Struct(b)) => {
+                    let path = match &parent {
+                        None => delta_kernel::expressions::ColumnName::new([existing.name()]),
+                        Some(p) => p.join(&delta_kernel::expressions::ColumnName::new([
+                            existing.name()
+                        ])),
+                    };
+                    out.extend(additions(a, b, Some(path))?);
+                }
+                (a, b) if a == b => {}
+                (a, b) => {
+                    return Err(format!(
+                        "column '{}' changed type from {a} to {b}",
+                        field.name()
+                    ));
+                }
+            },
+        }
+    }
+    Ok(out)
+}
