@@ -13,6 +13,7 @@ use crate::cli::{
     ApplyArgs, Cli, Command, CommitArgs, ConvertExportArgs, DescribeArgs, ProgressMode,
     SnapshotArgs,
 };
+use crate::mode::RunMode;
 use crate::progress::{BarProgress, JsonProgress, NoProgress, Progress, ProgressEvent};
 use crate::{CancellationToken, Error};
 
@@ -358,10 +359,9 @@ impl Progress for Announce {
                 items,
                 ..
             } => {
-                let finished = match mode.as_str() {
-                    "scan" => format!("{segments_done} of {segments} segments finished, "),
-                    "export" => format!("{segments_done} of {segments} data files finished, "),
-                    _ => String::new(),
+                let finished = match mode {
+                    RunMode::Apply => String::new(),
+                    _ => format!("{segments_done} of {segments} {} finished, ", mode.parts()),
                 };
                 eprintln!("ddbsnap: resuming: {finished}{files} files with {items} items kept");
             }
@@ -375,8 +375,8 @@ impl Progress for Announce {
                 ..
             } => {
                 let own = (0..*segments as usize).filter(|&s| shard.owns(s)).count();
-                match mode.as_str() {
-                    "export" => eprintln!(
+                match mode {
+                    RunMode::Export => eprintln!(
                         "ddbsnap: shard {shard}: converting {own} of the {segments} data files of an export of {table} ({concurrency} at once), no table reads"
                     ),
                     _ => eprintln!(
@@ -392,11 +392,11 @@ impl Progress for Announce {
                 budget,
                 concurrency,
                 ..
-            } => match mode.as_str() {
-                "export" => eprintln!(
+            } => match mode {
+                RunMode::Export => eprintln!(
                     "ddbsnap: converting an export of {table}: {segments} data files ({concurrency} at once), no table reads"
                 ),
-                "apply" => eprintln!(
+                RunMode::Apply => eprintln!(
                     "ddbsnap: applying a change log to a snapshot of {table}, no table reads"
                 ),
                 _ => eprintln!(

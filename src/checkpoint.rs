@@ -13,9 +13,9 @@
 //! that was open when the run died, its staging files), and scans each unfinished segment from
 //! its position: every item ends up in exactly one file (contract C1).
 //!
-//! Conversions of an export and `apply` use the same positions with one "segment" per source
-//! (a data file of the export; the one input of `apply`): the key is `{"ddbsnap_line": N}`, the
-//! items of that source already in closed files, and `source` names what was read.
+//! Conversions of an export and `apply` keep one position per source (a data file of the
+//! export; the one input of `apply`): the items of that source already in closed files
+//! ([`Position::Lines`]), and `source` names what was read.
 //!
 //! It also keeps what is needed to finish as if the run had never stopped: the schema
 //! inference state (so a column first seen after the resume still gives one schema across all
@@ -24,13 +24,14 @@
 
 use chrono::{DateTime, Utc};
 use object_store::ObjectStoreExt;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
-use crate::convert::json::{item_from_json, to_json};
-use crate::convert::{Columns, Item, TableShape};
-use crate::error::{AttrPath, Error, Result};
+use crate::convert::{Columns, TableShape};
+pub use crate::cursor::{Position, StartKey};
+use crate::error::{Error, Result};
 use crate::manifest::OutputOptions;
-use crate::sink::{DataFile, Target};
+use crate::mode::RunMode;
+use crate::sink::{DataFile, Target, next_data_file_index};
 
 /// Format identifier of this checkpoint layout.
 pub const CHECKPOINT_FORMAT: &str = "ddbsnap.checkpoint.v1";
@@ -44,8 +45,8 @@ pub struct Checkpoint {
     pub ddbsnap_version: String,
     /// Table name.
     pub table: String,
-    /// How the data is read: `scan`, `export` (a converted export) or `apply`.
-    pub mode: String,
+    /// Where the items come from: `scan`, `export` (a converted export) or `apply`.
+    pub mode: RunMode,
     /// Where the items come from when not a table scan: the export directory, or the change
     /// log and the base snapshot of `apply`; a resume must read the same.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -83,48 +84,6 @@ pub struct Checkpoint {
     /// into.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<crate::pipeline::CommitPlan>,
-}
-
-/// How far one segment is, counting only items in closed data files.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum Position {
-    /// No item of the segment is in a closed file yet.
-    Start,
-    /// Every item up to this LastEvaluatedKey is in closed files; the scan continues after it.
-    After {
-        /// The LastEvaluatedKey, as DynamoDB JSON.
-        key: StartKey,
-    },
-    /// Every item of the segment is in closed files.
-    Done,
-}
-
-/// A LastEvaluatedKey, serialized as DynamoDB JSON (`{"pk":{"S":"a"},"n":{"N":"1"}}`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct StartKey(pub Item);
-
-impl Serialize for StartKey {
-    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-        let mut names: Vec<&String> = self.0.keys().collect();
-        names.sort();
-        let mut map = serde_json::Map::new();
-        for name in names {
-            let mut path = AttrPath::default();
-            path.push_field(name);
-            let value = to_json(&self.0[name], &mut path).map_err(serde::ser::Error::custom)?;
-            map.insert(name.clone(), value);
-        }
-        map.serialize(serializer)
-    }
-}
-
-impl<'de> Deserialize<'de> for StartKey {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
-        let map = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
-        let item = item_from_json(&map).map_err(serde::de::Error::custom)?;
-        Ok(StartKey(item))
-    }
 }
 
 /// A closed data file and the schema it was written with.
@@ -209,6 +168,11 @@ impl Checkpoint {
     }
 }
 
+/// The first free data file index after `files`.
+pub(crate) fn next_file_index(files: &[CheckpointFile]) -> usize {
+    next_data_file_index(files.iter().map(|f| f.file.path.as_str()))
+}
+
 /// Read `_checkpoint.json`, `None` when there is none.
 pub async fn read_checkpoint(target: &Target) -> Result<Option<Checkpoint>> {
     let name = target.checkpoint_name();
@@ -282,40 +246,5 @@ pub(crate) async fn create_checkpoint(target: &Target, checkpoint: &Checkpoint) 
                 .into(),
         }),
         Err(e) => Err(target.error(&format!("writing {}", target.checkpoint_name()), e)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use aws_sdk_dynamodb::primitives::Blob;
-    use aws_sdk_dynamodb::types::AttributeValue as AV;
-    use std::collections::HashMap;
-
-    #[test]
-    fn positions_round_trip_every_key_type() {
-        let key = StartKey(HashMap::from([
-            ("pk".to_owned(), AV::S("a \"quoted\" ключ".into())),
-            (
-                "sk".to_owned(),
-                AV::N("12345678901234567890123456789012345678".into()),
-            ),
-            ("b".to_owned(), AV::B(Blob::new(vec![0, 255, 10, 13]))),
-        ]));
-        let positions = vec![
-            Position::Start,
-            Position::After { key: key.clone() },
-            Position::Done,
-        ];
-        let text = serde_json::to_string(&positions).unwrap();
-        assert!(text.contains(r#""sk":{"N":"12345678901234567890123456789012345678"}"#));
-        let back: Vec<Position> = serde_json::from_str(&text).unwrap();
-        assert_eq!(back, positions);
-    }
-
-    #[test]
-    fn rejects_unknown_key_types() {
-        let bad = r#"{"state":"after","key":{"pk":{"X":"1"}}}"#;
-        assert!(serde_json::from_str::<Position>(bad).is_err());
     }
 }

@@ -28,8 +28,9 @@ pub struct Manifest {
     pub table: TableInfo,
     /// AWS region of the table.
     pub region: String,
-    /// How the data was read: `scan`, or `export` (converted from a DynamoDB export).
-    pub mode: String,
+    /// Where the items came from: `scan`, `export` (converted from a DynamoDB export) or
+    /// `apply`.
+    pub mode: crate::mode::RunMode,
     /// What was scanned when not the whole table: index, columns, raw filter, timestamp window
     /// (a [`crate::filter::ScanSpec`]).
     pub filter: Option<serde_json::Value>,
@@ -85,7 +86,7 @@ impl Manifest {
     pub fn coverage(&self) -> Option<Coverage> {
         self.coverage.clone().or_else(|| {
             derive_coverage(
-                &self.mode,
+                self.mode,
                 self.watermark.as_ref(),
                 self.export.as_ref(),
                 Some(self.started_at),
@@ -97,7 +98,7 @@ impl Manifest {
 /// What a run holds, from what it records: a pull's window, an incremental export's window,
 /// a full export's time, or a scan's start (a full refresh). `None` for anything else.
 pub(crate) fn derive_coverage(
-    mode: &str,
+    mode: crate::mode::RunMode,
     watermark: Option<&Watermark>,
     export: Option<&ExportSummary>,
     started_at: Option<DateTime<Utc>>,
@@ -116,7 +117,7 @@ pub(crate) fn derive_coverage(
         };
     }
     match (mode, started_at) {
-        ("scan", Some(at)) => Some(Coverage::Full {
+        (crate::mode::RunMode::Scan, Some(at)) => Some(Coverage::Full {
             at,
             by: "scan".into(),
         }),

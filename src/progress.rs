@@ -20,7 +20,7 @@ pub enum ProgressEvent {
     /// An unfinished snapshot is being continued from its checkpoint (sent before `Started`).
     Resumed {
         /// Where the items come from: `scan`, `export` or `apply`.
-        mode: String,
+        mode: crate::mode::RunMode,
         /// Segments (data files of an export) already finished.
         segments_done: usize,
         /// Total segments.
@@ -44,7 +44,7 @@ pub enum ProgressEvent {
     /// Reading is about to start.
     Started {
         /// Where the items come from: `scan`, `export` or `apply`.
-        mode: String,
+        mode: crate::mode::RunMode,
         /// Table name.
         table: String,
         /// Total segments.

@@ -1,90 +1,26 @@
 //! The commit: a finished run's files brought to one schema, then published once, as a
 //! snapshot's `_manifest.json` or as the next version of a Delta table.
 
-use super::*;
+use std::sync::Arc;
+use std::time::Instant;
 
-/// What publishing a finished run needs besides its checkpoint. A shard keeps it in its
-/// record, so `ddbsnap commit` needs neither the run's options nor access to the table.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CommitPlan {
-    /// The table's region, as the manifest records it.
-    pub region: String,
-    /// The table (or, for a conversion, what is known of it).
-    pub table: TableInfo,
-    /// The timestamp window of an incremental pull.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub time: Option<crate::filter::TimeFilter>,
-    /// The export a conversion read.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub export: Option<ExportSummary>,
-    /// The read budget of the whole run (all shards together).
-    pub read_budget: ReadBudget,
-    /// Segments or readers at once.
-    pub concurrency: u32,
-    /// How the run is published.
-    pub format: TableFormat,
-    /// Strongly consistent reads.
-    pub consistent_read: bool,
-    /// The attributes `--columns` asked for.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub columns: Vec<String>,
-    /// Data file, row group and upload part sizes (files re-encoded at the commit).
-    pub sizes: FileSizes,
-    /// What the published table holds, when the run's mode, window and export do not say it
-    /// (`apply`: the change log's window).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub coverage: Option<crate::window::Coverage>,
-}
+use chrono::Utc;
+use object_store::ObjectStoreExt;
+use tokio::runtime::Handle;
+use tokio_util::sync::CancellationToken;
 
-/// Sizes of the data files a run writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileSizes {
-    /// Target data file size.
-    pub target_file_bytes: usize,
-    /// Row group size.
-    pub row_group_bytes: usize,
-    /// Upload part size.
-    pub part_bytes: usize,
-}
+use crate::checkpoint::{Checkpoint, CheckpointFile, next_file_index, write_checkpoint};
+use crate::convert::{Columns, TableShape, arrow_schema_with_keys};
+use crate::error::{Error, Result};
+use crate::format::TableFormat;
+use crate::manifest::{MANIFEST_FORMAT, Manifest, ManifestSchema, Watermark};
+use crate::progress::{Progress, ProgressEvent};
+use crate::sink::reader::FileItems;
+use crate::sink::writer::{RollingWriter, WriterOptions, file_path};
+use crate::sink::{DataFile, MANIFEST_FILE, Target};
 
-impl CommitPlan {
-    /// The plan of a run of `config` over `table`, its other parts at their defaults (no time
-    /// window, no export, no read budget).
-    pub(super) fn new(config: &SnapshotConfig, region: &str, table: TableInfo) -> Self {
-        CommitPlan {
-            region: region.to_owned(),
-            table,
-            time: None,
-            export: None,
-            read_budget: ReadBudget::none(),
-            concurrency: 1,
-            format: config.format,
-            consistent_read: config.consistent_read,
-            columns: config.columns.clone(),
-            sizes: FileSizes {
-                target_file_bytes: config.target_file_bytes,
-                row_group_bytes: config.row_group_bytes,
-                part_bytes: config.part_bytes,
-            },
-            coverage: None,
-        }
-    }
-
-    /// How the run's files are written, with `options` (compression and numbers).
-    pub(super) fn writer_options(&self, options: &OutputOptions) -> Result<WriterOptions> {
-        Ok(WriterOptions {
-            compression: options.compression,
-            zstd_level: options
-                .zstd_level
-                .unwrap_or(crate::config::DEFAULT_ZSTD_LEVEL),
-            target_file_bytes: self.sizes.target_file_bytes,
-            row_group_bytes: self.sizes.row_group_bytes,
-            part_bytes: self.sizes.part_bytes,
-            metadata: file_metadata(&self.table)?,
-            key_columns: key_columns(&self.table),
-        })
-    }
-}
+use super::commit_plan::{CommitPlan, key_columns};
+use super::summary::{DeltaCommit, Summary};
 
 /// Bring every file to the final schema, then publish the run as `plan` says (write the
 /// manifest, or commit a Delta version) and drop the checkpoint.
@@ -143,7 +79,7 @@ pub(super) async fn commit(
         format: MANIFEST_FORMAT.to_owned(),
         ddbsnap_version: env!("CARGO_PKG_VERSION").to_owned(),
         region: plan.region.clone(),
-        mode: checkpoint.mode.clone(),
+        mode: checkpoint.mode,
         filter: checkpoint.filter.clone(),
         started_at: checkpoint.started_at,
         finished_at: Utc::now(),

@@ -25,9 +25,35 @@ use std::collections::BTreeMap;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Mutex, MutexGuard};
 
-use super::*;
-use crate::filter::{ExpiryCheck, WindowStats};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+
+use crate::checkpoint::{
+    Checkpoint, CheckpointFile, Position, Totals, next_file_index, write_checkpoint,
+};
+use crate::config::SnapshotConfig;
+use crate::convert::{Columns, NumberMode, Rows, TableShape};
+use crate::error::{Error, Result};
+use crate::filter::{TimeCheck, WindowStats};
+use crate::progress::{Progress, ProgressEvent};
+use crate::sink::writer::{RollingWriter, WriterOptions};
+use crate::sink::{DataFile, Target};
+use crate::source::scan::{Msg, Page};
+use crate::throttle::Throttle;
+
+use super::resume::{discard, resumable};
+use crate::filter::ExpiryCheck;
 use crate::source::scan::PageSink;
+
+/// Pages observed before the first file is opened (each page is at most 1 MB of items).
+pub const SAMPLE_PAGES: usize = 4;
+
+/// Rows per encoded batch when flushing held-back items.
+pub(super) const BATCH_ROWS: usize = 8192;
 
 /// Input per lane when the run picks the number of lanes: a table or export smaller than this
 /// is converted by one lane (and so into one file while it is under the target file size).
@@ -355,12 +381,7 @@ impl PageDone {
     fn of(page: &Page) -> Self {
         PageDone {
             segment: page.segment,
-            next: match &page.last_key {
-                Some(key) => Position::After {
-                    key: crate::checkpoint::StartKey(key.clone()),
-                },
-                None => Position::Done,
-            },
+            next: page.after.clone(),
             items: 0,
             scanned: page.scanned,
             consumed_rcu: page.consumed_rcu,

@@ -2,7 +2,28 @@
 //! `ddbsnap commit`, which joins the shards' records into one checkpoint and commits it like a
 //! run that was never split.
 
-use super::*;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::Utc;
+use object_store::ObjectStoreExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::aws::AwsContext;
+use crate::checkpoint::{
+    Checkpoint, Position, create_checkpoint, read_checkpoint, write_checkpoint,
+};
+use crate::config::SnapshotConfig;
+use crate::error::{Error, Result};
+use crate::format::TableFormat;
+use crate::progress::{Progress, ProgressEvent};
+use crate::sink::{CHECKPOINT_FILE, MANIFEST_FILE, Target};
+
+use super::commit::commit;
+use super::commit_plan::CommitPlan;
+use super::resume::{Origin, Started, committed, continue_from, resume_point};
+use super::summary::Summary;
 use crate::shard::{SHARDS_DIR, Shard};
 use crate::sink::{PROBE_FILE, is_shard_data_file};
 use std::collections::HashSet;
@@ -11,14 +32,11 @@ use std::collections::HashSet;
 /// its own checkpoint when an earlier attempt left one (a retried task, a restarted pod; a
 /// finished shard's part is then empty and its record saved again), else claim the part with
 /// a new one. Nothing at the folder is cleared: other shards are writing there.
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn start_shard(
-    target: &Target,
-    shard: Shard,
+    (target, shard): (&Target, Shard),
     table: &str,
-    origin: (&str, Option<&str>),
+    origin: &Origin,
     config: &SnapshotConfig,
-    filter: Option<&serde_json::Value>,
     progress: &dyn Progress,
     fresh: impl FnOnce() -> Checkpoint,
 ) -> Result<Started> {
@@ -49,7 +67,7 @@ pub(super) async fn start_shard(
         });
     }
     if owned.iter().any(|f| f.name == shard.record_name()) {
-        return match resume_point(target, table, origin, config, filter).await? {
+        return match resume_point(target, table, origin, config).await? {
             // Finished already: nothing to read, the record is saved again as it was.
             Started::Running(checkpoint) if checkpoint.commit.is_some() => {
                 Ok(Started::Running(checkpoint))

@@ -7,18 +7,39 @@
 //! export's data file, or the rows of `apply` in a fixed order), which the checkpoint keeps as
 //! the position; `--resume` makes producers for what is left and skips that many items.
 
-use super::admit::{self, Admitted};
-use super::*;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::runtime::Handle;
+use tokio_util::sync::CancellationToken;
+
+use crate::aws::AwsContext;
 use crate::changes::{ChangeSet, key_text};
-use crate::source::export::{LINE_KEY, line_key};
-use crate::source::scan::PageSink;
+use crate::checkpoint::Position;
+use crate::config::SnapshotConfig;
+use crate::convert::{Item, Rows};
+use crate::error::{Error, Result};
+use crate::format::TableFormat;
+use crate::manifest::Manifest;
+use crate::mode::RunMode;
+use crate::progress::Progress;
+use crate::sink::Target;
+use crate::sink::reader::{FileItems, read_manifest};
+use crate::source::export::Export;
+use crate::source::scan::{Page, PageSink};
+use crate::table::{KeyAttribute, TableInfo};
+
+use super::admit::{self, Admitted};
+use super::commit_plan::CommitPlan;
+use super::driver::drive;
+use super::files::{Files, Reader, lines_done};
+use super::lanes::BATCH_ROWS;
+use super::resume::{Origin, RunContext, leaving_no_trace};
+use super::summary::Summary;
 
 /// Data files of an export read at once, at least (one per conversion lane when there are
 /// more lanes).
 const EXPORT_READERS: usize = 2;
-
-/// The size of an item, as far as the number of lanes goes, when only the count is known.
-const ITEM_BYTES_GUESS: u64 = 1024;
 
 /// Convert the DynamoDB export at `source` (its `.../AWSDynamoDB/<export-id>` directory) into a
 /// snapshot at `config.destination`, through the same conversion, files and commit as a scan.
@@ -31,7 +52,7 @@ pub async fn convert_export(
     progress: Arc<dyn Progress>,
     cancel: CancellationToken,
 ) -> Result<Summary> {
-    let started = (Instant::now(), Utc::now());
+    let run = RunContext::new(config, progress, cancel);
     let aws = aws_for(config, &[source, &config.destination]).await?;
     let sdk = aws.as_ref().map(|a| &a.s3);
     // The export and the keys first: a wrong location or key must not leave an empty
@@ -47,19 +68,9 @@ pub async fn convert_export(
         } else {
             export
         };
-        let target = crate::plan::run_target(target, config, started.1).await?;
-        convert_export_to(
-            aws.as_ref().map(|a| a.region.as_str()),
-            export,
-            target,
-            &table_keys,
-            None,
-            config,
-            progress,
-            cancel,
-            started,
-        )
-        .await
+        let target = crate::plan::run_target(target, config, run.started.1).await?;
+        let region = aws.as_ref().map(|a| a.region.as_str());
+        convert_export_to(region, export, target, &table_keys, None, &run).await
     })
     .await
 }
@@ -105,18 +116,15 @@ async fn aws_for(
 
 /// Convert the opened `export` into a snapshot at `target`. The manifest's
 /// region is the exported table's (from its ARN), else `region`.
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn convert_export_to(
     region: Option<&str>,
     export: Export,
     target: Target,
     keys: &[String],
     described: Option<TableInfo>,
-    config: &SnapshotConfig,
-    progress: Arc<dyn Progress>,
-    cancel: CancellationToken,
-    started: (Instant, chrono::DateTime<Utc>),
+    run: &RunContext<'_>,
 ) -> Result<Summary> {
+    let config = run.config;
     let source = export.target.url.clone();
     let export = Arc::new(export);
     let region = export
@@ -154,7 +162,7 @@ pub(super) async fn convert_export_to(
         }
     };
     // A change log's own columns come right after the keys.
-    let first_columns: Vec<&str> = keys
+    let first_columns: Vec<String> = keys
         .iter()
         .map(String::as_str)
         .chain(
@@ -165,15 +173,17 @@ pub(super) async fn convert_export_to(
                 .into_iter()
                 .flatten(),
         )
+        .map(str::to_owned)
         .collect();
     // Readers take the next unfinished file until none is left or one fails; a resumed file
     // is read again from its start (for its MD5) but its lines already converted are skipped.
-    let files = export.files.len();
+    let files = export.files.len() as u32;
+    let items = export.item_count();
     let publish = CommitPlan {
         export: Some(export.summary.clone()),
         ..CommitPlan::new(config, &region, table)
     };
-    let readers = move |positions: &[Position], lanes: usize| -> Result<Vec<Producer>> {
+    let readers = move |positions: &[Position], lanes: usize| -> Result<Vec<Reader>> {
         let pending: Vec<(usize, u64)> = positions
             .iter()
             .enumerate()
@@ -197,21 +207,22 @@ pub(super) async fn convert_export_to(
                         }
                         export.read_file(file, skip, handle, tx, stop)?;
                     }
-                }) as Producer
+                }) as Reader
             })
             .collect())
     };
-    let mut summary = run_producers(
-        ("export", publish),
-        target,
-        config,
-        progress,
-        cancel,
-        started,
-        (files as u32, &first_columns, &source),
-        readers,
-    )
-    .await?;
+    let origin = Origin {
+        mode: RunMode::Export,
+        source: Some(source),
+        filter: None,
+    };
+    let files = Files::new(
+        origin,
+        (files, Some(items)),
+        first_columns,
+        Box::new(readers),
+    );
+    let mut summary = drive(files, publish, target, run).await?;
     summary.window_note = window_note;
     Ok(summary)
 }
@@ -257,28 +268,6 @@ async fn check_keys(export: Export, keys: &[String]) -> Result<Export> {
     Ok(export)
 }
 
-/// How many items of a source (an export data file, the input of `apply`) are already in
-/// closed files: `None` when all of them are. Producers number their pages by this count (the
-/// page's key `ddbsnap_line`), so the checkpoint's position is the count to skip.
-fn lines_done(position: &Position) -> Result<Option<u64>> {
-    use aws_sdk_dynamodb::types::AttributeValue as AV;
-    match position {
-        Position::Start => Ok(Some(0)),
-        Position::Done => Ok(None),
-        Position::After { key } => match key.0.get(LINE_KEY) {
-            Some(AV::N(n)) => n.parse().map(Some).map_err(|_| bad_position()),
-            _ => Err(bad_position()),
-        },
-    }
-}
-
-fn bad_position() -> Error {
-    Error::invalid(format!(
-        "{CHECKPOINT_FILE} holds a position that is not a line count; it was not written by \
-         this conversion: start over with --overwrite"
-    ))
-}
-
 /// Merge the change log at `changes` (a converted incremental export) into the snapshot at
 /// `base`, and commit the result as a new full snapshot at `config.destination`: per key, the
 /// change with the latest `_write_time` wins; deletes remove the item, inserts and updates
@@ -292,7 +281,7 @@ pub async fn apply(
     progress: Arc<dyn Progress>,
     cancel: CancellationToken,
 ) -> Result<Summary> {
-    let started = (Instant::now(), Utc::now());
+    let run = RunContext::new(config, progress, cancel);
     let aws = aws_for(config, &[changes, base, &config.destination]).await?;
     let sdk = aws.as_ref().map(|a| &a.s3);
     let changes = Target::open_source(changes, sdk, &config.s3).await?;
@@ -324,10 +313,9 @@ pub async fn apply(
     table.item_count = Some(base_manifest.items_written as i64);
     // The table's region, as the snapshot the changes apply to records it.
     let region = base_manifest.region.clone();
-    let key_names = keys.clone();
-    let first: Vec<&str> = key_names.iter().map(String::as_str).collect();
+    let first = keys.clone();
     let source = format!("{} applied to {}", changes.url, base.url);
-    let producer = move |positions: &[Position], _lanes: usize| -> Result<Vec<Producer>> {
+    let producer = move |positions: &[Position], _lanes: usize| -> Result<Vec<Reader>> {
         let Some(skip) = lines_done(&positions[0])? else {
             return Ok(Vec::new());
         };
@@ -339,24 +327,21 @@ pub async fn apply(
                     keys: &keys,
                 };
                 merging.run(handle, tx, stop, skip)
-            }) as Producer,
+            }) as Reader,
         ])
     };
     let publish = CommitPlan {
         coverage: Some(crate::window::Coverage::Changes { window: change }),
         ..CommitPlan::new(config, &region, table)
     };
-    let mut summary = run_producers(
-        ("apply", publish),
-        target,
-        config,
-        progress,
-        cancel,
-        started,
-        (1, &first, &source),
-        producer,
-    )
-    .await?;
+    let origin = Origin {
+        mode: RunMode::Apply,
+        source: Some(source),
+        filter: None,
+    };
+    let items = table_items(&publish.table);
+    let merge = Files::new(origin, (1, items), first, Box::new(producer));
+    let mut summary = drive(merge, publish, target, &run).await?;
     summary.window_note = window_note;
     Ok(summary)
 }
@@ -458,7 +443,8 @@ impl Merge<'_> {
                 }
             }
             let kept = Rows::from_items(&kept)?;
-            Ok(tx.blocking_send(Page::from_rows(0, kept, Some(line_key(read))))?)
+            let after = Position::Lines { lines: read };
+            Ok(tx.blocking_send(Page::from_rows(0, kept, after))?)
         };
         let (base, base_manifest) = self.base;
         let unchanged = |item: &Item| Ok(!latest.contains(&key_text(item, self.keys)?));
@@ -482,7 +468,7 @@ impl Merge<'_> {
             }
             send(batch, &|_| Ok(true))?;
         }
-        Ok(tx.blocking_send(Page::from_rows(0, Rows::new(), None))?)
+        Ok(tx.blocking_send(Page::from_rows(0, Rows::new(), Position::Done))?)
     }
 }
 
@@ -514,133 +500,7 @@ fn declared_table(
     }
 }
 
-/// Sends batches of items to the conversion thread, on a blocking thread; stops early when
-/// the flag is set (another producer failed, or Ctrl-C).
-type Producer = Box<dyn FnOnce(&Handle, &PageSink, &AtomicBool) -> Result<()> + Send + 'static>;
-
-/// Run producers into the conversion lanes and commit: the path shared by everything that is
-/// not a table scan (exports, `apply`). `segments` is how many item sources the producers
-/// number their batches by, `source` names them (a resume must read the same), and
-/// `first_columns` come first in the schema. `producers` makes the producers for what the
-/// checkpoint's positions leave to do (everything on a first run, the rest on `--resume`),
-/// given the number of lanes.
-#[allow(clippy::too_many_arguments)]
-async fn run_producers(
-    (mode, mut publish): (&str, CommitPlan),
-    target: Target,
-    config: &SnapshotConfig,
-    progress: Arc<dyn Progress>,
-    cancel: CancellationToken,
-    (started, started_at): (Instant, chrono::DateTime<Utc>),
-    (segments, first_columns, source): (u32, &[&str], &str),
-    producers: impl FnOnce(&[Position], usize) -> Result<Vec<Producer>>,
-) -> Result<Summary> {
-    let table = &publish.table;
-    let fresh = || {
-        new_checkpoint(
-            &table.name,
-            (mode, Some(source)),
-            None,
-            segments,
-            config,
-            started_at,
-            TableShape::with_key_names(first_columns.iter().copied()),
-        )
-    };
-    let from = (mode, Some(source));
-    let checkpoint =
-        match start_or_resume(&target, &table.name, from, config, None, &*progress, fresh).await? {
-            Started::Committed(manifest) => {
-                return Ok(Summary::of_manifest(&target, &manifest, true));
-            }
-            Started::Running(checkpoint) if checkpoint.segments != segments => {
-                return Err(Error::Destination {
-                    url: target.url.clone(),
-                    message: format!(
-                        "{CHECKPOINT_FILE} has positions for {} sources but {source} has {}; \
-                         start over with --overwrite",
-                        checkpoint.segments, segments
-                    ),
-                    source: None,
-                });
-            }
-            Started::Running(checkpoint) => *checkpoint,
-        };
-    // From here on a failure leaves a conversion `--resume` can continue.
-    let left = checkpoint
-        .positions
-        .iter()
-        .filter(|p| !matches!(p, Position::Done))
-        .count();
-    let input_bytes = table
-        .item_count
-        .map(|n| (n.max(0) as u64).saturating_mul(ITEM_BYTES_GUESS));
-    let lanes = lanes::lane_count(config.threads, input_bytes, left);
-    let producers = producers(&checkpoint.positions, lanes)?;
-    let concurrency = producers.len().max(1);
-    progress.event(&ProgressEvent::Started {
-        mode: mode.into(),
-        table: table.name.clone(),
-        segments,
-        estimated_items: table.item_count.map(|n| n as u64),
-        budget: ReadBudget::none(),
-        concurrency: concurrency as u32,
-        shard: target.shard(),
-    });
-    publish.concurrency = concurrency as u32;
-    let writer_opts = publish.writer_options(&checkpoint.options)?;
-    let setup = LaneSetup {
-        target: &target,
-        writer: &writer_opts,
-        progress: &progress,
-        config,
-        time: None,
-        expiry: None,
-        throttle: None,
-        report_pages: true,
-    };
-    let (tx, conversion) = Conversion::start(setup, checkpoint, lanes);
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut running = JoinSet::new();
-    for producer in producers {
-        let (tx, stop) = (tx.clone(), Arc::clone(&stop));
-        let handle = Handle::current();
-        running.spawn_blocking(move || {
-            let result = producer(&handle, &tx, &stop);
-            if result.is_err() {
-                stop.store(true, Ordering::SeqCst);
-            }
-            result
-        });
-    }
-    let mut error = None;
-    loop {
-        let joined = tokio::select! {
-            biased;
-            _ = cancel.cancelled() => {
-                stop.store(true, Ordering::SeqCst);
-                error = Some(Error::Interrupted { url: target.url.clone() });
-                break;
-            }
-            joined = running.join_next() => match joined {
-                Some(joined) => joined,
-                None => break,
-            },
-        };
-        match joined {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                error.get_or_insert(e);
-            }
-            Err(e) => {
-                stop.store(true, Ordering::SeqCst);
-                error.get_or_insert(Error::Internal(format!("a reader failed: {e}")));
-            }
-        }
-    }
-    // Producers still running (after a Ctrl-C) stop at their next check; then the channel
-    // closes and the converter finishes.
-    let checkpoint = conversion.finish(tx, error, &target).await?;
-    finish(publish, &target, &progress, &cancel, checkpoint, started).await
+/// The items DynamoDB (or the snapshot applied to) counts in `table`, when known.
+fn table_items(table: &TableInfo) -> Option<u64> {
+    table.item_count.map(|n| n.max(0) as u64)
 }

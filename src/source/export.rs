@@ -31,7 +31,6 @@
 //! read. A checksum or item-count mismatch, a truncated gzip stream or a malformed line fails the
 //! run: nothing is committed.
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -49,6 +48,7 @@ use tokio::runtime::Handle;
 use crate::aws::AwsContext;
 use crate::convert::json::item_from_json;
 use crate::convert::{Item, Rows};
+use crate::cursor::Position;
 use crate::error::{Error, Result};
 use crate::progress::{Progress, ProgressEvent};
 use crate::sink::Target;
@@ -416,8 +416,8 @@ impl Export {
 
     /// Stream data file `index` to `tx` (on a blocking thread): check its MD5 and item count,
     /// send its items in batches, leaving out the first `skip` (already converted by an earlier
-    /// run; the whole file is still read for the checks). The last batch of the file has no
-    /// `last_key`; the others carry [`line_key`], the items read so far. Returns early, sending
+    /// run; the whole file is still read for the checks). The last batch of the file leaves it
+    /// done; the others say how many items were read so far. Returns early, sending
     /// nothing more, once `stop` is set (Ctrl-C, or another reader failed).
     pub(crate) fn read_file(
         &self,
@@ -456,7 +456,7 @@ impl Export {
                     tx,
                     index,
                     std::mem::replace(&mut items, next),
-                    Some(line_key(count)),
+                    Position::Lines { lines: count },
                 )?;
             }
         }
@@ -484,21 +484,12 @@ impl Export {
                 ),
             ));
         }
-        send(tx, index, items, None)
+        send(tx, index, items, Position::Done)
     }
 }
 
-/// The attribute of the page key by which non-scan sources number their items.
-pub(crate) const LINE_KEY: &str = "ddbsnap_line";
-
-/// The page key after `count` items of a source: `{"ddbsnap_line": count}`. A checkpoint keeps
-/// it as the position, and a resume skips that many items.
-pub(crate) fn line_key(count: u64) -> Item {
-    HashMap::from([(LINE_KEY.to_owned(), AttributeValue::N(count.to_string()))])
-}
-
-fn send(tx: &PageSink, index: usize, items: Rows, last: Option<Item>) -> Result<()> {
-    Ok(tx.blocking_send(Page::from_rows(index as u32, items, last))?)
+fn send(tx: &PageSink, index: usize, items: Rows, after: Position) -> Result<()> {
+    Ok(tx.blocking_send(Page::from_rows(index as u32, items, after))?)
 }
 
 /// An RFC 3339 time of a summary.

@@ -17,6 +17,7 @@ use tokio::sync::{Semaphore, mpsc};
 
 use crate::aws::AwsContext;
 use crate::convert::{Item, Rows, TableShape};
+use crate::cursor::Position;
 use crate::error::{Error, Result};
 use crate::progress::{Progress, ProgressEvent};
 use crate::throttle::{Throttle, backoff};
@@ -38,8 +39,9 @@ pub(crate) struct Page {
     pub(crate) scanned: u64,
     /// ConsumedCapacity.CapacityUnits.
     pub(crate) consumed_rcu: f64,
-    /// LastEvaluatedKey: where the next page of the segment starts; `None` on its last page.
-    pub(crate) last_key: Option<Item>,
+    /// Where the page leaves its part: a Scan segment after its LastEvaluatedKey (done on its
+    /// last page), a file after the items read so far.
+    pub(crate) after: Position,
     /// The schema of the items, inferred where the page was parsed: off the conversion lane,
     /// which only merges it (see [`Page::into_parts`]).
     shape: TableShape,
@@ -59,7 +61,7 @@ impl Page {
                 .consumed_capacity
                 .and_then(|c| c.capacity_units)
                 .unwrap_or(0.0),
-            last_key: out.last_evaluated_key.filter(|k| !k.is_empty()),
+            after: Position::after_key(out.last_evaluated_key.filter(|k| !k.is_empty())),
         })
     }
 
@@ -89,25 +91,26 @@ impl Page {
                 .consumed_capacity
                 .and_then(|c| c.capacity_units)
                 .unwrap_or(0.0),
-            last_key: head
-                .last_evaluated_key
-                .map(|k| k.0)
-                .filter(|k| !k.is_empty()),
+            after: Position::after_key(
+                head.last_evaluated_key
+                    .map(|k| k.0)
+                    .filter(|k| !k.is_empty()),
+            ),
             shape,
             items,
         })
     }
 
     /// A batch of items read from elsewhere than a Scan (an export's data file, which plays the
-    /// part of a segment; `last_key` is where the batch ends, `None` for the file's last one).
-    /// Call it on the thread that read them: it infers their schema.
-    pub(crate) fn from_rows(segment: u32, items: Rows, last_key: Option<Item>) -> Self {
+    /// part of a segment; `after` is where the batch leaves it, done after the file's last
+    /// one). Call it on the thread that read them: it infers their schema.
+    pub(crate) fn from_rows(segment: u32, items: Rows, after: Position) -> Self {
         Page {
             segment,
             count: items.len() as u64,
             scanned: items.len() as u64,
             consumed_rcu: 0.0,
-            last_key,
+            after,
             shape: TableShape::of_rows(&items),
             items,
         }
@@ -349,11 +352,14 @@ impl ScanJob {
                 scanned: page.scanned,
                 consumed_rcu: page.consumed_rcu,
             });
-            let last_key = page.last_key.clone();
+            let next = match &page.after {
+                Position::After { key } => Some(key.0.clone()),
+                _ => None,
+            };
             if self.tx.send(page).await.is_err() {
                 return Ok(SegmentEnd::Stopped);
             }
-            match last_key {
+            match next {
                 Some(key) => start_key = Some(key),
                 None => return Ok(SegmentEnd::Done),
             }

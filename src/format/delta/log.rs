@@ -31,7 +31,7 @@ pub(crate) struct Record {
     /// The run's folder under the table root.
     pub run: String,
     /// `scan`, `export` or `apply`.
-    pub mode: String,
+    pub mode: crate::mode::RunMode,
     /// The window and watermark of a timestamp pull.
     #[serde(default)]
     pub watermark: Option<Watermark>,
@@ -56,7 +56,7 @@ impl Record {
     pub(crate) fn coverage(&self) -> Option<Coverage> {
         self.coverage.clone().or_else(|| {
             crate::manifest::derive_coverage(
-                &self.mode,
+                self.mode,
                 self.watermark.as_ref(),
                 self.export.as_ref(),
                 self.started_at,

@@ -1,0 +1,116 @@
+//! What publishing a finished run needs besides its checkpoint ([`CommitPlan`]): fixed when
+//! the run starts, kept in a shard's record so `ddbsnap commit` needs neither the options nor
+//! the table.
+
+use parquet::file::metadata::KeyValue;
+use serde::{Deserialize, Serialize};
+
+use crate::config::SnapshotConfig;
+use crate::error::{Error, Result};
+use crate::format::TableFormat;
+use crate::manifest::OutputOptions;
+use crate::sink::writer::WriterOptions;
+use crate::source::export::ExportSummary;
+use crate::table::TableInfo;
+use crate::throttle::ReadBudget;
+
+/// What publishing a finished run needs besides its checkpoint. A shard keeps it in its
+/// record, so `ddbsnap commit` needs neither the run's options nor access to the table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CommitPlan {
+    /// The table's region, as the manifest records it.
+    pub region: String,
+    /// The table (or, for a conversion, what is known of it).
+    pub table: TableInfo,
+    /// The timestamp window of an incremental pull.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<crate::filter::TimeFilter>,
+    /// The export a conversion read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<ExportSummary>,
+    /// The read budget of the whole run (all shards together).
+    pub read_budget: ReadBudget,
+    /// Segments or readers at once.
+    pub concurrency: u32,
+    /// How the run is published.
+    pub format: TableFormat,
+    /// Strongly consistent reads.
+    pub consistent_read: bool,
+    /// The attributes `--columns` asked for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<String>,
+    /// Data file, row group and upload part sizes (files re-encoded at the commit).
+    pub sizes: FileSizes,
+    /// What the published table holds, when the run's mode, window and export do not say it
+    /// (`apply`: the change log's window).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<crate::window::Coverage>,
+}
+
+/// Sizes of the data files a run writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileSizes {
+    /// Target data file size.
+    pub target_file_bytes: usize,
+    /// Row group size.
+    pub row_group_bytes: usize,
+    /// Upload part size.
+    pub part_bytes: usize,
+}
+
+impl CommitPlan {
+    /// The plan of a run of `config` over `table`, its other parts at their defaults (no time
+    /// window, no export, no read budget).
+    pub(crate) fn new(config: &SnapshotConfig, region: &str, table: TableInfo) -> Self {
+        CommitPlan {
+            region: region.to_owned(),
+            table,
+            time: None,
+            export: None,
+            read_budget: ReadBudget::none(),
+            concurrency: 1,
+            format: config.format,
+            consistent_read: config.consistent_read,
+            columns: config.columns.clone(),
+            sizes: FileSizes {
+                target_file_bytes: config.target_file_bytes,
+                row_group_bytes: config.row_group_bytes,
+                part_bytes: config.part_bytes,
+            },
+            coverage: None,
+        }
+    }
+
+    /// How the run's files are written, with `options` (compression and numbers).
+    pub(crate) fn writer_options(&self, options: &OutputOptions) -> Result<WriterOptions> {
+        Ok(WriterOptions {
+            compression: options.compression,
+            zstd_level: options
+                .zstd_level
+                .unwrap_or(crate::config::DEFAULT_ZSTD_LEVEL),
+            target_file_bytes: self.sizes.target_file_bytes,
+            row_group_bytes: self.sizes.row_group_bytes,
+            part_bytes: self.sizes.part_bytes,
+            metadata: file_metadata(&self.table)?,
+            key_columns: key_columns(&self.table),
+        })
+    }
+}
+
+/// The names of the table's key attributes.
+pub(super) fn key_columns(table: &TableInfo) -> Vec<String> {
+    table.key_schema.iter().map(|k| k.name.clone()).collect()
+}
+
+pub(super) fn file_metadata(table: &TableInfo) -> Result<Vec<KeyValue>> {
+    let key_schema = serde_json::to_string(&table.key_schema)
+        .map_err(|e| Error::Internal(format!("serializing the key schema: {e}")))?;
+    Ok(vec![
+        KeyValue::new("ddbsnap.table".to_owned(), table.name.clone()),
+        KeyValue::new("ddbsnap.key_schema".to_owned(), key_schema),
+        KeyValue::new(
+            "ddbsnap.version".to_owned(),
+            env!("CARGO_PKG_VERSION").to_owned(),
+        ),
+    ])
+}
