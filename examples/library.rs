@@ -28,7 +28,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = builder.build()?;
 
     // One call does it all: plan, scan, convert, write, commit.
-    let summary = ddbsnap::snapshot(&config, Arc::new(BarProgress::new())).await?;
+    let summary = ddbsnap::Snapshot::new(config.clone())
+        .progress(Arc::new(BarProgress::new()))
+        .await?;
     println!(
         "{} items, {} files, {} bytes, {:.1} RCU in {:.2} s -> {}",
         summary.items,

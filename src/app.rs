@@ -148,7 +148,10 @@ async fn describe(args: DescribeArgs) -> Result<Outcome, Error> {
 async fn snapshot(args: SnapshotArgs, cancel: Option<CancellationToken>) -> Result<Outcome, Error> {
     let config = args.to_config()?;
     let (progress, cancel) = start(args.output.progress, cancel);
-    let summary = crate::snapshot_until(&config, progress, cancel).await?;
+    let summary = crate::Snapshot::new(config)
+        .progress(progress)
+        .cancel(cancel)
+        .await?;
     Ok(Outcome::Summary(Box::new(summary), args.output.json))
 }
 
@@ -206,6 +209,60 @@ fn start(
 
 /// Print the summary: one line (and the URL), or JSON.
 fn report(summary: &crate::Summary, json: bool) -> Result<(), Error> {
+    warn(summary);
+    // A filtered scan reads (and pays for) more items than it writes: say so.
+    let scanned = if summary.items_scanned != summary.items {
+        format!(" (of {} scanned)", summary.items_scanned)
+    } else {
+        String::new()
+    };
+    let resumed = if summary.runs > 1 {
+        format!(" (resumed; totals over {} runs)", summary.runs)
+    } else {
+        String::new()
+    };
+    let throttled = if summary.throttled_requests > 0 {
+        format!(
+            ", {} throttled requests retried",
+            summary.throttled_requests
+        )
+    } else {
+        String::new()
+    };
+    let committed = how_committed(summary, &resumed);
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(summary).map_err(|e| Error::Internal(e.to_string()))?
+        );
+    } else if summary.already_applied {
+        println!(
+            "{}",
+            summary.window_note.as_deref().unwrap_or("already applied")
+        );
+    } else if summary.already_committed {
+        println!(
+            "snapshot of {} was already committed: {} items in {} files; nothing to resume\n{}",
+            summary.table, summary.items, summary.files, summary.url,
+        );
+    } else {
+        println!(
+            "snapshot of {} {committed}: {} items{scanned} in {} files ({:.1} MiB), {}{throttled}, {:.1} s\n{}",
+            summary.table,
+            summary.items,
+            summary.files,
+            summary.bytes as f64 / (1 << 20) as f64,
+            reads(summary),
+            summary.seconds,
+            summary.url,
+        );
+    }
+    Ok(())
+}
+
+/// The warnings of a summary (items left out, a window note, `--columns` that matched
+/// nothing), on stderr.
+fn warn(summary: &crate::Summary) {
     if let Some(w) = &summary.watermark {
         let left_out = w.stats.missing + w.stats.invalid;
         if left_out > 0 {
@@ -240,26 +297,12 @@ fn report(summary: &crate::Summary, json: bool) -> Result<(), Error> {
                 .join(", ")
         );
     }
-    // A filtered scan reads (and pays for) more items than it writes: say so.
-    let scanned = if summary.items_scanned != summary.items {
-        format!(" (of {} scanned)", summary.items_scanned)
-    } else {
-        String::new()
-    };
-    let resumed = if summary.runs > 1 {
-        format!(" (resumed; totals over {} runs)", summary.runs)
-    } else {
-        String::new()
-    };
-    let throttled = if summary.throttled_requests > 0 {
-        format!(
-            ", {} throttled requests retried",
-            summary.throttled_requests
-        )
-    } else {
-        String::new()
-    };
-    let committed = match &summary.delta {
+}
+
+/// How the run was published: committed (as which Delta version, merged how), or a shard's
+/// part finished. `resumed` says the run was resumed.
+fn how_committed(summary: &crate::Summary, resumed: &str) -> String {
+    match &summary.delta {
         Some(d) if d.already_committed => format!(
             "was already committed as version {} of the Delta table; nothing more to do",
             d.version
@@ -293,35 +336,7 @@ fn report(summary: &crate::Summary, json: bool) -> Result<(), Error> {
             ),
             None => format!("committed{resumed}"),
         },
-    };
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string(summary).map_err(|e| Error::Internal(e.to_string()))?
-        );
-    } else if summary.already_applied {
-        println!(
-            "{}",
-            summary.window_note.as_deref().unwrap_or("already applied")
-        );
-    } else if summary.already_committed {
-        println!(
-            "snapshot of {} was already committed: {} items in {} files; nothing to resume\n{}",
-            summary.table, summary.items, summary.files, summary.url,
-        );
-    } else {
-        println!(
-            "snapshot of {} {committed}: {} items{scanned} in {} files ({:.1} MiB), {}{throttled}, {:.1} s\n{}",
-            summary.table,
-            summary.items,
-            summary.files,
-            summary.bytes as f64 / (1 << 20) as f64,
-            reads(summary),
-            summary.seconds,
-            summary.url,
-        );
     }
-    Ok(())
 }
 
 /// What the run read from the table: its capacity and segments, or nothing (a conversion).

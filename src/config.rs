@@ -398,6 +398,45 @@ impl SnapshotConfigBuilder {
             return Err(Error::invalid("the table name is empty"));
         }
         let destination = Destination::parse(&self.to)?;
+        self.check_reading()?;
+        self.check_runs()?;
+        self.check_limits()?;
+        Ok(SnapshotConfig {
+            table: self.table,
+            destination,
+            aws: self.aws,
+            s3: self.s3,
+            segments: self.segments,
+            concurrency: self.concurrency,
+            threads: self.threads,
+            skip_expired: self.skip_expired,
+            consistent_read: self.consistent_read,
+            read_fraction: self.read_fraction,
+            max_rcu: self.max_rcu,
+            retry_timeout: self.retry_timeout,
+            numbers: self.numbers,
+            compression: self.compression,
+            zstd_level: self.zstd_level,
+            target_file_bytes: self.target_file_bytes,
+            row_group_bytes: self.row_group_bytes,
+            part_bytes: self.part_bytes,
+            overwrite: self.overwrite,
+            resume: self.resume,
+            checkpoint_interval: self.checkpoint_interval,
+            index: self.index,
+            columns: self.columns,
+            raw_filter: self.raw_filter,
+            time: self.time,
+            export: self.export,
+            format: self.format,
+            shard: self.shard,
+            run_id: self.run_id,
+            on_gap: self.on_gap,
+        })
+    }
+
+    /// What is read and how fast: segments, budget, columns, the timestamp window, resume.
+    fn check_reading(&self) -> Result<()> {
         if let Some(s) = self.segments
             && !(1..=MAX_SEGMENTS).contains(&s)
         {
@@ -444,6 +483,11 @@ impl SnapshotConfigBuilder {
                 )));
             }
         }
+        Ok(())
+    }
+
+    /// How runs are published and split: export windows, Delta, shards and run ids.
+    fn check_runs(&self) -> Result<()> {
         if self.format != crate::format::TableFormat::Delta
             && self.export.as_ref().is_some_and(|e| {
                 matches!(
@@ -490,6 +534,11 @@ impl SnapshotConfigBuilder {
                 "--run-id names the run= folder of a split run; give it with --shard",
             ));
         }
+        Ok(())
+    }
+
+    /// Counts, sizes and endpoints.
+    fn check_limits(&self) -> Result<()> {
         if self.concurrency == Some(0) {
             return Err(Error::invalid("--concurrency must be at least 1"));
         }
@@ -527,38 +576,7 @@ impl SnapshotConfigBuilder {
                 )));
             }
         }
-        Ok(SnapshotConfig {
-            table: self.table,
-            destination,
-            aws: self.aws,
-            s3: self.s3,
-            segments: self.segments,
-            concurrency: self.concurrency,
-            threads: self.threads,
-            skip_expired: self.skip_expired,
-            consistent_read: self.consistent_read,
-            read_fraction: self.read_fraction,
-            max_rcu: self.max_rcu,
-            retry_timeout: self.retry_timeout,
-            numbers: self.numbers,
-            compression: self.compression,
-            zstd_level: self.zstd_level,
-            target_file_bytes: self.target_file_bytes,
-            row_group_bytes: self.row_group_bytes,
-            part_bytes: self.part_bytes,
-            overwrite: self.overwrite,
-            resume: self.resume,
-            checkpoint_interval: self.checkpoint_interval,
-            index: self.index,
-            columns: self.columns,
-            raw_filter: self.raw_filter,
-            time: self.time,
-            export: self.export,
-            format: self.format,
-            shard: self.shard,
-            run_id: self.run_id,
-            on_gap: self.on_gap,
-        })
+        Ok(())
     }
 }
 

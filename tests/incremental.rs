@@ -819,15 +819,13 @@ async fn an_unfinished_run_blocks_the_next_until_resumed() {
         .build()
         .unwrap();
     let cancel = ddbsnap::CancellationToken::new();
-    let err = ddbsnap::snapshot_to_until(
-        &db.aws(),
-        local(root.path()).await,
-        &config,
-        std::sync::Arc::new(StopAtFirstFile(cancel.clone())),
-        cancel,
-    )
-    .await
-    .unwrap_err();
+    let err = ddbsnap::Snapshot::new(config)
+        .aws(db.aws())
+        .target(local(root.path()).await)
+        .progress(std::sync::Arc::new(StopAtFirstFile(cancel.clone())))
+        .cancel(cancel)
+        .await
+        .unwrap_err();
     assert_eq!(err.exit_code(), 130, "{err}");
 
     let out = snapshot(

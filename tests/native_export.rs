@@ -41,22 +41,32 @@ async fn export_control_plane() {
     );
     assert!(msg.contains("update-continuous-backups"), "{msg}");
     assert!(msg.contains("leave out --mode export"), "{msg}");
-    // Every library entry point honours the export request (snapshot_to once ran a Scan).
+    // Every way into the library honours the export request (an opened target once ran a
+    // Scan instead), and a refused run leaves the destination as it found it.
     let dir = tempfile::tempdir().unwrap();
-    let config = ddbsnap::SnapshotConfig::builder("orders", dir.path().to_str().unwrap())
+    let out = dir.path().join("orders");
+    let config = ddbsnap::SnapshotConfig::builder("orders", out.to_str().unwrap())
         .export(request("exports"))
         .build()
         .unwrap();
     let target = ddbsnap::sink::Target::open(&config.destination, None, &config.s3)
         .await
         .unwrap();
-    let err = ddbsnap::snapshot_to(&aws, target, &config, std::sync::Arc::new(NoProgress))
-        .await
-        .unwrap_err();
-    assert!(
-        err.to_string().contains("point-in-time recovery is off"),
-        "{err}"
-    );
+    let runs = [
+        ddbsnap::Snapshot::new(config.clone())
+            .aws(aws.clone())
+            .target(target),
+        ddbsnap::Snapshot::new(config.clone()).aws(aws.clone()),
+    ];
+    for (i, run) in runs.into_iter().enumerate() {
+        std::fs::remove_dir_all(&out).ok();
+        let err = run.await.unwrap_err();
+        assert!(
+            err.to_string().contains("point-in-time recovery is off"),
+            "way {i}: {err}"
+        );
+    }
+    assert!(!out.exists(), "a refused run leaves no folder behind");
 
     aws.dynamodb
         .update_continuous_backups()

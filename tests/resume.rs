@@ -384,7 +384,11 @@ async fn an_attribute_first_seen_after_a_resume_gives_one_schema() {
         files: 2,
         cancel: cancel.clone(),
     });
-    let err = ddbsnap::snapshot_to_until(&db.aws(), target.clone(), &config(false), stop, cancel)
+    let err = ddbsnap::Snapshot::new(config(false))
+        .aws(db.aws())
+        .target(target.clone())
+        .progress(stop)
+        .cancel(cancel)
         .await
         .unwrap_err();
     assert_eq!(err.exit_code(), 130, "{err}");
@@ -418,14 +422,11 @@ async fn an_attribute_first_seen_after_a_resume_gives_one_schema() {
         .collect();
     put_items(&client, "orders", changed).await;
 
-    let summary = ddbsnap::snapshot_to(
-        &db.aws(),
-        target.clone(),
-        &config(true),
-        Arc::new(ddbsnap::progress::NoProgress),
-    )
-    .await
-    .unwrap();
+    let summary = ddbsnap::Snapshot::new(config(true))
+        .aws(db.aws())
+        .target(target.clone())
+        .await
+        .unwrap();
     assert_eq!(summary.runs, 2);
     assert!(summary.files_rewritten >= 2, "{summary:?}");
     // read_snapshot checks that every file has the manifest's schema.

@@ -12,7 +12,6 @@ use aws_sdk_dynamodb::types::AttributeValue as AV;
 use common::*;
 use ddbsnap::SnapshotConfig;
 use ddbsnap::convert::Item;
-use ddbsnap::progress::NoProgress;
 use ddbsnap::sink::{S3Options, Target};
 use futures::stream::BoxStream;
 use object_store::path::Path;
@@ -178,7 +177,9 @@ async fn s3_snapshot_round_trips_with_a_multipart_upload() {
     let (config, target) = s3_target(&s3, "big", "s3://snapshots/tables/big/run1").await;
     let counting = Arc::new(FaultyStore::new(Arc::clone(target.store()), None));
     let counted = Target::from_store(counting.clone(), "tables/big/run1", target.url());
-    let summary = ddbsnap::snapshot_to(&db.aws(), counted, &config, Arc::new(NoProgress))
+    let summary = ddbsnap::Snapshot::new(config.clone())
+        .aws(db.aws())
+        .target(counted)
         .await
         .unwrap();
     assert_eq!(summary.items, 3000);
@@ -212,7 +213,9 @@ async fn failed_part_upload_aborts_leaves_no_manifest_and_resumes() {
     let (config, target) = s3_target(&s3, "big", "s3://snapshots/tables/big/failed").await;
     let faulty = Arc::new(FaultyStore::new(Arc::clone(target.store()), Some(2)));
     let failing = Target::from_store(faulty.clone(), "tables/big/failed", target.url());
-    let err = ddbsnap::snapshot_to(&db.aws(), failing, &config, Arc::new(NoProgress))
+    let err = ddbsnap::Snapshot::new(config.clone())
+        .aws(db.aws())
+        .target(failing)
         .await
         .unwrap_err();
     assert_eq!(err.exit_code(), 6, "{err}");
@@ -238,7 +241,9 @@ async fn failed_part_upload_aborts_leaves_no_manifest_and_resumes() {
         .resume(true)
         .build()
         .unwrap();
-    let summary = ddbsnap::snapshot_to(&db.aws(), target.clone(), &resume, Arc::new(NoProgress))
+    let summary = ddbsnap::Snapshot::new(resume.clone())
+        .aws(db.aws())
+        .target(target.clone())
         .await
         .unwrap();
     assert_eq!(summary.runs, 2);
@@ -251,7 +256,9 @@ async fn missing_bucket_fails_before_scanning() {
     let s3 = S3Server::start(&[]);
     create_table(&db.client(), "tbl", None).await;
     let (config, target) = s3_target(&s3, "tbl", "s3://no-such-bucket/x").await;
-    let err = ddbsnap::snapshot_to(&db.aws(), target, &config, Arc::new(NoProgress))
+    let err = ddbsnap::Snapshot::new(config.clone())
+        .aws(db.aws())
+        .target(target)
         .await
         .unwrap_err();
     assert_eq!(err.exit_code(), 6, "{err}");

@@ -82,6 +82,43 @@ fn mismatch(ct: &ColumnType, v: Val, rows: &Rows, path: &AttrPath) -> Error {
     ))
 }
 
+/// The struct array of a map attribute whose fields are `fields`.
+fn struct_array(
+    ct: &ColumnType,
+    fields: &indexmap::IndexMap<String, ColumnType>,
+    vals: &[Option<Val>],
+    rows: &Rows,
+    path: &mut AttrPath,
+) -> Result<ArrayRef> {
+    let n = vals.len();
+    let mut validity = Vec::with_capacity(n);
+    for v in vals {
+        match present(*v) {
+            Some(Val::M(_)) => validity.push(true),
+            None => validity.push(false),
+            Some(other) => return Err(mismatch(ct, other, rows, path)),
+        }
+    }
+    let maps = vals.iter().enumerate().filter_map(|(row, v)| match v {
+        Some(Val::M(m)) => Some((row, rows.map(*m))),
+        _ => None,
+    });
+    let gathered = gather(n, fields.keys(), maps, rows);
+    let mut children = Vec::with_capacity(fields.len());
+    for ((name, child_ct), values) in fields.iter().zip(gathered) {
+        path.push_field(name);
+        let child = build_array(child_ct, &values, rows, path);
+        path.pop();
+        children.push(child?);
+    }
+    let nulls = NullBuffer::from(validity);
+    let nulls = (nulls.null_count() > 0).then_some(nulls);
+    Ok(Arc::new(
+        StructArray::try_new(struct_fields(fields), children, nulls)
+            .map_err(|e| Error::format(format!("building struct {path}"), e))?,
+    ))
+}
+
 /// Build the array of one attribute position from its values (`None` = absent).
 fn build_array(
     ct: &ColumnType,
@@ -158,34 +195,7 @@ fn build_array(
             path.pop();
             list_array(ct, offsets, child?, nulls)?
         }
-        ColumnType::M { fields } => {
-            let mut validity = Vec::with_capacity(n);
-            for v in vals {
-                match present(*v) {
-                    Some(Val::M(_)) => validity.push(true),
-                    None => validity.push(false),
-                    Some(other) => return Err(mismatch(ct, other, rows, path)),
-                }
-            }
-            let maps = vals.iter().enumerate().filter_map(|(row, v)| match v {
-                Some(Val::M(m)) => Some((row, rows.map(*m))),
-                _ => None,
-            });
-            let gathered = gather(n, fields.keys(), maps, rows);
-            let mut children = Vec::with_capacity(fields.len());
-            for ((name, child_ct), values) in fields.iter().zip(gathered) {
-                path.push_field(name);
-                let child = build_array(child_ct, &values, rows, path);
-                path.pop();
-                children.push(child?);
-            }
-            let nulls = NullBuffer::from(validity);
-            let nulls = (nulls.null_count() > 0).then_some(nulls);
-            Arc::new(
-                StructArray::try_new(struct_fields(fields), children, nulls)
-                    .map_err(|e| Error::format(format!("building struct {path}"), e))?,
-            )
-        }
+        ColumnType::M { fields } => struct_array(ct, fields, vals, rows, path)?,
         ColumnType::Json => {
             let mut b = StringBuilder::with_capacity(n, n * 32);
             let mut json = Vec::new();

@@ -35,87 +35,8 @@ pub(super) async fn commit(
     let writer_opts = plan.writer_options(&checkpoint.options)?;
     let numbers = checkpoint.options.numbers;
     let columns = checkpoint.shape.resolve(numbers);
-    let stale: Vec<DataFile> = checkpoint
-        .files
-        .iter()
-        .filter(|f| f.columns != columns)
-        .map(CheckpointFile::data_file)
-        .collect();
-    let files_rewritten = stale.len();
-    if !stale.is_empty() {
-        progress.event(&ProgressEvent::Rewriting { files: stale.len() });
-        let rewriter = RollingWriter::new(
-            target.clone(),
-            Handle::current(),
-            writer_opts.clone(),
-            Arc::clone(progress),
-            next_file_index(&checkpoint.files),
-        );
-        let cols = columns.clone();
-        let stale_files = stale.clone();
-        let rewritten = tokio::task::spawn_blocking(move || rewrite(rewriter, &stale_files, &cols))
-            .await
-            .map_err(|e| Error::Internal(format!("rewrite thread failed: {e}")))??;
-        // The checkpoint names the new files before the old ones go: a run killed in between
-        // resumes with the new files (and deletes the old), one killed before redoes this.
-        checkpoint.files.retain(|f| f.columns == columns);
-        checkpoint
-            .files
-            .extend(rewritten.iter().map(CheckpointFile::new));
-        checkpoint.updated_at = Utc::now();
-        write_checkpoint(target, checkpoint).await?;
-        for f in &stale {
-            target.delete(&file_path(target, f)).await?;
-        }
-    }
-    let mut files: Vec<DataFile> = checkpoint
-        .files
-        .iter()
-        .map(CheckpointFile::data_file)
-        .collect();
-    files.sort_by(|a, b| a.path.cmp(&b.path));
-    let totals = &checkpoint.totals;
-    let mut manifest = Manifest {
-        format: MANIFEST_FORMAT.to_owned(),
-        ddbsnap_version: env!("CARGO_PKG_VERSION").to_owned(),
-        region: plan.region.clone(),
-        mode: checkpoint.mode,
-        filter: checkpoint.filter.clone(),
-        started_at: checkpoint.started_at,
-        finished_at: Utc::now(),
-        segments: checkpoint.segments,
-        runs: checkpoint.runs,
-        consistent_read: plan.consistent_read,
-        items_scanned: totals.items_scanned,
-        items_written: totals.items_written,
-        items_expired: totals.items_expired,
-        pages: totals.pages,
-        consumed_rcu: totals.consumed_rcu,
-        read_budget: plan.read_budget.clone(),
-        throttled_requests: totals.throttled_requests,
-        retried_requests: totals.retried_requests,
-        export: plan.export.clone(),
-        watermark: plan.time.as_ref().map(|t| Watermark {
-            attribute: t.attribute.clone(),
-            format: t.format,
-            since: t.since,
-            until: t.until,
-            window_end: t
-                .until
-                .map_or(checkpoint.started_at, |u| u.min(checkpoint.started_at)),
-            stats: checkpoint.window.clone().unwrap_or_default(),
-        }),
-        coverage: None,
-        schema: ManifestSchema {
-            arrow: arrow_schema_with_keys(&columns, &key_columns(&plan.table))
-                .as_ref()
-                .clone(),
-            columns,
-        },
-        options: checkpoint.options.clone(),
-        files,
-        table: plan.table.clone(),
-    };
+    let files_rewritten = unify(target, progress, checkpoint, &writer_opts, &columns).await?;
+    let mut manifest = manifest_of(&plan, checkpoint, columns);
     // What the table holds after this run: the plan's word, else the run's own record.
     manifest.coverage = plan.coverage.clone().or_else(|| manifest.coverage());
     if cancel.is_cancelled() {
@@ -208,6 +129,107 @@ impl Published<'_> {
                 Ok((table.url, Some(done)))
             }
         }
+    }
+}
+
+/// Re-encode the files written with another schema than the final `columns` (the schema
+/// widened after them), name the new files in the checkpoint, then delete the old ones.
+/// Returns how many were rewritten.
+async fn unify(
+    target: &Target,
+    progress: &Arc<dyn Progress>,
+    checkpoint: &mut Checkpoint,
+    writer_opts: &WriterOptions,
+    columns: &Columns,
+) -> Result<usize> {
+    let stale: Vec<DataFile> = checkpoint
+        .files
+        .iter()
+        .filter(|f| f.columns != *columns)
+        .map(CheckpointFile::data_file)
+        .collect();
+    if stale.is_empty() {
+        return Ok(0);
+    }
+    {
+        progress.event(&ProgressEvent::Rewriting { files: stale.len() });
+        let rewriter = RollingWriter::new(
+            target.clone(),
+            Handle::current(),
+            writer_opts.clone(),
+            Arc::clone(progress),
+            next_file_index(&checkpoint.files),
+        );
+        let cols = columns.clone();
+        let stale_files = stale.clone();
+        let rewritten = tokio::task::spawn_blocking(move || rewrite(rewriter, &stale_files, &cols))
+            .await
+            .map_err(|e| Error::Internal(format!("rewrite thread failed: {e}")))??;
+        // The checkpoint names the new files before the old ones go: a run killed in between
+        // resumes with the new files (and deletes the old), one killed before redoes this.
+        checkpoint.files.retain(|f| f.columns == *columns);
+        checkpoint
+            .files
+            .extend(rewritten.iter().map(CheckpointFile::new));
+        checkpoint.updated_at = Utc::now();
+        write_checkpoint(target, checkpoint).await?;
+        for f in &stale {
+            target.delete(&file_path(target, f)).await?;
+        }
+    }
+    Ok(stale.len())
+}
+
+/// The manifest of the run `checkpoint` holds, published as `plan` says, its files all
+/// written with `columns`.
+fn manifest_of(plan: &CommitPlan, checkpoint: &Checkpoint, columns: Columns) -> Manifest {
+    let mut files: Vec<DataFile> = checkpoint
+        .files
+        .iter()
+        .map(CheckpointFile::data_file)
+        .collect();
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    let totals = &checkpoint.totals;
+    Manifest {
+        format: MANIFEST_FORMAT.to_owned(),
+        ddbsnap_version: env!("CARGO_PKG_VERSION").to_owned(),
+        region: plan.region.clone(),
+        mode: checkpoint.mode,
+        filter: checkpoint.filter.clone(),
+        started_at: checkpoint.started_at,
+        finished_at: Utc::now(),
+        segments: checkpoint.segments,
+        runs: checkpoint.runs,
+        consistent_read: plan.consistent_read,
+        items_scanned: totals.items_scanned,
+        items_written: totals.items_written,
+        items_expired: totals.items_expired,
+        pages: totals.pages,
+        consumed_rcu: totals.consumed_rcu,
+        read_budget: plan.read_budget.clone(),
+        throttled_requests: totals.throttled_requests,
+        retried_requests: totals.retried_requests,
+        export: plan.export.clone(),
+        watermark: plan.time.as_ref().map(|t| Watermark {
+            attribute: t.attribute.clone(),
+            format: t.format,
+            since: t.since,
+            until: t.until,
+            window_end: t
+                .until
+                .map_or(checkpoint.started_at, |u| u.min(checkpoint.started_at)),
+            stats: checkpoint.window.clone().unwrap_or_default(),
+        }),
+        coverage: None,
+        schema: ManifestSchema {
+            arrow: arrow_schema_with_keys(&columns, &key_columns(&plan.table))
+                .as_ref()
+                .clone(),
+            columns,
+        },
+        options: checkpoint.options.clone(),
+        files,
+        table: plan.table.clone(),
     }
 }
 

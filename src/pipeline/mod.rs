@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 use crate::aws::AwsContext;
 use crate::config::SnapshotConfig;
 use crate::error::Result;
-use crate::progress::Progress;
+use crate::progress::{NoProgress, Progress};
 use crate::sink::Target;
 use crate::table::TableInfo;
 
@@ -58,53 +58,109 @@ pub use shards::{CommitRequest, commit_shards};
 pub use sources::{apply, convert_export};
 pub use summary::{DeltaCommit, MergeStats, Summary};
 
-/// Snapshot a table as configured: load AWS configuration, open the destination, scan, write,
-/// commit.
-pub async fn snapshot(config: &SnapshotConfig, progress: Arc<dyn Progress>) -> Result<Summary> {
-    snapshot_until(config, progress, CancellationToken::new()).await
-}
-
-/// [`snapshot`], stopping cleanly when `cancel` fires before the commit: the scan stops, the
-/// pages already received are written, the open file is closed and the checkpoint saved, no
-/// manifest is written, and [`crate::Error::Interrupted`] returned (`--resume` continues the
-/// run).
-pub async fn snapshot_until(
-    config: &SnapshotConfig,
+/// One snapshot run, set up in the style of an operation builder and run by `.await`:
+///
+/// ```no_run
+/// # async fn run(config: ddbsnap::SnapshotConfig) -> ddbsnap::Result<()> {
+/// let cancel = ddbsnap::CancellationToken::new();
+/// let summary = ddbsnap::Snapshot::new(config)
+///     .progress(std::sync::Arc::new(ddbsnap::progress::BarProgress::new()))
+///     .cancel(cancel.clone())
+///     .await?;
+/// # Ok(()) }
+/// ```
+///
+/// It describes the table, then reads it as the configuration says (a Scan, or DynamoDB's
+/// native export when [`SnapshotConfigBuilder::export`](crate::SnapshotConfigBuilder::export)
+/// asked for one) into the destination, and commits. Without [`aws`](Self::aws) the AWS
+/// configuration is loaded from the config's profile, region and endpoint; without
+/// [`target`](Self::target) the config's destination is opened (and, when the run is refused
+/// before writing, left as it was found).
+#[must_use = "a Snapshot does nothing until it is awaited"]
+pub struct Snapshot {
+    config: SnapshotConfig,
+    aws: Option<AwsContext>,
+    target: Option<Target>,
     progress: Arc<dyn Progress>,
     cancel: CancellationToken,
-) -> Result<Summary> {
-    let run = RunContext::new(config, progress, cancel);
-    let aws = AwsContext::load(&config.aws).await?;
-    // The table first: a wrong name or region must not leave an empty destination behind.
-    let table = TableInfo::describe(&aws, &config.table).await?;
-    leaving_no_trace(&config.destination, async {
-        let target = Target::open(&config.destination, Some(&aws.s3), &config.s3).await?;
-        read_table(&aws, table, target, &run).await
-    })
-    .await
 }
 
-/// Snapshot into an already opened [`Target`] (any `object_store`), with a loaded AWS context.
-pub async fn snapshot_to(
-    aws: &AwsContext,
-    target: Target,
-    config: &SnapshotConfig,
-    progress: Arc<dyn Progress>,
-) -> Result<Summary> {
-    snapshot_to_until(aws, target, config, progress, CancellationToken::new()).await
+impl Snapshot {
+    /// A run of `config`, reporting no progress and never cancelled.
+    pub fn new(config: SnapshotConfig) -> Self {
+        Snapshot {
+            config,
+            aws: None,
+            target: None,
+            progress: Arc::new(NoProgress),
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    /// Use this AWS context (clients, region) instead of loading one from the config.
+    pub fn aws(mut self, aws: AwsContext) -> Self {
+        self.aws = Some(aws);
+        self
+    }
+
+    /// Write into this already opened target (any `object_store`) instead of opening the
+    /// config's destination.
+    pub fn target(mut self, target: Target) -> Self {
+        self.target = Some(target);
+        self
+    }
+
+    /// Report progress here ([`crate::progress::BarProgress`], [`crate::progress::JsonProgress`],
+    /// or your own [`Progress`]).
+    pub fn progress(mut self, progress: Arc<dyn Progress>) -> Self {
+        self.progress = progress;
+        self
+    }
+
+    /// Stop cleanly when `cancel` fires before the commit: reading stops, the pages already
+    /// received are written, the open file is closed and the checkpoint saved, nothing is
+    /// published, and [`crate::Error::Interrupted`] is returned (`--resume` continues the run).
+    pub fn cancel(mut self, cancel: CancellationToken) -> Self {
+        self.cancel = cancel;
+        self
+    }
+
+    async fn run(self) -> Result<Summary> {
+        let Snapshot {
+            config,
+            aws,
+            target,
+            progress,
+            cancel,
+        } = self;
+        let run = RunContext::new(&config, progress, cancel);
+        let aws = match aws {
+            Some(aws) => aws,
+            None => AwsContext::load(&config.aws).await?,
+        };
+        // The table first: a wrong name or region must not leave an empty destination behind.
+        let table = TableInfo::describe(&aws, &config.table).await?;
+        match target {
+            Some(target) => read_table(&aws, table, target, &run).await,
+            None => {
+                leaving_no_trace(&config.destination, async {
+                    let target =
+                        Target::open(&config.destination, Some(&aws.s3), &config.s3).await?;
+                    read_table(&aws, table, target, &run).await
+                })
+                .await
+            }
+        }
+    }
 }
 
-/// [`snapshot_to`], stopping cleanly when `cancel` fires (see [`snapshot_until`]).
-pub async fn snapshot_to_until(
-    aws: &AwsContext,
-    target: Target,
-    config: &SnapshotConfig,
-    progress: Arc<dyn Progress>,
-    cancel: CancellationToken,
-) -> Result<Summary> {
-    let run = RunContext::new(config, progress, cancel);
-    let table = TableInfo::describe(aws, &config.table).await?;
-    read_table(aws, table, target, &run).await
+impl std::future::IntoFuture for Snapshot {
+    type Output = Result<Summary>;
+    type IntoFuture = futures::future::BoxFuture<'static, Result<Summary>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.run())
+    }
 }
 
 /// Read `table` into `target` as the run's options say: through DynamoDB's export when they

@@ -103,11 +103,6 @@ pub(super) async fn resume_point(
     origin: &Origin,
     config: &SnapshotConfig,
 ) -> Result<Started> {
-    let Origin {
-        mode,
-        source,
-        filter,
-    } = origin;
     let owned = target.list_owned().await?;
     if let Some(manifest) = committed(target, &owned).await? {
         return Ok(Started::Committed(Box::new(manifest)));
@@ -123,6 +118,36 @@ pub(super) async fn resume_point(
             target.url
         )));
     };
+    same_run(target, &checkpoint, (table, origin), config)?;
+    same_files(target, &checkpoint, &owned)?;
+    // What the run (or this shard) wrote and the checkpoint does not name: the file open
+    // when it stopped, staging files. A shard leaves the other shards' files alone.
+    for f in &owned {
+        let listed = checkpoint.files.iter().any(|c| c.file.path == f.name);
+        let stray = match target.shard() {
+            None => f.name != CHECKPOINT_FILE,
+            Some(_) => target.writes_data_file(&f.name),
+        };
+        if stray && !listed {
+            target.delete(&f.location).await?;
+        }
+    }
+    target.probe().await?;
+    Ok(Started::Running(Box::new(checkpoint)))
+}
+
+/// Check that `checkpoint` is of a run of `table` from `origin` with the options of `config`.
+fn same_run(
+    target: &Target,
+    checkpoint: &Checkpoint,
+    (table, origin): (&str, &Origin),
+    config: &SnapshotConfig,
+) -> Result<()> {
+    let Origin {
+        mode,
+        source,
+        filter,
+    } = origin;
     let mismatch = |what: String| {
         Error::invalid(format!(
             "cannot resume the snapshot at {}: {what}; resume with the options of the first \
@@ -186,6 +211,15 @@ pub(super) async fn resume_point(
             options.describe()
         )));
     }
+    Ok(())
+}
+
+/// Check that every file `checkpoint` names is among the `owned` files with its recorded size.
+fn same_files(
+    target: &Target,
+    checkpoint: &Checkpoint,
+    owned: &[crate::sink::OwnedFile],
+) -> Result<()> {
     let sizes: HashMap<&str, u64> = owned.iter().map(|f| (f.name.as_str(), f.size)).collect();
     for f in &checkpoint.files {
         let found = sizes.get(f.file.path.as_str()).copied();
@@ -205,20 +239,7 @@ pub(super) async fn resume_point(
             });
         }
     }
-    // What the run (or this shard) wrote and the checkpoint does not name: the file open
-    // when it stopped, staging files. A shard leaves the other shards' files alone.
-    for f in &owned {
-        let listed = checkpoint.files.iter().any(|c| c.file.path == f.name);
-        let stray = match target.shard() {
-            None => f.name != CHECKPOINT_FILE,
-            Some(_) => target.writes_data_file(&f.name),
-        };
-        if stray && !listed {
-            target.delete(&f.location).await?;
-        }
-    }
-    target.probe().await?;
-    Ok(Started::Running(Box::new(checkpoint)))
+    Ok(())
 }
 
 /// The manifest of a committed snapshot among the destination's `owned` files, removing the

@@ -724,13 +724,10 @@ pub async fn snapshot_local(
     let target = Target::open(&config.destination, None, &Default::default())
         .await
         .unwrap();
-    let result = ddbsnap::snapshot_to(
-        aws,
-        target.clone(),
-        &config,
-        Arc::new(ddbsnap::progress::NoProgress),
-    )
-    .await;
+    let result = ddbsnap::Snapshot::new(config)
+        .aws(aws.clone())
+        .target(target.clone())
+        .await;
     LocalRun {
         dir,
         target,
