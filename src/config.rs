@@ -520,8 +520,7 @@ impl SnapshotConfigBuilder {
                      export once, then convert it with `ddbsnap convert-export --shard I/N`",
                 ));
             }
-            let runs_have_folders =
-                self.time.is_some() || self.format == crate::format::TableFormat::Delta;
+            let runs_have_folders = self.time.is_some() || self.format.runs_in_folders();
             if runs_have_folders && self.run_id.is_none() {
                 return Err(Error::invalid(format!(
                     "--shard {shard} into a Delta table or an incremental pull needs --run-id \

@@ -139,19 +139,14 @@ pub async fn plan_scan(
             let since = match spec.since {
                 None => None,
                 Some(Since::At(t)) => Some(t),
-                Some(Since::Last) => Some(
-                    match config.format {
-                        crate::format::TableFormat::Snapshot => {
-                            last_window_end(&root, &spec.attribute).await?
-                        }
-                        crate::format::TableFormat::Delta => {
-                            let feed = crate::window::Feed::Pull {
-                                attribute: spec.attribute.clone(),
-                            };
-                            delta_covered_until(&root, &feed).await?
-                        }
-                    } - chrono::TimeDelta::from_std(spec.overlap).unwrap_or_default(),
-                ),
+                Some(Since::Last) => {
+                    let feed = crate::window::Feed::Pull {
+                        attribute: spec.attribute.clone(),
+                    };
+                    let publisher = config.format.publisher();
+                    let until = publisher.covered_until(&root, &feed).await?;
+                    Some(until - chrono::TimeDelta::from_std(spec.overlap).unwrap_or_default())
+                }
             };
             if let (Some(since), Some(until)) = (since, spec.until)
                 && since >= until
@@ -224,18 +219,8 @@ async fn admit_pull(
         to: filter.until.map_or(started_at, |u| u.min(started_at)),
         id: None,
     };
-    let admission = match config.format {
-        crate::format::TableFormat::Delta => {
-            crate::format::delta::admit(root, &change, config.on_gap).await?
-        }
-        crate::format::TableFormat::Snapshot => match latest_run(root).await? {
-            Some((_, manifest)) => match manifest.coverage() {
-                Some(held) => crate::window::admit(root.url(), &held, &change, config.on_gap)?,
-                None => Admission::Apply,
-            },
-            None => Admission::Apply,
-        },
-    };
+    let publisher = config.format.publisher();
+    let admission = publisher.admit(root, &change, config.on_gap).await?;
     Ok(match admission {
         // A pull is never "already applied": it reads current images again.
         Admission::Apply | Admission::AlreadyApplied(_) => (time, None),
@@ -265,13 +250,12 @@ pub(crate) async fn run_target(
         (true, None, _) => root.run_dir(config.resume, started_at).await?,
     };
     // A snapshot folder is read as it is: a shard's files wait in _shards/ until the commit.
-    let staged = config.format == crate::format::TableFormat::Snapshot;
-    Ok(target.for_shard(config.shard, staged))
+    Ok(target.for_shard(config.shard, config.format.stages_shards()))
 }
 
 /// True when runs write into `run=` folders of `--to` (incremental pulls, Delta tables).
 pub(crate) fn uses_run_dirs(config: &crate::config::SnapshotConfig) -> bool {
-    config.time.is_some() || config.format == crate::format::TableFormat::Delta
+    config.time.is_some() || config.format.runs_in_folders()
 }
 
 /// Make the run's folder ready for a new run: a `run=` folder is new (its first checkpoint
@@ -324,70 +308,6 @@ async fn probe(
         ) => Err(e),
         Err(_) => Ok(()),
     }
-}
-
-/// The latest committed run under the dataset root `root`, with its manifest.
-async fn latest_run(
-    root: &crate::sink::Target,
-) -> Result<Option<(String, crate::manifest::Manifest)>> {
-    let runs = root.runs().await?;
-    let Some(run) = runs.into_iter().rev().find(|r| r.committed) else {
-        return Ok(None);
-    };
-    let manifest = crate::sink::reader::read_manifest(&root.child(&run.name)).await?;
-    Ok(Some((run.name, manifest)))
-}
-
-/// Up to when the latest committed run under the dataset root holds every change a pull on
-/// `attribute` continues: its window's end, or, for a run that read the whole table, its start.
-async fn last_window_end(
-    root: &crate::sink::Target,
-    attribute: &str,
-) -> Result<chrono::DateTime<chrono::Utc>> {
-    let Some((run, manifest)) = latest_run(root).await? else {
-        return Err(Error::invalid(format!(
-            "--since last: {} has no committed run to continue from; give the first run a \
-             time (--since 2026-11-01T00:00:00Z) or no --since at all",
-            root.url()
-        )));
-    };
-    let feed = crate::window::Feed::Pull {
-        attribute: attribute.to_owned(),
-    };
-    manifest
-        .coverage()
-        .ok_or_else(|| format!("it was made by {}", manifest.mode))
-        .and_then(|held| held.until_for(&feed))
-        .map_err(|why| {
-            Error::invalid(format!(
-                "--since last: the latest run {run} has nothing to continue: {why}"
-            ))
-        })
-}
-
-/// Up to when the Delta table at `table` holds every change that a change set of `feed`
-/// continues, for `--since last` (see [`crate::window::Coverage::until_for`]).
-pub(crate) async fn delta_covered_until(
-    table: &crate::sink::Target,
-    feed: &crate::window::Feed,
-) -> Result<chrono::DateTime<chrono::Utc>> {
-    let Some((version, coverage)) = crate::format::delta::coverage(table).await? else {
-        let first = match feed {
-            crate::window::Feed::Pull { .. } => {
-                "give the first run a time (--since 2026-11-01T00:00:00Z) or no --since"
-            }
-            crate::window::Feed::Export => "create it from a full export or a full refresh first",
-        };
-        return Err(Error::invalid(format!(
-            "--since last: {} has no Delta table to continue; {first}",
-            table.url()
-        )));
-    };
-    coverage.until_for(feed).map_err(|why| {
-        Error::invalid(format!(
-            "--since last: version {version} of the Delta table has nothing to continue: {why}"
-        ))
-    })
 }
 
 /// Items sampled to detect how a timestamp attribute holds time.

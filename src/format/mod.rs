@@ -11,9 +11,13 @@
 //! Checkpoints, `--resume` and the conversion are the run's and the same for every format.
 
 pub mod delta;
+mod formats;
 mod kind;
+mod publish;
+mod snapshot;
 
 pub(crate) use kind::check_kind;
+pub(crate) use publish::{FinishedRun, Published};
 
 /// The folder of a Delta table's log under the table root.
 pub const DELTA_LOG: &str = "_delta_log";

@@ -28,7 +28,8 @@ pub(super) async fn into_delta(
     if config.resume {
         return Ok(Admitted::Go(None));
     }
-    let admission = crate::format::delta::admit(table, change, config.on_gap).await?;
+    let delta = crate::format::TableFormat::Delta.publisher();
+    let admission = delta.admit(table, change, config.on_gap).await?;
     Ok(act(admission))
 }
 

@@ -5,22 +5,21 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::Utc;
-use object_store::ObjectStoreExt;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
 use crate::checkpoint::{Checkpoint, CheckpointFile, next_file_index, write_checkpoint};
-use crate::convert::{Columns, TableShape, arrow_schema_with_keys};
+use crate::convert::{Columns, arrow_schema_with_keys};
 use crate::error::{Error, Result};
-use crate::format::TableFormat;
+use crate::format::{FinishedRun, Published};
 use crate::manifest::{MANIFEST_FORMAT, Manifest, ManifestSchema, Watermark};
 use crate::progress::{Progress, ProgressEvent};
 use crate::sink::reader::FileItems;
 use crate::sink::writer::{RollingWriter, WriterOptions, file_path};
-use crate::sink::{DataFile, MANIFEST_FILE, Target};
+use crate::sink::{DataFile, Target};
 
 use super::commit_plan::{CommitPlan, key_columns};
-use super::summary::{DeltaCommit, Summary};
+use super::summary::Summary;
 
 /// Bring every file to the final schema, then publish the run as `plan` says (write the
 /// manifest, or commit a Delta version) and drop the checkpoint.
@@ -47,24 +46,20 @@ pub(super) async fn commit(
     progress.event(&ProgressEvent::Committing {
         files: manifest.files.len(),
     });
-    let published = Published {
-        format: plan.format,
+    let publisher = plan.format.publisher();
+    let run = FinishedRun {
+        target,
+        manifest: &manifest,
         shape: &checkpoint.shape,
         writer: writer_opts,
         progress,
     };
-    let (url, delta) = published.publish(target, &manifest).await?;
+    let Published { url, delta } = publisher.publish(run).await?;
     // Committed. A checkpoint left next to a manifest is ignored (and removed by --overwrite),
     // and a Delta run's own commit is found again by --resume, so failing to delete it must
     // not fail the run.
     let _ = target.delete(&target.path(&target.checkpoint_name())).await;
-    if plan.format == TableFormat::Delta && crate::format::delta::is_change_set(&manifest) {
-        // A MERGE's change set was never part of the table; once the checkpoint is gone no
-        // resume needs it. Left behind by a crash, VACUUM removes it.
-        for file in &manifest.files {
-            let _ = target.delete(&target.path(&file.path)).await;
-        }
-    }
+    publisher.tidy(target, &manifest).await;
     progress.event(&ProgressEvent::Committed { url: url.clone() });
     let columns_not_found = plan
         .columns
@@ -81,55 +76,6 @@ pub(super) async fn commit(
         seconds: started.elapsed().as_secs_f64(),
         ..Summary::of_manifest(target, &manifest, false)
     })
-}
-
-/// How a finished run is published, beyond its files and manifest.
-struct Published<'a> {
-    format: TableFormat,
-    /// The run's inferred shape (a Delta MERGE widens the table's by it).
-    shape: &'a TableShape,
-    /// How a Delta MERGE writes the files it rewrites.
-    writer: WriterOptions,
-    progress: &'a Arc<dyn Progress>,
-}
-
-impl Published<'_> {
-    /// Publish the finished run in `target` that `manifest` describes: write `_manifest.json`
-    /// into its folder, or commit it as the next version of the Delta table whose `run=`
-    /// folder it is. Returns where readers find it.
-    async fn publish(
-        self,
-        target: &Target,
-        manifest: &Manifest,
-    ) -> Result<(String, Option<DeltaCommit>)> {
-        match self.format {
-            TableFormat::Snapshot => {
-                let body = serde_json::to_vec_pretty(manifest)
-                    .map_err(|e| Error::Internal(format!("serializing the manifest: {e}")))?;
-                target
-                    .store
-                    .put(&target.path(MANIFEST_FILE), body.into())
-                    .await
-                    .map_err(|e| target.error("writing _manifest.json", e))?;
-                Ok((target.url.clone(), None))
-            }
-            TableFormat::Delta => {
-                let (table, name) = target.split_parent().ok_or_else(|| {
-                    Error::Internal("a Delta run is not in a folder of its table".into())
-                })?;
-                let run = crate::format::delta::Run {
-                    folder: target.clone(),
-                    name,
-                    manifest: manifest.clone(),
-                    shape: self.shape.clone(),
-                    writer: self.writer,
-                    progress: Arc::clone(self.progress),
-                };
-                let done = crate::format::delta::publish(&table, run).await?;
-                Ok((table.url, Some(done)))
-            }
-        }
-    }
 }
 
 /// Re-encode the files written with another schema than the final `columns` (the schema

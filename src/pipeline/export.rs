@@ -132,7 +132,9 @@ async fn plan_exports(
         }
         Some(IncrementalRange::SinceLast { until, old_images }) => (*until, *old_images),
     };
-    let mut from = crate::plan::delta_covered_until(root, &Feed::Export).await?;
+    let mut from = (config.format.publisher())
+        .covered_until(root, &Feed::Export)
+        .await?;
     if let Some(earliest) = earliest_restorable(aws, table).await?
         && from < earliest
     {

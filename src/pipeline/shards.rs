@@ -16,7 +16,6 @@ use crate::checkpoint::{
 };
 use crate::config::SnapshotConfig;
 use crate::error::{Error, Result};
-use crate::format::TableFormat;
 use crate::progress::{Progress, ProgressEvent};
 use crate::sink::{CHECKPOINT_FILE, MANIFEST_FILE, Target};
 
@@ -44,16 +43,15 @@ pub(super) async fn start_shard(
     if let Some(manifest) = committed(target, &owned).await? {
         return Ok(Started::Committed(Box::new(manifest)));
     }
-    if config.format == TableFormat::Delta
-        && let Some((table, name)) = target.split_parent()
-        && let Some(version) = crate::format::delta::committed_version(&table, &name).await?
-    {
+    if let Some(version) = config.format.publisher().committed_version(target).await? {
+        let table = target
+            .split_parent()
+            .map_or(target.url.clone(), |(t, _)| t.url);
         return Err(Error::AlreadyExists {
             url: target.url.clone(),
             what: format!(
-                "was committed as version {version} of the Delta table {}, so shard {shard} has \
-                 nothing left to do; a new run needs a new --run-id",
-                table.url
+                "was committed as version {version} of the Delta table {table}, so shard \
+                 {shard} has nothing left to do; a new run needs a new --run-id"
             ),
         });
     }

@@ -75,18 +75,15 @@ pub async fn convert_export(
     .await
 }
 
-/// The key attributes of a conversion into `root`: for a Delta table that records its keys,
-/// those keys (`--key` may be left out; a different `--key` is refused, as a MERGE by other
-/// keys would corrupt the table); otherwise `keys` as given.
+/// The key attributes of a conversion into `root`: for a table that records its keys (a Delta
+/// table), those keys (`--key` may be left out; a different `--key` is refused, as a MERGE by
+/// other keys would corrupt the table); otherwise `keys` as given.
 async fn delta_keys(
     root: &Target,
     keys: &[String],
     config: &SnapshotConfig,
 ) -> Result<Vec<String>> {
-    if config.format != TableFormat::Delta {
-        return Ok(keys.to_vec());
-    }
-    match crate::format::delta::key_names(root).await? {
+    match config.format.publisher().keys(root).await? {
         Some(table) if keys.is_empty() => Ok(table),
         Some(table) if table != keys => Err(Error::invalid(format!(
             "--key {}: the Delta table at {} is keyed by {}; give --key {} or leave --key out",

@@ -39,6 +39,9 @@ use delta_kernel::Snapshot;
 use delta_kernel_default_engine::DefaultEngineBuilder;
 use tokio::runtime::Handle;
 
+use chrono::{DateTime, Utc};
+
+use super::publish::{FinishedRun, Published, Publisher};
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
 use crate::sink::Target;
@@ -49,6 +52,83 @@ use table::{Commit, Delta, app_id, create, has_log, location, log_path, table_er
 pub use table::{DeltaCommit, MergeStats};
 
 pub use super::DELTA_LOG;
+
+/// The Delta Lake table format: each run is one new version of the table.
+pub(crate) struct DeltaTable;
+
+#[async_trait::async_trait]
+impl Publisher for DeltaTable {
+    async fn publish(&self, run: FinishedRun<'_>) -> Result<Published> {
+        let (table, name) = run
+            .target
+            .split_parent()
+            .ok_or_else(|| Error::Internal("a Delta run is not in a folder of its table".into()))?;
+        let run = Run {
+            folder: run.target.clone(),
+            name,
+            manifest: run.manifest.clone(),
+            shape: run.shape.clone(),
+            writer: run.writer,
+            progress: Arc::clone(run.progress),
+        };
+        let done = publish(&table, run).await?;
+        Ok(Published {
+            url: table.url,
+            delta: Some(done),
+        })
+    }
+
+    async fn tidy(&self, target: &Target, manifest: &Manifest) {
+        if is_change_set(manifest) {
+            // A MERGE's change set was never part of the table; once the checkpoint is gone no
+            // resume needs it. Left behind by a crash, VACUUM removes it.
+            for file in &manifest.files {
+                let _ = target.delete(&target.path(&file.path)).await;
+            }
+        }
+    }
+
+    async fn keys(&self, root: &Target) -> Result<Option<Vec<String>>> {
+        key_names(root).await
+    }
+
+    async fn committed_version(&self, target: &Target) -> Result<Option<u64>> {
+        match target.split_parent() {
+            Some((table, name)) => committed_version(&table, &name).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn covered_until(&self, root: &Target, feed: &Feed) -> Result<DateTime<Utc>> {
+        let Some((version, coverage)) = coverage(root).await? else {
+            let first = match feed {
+                Feed::Pull { .. } => {
+                    "give the first run a time (--since 2026-11-01T00:00:00Z) or no --since"
+                }
+                Feed::Export => "create it from a full export or a full refresh first",
+            };
+            return Err(Error::invalid(format!(
+                "--since last: {} has no Delta table to continue; {first}",
+                root.url()
+            )));
+        };
+        coverage.until_for(feed).map_err(|why| {
+            Error::invalid(format!(
+                "--since last: version {version} of the Delta table has nothing to continue: \
+                 {why}"
+            ))
+        })
+    }
+
+    async fn admit(
+        &self,
+        root: &Target,
+        change: &ChangeWindow,
+        on_gap: OnGap,
+    ) -> Result<Admission> {
+        admit(root, change, on_gap).await
+    }
+}
 
 /// The version of the Delta table at `table` that holds the run in its folder `name`, when it
 /// was committed (its `txn` action is in the log).
@@ -193,7 +273,9 @@ pub(crate) async fn coverage(table: &Target) -> Result<Option<(u64, Coverage)>> 
         None => Err(Error::Destination {
             url: table.url().to_owned(),
             message: format!(
-                "the latest ddbsnap commit (run {}, at or before version {version}) does not                  say up to when the table holds every change (it was made by {}); refresh the                  whole table once",
+                "the latest ddbsnap commit (run {}, at or before version {version}) does not \
+                 say up to when the table holds every change (it was made by {}); refresh \
+                 the whole table once",
                 record.run, record.mode
             ),
             source: None,

@@ -1,0 +1,67 @@
+//! The seam every table format implements ([`Publisher`]): publish a finished run, say whether
+//! a run is already in the table, where the table is current, and whether a change set may be
+//! applied to it. [`TableFormat::publisher`](super::TableFormat::publisher) gives each
+//! format's implementation; nothing outside `format` needs to know which one it is.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::delta::DeltaCommit;
+use crate::convert::TableShape;
+use crate::error::Result;
+use crate::manifest::Manifest;
+use crate::progress::Progress;
+use crate::sink::Target;
+use crate::sink::writer::WriterOptions;
+use crate::window::{Admission, ChangeWindow, Feed, OnGap};
+
+/// A finished run, its files closed and brought to one schema, as a format publishes it.
+pub(crate) struct FinishedRun<'a> {
+    /// The run's folder.
+    pub(crate) target: &'a Target,
+    /// The run's record: its files, schema, totals and what it covers.
+    pub(crate) manifest: &'a Manifest,
+    /// The run's inferred shape (a Delta MERGE widens the table's by it).
+    pub(crate) shape: &'a TableShape,
+    /// How files rewritten while publishing are written (a Delta MERGE).
+    pub(crate) writer: WriterOptions,
+    pub(crate) progress: &'a Arc<dyn Progress>,
+}
+
+/// Where a published run is read, and the table version it became.
+pub(crate) struct Published {
+    /// What readers open: the snapshot folder, or the Delta table's root.
+    pub(crate) url: String,
+    /// The Delta commit, for a Delta table.
+    pub(crate) delta: Option<DeltaCommit>,
+}
+
+/// What a table format does with runs.
+#[async_trait]
+pub(crate) trait Publisher: Send + Sync {
+    /// Publish `run` atomically: readers see the table without it or with all of it.
+    async fn publish(&self, run: FinishedRun<'_>) -> Result<Published>;
+
+    /// After the run's checkpoint is gone: remove what the published table does not need
+    /// (best effort; what a crash leaves, vacuum removes).
+    async fn tidy(&self, target: &Target, manifest: &Manifest);
+
+    /// The key attributes the table at `root` records, when it records them (a MERGE by other
+    /// keys would corrupt it).
+    async fn keys(&self, root: &Target) -> Result<Option<Vec<String>>>;
+
+    /// The table version that holds the run in its folder `target`, when it is committed there
+    /// by a commit that did not leave a manifest in the folder.
+    async fn committed_version(&self, target: &Target) -> Result<Option<u64>>;
+
+    /// Up to when the table at `root` holds every change that a change set of `feed`
+    /// continues (`--since last`); a clear error when there is nothing to continue.
+    async fn covered_until(&self, root: &Target, feed: &Feed) -> Result<DateTime<Utc>>;
+
+    /// Whether the change set `change` may be applied to the table at `root` (see
+    /// [`crate::window::admit`]), decided before anything is written.
+    async fn admit(&self, root: &Target, change: &ChangeWindow, on_gap: OnGap)
+    -> Result<Admission>;
+}
