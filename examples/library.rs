@@ -42,8 +42,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // Read the snapshot back as DynamoDB items, using the schema stored in each file.
-    let aws = AwsContext::load(&config.aws).await?;
-    let target = Target::open(&config.destination, Some(&aws.sdk), &S3Options::default()).await?;
+    let aws = AwsContext::load(config.aws()).await?;
+    let target = Target::open(config.destination(), Some(&aws.sdk), &S3Options::default()).await?;
     let manifest = read_manifest(&target).await?;
     println!(
         "columns: {:?}",

@@ -27,74 +27,103 @@ pub const DEFAULT_OVERLAP: std::time::Duration = std::time::Duration::from_secs(
 /// DynamoDB's limit on TotalSegments.
 pub const MAX_SEGMENTS: u32 = 1_000_000;
 
-/// Everything a snapshot run needs, validated.
+/// Everything a snapshot run needs, validated: made only by [`SnapshotConfig::builder`], whose
+/// `build` checks every option, and read through its accessors.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct SnapshotConfig {
     /// Table name or ARN.
-    pub table: String,
+    pub(crate) table: String,
     /// Where the snapshot goes.
-    pub destination: Destination,
+    pub(crate) destination: Destination,
     /// Region, profile and endpoint for DynamoDB (and the credentials for S3).
-    pub aws: AwsOptions,
+    pub(crate) aws: AwsOptions,
     /// S3-only settings.
-    pub s3: S3Options,
+    pub(crate) s3: S3Options,
     /// TotalSegments; `None` picks [`crate::plan::auto_segments`].
-    pub segments: Option<u32>,
+    pub(crate) segments: Option<u32>,
     /// Segments scanned at once; `None` lets the read budget decide (one per 400 RCU/s, 1 to 8).
-    pub concurrency: Option<u32>,
+    pub(crate) concurrency: Option<u32>,
     /// Conversion threads, each writing its own files; `None`: one per two cores, one per
     /// 64 MiB of input at most.
-    pub threads: Option<u32>,
+    pub(crate) threads: Option<u32>,
     /// Leave out items whose TTL attribute is in the past (DynamoDB keeps them visible until
     /// Time to Live deletes them).
-    pub skip_expired: bool,
+    pub(crate) skip_expired: bool,
     /// Strongly consistent reads (twice the RCU).
-    pub consistent_read: bool,
+    pub(crate) consistent_read: bool,
     /// Fraction of the table's read capacity to use.
-    pub read_fraction: f64,
+    pub(crate) read_fraction: f64,
     /// Absolute ceiling on the read budget in RCU/s (the budget itself for on-demand tables
     /// without a declared capacity).
-    pub max_rcu: Option<f64>,
+    pub(crate) max_rcu: Option<f64>,
     /// Give up on a segment after this long without a successful page.
-    pub retry_timeout: std::time::Duration,
+    pub(crate) retry_timeout: std::time::Duration,
     /// Number mapping.
-    pub numbers: NumberMode,
+    pub(crate) numbers: NumberMode,
     /// Parquet compression.
-    pub compression: Compression,
+    pub(crate) compression: Compression,
     /// Zstandard level (1-22), when `compression` is zstd.
-    pub zstd_level: i32,
+    pub(crate) zstd_level: i32,
     /// Roll data files at about this size.
-    pub target_file_bytes: usize,
+    pub(crate) target_file_bytes: usize,
     /// Flush a row group at about this in-memory size.
-    pub row_group_bytes: usize,
+    pub(crate) row_group_bytes: usize,
     /// Multipart upload part size.
-    pub part_bytes: usize,
+    pub(crate) part_bytes: usize,
     /// Replace a snapshot already at the destination.
-    pub overwrite: bool,
+    pub(crate) overwrite: bool,
     /// Continue the unfinished snapshot at the destination from its checkpoint.
-    pub resume: bool,
+    pub(crate) resume: bool,
     /// Longest time a data file stays open (each closed file is a checkpoint).
-    pub checkpoint_interval: std::time::Duration,
+    pub(crate) checkpoint_interval: std::time::Duration,
     /// Secondary index to scan instead of the table.
-    pub index: Option<String>,
+    pub(crate) index: Option<String>,
     /// Attributes to read (empty: all).
-    pub columns: Vec<String>,
+    pub(crate) columns: Vec<String>,
     /// A raw FilterExpression.
-    pub raw_filter: Option<RawFilter>,
+    pub(crate) raw_filter: Option<RawFilter>,
     /// An incremental pull on a timestamp attribute; `--to` is then a dataset root.
-    pub time: Option<TimeSpec>,
+    pub(crate) time: Option<TimeSpec>,
     /// Read the table through DynamoDB's Export to S3 instead of a Scan.
-    pub export: Option<crate::source::export::ExportRequest>,
+    pub(crate) export: Option<crate::source::export::ExportRequest>,
     /// How the run is published: a snapshot folder or a Delta table version.
-    pub format: crate::format::TableFormat,
+    pub(crate) format: crate::format::TableFormat,
     /// This process is one shard of a split run (`--shard I/N`): it reads its part and saves
     /// its record; `ddbsnap commit` publishes the run.
-    pub shard: Option<crate::shard::Shard>,
+    pub(crate) shard: Option<crate::shard::Shard>,
     /// The start time every shard of a split run gives (`--run-id`): it names the run's
     /// `run=` folder when runs have folders (Delta tables, incremental pulls).
-    pub run_id: Option<DateTime<Utc>>,
+    pub(crate) run_id: Option<DateTime<Utc>>,
     /// What to do with a change set that starts after what the table holds (`--on-gap`).
-    pub on_gap: crate::window::OnGap,
+    pub(crate) on_gap: crate::window::OnGap,
+}
+
+impl SnapshotConfig {
+    /// The table name or ARN.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Where the run writes.
+    pub fn destination(&self) -> &Destination {
+        &self.destination
+    }
+
+    /// Region, profile and endpoint for DynamoDB (and the credentials for S3).
+    pub fn aws(&self) -> &AwsOptions {
+        &self.aws
+    }
+
+    /// S3-only settings.
+    pub fn s3(&self) -> &S3Options {
+        &self.s3
+    }
+
+    /// How the run is published.
+    pub fn format(&self) -> crate::format::TableFormat {
+        self.format
+    }
 }
 
 /// The timestamp window as asked for (resolved against the table and the previous runs when

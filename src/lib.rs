@@ -87,6 +87,7 @@ pub mod source;
 mod spare;
 pub mod table;
 pub mod throttle;
+mod totals;
 pub mod window;
 
 pub use config::{SnapshotConfig, SnapshotConfigBuilder};

@@ -19,6 +19,7 @@ pub const MANIFEST_FORMAT: &str = "ddbsnap.manifest.v1";
 
 /// The committed description of one snapshot.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Manifest {
     /// Always [`MANIFEST_FORMAT`].
     pub format: String,
@@ -45,23 +46,12 @@ pub struct Manifest {
     pub runs: u32,
     /// Whether strongly consistent reads were used.
     pub consistent_read: bool,
-    /// Items read by the scan (before any filter).
-    pub items_scanned: u64,
-    /// Items written to the data files.
-    pub items_written: u64,
-    /// Items left out because their TTL had passed (`--skip-expired`).
-    #[serde(default)]
-    pub items_expired: u64,
-    /// Scan pages received.
-    pub pages: u64,
-    /// Read capacity units consumed, as reported by DynamoDB.
-    pub consumed_rcu: f64,
+    /// Items read (`items_scanned`), written (`items_written`) and left out as expired
+    /// (`items_expired`), pages, read capacity consumed, requests throttled and retried.
+    #[serde(flatten)]
+    pub totals: crate::totals::Totals,
     /// The read budget of the run and where it came from.
     pub read_budget: crate::throttle::ReadBudget,
-    /// Scan requests DynamoDB throttled (each retried).
-    pub throttled_requests: u64,
-    /// Scan requests retried (throttled or failed).
-    pub retried_requests: u64,
     /// The window an incremental pull covered and what it saw.
     pub watermark: Option<Watermark>,
     /// For `mode: export`, the export's summary (ARN, export time, type, item count).
@@ -137,6 +127,7 @@ pub struct ManifestSchema {
 /// What an incremental pull (`--filter-attr`) covered: the next `--since last` starts at
 /// `window_end` minus the overlap.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Watermark {
     /// The timestamp attribute.
     pub attribute: String,

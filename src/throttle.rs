@@ -72,6 +72,7 @@ pub enum CapacitySource {
 
 /// The read budget of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ReadBudget {
     /// RCU per second the scan may consume.
     pub rcu_per_second: f64,

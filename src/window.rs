@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 /// Where a table's changes come from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Feed {
     /// DynamoDB incremental exports: every insert, update and delete.
     Export,
@@ -81,6 +82,7 @@ impl ChangeWindow {
 /// What a table holds: every change up to [`Coverage::until`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Coverage {
     /// A read of the whole table as of `at`: a scan (its start) or a full export (its export
     /// time). Holds every change of every feed up to then.

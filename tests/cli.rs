@@ -350,7 +350,7 @@ async fn skip_expired_leaves_out_items_past_their_ttl() {
     let kept: Vec<_> = items.iter().filter(|it| !expired(it)).cloned().collect();
     assert_same_items(&kept, &read_snapshot(&target).await);
     let manifest = ddbsnap::sink::reader::read_manifest(&target).await.unwrap();
-    assert_eq!(manifest.items_expired, 10);
+    assert_eq!(manifest.totals.items_expired, 10);
 }
 
 /// Every file under `dir`, as text (lossy), concatenated.

@@ -53,7 +53,7 @@ async fn empty_table_gives_a_valid_snapshot_with_zero_rows() {
     assert!(read_snapshot(&target).await.is_empty());
     let manifest = ddbsnap::sink::reader::read_manifest(&target).await.unwrap();
     assert_eq!(manifest.files.len(), 1, "one empty file carries the schema");
-    assert_eq!(manifest.items_written, 0);
+    assert_eq!(manifest.totals.items_written, 0);
     let file = FileItems::open(&target, &manifest.files[0].path)
         .await
         .unwrap();

@@ -393,7 +393,7 @@ async fn a_full_export_converts_value_by_value() {
     let manifest = ddbsnap::sink::reader::read_manifest(&target).await.unwrap();
     assert_eq!(manifest.mode, "export");
     assert_eq!(manifest.table.name, "orders");
-    assert_eq!(manifest.consumed_rcu, 0.0);
+    assert_eq!(manifest.totals.consumed_rcu, 0.0);
     let export = manifest.export.unwrap();
     assert_eq!(
         export.export_time.as_deref(),
@@ -999,7 +999,7 @@ async fn full_export_then_changes_then_apply_gives_the_new_table_state() {
     assert_same_items(&want, &read_snapshot(&next).await);
     let manifest = ddbsnap::sink::reader::read_manifest(&next).await.unwrap();
     assert_eq!(manifest.mode, "apply");
-    assert_eq!(manifest.items_written, 400 - 30 + 20);
+    assert_eq!(manifest.totals.items_written, 400 - 30 + 20);
 
     let next2 = apply(
         "s3://snaps/orders/changes2",
@@ -1552,7 +1552,7 @@ async fn conversion_survives_kills(s3: &S3Server, export: &str, expected: &[Item
         assert_same_items(expected, &read_snapshot(&target).await);
         let manifest = ddbsnap::sink::reader::read_manifest(&target).await.unwrap();
         assert_eq!(manifest.mode, "export");
-        assert_eq!(manifest.items_written, expected.len() as u64);
+        assert_eq!(manifest.totals.items_written, expected.len() as u64);
     }
 
     // Ctrl-C: the readers stop, the open file is closed and checkpointed, exit 130 with the

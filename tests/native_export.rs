@@ -49,7 +49,7 @@ async fn export_control_plane() {
         .export(request("exports"))
         .build()
         .unwrap();
-    let target = ddbsnap::sink::Target::open(&config.destination, None, &config.s3)
+    let target = ddbsnap::sink::Target::open(config.destination(), None, config.s3())
         .await
         .unwrap();
     let runs = [

@@ -157,7 +157,7 @@ async fn s3_target(s3: &S3Server, table: &str, url: &str) -> (SnapshotConfig, Ta
         .unwrap();
     let aws = aws_context(None);
     let target = Target::open(
-        &config.destination,
+        config.destination(),
         Some(&aws.sdk),
         &S3Options {
             endpoint_url: Some(s3.endpoint()),

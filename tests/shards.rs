@@ -170,7 +170,7 @@ async fn four_shards_and_a_commit_hold_every_item_once() {
     assert_same_items(&truth, &got);
     let manifest = ddbsnap::sink::reader::read_manifest(&target).await.unwrap();
     assert_eq!(manifest.segments, 8);
-    assert_eq!(manifest.items_scanned, ITEMS);
+    assert_eq!(manifest.totals.items_scanned, ITEMS);
     // Nothing but the manifest and the files it lists: no records, no stray files.
     let mut expected: HashSet<String> = manifest.files.iter().map(|f| f.path.clone()).collect();
     expected.insert("_manifest.json".into());

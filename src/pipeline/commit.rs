@@ -135,7 +135,6 @@ fn manifest_of(plan: &CommitPlan, checkpoint: &Checkpoint, columns: Columns) -> 
         .map(CheckpointFile::data_file)
         .collect();
     files.sort_by(|a, b| a.path.cmp(&b.path));
-    let totals = &checkpoint.totals;
     Manifest {
         format: MANIFEST_FORMAT.to_owned(),
         ddbsnap_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -147,14 +146,8 @@ fn manifest_of(plan: &CommitPlan, checkpoint: &Checkpoint, columns: Columns) -> 
         segments: checkpoint.segments,
         runs: checkpoint.runs,
         consistent_read: plan.consistent_read,
-        items_scanned: totals.items_scanned,
-        items_written: totals.items_written,
-        items_expired: totals.items_expired,
-        pages: totals.pages,
-        consumed_rcu: totals.consumed_rcu,
+        totals: checkpoint.totals.clone(),
         read_budget: plan.read_budget.clone(),
-        throttled_requests: totals.throttled_requests,
-        retried_requests: totals.retried_requests,
         export: plan.export.clone(),
         watermark: plan.time.as_ref().map(|t| Watermark {
             attribute: t.attribute.clone(),

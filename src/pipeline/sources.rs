@@ -307,7 +307,7 @@ pub async fn apply(
     if table.key_schema.is_empty() {
         table = declared_table(&table.name, table.arn.clone(), &keys, None);
     }
-    table.item_count = Some(base_manifest.items_written as i64);
+    table.item_count = Some(base_manifest.totals.items_written as i64);
     // The table's region, as the snapshot the changes apply to records it.
     let region = base_manifest.region.clone();
     let first = keys.clone();

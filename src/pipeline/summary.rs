@@ -10,6 +10,7 @@ use crate::throttle::ReadBudget;
 
 /// What a finished snapshot run reports.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Summary {
     /// Snapshot root.
     pub url: String,
@@ -81,18 +82,18 @@ impl Summary {
         Summary {
             url: target.url.clone(),
             table: manifest.table.name.clone(),
-            items: manifest.items_written,
-            items_scanned: manifest.items_scanned,
-            items_expired: manifest.items_expired,
+            items: manifest.totals.items_written,
+            items_scanned: manifest.totals.items_scanned,
+            items_expired: manifest.totals.items_expired,
             files: manifest.files.len(),
             bytes: manifest.files.iter().map(|f| f.bytes).sum(),
-            consumed_rcu: manifest.consumed_rcu,
-            pages: manifest.pages,
+            consumed_rcu: manifest.totals.consumed_rcu,
+            pages: manifest.totals.pages,
             segments: manifest.segments,
             read_budget: manifest.read_budget.clone(),
             concurrency: 0,
-            throttled_requests: manifest.throttled_requests,
-            retried_requests: manifest.retried_requests,
+            throttled_requests: manifest.totals.throttled_requests,
+            retried_requests: manifest.totals.retried_requests,
             files_rewritten: 0,
             runs: manifest.runs,
             already_committed,

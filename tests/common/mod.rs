@@ -586,7 +586,7 @@ pub async fn read_snapshot(target: &Target) -> Vec<Item> {
         }
         assert_eq!(rows, file.rows, "rows of {} match the manifest", file.path);
     }
-    assert_eq!(items.len() as u64, manifest.items_written);
+    assert_eq!(items.len() as u64, manifest.totals.items_written);
     items
 }
 
@@ -721,7 +721,7 @@ pub async fn snapshot_local(
     ))
     .build()
     .unwrap();
-    let target = Target::open(&config.destination, None, &Default::default())
+    let target = Target::open(config.destination(), None, &Default::default())
         .await
         .unwrap();
     let result = ddbsnap::Snapshot::new(config)

@@ -142,7 +142,10 @@ pub(super) fn merge(delta: &Delta<'_>, run: &Run, kind: ChangeKind) -> Result<De
         ("numTargetFilesAdded", added.len().to_string()),
         ("numTargetBytesRemoved", stats.bytes_rewritten.to_string()),
         ("numTargetBytesAdded", stats.bytes_added.to_string()),
-        ("numSourceRows", run.manifest.items_written.to_string()),
+        (
+            "numSourceRows",
+            run.manifest.totals.items_written.to_string(),
+        ),
     ];
     let commit = Commit::new(run, &arrow, &added, &shape, metrics)?.merged(stats);
     let rewritten: HashSet<&str> = touched.iter().map(|f| f.path.as_str()).collect();

@@ -32,6 +32,7 @@ use super::{DELTA_LOG, log};
 
 /// The Delta commit of a run, as the run's summary reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct DeltaCommit {
     /// The table version that holds the run.
     pub version: u64,
@@ -48,6 +49,7 @@ pub struct DeltaCommit {
 
 /// What a MERGE commit did, counted as Delta's own MERGE counts it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct MergeStats {
     /// Keys the table did not have.
     pub rows_inserted: u64,
@@ -418,7 +420,7 @@ impl Commit {
         let bytes: u64 = manifest.files.iter().map(|f| f.bytes).sum();
         let metrics = vec![
             ("numFiles", manifest.files.len().to_string()),
-            ("numOutputRows", manifest.items_written.to_string()),
+            ("numOutputRows", manifest.totals.items_written.to_string()),
             ("numOutputBytes", bytes.to_string()),
         ];
         Commit::new(
