@@ -34,10 +34,7 @@ pub(super) async fn export_runs(
     run: &RunContext<'_>,
 ) -> Result<Summary> {
     let config = run.config;
-    let request = config
-        .export
-        .as_ref()
-        .ok_or_else(|| Error::Internal("an export run without an export".into()))?;
+    let request = export_request(config)?;
     let plan = if config.format == TableFormat::Delta && !config.resume {
         plan_exports(aws, &table, &root, config, request).await?
     } else {
@@ -172,10 +169,7 @@ async fn export_run(
     run: &RunContext<'_>,
 ) -> Result<Summary> {
     let config = run.config;
-    let request = config
-        .export
-        .as_ref()
-        .ok_or_else(|| Error::Internal("an export run without an export".into()))?;
+    let request = export_request(config)?;
     let target = crate::plan::run_target(target, config, run.started.1).await?;
     let resumed = if config.resume {
         resume_export(&target, &table.name).await?
@@ -255,4 +249,12 @@ async fn resume_export(target: &Target, table: &str) -> Result<Option<ExportResu
             target.url
         ))),
     }
+}
+
+/// The export an export run asks for.
+fn export_request(config: &SnapshotConfig) -> Result<&ExportRequest> {
+    config
+        .export
+        .as_ref()
+        .ok_or_else(|| Error::Internal("an export run without an export".into()))
 }
