@@ -27,19 +27,19 @@ use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
 
 use crate::convert::{Columns, TableShape};
-pub use crate::cursor::{Position, StartKey};
+pub(crate) use crate::cursor::Position;
 use crate::error::{Error, Result};
 use crate::manifest::OutputOptions;
 use crate::mode::RunMode;
 use crate::sink::{DataFile, Target, next_data_file_index};
-pub use crate::totals::Totals;
+pub(crate) use crate::totals::Totals;
 
 /// Format identifier of this checkpoint layout.
-pub const CHECKPOINT_FORMAT: &str = "ddbsnap.checkpoint.v1";
+pub(crate) const CHECKPOINT_FORMAT: &str = "ddbsnap.checkpoint.v1";
 
 /// The state of an unfinished snapshot.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Checkpoint {
+pub(crate) struct Checkpoint {
     /// Always [`CHECKPOINT_FORMAT`].
     pub format: String,
     /// Version of ddbsnap that wrote it.
@@ -89,7 +89,7 @@ pub struct Checkpoint {
 
 /// A closed data file and the schema it was written with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CheckpointFile {
+pub(crate) struct CheckpointFile {
     /// Path, rows and bytes.
     #[serde(flatten)]
     pub file: DataFile,
@@ -128,7 +128,7 @@ impl Checkpoint {
     }
 
     /// Segments whose every item is already in closed files.
-    pub fn segments_done(&self) -> usize {
+    pub(crate) fn segments_done(&self) -> usize {
         self.positions
             .iter()
             .filter(|p| **p == Position::Done)
@@ -142,7 +142,7 @@ pub(crate) fn next_file_index(files: &[CheckpointFile]) -> usize {
 }
 
 /// Read `_checkpoint.json`, `None` when there is none.
-pub async fn read_checkpoint(target: &Target) -> Result<Option<Checkpoint>> {
+pub(crate) async fn read_checkpoint(target: &Target) -> Result<Option<Checkpoint>> {
     let name = target.checkpoint_name();
     let path = target.path(&name);
     let bytes = match target.store.get(&path).await {

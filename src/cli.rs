@@ -22,7 +22,7 @@ const SHARDS: &str = "Shards (one run split over processes)";
 /// Snapshot a DynamoDB table into lossless Parquet on S3 or local disk.
 #[derive(Debug, Parser)]
 #[command(name = "ddbsnap", version, about, long_about = None)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -33,7 +33,7 @@ pub struct Cli {
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Scan a table and write a Parquet snapshot.
     Snapshot(Box<SnapshotArgs>),
     /// Convert an existing DynamoDB export (Export to S3, DynamoDB JSON or Ion) into a snapshot, with
@@ -55,7 +55,7 @@ pub enum Command {
 
 /// `ddbsnap commit`.
 #[derive(Debug, Args)]
-pub struct CommitArgs {
+pub(crate) struct CommitArgs {
     /// Where the shards wrote (their `ddbsnap snapshot --to`): the run's folder, or the Delta
     /// table (or incremental dataset) whose run= folder holds it.
     pub to: String,
@@ -86,7 +86,7 @@ pub struct CommitArgs {
 
 impl CommitArgs {
     /// The validated request.
-    pub fn to_request(&self) -> Result<crate::pipeline::CommitRequest> {
+    pub(crate) fn to_request(&self) -> Result<crate::pipeline::CommitRequest> {
         let destination = crate::sink::Destination::parse(&self.to)?;
         if self.shards == 0 {
             return Err(crate::error::Error::invalid("--shards must be at least 1"));
@@ -113,7 +113,7 @@ impl CommitArgs {
 /// `--shard` and `--run-id`, for the commands whose runs can be split.
 #[derive(Debug, Args)]
 #[command(next_help_heading = SHARDS)]
-pub struct ShardArgs {
+pub(crate) struct ShardArgs {
     /// Run as shard I of N (from 0): read the scan segments (export data files) whose number
     /// is I modulo N, at 1/N of the read budget, into files no other shard writes; `ddbsnap
     /// commit --shards N` publishes the run once all have finished. Running a shard again
@@ -130,7 +130,7 @@ pub struct ShardArgs {
 
 impl ShardArgs {
     /// Apply these options to a configuration.
-    pub fn apply(
+    pub(crate) fn apply(
         &self,
         mut b: crate::config::SnapshotConfigBuilder,
     ) -> Result<crate::config::SnapshotConfigBuilder> {
@@ -146,7 +146,7 @@ impl ShardArgs {
 
 /// `ddbsnap describe`.
 #[derive(Debug, Args)]
-pub struct DescribeArgs {
+pub(crate) struct DescribeArgs {
     /// Table name or ARN.
     pub table: String,
     /// Estimate a scan of this secondary index instead of the table.
@@ -176,7 +176,7 @@ pub struct DescribeArgs {
 /// Region, profile and roles, shared by every subcommand.
 #[derive(Debug, Args)]
 #[command(next_help_heading = AWS)]
-pub struct AwsArgs {
+pub(crate) struct AwsArgs {
     /// AWS region (else AWS_REGION, AWS_DEFAULT_REGION or the profile's).
     #[arg(long)]
     pub region: Option<String>,
@@ -203,7 +203,7 @@ pub struct AwsArgs {
 
 impl AwsArgs {
     /// The AWS options these arguments describe, with DynamoDB at `endpoint_url` (if given).
-    pub fn options(&self, endpoint_url: Option<&str>) -> crate::aws::AwsOptions {
+    pub(crate) fn options(&self, endpoint_url: Option<&str>) -> crate::aws::AwsOptions {
         crate::aws::AwsOptions {
             region: self.region.clone(),
             profile: self.profile.clone(),
@@ -218,7 +218,7 @@ impl AwsArgs {
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
-pub enum ProgressMode {
+pub(crate) enum ProgressMode {
     /// A bar when stderr is a terminal, nothing otherwise.
     #[default]
     Auto,
@@ -232,7 +232,7 @@ pub enum ProgressMode {
 
 /// `ddbsnap snapshot`.
 #[derive(Debug, Args)]
-pub struct SnapshotArgs {
+pub(crate) struct SnapshotArgs {
     /// Table name or ARN.
     pub table: String,
     /// Strongly consistent reads (twice the read capacity; not on global secondary indexes).
@@ -350,7 +350,7 @@ pub struct SnapshotArgs {
 
 /// Output options shared by `snapshot` and `convert-export`.
 #[derive(Debug, Args)]
-pub struct OutputArgs {
+pub(crate) struct OutputArgs {
     /// S3 endpoint, for S3-compatible servers (else AWS_ENDPOINT_URL_S3, then
     /// AWS_ENDPOINT_URL).
     #[arg(long, value_name = "URL", help_heading = AWS)]
@@ -408,7 +408,7 @@ pub struct OutputArgs {
 
 impl OutputArgs {
     /// Apply these options (and `aws`) to a configuration.
-    pub fn apply(
+    pub(crate) fn apply(
         &self,
         aws: &AwsArgs,
         mut b: crate::config::SnapshotConfigBuilder,
@@ -440,7 +440,7 @@ impl OutputArgs {
 
 /// `ddbsnap convert-export`.
 #[derive(Debug, Args)]
-pub struct ConvertExportArgs {
+pub(crate) struct ConvertExportArgs {
     /// The export's own folder: `s3://bucket/prefix/AWSDynamoDB/<export-id>`, or the same
     /// folder in a local copy of the whole prefix (incremental exports keep their data files
     /// in the prefix's shared `AWSDynamoDB/data/`).
@@ -465,7 +465,7 @@ pub struct ConvertExportArgs {
 
 /// `ddbsnap apply`.
 #[derive(Debug, Args)]
-pub struct ApplyArgs {
+pub(crate) struct ApplyArgs {
     /// The change log: a snapshot made by `convert-export` from an incremental export.
     pub changes: String,
     /// The snapshot the changes apply to.
@@ -487,7 +487,7 @@ pub struct ApplyArgs {
 
 impl ApplyArgs {
     /// The change log's and the snapshot's locations, and the validated configuration.
-    pub fn to_config(
+    pub(crate) fn to_config(
         &self,
     ) -> Result<(
         crate::sink::Destination,
@@ -506,7 +506,7 @@ impl ApplyArgs {
 
 impl ConvertExportArgs {
     /// The validated configuration and the export's location.
-    pub fn to_config(&self) -> Result<(crate::sink::Destination, SnapshotConfig)> {
+    pub(crate) fn to_config(&self) -> Result<(crate::sink::Destination, SnapshotConfig)> {
         let source = crate::sink::Destination::parse(&self.export)?;
         let b = self
             .output
@@ -518,7 +518,7 @@ impl ConvertExportArgs {
 
 /// The format of a native export.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
-pub enum ExportFormat {
+pub(crate) enum ExportFormat {
     /// DynamoDB JSON lines.
     #[default]
     DynamodbJson,
@@ -528,7 +528,7 @@ pub enum ExportFormat {
 
 /// How `snapshot` reads the table.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// A segmented parallel Scan, within the read budget.
     #[default]
     Scan,
@@ -622,7 +622,7 @@ impl SnapshotArgs {
     }
 
     /// The validated configuration these arguments describe.
-    pub fn to_config(&self) -> Result<SnapshotConfig> {
+    pub(crate) fn to_config(&self) -> Result<SnapshotConfig> {
         let mut b = SnapshotConfig::builder(&self.table, &self.to)
             .consistent_read(self.consistent_read)
             .skip_expired(self.skip_expired)

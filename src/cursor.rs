@@ -16,7 +16,7 @@ const LEGACY_LINE_KEY: &str = "ddbsnap_line";
 /// the checkpoint keeps per part, and what each page says its part is at after it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
-pub enum Position {
+pub(crate) enum Position {
     /// No item of the part is in a closed file yet.
     Start,
     /// A Scan segment: every item up to this LastEvaluatedKey is in closed files; the scan
@@ -37,7 +37,7 @@ pub enum Position {
 
 /// A LastEvaluatedKey, serialized as DynamoDB JSON (`{"pk":{"S":"a"},"n":{"N":"1"}}`).
 #[derive(Debug, Clone, PartialEq)]
-pub struct StartKey(pub Item);
+pub(crate) struct StartKey(pub Item);
 
 impl Serialize for StartKey {
     fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {

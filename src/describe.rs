@@ -15,7 +15,7 @@ use crate::throttle::{ReadBudget, scan_page_rcu};
 
 /// What `describe` reports.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Description {
+pub(crate) struct Description {
     /// Keys, billing mode, capacity, item count, size and indexes.
     pub table: TableInfo,
     /// Point-in-time recovery status (`ENABLED`, `DISABLED`), or why it is unknown.
@@ -37,7 +37,7 @@ pub struct Description {
 }
 
 /// Describe `table` (or its `index`) and estimate a full Scan at `fraction` of its capacity.
-pub async fn describe(
+pub(crate) async fn describe(
     aws: &AwsContext,
     table: &str,
     index: Option<&str>,
@@ -92,7 +92,7 @@ pub async fn describe(
 
 impl Description {
     /// The description as a few lines of text.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let t = &self.table;
         let keys = |keys: &[crate::table::KeyAttribute]| {
             keys.iter()

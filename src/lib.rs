@@ -5,14 +5,18 @@
 //!
 //! ## Design
 //!
+//! One data flow carries every run (docs/architecture.md draws it with the traits and where
+//! each piece of state lives):
+//!
 //! ```text
-//! DescribeTable ─> plan ─> scan task × N ─(bounded channel)─> conversion thread ─> Parquet files
-//!                                                             (infer, encode)     (object_store)
-//!                                                  all segments done ─> _manifest.json (commit)
+//! table ─> plan ─> Producer (Scan segments | export files | apply) ─pages─> conversion lanes
+//!   ─> rolling Parquet files ─> commit through the table format's Publisher
+//!       (_manifest.json | the next Delta version); a checkpoint after every closed file
 //! ```
 //!
+//! * [`Snapshot`]: the library's way in, a builder run by `.await`.
 //! * [`table`]: what DescribeTable says: key schema, size, capacity, indexes (a leaf).
-//! * [`plan`]: the segment count, and what one run scans and where it writes.
+//! * `plan`: the segment count, and what one run scans and where it writes.
 //! * [`throttle`]: the read budget (a fraction of the table's capacity), one shared limiter
 //!   charged with the real ConsumedCapacity, page sizing, AIMD and backoff.
 //! * [`source`]: the segmented Scan (network tasks only move pages), and DynamoDB's native
@@ -24,15 +28,16 @@
 //!   page instead of freed and faulted in again.
 //! * [`sink`]: `--to` parsing, the object store (local or S3 with aws-config credentials) and
 //!   the rolling Parquet writer (with its per-column dictionary choice).
-//! * [`checkpoint`]: `_checkpoint.json`, saved after every closed file: per segment the last
-//!   key whose items are all in closed files, so `--resume` continues exactly where a killed or
-//!   failed run stopped.
+//! * [`pipeline`]: the one driver every run takes, its producers, the conversion lanes, resume
+//!   and the commit.
+//! * `checkpoint`: `_checkpoint.json`, saved after every closed file: per part (segment, data
+//!   file) the position up to which its items are all in closed files, so `--resume` continues
+//!   exactly where a killed or failed run stopped.
 //! * [`manifest`]: `_manifest.json`, written last: a snapshot without it is not complete.
 //! * [`format`](mod@format): where a finished run is published: a snapshot folder (its manifest), or the
 //!   next version of a Delta Lake table (a commit through `delta_kernel`).
 //! * [`window`]: change windows: what a change set covers, what a table holds, and whether
 //!   one may be applied to the other (in order, no gap, not twice).
-//! * [`describe`]: what a snapshot of a table would read and cost.
 //! * [`shard`]: one run split over processes a scheduler starts (`--shard I/N`), published
 //!   once by `ddbsnap commit`.
 //!
@@ -64,22 +69,23 @@
     clippy::too_many_lines
 )]
 
+#[doc(hidden)]
 pub mod app;
 pub mod aws;
 mod changes;
-pub mod checkpoint;
-pub mod cli;
+pub(crate) mod checkpoint;
+pub(crate) mod cli;
 pub mod config;
 pub mod convert;
 mod cursor;
-pub mod describe;
+pub(crate) mod describe;
 pub mod error;
 pub mod filter;
 pub mod format;
 pub mod manifest;
 pub mod mode;
 pub mod pipeline;
-pub mod plan;
+pub(crate) mod plan;
 pub mod progress;
 pub mod shard;
 pub mod sink;

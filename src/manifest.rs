@@ -14,6 +14,9 @@ use crate::source::export::ExportSummary;
 use crate::table::TableInfo;
 use crate::window::{ChangeWindow, Coverage, Feed};
 
+/// The run counters, flattened into the manifest.
+pub use crate::totals::Totals;
+
 /// Format identifier of this manifest layout.
 pub const MANIFEST_FORMAT: &str = "ddbsnap.manifest.v1";
 

@@ -3,19 +3,19 @@
 
 use crate::aws::AwsContext;
 use crate::error::{Error, Result};
-pub use crate::table::{IndexInfo, KeyAttribute, ReadCapacity, TableInfo};
+pub(crate) use crate::table::{IndexInfo, KeyAttribute, TableInfo};
 
 /// Bytes of table data per automatic segment.
-pub const BYTES_PER_SEGMENT: i64 = 1 << 30;
+pub(crate) const BYTES_PER_SEGMENT: i64 = 1 << 30;
 /// Fewest automatic segments: enough parallelism to hide request latency on small tables.
-pub const MIN_AUTO_SEGMENTS: u32 = 4;
+pub(crate) const MIN_AUTO_SEGMENTS: u32 = 4;
 /// Most automatic segments.
-pub const MAX_AUTO_SEGMENTS: u32 = 1024;
+pub(crate) const MAX_AUTO_SEGMENTS: u32 = 1024;
 
 /// The automatic segment count: one segment per GiB of table data (DescribeTable's
 /// TableSizeBytes), at least 4 and at most 1024. Small and empty tables get 4 segments, so a
 /// scan never fans out into hundreds of empty requests.
-pub fn auto_segments(size_bytes: Option<i64>) -> u32 {
+pub(crate) fn auto_segments(size_bytes: Option<i64>) -> u32 {
     let size = size_bytes.unwrap_or(0).max(0);
     let wanted = (size + BYTES_PER_SEGMENT - 1) / BYTES_PER_SEGMENT;
     (wanted.clamp(MIN_AUTO_SEGMENTS as i64, MAX_AUTO_SEGMENTS as i64)) as u32
@@ -65,7 +65,7 @@ mod tests {
 
 /// What one run scans, resolved against the table, the dataset root and a probe request.
 #[derive(Debug, Clone)]
-pub struct ScanPlan {
+pub(crate) struct ScanPlan {
     /// The index scanned, if not the table.
     pub index: Option<IndexInfo>,
     /// Key attributes of what is scanned: the table's, then the index's own.
@@ -82,7 +82,7 @@ pub struct ScanPlan {
 
 impl ScanPlan {
     /// Approximate size of what is scanned (for the automatic segment count).
-    pub fn size_bytes(&self, table: &TableInfo) -> Option<i64> {
+    pub(crate) fn size_bytes(&self, table: &TableInfo) -> Option<i64> {
         match &self.index {
             Some(index) => index.size_bytes,
             None => table.size_bytes,
@@ -90,7 +90,7 @@ impl ScanPlan {
     }
 
     /// Approximate item count of what is scanned.
-    pub fn item_count(&self, table: &TableInfo) -> Option<i64> {
+    pub(crate) fn item_count(&self, table: &TableInfo) -> Option<i64> {
         match &self.index {
             Some(index) => index.item_count,
             None => table.item_count,
@@ -102,7 +102,7 @@ impl ScanPlan {
 /// pick the run directory under the dataset root `root` and resolve `--since last` from the
 /// latest committed run. Ends with a one-item probe Scan, so a bad expression fails here,
 /// before anything is written.
-pub async fn plan_scan(
+pub(crate) async fn plan_scan(
     aws: &AwsContext,
     table: &TableInfo,
     config: &crate::config::SnapshotConfig,

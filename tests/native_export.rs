@@ -8,9 +8,9 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use ddbsnap::plan::TableInfo;
 use ddbsnap::progress::NoProgress;
 use ddbsnap::source::export::{ExportRequest, run_export};
+use ddbsnap::table::TableInfo;
 
 fn request(bucket: &str) -> ExportRequest {
     ExportRequest {

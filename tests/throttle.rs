@@ -293,7 +293,7 @@ async fn a_global_index_is_budgeted_from_its_own_capacity() {
         .send()
         .await
         .unwrap();
-    let table = ddbsnap::plan::TableInfo::describe(&db.aws(), "indexed")
+    let table = ddbsnap::table::TableInfo::describe(&db.aws(), "indexed")
         .await
         .unwrap();
     let budget =

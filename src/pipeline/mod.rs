@@ -1,7 +1,10 @@
-//! Wires source → convert → sink, checkpoints, and commits.
+//! The one path every run takes: [`Snapshot`] (and [`convert_export`], [`apply`],
+//! [`commit_shards`]) hand a producer (`scan`: a Scan's segments; `files`: an export's data
+//! files or the merge of `apply`) to the `driver`, which starts or resumes the run, runs the
+//! producer into the conversion lanes and commits through the table format's publisher.
 //!
 //! ```text
-//! scan task × concurrency ──page──> PageSink ──segment % lanes──> conversion lanes (see lanes)
+//! producer tasks ──────────page──> PageSink ──segment % lanes──> conversion lanes (see lanes)
 //!   (each page's parse starts on a                                  each takes its pages in
 //!    blocking thread as it arrives)                                  order: observe the shared
 //!                                                                    shape, encode, its own
@@ -17,7 +20,7 @@
 //! the open file is closed and a new one started; at the end, every file whose schema differs
 //! from the final one is read back and re-encoded, so all files share one schema.
 //!
-//! Checkpoints (see [`crate::checkpoint`]): files close only between pages (on a schema
+//! Checkpoints (`_checkpoint.json`): files close only between pages (on a schema
 //! change, at the target size, or after `checkpoint_interval`), and each close is followed by a
 //! checkpoint naming every closed file and, per segment, the LastEvaluatedKey of the last page
 //! in them. `--resume` restores that state (positions, files, schema inference, totals) and
