@@ -34,19 +34,25 @@ pub const MAX_SEGMENTS: u32 = 1_000_000;
 pub struct SnapshotConfig {
     /// Table name or ARN.
     pub(crate) table: String,
-    /// Where the snapshot goes.
-    pub(crate) destination: Destination,
     /// Region, profile and endpoint for DynamoDB (and the credentials for S3).
     pub(crate) aws: AwsOptions,
-    /// S3-only settings.
-    pub(crate) s3: S3Options,
+    /// What is read and how fast.
+    pub(crate) read: ReadOptions,
+    /// Read the table through DynamoDB's Export to S3 instead of a Scan.
+    pub(crate) export: Option<crate::source::export::ExportRequest>,
+    /// Where and how the run writes.
+    pub(crate) output: OutputOptions,
+    /// Resuming, replacing, splitting and gaps.
+    pub(crate) run: RunOptions,
+}
+
+/// What a run reads and how fast: the Scan and its read budget.
+#[derive(Debug, Clone)]
+pub(crate) struct ReadOptions {
     /// TotalSegments; `None` picks [`crate::plan::auto_segments`].
     pub(crate) segments: Option<u32>,
     /// Segments scanned at once; `None` lets the read budget decide (one per 400 RCU/s, 1 to 8).
     pub(crate) concurrency: Option<u32>,
-    /// Conversion threads, each writing its own files; `None`: one per two cores, one per
-    /// 64 MiB of input at most.
-    pub(crate) threads: Option<u32>,
     /// Leave out items whose TTL attribute is in the past (DynamoDB keeps them visible until
     /// Time to Live deletes them).
     pub(crate) skip_expired: bool,
@@ -59,6 +65,25 @@ pub struct SnapshotConfig {
     pub(crate) max_rcu: Option<f64>,
     /// Give up on a segment after this long without a successful page.
     pub(crate) retry_timeout: std::time::Duration,
+    /// Secondary index to scan instead of the table.
+    pub(crate) index: Option<String>,
+    /// Attributes to read (empty: all).
+    pub(crate) columns: Vec<String>,
+    /// A raw FilterExpression.
+    pub(crate) raw_filter: Option<RawFilter>,
+    /// An incremental pull on a timestamp attribute; `--to` is then a dataset root.
+    pub(crate) time: Option<TimeSpec>,
+}
+
+/// Where a run writes and how: the destination, the table format and the data files.
+#[derive(Debug, Clone)]
+pub(crate) struct OutputOptions {
+    /// Where the snapshot goes.
+    pub(crate) destination: Destination,
+    /// S3-only settings.
+    pub(crate) s3: S3Options,
+    /// How the run is published: a snapshot folder or a Delta table version.
+    pub(crate) format: crate::format::TableFormat,
     /// Number mapping.
     pub(crate) numbers: NumberMode,
     /// Parquet compression.
@@ -71,24 +96,20 @@ pub struct SnapshotConfig {
     pub(crate) row_group_bytes: usize,
     /// Multipart upload part size.
     pub(crate) part_bytes: usize,
+    /// Conversion threads, each writing its own files; `None`: one per two cores, one per
+    /// 64 MiB of input at most.
+    pub(crate) threads: Option<u32>,
+}
+
+/// How a run relates to the runs before it: resuming, replacing, splitting, gaps.
+#[derive(Debug, Clone)]
+pub(crate) struct RunOptions {
     /// Replace a snapshot already at the destination.
     pub(crate) overwrite: bool,
     /// Continue the unfinished snapshot at the destination from its checkpoint.
     pub(crate) resume: bool,
     /// Longest time a data file stays open (each closed file is a checkpoint).
     pub(crate) checkpoint_interval: std::time::Duration,
-    /// Secondary index to scan instead of the table.
-    pub(crate) index: Option<String>,
-    /// Attributes to read (empty: all).
-    pub(crate) columns: Vec<String>,
-    /// A raw FilterExpression.
-    pub(crate) raw_filter: Option<RawFilter>,
-    /// An incremental pull on a timestamp attribute; `--to` is then a dataset root.
-    pub(crate) time: Option<TimeSpec>,
-    /// Read the table through DynamoDB's Export to S3 instead of a Scan.
-    pub(crate) export: Option<crate::source::export::ExportRequest>,
-    /// How the run is published: a snapshot folder or a Delta table version.
-    pub(crate) format: crate::format::TableFormat,
     /// This process is one shard of a split run (`--shard I/N`): it reads its part and saves
     /// its record; `ddbsnap commit` publishes the run.
     pub(crate) shard: Option<crate::shard::Shard>,
@@ -107,7 +128,7 @@ impl SnapshotConfig {
 
     /// Where the run writes.
     pub fn destination(&self) -> &Destination {
-        &self.destination
+        &self.output.destination
     }
 
     /// Region, profile and endpoint for DynamoDB (and the credentials for S3).
@@ -117,12 +138,12 @@ impl SnapshotConfig {
 
     /// S3-only settings.
     pub fn s3(&self) -> &S3Options {
-        &self.s3
+        &self.output.s3
     }
 
     /// How the run is published.
     pub fn format(&self) -> crate::format::TableFormat {
-        self.format
+        self.output.format
     }
 }
 
@@ -432,35 +453,41 @@ impl SnapshotConfigBuilder {
         self.check_limits()?;
         Ok(SnapshotConfig {
             table: self.table,
-            destination,
             aws: self.aws,
-            s3: self.s3,
-            segments: self.segments,
-            concurrency: self.concurrency,
-            threads: self.threads,
-            skip_expired: self.skip_expired,
-            consistent_read: self.consistent_read,
-            read_fraction: self.read_fraction,
-            max_rcu: self.max_rcu,
-            retry_timeout: self.retry_timeout,
-            numbers: self.numbers,
-            compression: self.compression,
-            zstd_level: self.zstd_level,
-            target_file_bytes: self.target_file_bytes,
-            row_group_bytes: self.row_group_bytes,
-            part_bytes: self.part_bytes,
-            overwrite: self.overwrite,
-            resume: self.resume,
-            checkpoint_interval: self.checkpoint_interval,
-            index: self.index,
-            columns: self.columns,
-            raw_filter: self.raw_filter,
-            time: self.time,
+            read: ReadOptions {
+                segments: self.segments,
+                concurrency: self.concurrency,
+                skip_expired: self.skip_expired,
+                consistent_read: self.consistent_read,
+                read_fraction: self.read_fraction,
+                max_rcu: self.max_rcu,
+                retry_timeout: self.retry_timeout,
+                index: self.index,
+                columns: self.columns,
+                raw_filter: self.raw_filter,
+                time: self.time,
+            },
             export: self.export,
-            format: self.format,
-            shard: self.shard,
-            run_id: self.run_id,
-            on_gap: self.on_gap,
+            output: OutputOptions {
+                destination,
+                s3: self.s3,
+                format: self.format,
+                numbers: self.numbers,
+                compression: self.compression,
+                zstd_level: self.zstd_level,
+                target_file_bytes: self.target_file_bytes,
+                row_group_bytes: self.row_group_bytes,
+                part_bytes: self.part_bytes,
+                threads: self.threads,
+            },
+            run: RunOptions {
+                overwrite: self.overwrite,
+                resume: self.resume,
+                checkpoint_interval: self.checkpoint_interval,
+                shard: self.shard,
+                run_id: self.run_id,
+                on_gap: self.on_gap,
+            },
         })
     }
 

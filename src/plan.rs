@@ -112,13 +112,13 @@ pub(crate) async fn plan_scan(
     use crate::config::Since;
     use crate::filter::{ScanSpec, TimeFilter};
 
-    let index = match &config.index {
+    let index = match &config.read.index {
         None => None,
         Some(name) => Some(table.index(name)?.clone()),
     };
     if let Some(index) = &index
         && index.is_global()
-        && config.consistent_read
+        && config.read.consistent_read
     {
         return Err(Error::invalid(format!(
             "--consistent-read cannot be used on global secondary index '{}': DynamoDB reads \
@@ -129,7 +129,7 @@ pub(crate) async fn plan_scan(
     }
     let keys = table.scan_keys(index.as_ref());
     let target = run_target(root.clone(), config, started_at).await?;
-    let time = match &config.time {
+    let time = match &config.read.time {
         None => None,
         Some(spec) => {
             let format = match spec.format {
@@ -143,7 +143,7 @@ pub(crate) async fn plan_scan(
                     let feed = crate::window::Feed::Pull {
                         attribute: spec.attribute.clone(),
                     };
-                    let publisher = config.format.publisher();
+                    let publisher = config.output.format.publisher();
                     let until = publisher.covered_until(&root, &feed).await?;
                     Some(until - chrono::TimeDelta::from_std(spec.overlap).unwrap_or_default())
                 }
@@ -164,20 +164,20 @@ pub(crate) async fn plan_scan(
         }
     };
     let (time, window_note) = admit_pull(&root, config, time, started_at).await?;
-    let skip_expired = if config.skip_expired {
+    let skip_expired = if config.read.skip_expired {
         Some(ttl_attribute(aws, &table.name).await?)
     } else {
         None
     };
     let spec = ScanSpec {
-        index: config.index.clone(),
-        columns: config.columns.clone(),
-        raw: config.raw_filter.clone(),
+        index: config.read.index.clone(),
+        columns: config.read.columns.clone(),
+        raw: config.read.raw_filter.clone(),
         time,
         skip_expired,
     };
     if !spec.is_full_table() {
-        probe(aws, table, &spec, &keys, config.consistent_read).await?;
+        probe(aws, table, &spec, &keys, config.read.consistent_read).await?;
     }
     Ok(ScanPlan {
         index,
@@ -202,13 +202,13 @@ async fn admit_pull(
 ) -> Result<(Option<crate::filter::TimeFilter>, Option<String>)> {
     use crate::window::{Admission, ChangeWindow, Feed};
     let explicit = matches!(
-        config.time.as_ref().and_then(|t| t.since),
+        config.read.time.as_ref().and_then(|t| t.since),
         Some(crate::config::Since::At(_))
     );
     let Some(filter) = time.as_ref().filter(|_| explicit) else {
         return Ok((time, None));
     };
-    let (Some(from), false) = (filter.since, config.resume) else {
+    let (Some(from), false) = (filter.since, config.run.resume) else {
         return Ok((time, None));
     };
     let change = ChangeWindow {
@@ -219,8 +219,8 @@ async fn admit_pull(
         to: filter.until.map_or(started_at, |u| u.min(started_at)),
         id: None,
     };
-    let publisher = config.format.publisher();
-    let admission = publisher.admit(root, &change, config.on_gap).await?;
+    let publisher = config.output.format.publisher();
+    let admission = publisher.admit(root, &change, config.run.on_gap).await?;
     Ok(match admission {
         // A pull is never "already applied": it reads current images again.
         Admission::Apply | Admission::AlreadyApplied(_) => (time, None),
@@ -238,8 +238,8 @@ pub(crate) async fn run_target(
     config: &crate::config::SnapshotConfig,
     started_at: chrono::DateTime<chrono::Utc>,
 ) -> Result<crate::sink::Target> {
-    crate::format::check_kind(&root, config.format, config.time.is_some()).await?;
-    let target = match (uses_run_dirs(config), config.shard, config.run_id) {
+    crate::format::check_kind(&root, config.output.format, config.read.time.is_some()).await?;
+    let target = match (uses_run_dirs(config), config.run.shard, config.run.run_id) {
         (false, _, _) => root,
         (true, Some(_), Some(id)) => root.child(&crate::sink::run_dir_name(id)),
         (true, Some(shard), None) => {
@@ -247,15 +247,15 @@ pub(crate) async fn run_target(
                 "--shard {shard} needs --run-id here (see --help)"
             )));
         }
-        (true, None, _) => root.run_dir(config.resume, started_at).await?,
+        (true, None, _) => root.run_dir(config.run.resume, started_at).await?,
     };
     // A snapshot folder is read as it is: a shard's files wait in _shards/ until the commit.
-    Ok(target.for_shard(config.shard, config.format.stages_shards()))
+    Ok(target.for_shard(config.run.shard, config.output.format.stages_shards()))
 }
 
 /// True when runs write into `run=` folders of `--to` (incremental pulls, Delta tables).
 pub(crate) fn uses_run_dirs(config: &crate::config::SnapshotConfig) -> bool {
-    config.time.is_some() || config.format.runs_in_folders()
+    config.read.time.is_some() || config.output.format.runs_in_folders()
 }
 
 /// Make the run's folder ready for a new run: a `run=` folder is new (its first checkpoint
@@ -268,7 +268,7 @@ pub(crate) async fn prepare_new_run(
     if uses_run_dirs(config) {
         target.probe().await
     } else {
-        target.prepare(config.overwrite).await
+        target.prepare(config.run.overwrite).await
     }
 }
 

@@ -25,11 +25,11 @@ pub(super) async fn into_delta(
     change: &ChangeWindow,
     config: &SnapshotConfig,
 ) -> Result<Admitted> {
-    if config.resume {
+    if config.run.resume {
         return Ok(Admitted::Go(None));
     }
     let delta = crate::format::TableFormat::Delta.publisher();
-    let admission = delta.admit(table, change, config.on_gap).await?;
+    let admission = delta.admit(table, change, config.run.on_gap).await?;
     Ok(act(admission))
 }
 

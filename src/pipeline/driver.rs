@@ -118,7 +118,7 @@ pub(super) async fn drive<P: Producer>(
     }
     // From here on a failure leaves a run `--resume` can continue.
     let left = checkpoint.segments as usize - checkpoint.segments_done();
-    let lane_count = lanes::lane_count(run.config.threads, producer.input_bytes(), left);
+    let lane_count = lanes::lane_count(run.config.output.threads, producer.input_bytes(), left);
     let reading = producer.prepare(&checkpoint, lane_count, &target)?;
     run.progress.event(&ProgressEvent::Started {
         mode: origin.mode,
@@ -165,7 +165,7 @@ async fn start_or_resume(
         let part = (target, shard);
         return shards::start_shard(part, table, origin, config, progress, fresh).await;
     }
-    if config.resume {
+    if config.run.resume {
         return Ok(match resume_point(target, table, origin, config).await? {
             Started::Running(checkpoint) => {
                 Started::Running(Box::new(continue_from(*checkpoint, progress)))

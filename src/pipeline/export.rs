@@ -35,7 +35,7 @@ pub(super) async fn export_runs(
 ) -> Result<Summary> {
     let config = run.config;
     let request = export_request(config)?;
-    let plan = if config.format == TableFormat::Delta && !config.resume {
+    let plan = if config.output.format == TableFormat::Delta && !config.run.resume {
         plan_exports(aws, &table, &root, config, request).await?
     } else {
         // One export (or the resumed one, whose export is in its checkpoint).
@@ -129,7 +129,7 @@ async fn plan_exports(
         }
         Some(IncrementalRange::SinceLast { until, old_images }) => (*until, *old_images),
     };
-    let mut from = (config.format.publisher())
+    let mut from = (config.output.format.publisher())
         .covered_until(root, &Feed::Export)
         .await?;
     if let Some(earliest) = earliest_restorable(aws, table).await?
@@ -142,7 +142,7 @@ async fn plan_exports(
             table.name,
             show(earliest)
         );
-        match config.on_gap {
+        match config.run.on_gap {
             OnGap::Fail => {
                 return Err(Error::OutOfOrder {
                     url: root.url.clone(),
@@ -171,7 +171,7 @@ async fn export_run(
     let config = run.config;
     let request = export_request(config)?;
     let target = crate::plan::run_target(target, config, run.started.1).await?;
-    let resumed = if config.resume {
+    let resumed = if config.run.resume {
         resume_export(&target, &table.name).await?
     } else {
         None
@@ -186,20 +186,16 @@ async fn export_run(
             let progress = &*run.progress;
             let done = crate::source::export::run_export(aws, &table, request, progress).await?;
             // Nothing converted yet: a fresh start (the ClientToken found the export again).
-            (
-                done.dir,
-                SnapshotConfig {
-                    resume: false,
-                    ..config.clone()
-                },
-            )
+            let mut fresh = config.clone();
+            fresh.run.resume = false;
+            (done.dir, fresh)
         }
     };
     let export = Export::open(
         Target::open_source(
             &crate::sink::Destination::parse(&dir)?,
             Some(&aws.s3),
-            &config.s3,
+            &config.output.s3,
         )
         .await?,
     )

@@ -143,7 +143,7 @@ impl Conversion {
                     0,
                 )
                 .numbered_by(Arc::clone(&numbers)),
-                numbers: setup.config.numbers,
+                numbers: setup.config.output.numbers,
                 time: setup.time.clone(),
                 expiry: setup.expiry.clone(),
                 state: LaneState::default(),
@@ -152,7 +152,7 @@ impl Conversion {
                 held: Vec::new(),
                 held_pages: Vec::new(),
                 sampling: true,
-                max_file_age: setup.config.checkpoint_interval,
+                max_file_age: setup.config.run.checkpoint_interval,
                 report_pages: setup.report_pages,
             };
             running.push(tokio::task::spawn_blocking(move || lane.run(rx)));
@@ -163,7 +163,7 @@ impl Conversion {
             writer,
             numbers,
             progress: Arc::clone(setup.progress),
-            number_mode: setup.config.numbers,
+            number_mode: setup.config.output.numbers,
         };
         (PageSink::new(senders), conversion)
     }

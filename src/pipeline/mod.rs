@@ -146,9 +146,10 @@ impl Snapshot {
         match target {
             Some(target) => read_table(&aws, table, target, &run).await,
             None => {
-                leaving_no_trace(&config.destination, async {
+                leaving_no_trace(&config.output.destination, async {
                     let target =
-                        Target::open(&config.destination, Some(&aws.s3), &config.s3).await?;
+                        Target::open(&config.output.destination, Some(&aws.s3), &config.output.s3)
+                            .await?;
                     read_table(&aws, table, target, &run).await
                 })
                 .await

@@ -182,7 +182,7 @@ fn same_run(
             show(filter.as_ref())
         )));
     }
-    if let Some(s) = config.segments
+    if let Some(s) = config.read.segments
         && s != checkpoint.segments
     {
         return Err(mismatch(format!(
@@ -285,10 +285,10 @@ pub(super) fn continue_from(mut checkpoint: Checkpoint, progress: &dyn Progress)
 
 pub(super) fn output_options(config: &SnapshotConfig) -> OutputOptions {
     OutputOptions {
-        compression: config.compression,
-        zstd_level: (config.compression == crate::sink::Compression::Zstd)
-            .then_some(config.zstd_level),
-        numbers: config.numbers,
+        compression: config.output.compression,
+        zstd_level: (config.output.compression == crate::sink::Compression::Zstd)
+            .then_some(config.output.zstd_level),
+        numbers: config.output.numbers,
     }
 }
 
@@ -334,6 +334,7 @@ pub(super) fn new_checkpoint(
         mode: origin.mode,
         source: origin.source.clone(),
         window: config
+            .read
             .time
             .as_ref()
             .filter(|_| origin.mode == RunMode::Scan)

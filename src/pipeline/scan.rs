@@ -36,11 +36,11 @@ pub(super) async fn scan(
     let target = plan.target.clone();
     let budget = ReadBudget::plan_for(
         &table,
-        config.index.as_deref(),
-        config.read_fraction,
-        config.max_rcu,
+        config.read.index.as_deref(),
+        config.read.read_fraction,
+        config.read.max_rcu,
     )
-    .unwrap_or_else(|| ReadBudget::plan(&table, config.read_fraction, config.max_rcu));
+    .unwrap_or_else(|| ReadBudget::plan(&table, config.read.read_fraction, config.read.max_rcu));
     let publish = CommitPlan {
         time: plan.spec.time.clone(),
         read_budget: budget.clone(),
@@ -61,7 +61,7 @@ pub(super) async fn scan(
         plan,
         filter,
         budget,
-        run_config: config.clone(),
+        read: config.read.clone(),
         progress: Arc::clone(&run.progress),
         job: None,
     };
@@ -79,7 +79,8 @@ struct Scan {
     filter: Option<serde_json::Value>,
     /// The read budget of the whole run (all shards together).
     budget: ReadBudget,
-    run_config: crate::config::SnapshotConfig,
+    /// What the run reads and how fast.
+    read: crate::config::ReadOptions,
     progress: Arc<dyn Progress>,
     /// The segments left and how to scan them, once prepared.
     job: Option<Prepared>,
@@ -105,7 +106,7 @@ impl Producer for Scan {
 
     fn parts(&self) -> (u32, TableShape) {
         let segments = self
-            .run_config
+            .read
             .segments
             .unwrap_or_else(|| auto_segments(self.plan.size_bytes(&self.table)));
         let keys = self
@@ -130,7 +131,7 @@ impl Producer for Scan {
         _lanes: usize,
         target: &Target,
     ) -> Result<Reading> {
-        let config = &self.run_config;
+        let read = &self.read;
         let pending = pending_segments(checkpoint);
         // A shard reads at its share of the table's budget.
         let own_budget = match target.shard() {
@@ -139,7 +140,7 @@ impl Producer for Scan {
         };
         // An explicit --concurrency is honoured; otherwise the budget decides how many
         // segments are worth running at once.
-        let concurrency = config
+        let concurrency = read
             .concurrency
             .unwrap_or_else(|| own_budget.concurrency(crate::config::DEFAULT_MAX_CONCURRENCY))
             .min(pending.len() as u32)
@@ -152,7 +153,7 @@ impl Producer for Scan {
         let throttle = Arc::new(Throttle::new(
             own_budget.rcu_per_second,
             item_bytes,
-            config.consistent_read,
+            read.consistent_read,
         ));
         let keys: Vec<String> = plan.keys.iter().map(|k| k.name.clone()).collect();
         let parts = Prepared {
@@ -189,15 +190,15 @@ impl Producer for Scan {
         let job = ScanJob {
             aws: self.aws,
             table: Arc::from(self.table.name.as_str()),
-            index: self.run_config.index.as_deref().map(Arc::from),
+            index: self.read.index.as_deref().map(Arc::from),
             expressions: parts.expressions,
             total_segments: parts.total_segments,
-            consistent_read: self.run_config.consistent_read,
+            consistent_read: self.read.consistent_read,
             permits: parts.permits,
             tx,
             progress,
             throttle: parts.throttle,
-            retry_timeout: self.run_config.retry_timeout,
+            retry_timeout: self.read.retry_timeout,
         };
         scan_segments(job, parts.pending, &cancel, &url).await
     }

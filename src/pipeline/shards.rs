@@ -43,7 +43,13 @@ pub(super) async fn start_shard(
     if let Some(manifest) = committed(target, &owned).await? {
         return Ok(Started::Committed(Box::new(manifest)));
     }
-    if let Some(version) = config.format.publisher().committed_version(target).await? {
+    if let Some(version) = config
+        .output
+        .format
+        .publisher()
+        .committed_version(target)
+        .await?
+    {
         let table = target
             .split_parent()
             .map_or(target.url.clone(), |(t, _)| t.url);

@@ -42,7 +42,7 @@ use super::summary::Summary;
 const EXPORT_READERS: usize = 2;
 
 /// Convert the DynamoDB export at `source` (its `.../AWSDynamoDB/<export-id>` directory) into a
-/// snapshot at `config.destination`, through the same conversion, files and commit as a scan.
+/// snapshot at `config.output.destination`, through the same conversion, files and commit as a scan.
 /// Reads nothing from the table. `keys` are the table's key attributes, in order (an export
 /// does not record them): they become the first columns and the manifest's key schema.
 pub async fn convert_export(
@@ -53,14 +53,14 @@ pub async fn convert_export(
     cancel: CancellationToken,
 ) -> Result<Summary> {
     let run = RunContext::new(config, progress, cancel);
-    let aws = aws_for(config, &[source, &config.destination]).await?;
+    let aws = aws_for(config, &[source, &config.output.destination]).await?;
     let sdk = aws.as_ref().map(|a| &a.s3);
     // The export and the keys first: a wrong location or key must not leave an empty
     // destination behind.
-    let export = Export::open(Target::open_source(source, sdk, &config.s3).await?).await?;
+    let export = Export::open(Target::open_source(source, sdk, &config.output.s3).await?).await?;
     let export = check_keys(export, keys).await?;
-    leaving_no_trace(&config.destination, async {
-        let target = Target::open(&config.destination, sdk, &config.s3).await?;
+    leaving_no_trace(&config.output.destination, async {
+        let target = Target::open(&config.output.destination, sdk, &config.output.s3).await?;
         let table_keys = delta_keys(&target, keys, config).await?;
         // Keys taken from the Delta table are checked against the export too.
         let export = if keys.is_empty() {
@@ -83,7 +83,7 @@ async fn delta_keys(
     keys: &[String],
     config: &SnapshotConfig,
 ) -> Result<Vec<String>> {
-    match config.format.publisher().keys(root).await? {
+    match config.output.format.publisher().keys(root).await? {
         Some(table) if keys.is_empty() => Ok(table),
         Some(table) if table != keys => Err(Error::invalid(format!(
             "--key {}: the Delta table at {} is keyed by {}; give --key {} or leave --key out",
@@ -239,7 +239,7 @@ async fn admit_export(
             message,
         })?;
     match (window, target.split_parent()) {
-        (Some(window), Some((root, _))) if config.format == TableFormat::Delta => {
+        (Some(window), Some((root, _))) if config.output.format == TableFormat::Delta => {
             admit::into_delta(&root, &window, config).await
         }
         _ => Ok(Admitted::Go(None)),
@@ -266,7 +266,7 @@ async fn check_keys(export: Export, keys: &[String]) -> Result<Export> {
 }
 
 /// Merge the change log at `changes` (a converted incremental export) into the snapshot at
-/// `base`, and commit the result as a new full snapshot at `config.destination`: per key, the
+/// `base`, and commit the result as a new full snapshot at `config.output.destination`: per key, the
 /// change with the latest `_write_time` wins; deletes remove the item, inserts and updates
 /// replace it with the new image. Memory holds the change log's latest row per key; the base
 /// snapshot is streamed. `keys` default to the base snapshot's key schema.
@@ -279,20 +279,20 @@ pub async fn apply(
     cancel: CancellationToken,
 ) -> Result<Summary> {
     let run = RunContext::new(config, progress, cancel);
-    let aws = aws_for(config, &[changes, base, &config.destination]).await?;
+    let aws = aws_for(config, &[changes, base, &config.output.destination]).await?;
     let sdk = aws.as_ref().map(|a| &a.s3);
-    let changes = Target::open_source(changes, sdk, &config.s3).await?;
-    let base = Target::open_source(base, sdk, &config.s3).await?;
+    let changes = Target::open_source(changes, sdk, &config.output.s3).await?;
+    let base = Target::open_source(base, sdk, &config.output.s3).await?;
     let change_manifest = read_manifest(&changes).await?;
     let base_manifest = read_manifest(&base).await?;
     let (keys, change) = check_apply(&changes, &change_manifest, &base_manifest, keys, config)?;
-    let window_note = if config.resume {
+    let window_note = if config.run.resume {
         None
     } else {
-        match admit::onto_snapshot(&base, &base_manifest, &change, config.on_gap)? {
+        match admit::onto_snapshot(&base, &base_manifest, &change, config.run.on_gap)? {
             Admitted::Go(note) => note,
             Admitted::Done(note) => {
-                let out = config.destination.display();
+                let out = config.output.destination.display();
                 return Ok(Summary::already_applied(&out, &base_manifest.table, note));
             }
             Admitted::Refresh(gap) => {
@@ -301,7 +301,7 @@ pub async fn apply(
         }
     };
     // Opened (a local folder created) only once the change set is admitted.
-    let target = Target::open(&config.destination, sdk, &config.s3).await?;
+    let target = Target::open(&config.output.destination, sdk, &config.output.s3).await?;
     crate::format::check_kind(&target, TableFormat::Snapshot, false).await?;
     let mut table = base_manifest.table.clone();
     if table.key_schema.is_empty() {
@@ -395,7 +395,7 @@ fn check_apply(
             )));
         }
     }
-    if config.format == TableFormat::Delta {
+    if config.output.format == TableFormat::Delta {
         return Err(Error::invalid(
             "apply writes a snapshot folder; to merge an incremental export into a Delta \
              table, convert it into the table: convert-export EXPORT --to TABLE --format delta",
