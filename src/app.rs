@@ -366,6 +366,7 @@ struct Announce(Arc<dyn Progress>);
 impl Progress for Announce {
     fn event(&self, event: &ProgressEvent) {
         match event {
+            ProgressEvent::FullRefresh { reason } => eprintln!("ddbsnap: {reason}"),
             ProgressEvent::Resumed {
                 mode,
                 segments_done,

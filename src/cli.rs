@@ -309,6 +309,10 @@ pub(crate) struct SnapshotArgs {
     /// writes.
     #[arg(long, value_name = "SECONDS", requires = "filter_attr", default_value_t = crate::config::DEFAULT_OVERLAP.as_secs(), help_heading = FILTERS)]
     pub overlap: u64,
+    /// With --since last: read the whole table instead of pulling when its last full read is
+    /// older than this (e.g. 7d, 24h): how deleted items leave a table fed by pulls.
+    #[arg(long, value_name = "DURATION", requires = "filter_attr", value_parser = crate::config::parse_duration, help_heading = FILTERS)]
+    pub refresh_every: Option<std::time::Duration>,
     /// With --mode export: where DynamoDB writes the export, s3://bucket/prefix.
     #[arg(long, value_name = "URL", help_heading = EXPORT)]
     pub export_to: Option<String>,
@@ -698,6 +702,9 @@ impl SnapshotArgs {
                 until,
                 overlap: std::time::Duration::from_secs(self.overlap),
             });
+        }
+        if let Some(every) = self.refresh_every {
+            b = b.refresh_every(every);
         }
         b.build()
     }

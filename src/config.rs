@@ -118,6 +118,8 @@ pub(crate) struct RunOptions {
     pub(crate) run_id: Option<DateTime<Utc>>,
     /// What to do with a change set that starts after what the table holds (`--on-gap`).
     pub(crate) on_gap: crate::window::OnGap,
+    /// A `--since last` pull reads the whole table when its last full read is older.
+    pub(crate) refresh_every: Option<std::time::Duration>,
 }
 
 impl SnapshotConfig {
@@ -206,6 +208,7 @@ impl SnapshotConfig {
             shard: None,
             run_id: None,
             on_gap: crate::window::OnGap::Fail,
+            refresh_every: None,
         }
     }
 }
@@ -244,9 +247,17 @@ pub struct SnapshotConfigBuilder {
     shard: Option<crate::shard::Shard>,
     run_id: Option<DateTime<Utc>>,
     on_gap: crate::window::OnGap,
+    refresh_every: Option<std::time::Duration>,
 }
 
 impl SnapshotConfigBuilder {
+    /// With `--since last`: read the whole table instead of pulling when its last full read
+    /// is older than `every` (how deleted items leave a table fed by pulls).
+    pub fn refresh_every(mut self, every: std::time::Duration) -> Self {
+        self.refresh_every = Some(every);
+        self
+    }
+
     /// What to do with a change set that starts after what the table holds (see
     /// [`crate::window`]); refused by default.
     pub fn on_gap(mut self, on_gap: crate::window::OnGap) -> Self {
@@ -487,6 +498,7 @@ impl SnapshotConfigBuilder {
                 shard: self.shard,
                 run_id: self.run_id,
                 on_gap: self.on_gap,
+                refresh_every: self.refresh_every,
             },
         })
     }
@@ -544,6 +556,16 @@ impl SnapshotConfigBuilder {
 
     /// How runs are published and split: export windows, Delta, shards and run ids.
     fn check_runs(&self) -> Result<()> {
+        let since_last = self
+            .time
+            .as_ref()
+            .is_some_and(|t| t.since == Some(Since::Last));
+        if self.refresh_every.is_some() && !since_last {
+            return Err(Error::invalid(
+                "--refresh-every decides when a --since last pull reads the whole table \
+                 instead; give it with --filter-attr ATTR --since last",
+            ));
+        }
         if self.format != crate::format::TableFormat::Delta
             && self.export.as_ref().is_some_and(|e| {
                 matches!(
@@ -635,6 +657,48 @@ impl SnapshotConfigBuilder {
     }
 }
 
+/// Units of a duration option, largest first: weeks, days, hours, minutes, seconds.
+const DURATION_UNITS: [(char, u64); 5] = [
+    ('w', 7 * 86_400),
+    ('d', 86_400),
+    ('h', 3_600),
+    ('m', 60),
+    ('s', 1),
+];
+
+/// Parse a duration option such as `7d`, `12h`, `90m` or `30s` (a whole number and one unit:
+/// `w`, `d`, `h`, `m` or `s`).
+pub(crate) fn parse_duration(text: &str) -> std::result::Result<std::time::Duration, String> {
+    let bad =
+        || format!("'{text}' is not a duration: give a whole number and a unit, e.g. 7d, 12h, 30m");
+    let text = text.trim();
+    let unit = text.chars().last().ok_or_else(bad)?;
+    let (_, seconds) = DURATION_UNITS
+        .iter()
+        .find(|(u, _)| *u == unit)
+        .ok_or_else(bad)?;
+    let count: u64 = text[..text.len() - 1].parse().map_err(|_| bad())?;
+    if count == 0 {
+        return Err(format!(
+            "'{text}' is not a duration: it must be longer than 0"
+        ));
+    }
+    count
+        .checked_mul(*seconds)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(bad)
+}
+
+/// A duration as [`parse_duration`] reads it, in the largest unit that divides it.
+pub(crate) fn show_duration(duration: std::time::Duration) -> String {
+    let secs = duration.as_secs();
+    let (unit, size) = DURATION_UNITS
+        .iter()
+        .find(|(_, size)| secs > 0 && secs.is_multiple_of(*size))
+        .unwrap_or(&('s', 1));
+    format!("{}{unit}", secs / size)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -672,5 +736,22 @@ mod tests {
                 .build()
                 .is_err()
         );
+    }
+
+    #[test]
+    fn durations_read_and_show_in_their_units() {
+        for (text, secs, shown) in [
+            ("7d", 604_800, "1w"),
+            ("36h", 129_600, "36h"),
+            ("90m", 5_400, "90m"),
+            ("1s", 1, "1s"),
+        ] {
+            let d = parse_duration(text).unwrap();
+            assert_eq!(d.as_secs(), secs, "{text}");
+            assert_eq!(show_duration(d), shown);
+        }
+        for bad in ["", "7", "d", "7x", "-1d", "0h", "1.5h"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
     }
 }

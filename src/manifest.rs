@@ -65,6 +65,11 @@ pub struct Manifest {
     /// Absent in snapshots written before ddbsnap recorded it: see [`Manifest::coverage`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coverage: Option<Coverage>,
+    /// When the run that last read the whole table started: this run, for a full read; carried
+    /// over from the run before by a pull (`--refresh-every` compares against it). Absent in
+    /// runs written before ddbsnap recorded it: see [`Manifest::last_refresh`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refreshed_at: Option<DateTime<Utc>>,
     /// Every data file of the snapshot.
     pub files: Vec<DataFile>,
     /// The one schema shared by every data file.
@@ -74,6 +79,13 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// When the whole table was last read into what this run left: as recorded, or, for a
+    /// run written before ddbsnap recorded it, the time of a full read it holds.
+    pub fn last_refresh(&self) -> Option<DateTime<Utc>> {
+        self.refreshed_at
+            .or_else(|| full_read_at(self.coverage().as_ref()))
+    }
+
     /// What the snapshot holds: as recorded, or, for a snapshot written before ddbsnap
     /// recorded it, as its mode, window and export say.
     pub fn coverage(&self) -> Option<Coverage> {
@@ -85,6 +97,14 @@ impl Manifest {
                 Some(self.started_at),
             )
         })
+    }
+}
+
+/// The time of the full read `coverage` is, if it is one.
+pub(crate) fn full_read_at(coverage: Option<&Coverage>) -> Option<DateTime<Utc>> {
+    match coverage {
+        Some(Coverage::Full { at, .. }) => Some(*at),
+        _ => None,
     }
 }
 

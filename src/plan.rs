@@ -78,6 +78,10 @@ pub(crate) struct ScanPlan {
     /// What the run's summary says about its window: the gap `--on-gap` let it across, or
     /// read the whole table for.
     pub window_note: Option<String>,
+    /// Why a `--since last` pull reads the whole table instead (its plan line says so).
+    pub refresh: Option<String>,
+    /// When the whole table was last read into what this pull continues.
+    pub refreshed_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl ScanPlan {
@@ -109,8 +113,7 @@ pub(crate) async fn plan_scan(
     root: crate::sink::Target,
     started_at: chrono::DateTime<chrono::Utc>,
 ) -> Result<ScanPlan> {
-    use crate::config::Since;
-    use crate::filter::{ScanSpec, TimeFilter};
+    use crate::filter::ScanSpec;
 
     let index = match &config.read.index {
         None => None,
@@ -129,41 +132,8 @@ pub(crate) async fn plan_scan(
     }
     let keys = table.scan_keys(index.as_ref());
     let target = run_target(root.clone(), config, started_at).await?;
-    let time = match &config.read.time {
-        None => None,
-        Some(spec) => {
-            let format = match spec.format {
-                Some(format) => format,
-                None => detect_format(aws, table, index.as_ref(), &spec.attribute).await?,
-            };
-            let since = match spec.since {
-                None => None,
-                Some(Since::At(t)) => Some(t),
-                Some(Since::Last) => {
-                    let feed = crate::window::Feed::Pull {
-                        attribute: spec.attribute.clone(),
-                    };
-                    let publisher = config.output.format.publisher();
-                    let until = publisher.covered_until(&root, &feed).await?;
-                    Some(until - chrono::TimeDelta::from_std(spec.overlap).unwrap_or_default())
-                }
-            };
-            if let (Some(since), Some(until)) = (since, spec.until)
-                && since >= until
-            {
-                return Err(Error::invalid(format!(
-                    "--since resolves to {since}, not before --until {until}"
-                )));
-            }
-            Some(TimeFilter {
-                attribute: spec.attribute.clone(),
-                format,
-                since,
-                until: spec.until,
-            })
-        }
-    };
-    let (time, window_note) = admit_pull(&root, config, time, started_at).await?;
+    let pull = pull_window(aws, (table, index.as_ref()), &root, config, started_at).await?;
+    let (time, window_note) = admit_pull(&root, config, pull.time, started_at).await?;
     let skip_expired = if config.read.skip_expired {
         Some(ttl_attribute(aws, &table.name).await?)
     } else {
@@ -185,6 +155,116 @@ pub(crate) async fn plan_scan(
         spec,
         target,
         window_note,
+        refresh: pull.refresh,
+        refreshed_at: pull.refreshed_at,
+    })
+}
+
+/// The window of an incremental pull: `--since` resolved (for `--since last`, from where the
+/// table is current), or, for `--since last` on a target with nothing to continue or whose
+/// last full read is older than `--refresh-every`, no window: the run reads the whole table.
+struct PullWindow {
+    time: Option<crate::filter::TimeFilter>,
+    /// Why the pull reads the whole table instead.
+    refresh: Option<String>,
+    /// When the whole table was last read into what the pull continues.
+    refreshed_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+async fn pull_window(
+    aws: &AwsContext,
+    (table, index): (&TableInfo, Option<&IndexInfo>),
+    root: &crate::sink::Target,
+    config: &crate::config::SnapshotConfig,
+    started_at: chrono::DateTime<chrono::Utc>,
+) -> Result<PullWindow> {
+    use crate::config::Since;
+    let mut pull = PullWindow {
+        time: None,
+        refresh: None,
+        refreshed_at: None,
+    };
+    let Some(spec) = &config.read.time else {
+        return Ok(pull);
+    };
+    let since = match spec.since {
+        None => None,
+        Some(Since::At(t)) => Some(t),
+        Some(Since::Last) => match since_last(root, config, spec, started_at).await? {
+            Ok(current) => {
+                pull.refreshed_at = current.refreshed_at;
+                Some(current.until - chrono::TimeDelta::from_std(spec.overlap).unwrap_or_default())
+            }
+            Err(reason) => {
+                pull.refresh = Some(reason);
+                return Ok(pull);
+            }
+        },
+    };
+    if let (Some(since), Some(until)) = (since, spec.until)
+        && since >= until
+    {
+        return Err(Error::invalid(format!(
+            "--since resolves to {since}, not before --until {until}"
+        )));
+    }
+    let format = match spec.format {
+        Some(format) => format,
+        None => detect_format(aws, table, index, &spec.attribute).await?,
+    };
+    pull.time = Some(crate::filter::TimeFilter {
+        attribute: spec.attribute.clone(),
+        format,
+        since,
+        until: spec.until,
+    });
+    Ok(pull)
+}
+
+/// Where `--since last` continues the table at `root`, or why the pull reads the whole table
+/// instead: nothing to continue yet (the first run of a scheduled job makes a complete
+/// mirror), or a last full read older than `--refresh-every` (how deletes reach a table fed
+/// by pulls, which never see them).
+async fn since_last(
+    root: &crate::sink::Target,
+    config: &crate::config::SnapshotConfig,
+    spec: &crate::config::TimeSpec,
+    started_at: chrono::DateTime<chrono::Utc>,
+) -> Result<std::result::Result<crate::format::Continue, String>> {
+    let feed = crate::window::Feed::Pull {
+        attribute: spec.attribute.clone(),
+    };
+    let Some(current) = config
+        .output
+        .format
+        .publisher()
+        .continues(root, &feed)
+        .await?
+    else {
+        return Ok(Err(format!(
+            "--since last: {} has no earlier run to continue, so this run reads the whole \
+             table (a full refresh); later runs pull from it",
+            root.url()
+        )));
+    };
+    let Some(every) = config.run.refresh_every else {
+        return Ok(Ok(current));
+    };
+    let every_text = crate::config::show_duration(every);
+    Ok(match current.refreshed_at {
+        None => Err(format!(
+            "--refresh-every {every_text}: no run at {} records when the whole table was last \
+             read, so this run reads it whole",
+            root.url()
+        )),
+        Some(at) if started_at - at >= chrono::TimeDelta::from_std(every).unwrap_or_default() => {
+            Err(format!(
+                "--refresh-every {every_text}: the whole table was last read at {}, so this run \
+                 reads it whole again (a full refresh, which also removes deleted items)",
+                crate::window::show(at)
+            ))
+        }
+        Some(_) => Ok(current),
     })
 }
 

@@ -41,6 +41,12 @@ pub enum ProgressEvent {
         /// Seconds since it started.
         seconds: u64,
     },
+    /// A pull (`--since last`) reads the whole table instead: there is nothing to continue
+    /// yet, or the last full read is older than `--refresh-every`.
+    FullRefresh {
+        /// Why, in one line.
+        reason: String,
+    },
     /// Reading is about to start.
     Started {
         /// Where the items come from: `scan`, `export` or `apply`.
@@ -274,7 +280,9 @@ impl Progress for BarProgress {
                 c.bytes += bytes;
                 self.bar.set_position(c.items);
             }
-            ProgressEvent::Checkpointed { .. } | ProgressEvent::Committing { .. } => {}
+            ProgressEvent::Checkpointed { .. }
+            | ProgressEvent::Committing { .. }
+            | ProgressEvent::FullRefresh { .. } => {}
             ProgressEvent::Exporting {
                 status, seconds, ..
             } => {

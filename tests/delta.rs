@@ -716,3 +716,87 @@ async fn concurrent_writers_never_lose_a_commit() {
     );
     assert_same_items(&want, &delta_items(&table, last).await);
 }
+
+/// The first `--since last` pull of a scheduled job, on a location with no table yet, reads
+/// the whole table (items without the timestamp too) and says so; later pulls continue from it,
+/// and `--refresh-every` reads the whole table again (deletes included) only once the last full
+/// read is older.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_pull_mirrors_the_table_and_refresh_every_refreshes_when_due() {
+    let (db, dir) = (Dynalite::start(), tempfile::tempdir().unwrap());
+    let client = db.client();
+    create_table(&client, "orders", Some(ScalarAttributeType::N)).await;
+    let day_ago = chrono::Utc::now() - chrono::TimeDelta::days(1);
+    let mut items: Vec<Item> = (0..400).map(|i| stamped(i, "1", day_ago)).collect();
+    items.push(item(vec![("pk", s("c0")), ("sk", n("100000"))]));
+    put_items(&client, "orders", items).await;
+    let table = dir.path().join("orders");
+    let pull = ["--json", "--filter-attr", "updated_at", "--since", "last"];
+    let run = |extra: &[&str]| {
+        let args = delta_args(&db, &table, &[&pull[..], extra].concat());
+        async move {
+            let out = run_ddbsnap_to_end(args).await;
+            let err = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert!(out.status.success(), "{err}");
+            let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+            (summary, err)
+        }
+    };
+    let pause = || tokio::time::sleep(std::time::Duration::from_millis(1100));
+
+    // Nothing to continue: a full refresh, announced, equal to the live table.
+    let (summary, err) = run(&[]).await;
+    assert_eq!(summary["delta"]["version"], 0, "{summary}");
+    assert!(err.contains("has no earlier run to continue"), "{err}");
+    assert!(summary["watermark"].is_null(), "{summary}");
+    assert_same_items(
+        &scan_all(&client, "orders").await,
+        &delta_items(&table, 0).await,
+    );
+    let refreshed = record(&table, 0)["refreshed_at"].clone();
+    assert_eq!(refreshed, record(&table, 0)["started_at"]);
+    pause().await;
+
+    // Not due: a pull, which sees the update but not the delete.
+    client
+        .delete_item()
+        .table_name("orders")
+        .key("pk", s("c1"))
+        .key("sk", n("1"))
+        .send()
+        .await
+        .unwrap();
+    put_items(&client, "orders", vec![stamped(2, "2", chrono::Utc::now())]).await;
+    let (summary, err) = run(&["--refresh-every", "1h"]).await;
+    assert_eq!(summary["delta"]["version"], 1, "{summary}");
+    assert!(!err.contains("reads it whole"), "{err}");
+    assert_eq!(summary["delta"]["merge"]["rows_updated"], 1, "{summary}");
+    assert_eq!(record(&table, 1)["refreshed_at"], refreshed);
+    let rows = delta_items(&table, 1).await;
+    assert_eq!(rows.len(), 401, "the deleted item is still there");
+    pause().await;
+
+    // Due: the whole table again, without the deleted item.
+    let (summary, err) = run(&["--refresh-every", "1s"]).await;
+    assert_eq!(summary["delta"]["version"], 2, "{summary}");
+    assert!(
+        err.contains("--refresh-every 1s: the whole table was last read at"),
+        "{err}"
+    );
+    assert!(summary["delta"]["merge"].is_null(), "{summary}");
+    assert_same_items(
+        &scan_all(&client, "orders").await,
+        &delta_items(&table, 2).await,
+    );
+    assert_ne!(record(&table, 2)["refreshed_at"], refreshed);
+
+    // --refresh-every decides only for --since last.
+    let args = delta_args(
+        &db,
+        &table,
+        &["--filter-attr", "updated_at", "--refresh-every", "7d"],
+    );
+    let out = run_ddbsnap_to_end(args).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--refresh-every decides"));
+}

@@ -697,10 +697,6 @@ async fn bad_filters_and_timestamps_are_clear_errors() {
             "must be before --until",
         ),
         (
-            vec!["--filter-attr", "ts", "--since", "last"],
-            "--since last: ",
-        ),
-        (
             vec!["--filter-attr", "nothing_has_this"],
             "none of the first 200 items read has it",
         ),

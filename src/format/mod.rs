@@ -17,7 +17,7 @@ mod publish;
 mod snapshot;
 
 pub(crate) use kind::check_kind;
-pub(crate) use publish::{FinishedRun, Published};
+pub(crate) use publish::{Continue, FinishedRun, Published};
 
 /// The folder of a Delta table's log under the table root.
 pub const DELTA_LOG: &str = "_delta_log";

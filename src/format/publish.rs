@@ -38,6 +38,15 @@ pub(crate) struct Published {
     pub(crate) delta: Option<DeltaCommit>,
 }
 
+/// Where the table a change set continues stands.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Continue {
+    /// The table holds every change up to here.
+    pub(crate) until: DateTime<Utc>,
+    /// When the whole table was last read into it, when known.
+    pub(crate) refreshed_at: Option<DateTime<Utc>>,
+}
+
 /// What a table format does with runs.
 #[async_trait]
 pub(crate) trait Publisher: Send + Sync {
@@ -56,9 +65,10 @@ pub(crate) trait Publisher: Send + Sync {
     /// by a commit that did not leave a manifest in the folder.
     async fn committed_version(&self, target: &Target) -> Result<Option<u64>>;
 
-    /// Up to when the table at `root` holds every change that a change set of `feed`
-    /// continues (`--since last`); a clear error when there is nothing to continue.
-    async fn covered_until(&self, root: &Target, feed: &Feed) -> Result<DateTime<Utc>>;
+    /// Where a change set of `feed` continues the table at `root` (`--since last`): `None`
+    /// when there is no table or committed run yet; a clear error when the table holds
+    /// something such a change set cannot continue.
+    async fn continues(&self, root: &Target, feed: &Feed) -> Result<Option<Continue>>;
 
     /// Whether the change set `change` may be applied to the table at `root` (see
     /// [`crate::window::admit`]), decided before anything is written.

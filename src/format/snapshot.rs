@@ -3,10 +3,9 @@
 //! latest committed one says where the dataset is current.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use object_store::ObjectStoreExt;
 
-use super::publish::{FinishedRun, Published, Publisher};
+use super::publish::{Continue, FinishedRun, Published, Publisher};
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
 use crate::sink::reader::read_manifest;
@@ -45,15 +44,11 @@ impl Publisher for SnapshotFolder {
         Ok(None)
     }
 
-    async fn covered_until(&self, root: &Target, feed: &Feed) -> Result<DateTime<Utc>> {
+    async fn continues(&self, root: &Target, feed: &Feed) -> Result<Option<Continue>> {
         let Some((run, manifest)) = latest_run(root).await? else {
-            return Err(Error::invalid(format!(
-                "--since last: {} has no committed run to continue from; give the first run a \
-                 time (--since 2026-11-01T00:00:00Z) or no --since at all",
-                root.url()
-            )));
+            return Ok(None);
         };
-        manifest
+        let until = manifest
             .coverage()
             .ok_or_else(|| format!("it was made by {}", manifest.mode))
             .and_then(|held| held.until_for(feed))
@@ -61,7 +56,11 @@ impl Publisher for SnapshotFolder {
                 Error::invalid(format!(
                     "--since last: the latest run {run} has nothing to continue: {why}"
                 ))
-            })
+            })?;
+        Ok(Some(Continue {
+            until,
+            refreshed_at: manifest.last_refresh(),
+        }))
     }
 
     async fn admit(

@@ -13,6 +13,7 @@ use crate::convert::{Columns, arrow_schema_with_keys};
 use crate::error::{Error, Result};
 use crate::format::{FinishedRun, Published};
 use crate::manifest::{MANIFEST_FORMAT, Manifest, ManifestSchema, Watermark};
+use crate::mode::RunMode;
 use crate::progress::{Progress, ProgressEvent};
 use crate::sink::reader::FileItems;
 use crate::sink::writer::{RollingWriter, WriterOptions, file_path};
@@ -160,6 +161,10 @@ fn manifest_of(plan: &CommitPlan, checkpoint: &Checkpoint, columns: Columns) -> 
             stats: checkpoint.window.clone().unwrap_or_default(),
         }),
         coverage: None,
+        refreshed_at: match (checkpoint.mode, &plan.time) {
+            (RunMode::Scan, None) => Some(checkpoint.started_at),
+            _ => plan.refreshed_at,
+        },
         schema: ManifestSchema {
             arrow: arrow_schema_with_keys(&columns, &key_columns(&plan.table))
                 .as_ref()

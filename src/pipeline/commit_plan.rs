@@ -45,6 +45,10 @@ pub struct CommitPlan {
     /// (`apply`: the change log's window).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coverage: Option<crate::window::Coverage>,
+    /// When the whole table was last read into what this run continues (a pull carries it
+    /// over; a full read is its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refreshed_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Sizes of the data files a run writes.
@@ -78,6 +82,7 @@ impl CommitPlan {
                 part_bytes: config.output.part_bytes,
             },
             coverage: None,
+            refreshed_at: None,
         }
     }
 

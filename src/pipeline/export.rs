@@ -129,9 +129,15 @@ async fn plan_exports(
         }
         Some(IncrementalRange::SinceLast { until, old_images }) => (*until, *old_images),
     };
-    let mut from = (config.output.format.publisher())
-        .covered_until(root, &Feed::Export)
-        .await?;
+    let publisher = config.output.format.publisher();
+    let Some(current) = publisher.continues(root, &Feed::Export).await? else {
+        return Err(Error::invalid(format!(
+            "--since last: {} has no Delta table to continue; create it from a full export or \
+             a full refresh first",
+            root.url()
+        )));
+    };
+    let mut from = current.until;
     if let Some(earliest) = earliest_restorable(aws, table).await?
         && from < earliest
     {

@@ -13,7 +13,7 @@ use crate::convert::{Item, TableShape};
 use crate::error::{Error, Result};
 use crate::mode::RunMode;
 use crate::plan::{ScanPlan, auto_segments, plan_scan};
-use crate::progress::Progress;
+use crate::progress::{Progress, ProgressEvent};
 use crate::sink::Target;
 use crate::source::scan::{PageSink, ScanJob, SegmentEnd};
 use crate::table::TableInfo;
@@ -41,8 +41,14 @@ pub(super) async fn scan(
         config.read.max_rcu,
     )
     .unwrap_or_else(|| ReadBudget::plan(&table, config.read.read_fraction, config.read.max_rcu));
+    if let Some(reason) = &plan.refresh {
+        run.progress.event(&ProgressEvent::FullRefresh {
+            reason: reason.clone(),
+        });
+    }
     let publish = CommitPlan {
         time: plan.spec.time.clone(),
+        refreshed_at: plan.refreshed_at,
         read_budget: budget.clone(),
         ..CommitPlan::new(config, &aws.region, table.clone())
     };

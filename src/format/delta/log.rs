@@ -47,9 +47,18 @@ pub(crate) struct Record {
     /// What the table holds after the commit (absent in commits of earlier versions).
     #[serde(default)]
     pub coverage: Option<Coverage>,
+    /// When the run that last read the whole table started (absent in earlier commits).
+    #[serde(default)]
+    pub refreshed_at: Option<DateTime<Utc>>,
 }
 
 impl Record {
+    /// When the whole table was last read into the table state this commit made: as recorded,
+    /// or the time of the full read the commit is.
+    pub(crate) fn last_refresh(&self) -> Option<DateTime<Utc>> {
+        (self.refreshed_at).or_else(|| crate::manifest::full_read_at(self.coverage().as_ref()))
+    }
+
     /// What the table holds after this commit: as recorded, or, for a commit made before
     /// ddbsnap recorded it, as its mode, window and export say. `None` for a commit whose run
     /// says nothing of time (none ddbsnap makes).

@@ -39,9 +39,7 @@ use delta_kernel::Snapshot;
 use delta_kernel_default_engine::DefaultEngineBuilder;
 use tokio::runtime::Handle;
 
-use chrono::{DateTime, Utc};
-
-use super::publish::{FinishedRun, Published, Publisher};
+use super::publish::{Continue, FinishedRun, Published, Publisher};
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
 use crate::sink::Target;
@@ -99,25 +97,21 @@ impl Publisher for DeltaTable {
         }
     }
 
-    async fn covered_until(&self, root: &Target, feed: &Feed) -> Result<DateTime<Utc>> {
-        let Some((version, coverage)) = coverage(root).await? else {
-            let first = match feed {
-                Feed::Pull { .. } => {
-                    "give the first run a time (--since 2026-11-01T00:00:00Z) or no --since"
-                }
-                Feed::Export => "create it from a full export or a full refresh first",
-            };
-            return Err(Error::invalid(format!(
-                "--since last: {} has no Delta table to continue; {first}",
-                root.url()
-            )));
+    async fn continues(&self, root: &Target, feed: &Feed) -> Result<Option<Continue>> {
+        let Some((version, record)) = latest_record(root).await? else {
+            return Ok(None);
         };
-        coverage.until_for(feed).map_err(|why| {
+        let coverage = covered(root, version, &record)?;
+        let until = coverage.until_for(feed).map_err(|why| {
             Error::invalid(format!(
                 "--since last: version {version} of the Delta table has nothing to continue: \
                  {why}"
             ))
-        })
+        })?;
+        Ok(Some(Continue {
+            until,
+            refreshed_at: record.last_refresh(),
+        }))
     }
 
     async fn admit(
@@ -268,8 +262,13 @@ pub(crate) async fn coverage(table: &Target) -> Result<Option<(u64, Coverage)>> 
     let Some((version, record)) = latest_record(table).await? else {
         return Ok(None);
     };
+    covered(table, version, &record).map(|coverage| Some((version, coverage)))
+}
+
+/// What the table holds after the commit `record` (at or before `version`) made.
+fn covered(table: &Target, version: u64, record: &log::Record) -> Result<Coverage> {
     match record.coverage() {
-        Some(coverage) => Ok(Some((version, coverage))),
+        Some(coverage) => Ok(coverage),
         None => Err(Error::Destination {
             url: table.url().to_owned(),
             message: format!(
