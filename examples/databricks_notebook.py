@@ -36,26 +36,19 @@ print(ddbsnap.describe(table, region=region))
 # MAGIC %md
 # MAGIC The first run (no Delta table at `lake` yet) is a full refresh by Scan, throttled to a quarter
 # MAGIC of the table's read capacity. Later runs pull the items changed since the last run by their
-# MAGIC timestamp attribute and MERGE them by primary key (deletes need a full refresh now and then,
-# MAGIC or incremental exports: `mode="export", export_to="s3://raw/orders", incremental=True`).
+# MAGIC timestamp attribute and MERGE them by primary key; once a week a run reads the whole table
+# MAGIC again, which removes deleted items (or use incremental exports, which see deletes:
+# MAGIC `mode="export", export_to="s3://raw/orders", incremental=True`).
 
 # COMMAND ----------
 
+pull = dict(format="delta", region=region, read_fraction=0.25,
+            filter_attr=ts, since="last", refresh_every="7d")
 try:
-    summary = ddbsnap.snapshot(
-        table, lake, format="delta", region=region, read_fraction=0.25,
-        filter_attr=ts, since="last",
-    )
-except ddbsnap.UsageError as e:
-    if "has no Delta table to continue" not in str(e):
-        raise
-    summary = ddbsnap.snapshot(table, lake, format="delta", region=region, read_fraction=0.25)
+    summary = ddbsnap.snapshot(table, lake, **pull)
 except ddbsnap.AlreadyExistsError:
     # The previous run stopped half-way (cluster terminated): finish it first.
-    summary = ddbsnap.snapshot(
-        table, lake, format="delta", region=region, read_fraction=0.25,
-        filter_attr=ts, since="last", resume=True,
-    )
+    summary = ddbsnap.snapshot(table, lake, resume=True, **pull)
 print(summary["delta"], f"{summary['items']} items, {summary['consumed_rcu']:.0f} RCU")
 
 # COMMAND ----------

@@ -146,7 +146,8 @@ def _run(*argv, **options):
 def snapshot(table, to, **options):
     """Snapshot ``table`` to ``to`` (a directory or ``s3://bucket/prefix``); returns the run's
     summary. Options are ``ddbsnap snapshot``'s (``read_fraction``, ``segments``, ``columns``,
-    ``filter_attr``, ``since``, ``format="delta"``, ``mode="export"``, ``resume``, ...)."""
+    ``filter_attr``, ``since``, ``refresh_every="7d"``, ``format="delta"``, ``mode="export"``,
+    ``resume``, ...)."""
     return _run("snapshot", table, "--to", to, **options)
 
 
