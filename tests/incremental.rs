@@ -443,6 +443,64 @@ async fn since_last_over_three_runs_covers_every_change() {
     assert_eq!(run_dirs(root.path()).len(), 5);
 }
 
+/// The first `--since last` run on an empty root has nothing to continue: it reads the whole
+/// table (items without the attribute too) and says so; the next run pulls from its start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_since_last_run_reads_the_whole_table() {
+    let db = Dynalite::start();
+    let client = db.client();
+    create_table(&client, "orders", None).await;
+    let stamped = |i: u64, at: DateTime<Utc>| {
+        item(vec![
+            ("pk", s(&format!("o{i:03}"))),
+            ("updated_at", s(&iso(at))),
+        ])
+    };
+    let day_ago = Utc::now() - TimeDelta::days(1);
+    let mut items: Vec<Item> = (0..50).map(|i| stamped(i, day_ago)).collect();
+    items.push(item(vec![("pk", s("unstamped"))]));
+    put_items(&client, "orders", items).await;
+    let root = tempfile::tempdir().unwrap();
+    let pull = ["--filter-attr", "updated_at", "--since", "last"];
+
+    let out = snapshot(&db, "orders", root.path(), &pull).await;
+    assert_ok(&out);
+    assert!(
+        stderr(&out).contains("has no earlier run to continue"),
+        "{}",
+        stderr(&out)
+    );
+    let runs = run_dirs(root.path());
+    assert_eq!(runs.len(), 1);
+    let first = manifest(&runs[0]);
+    assert!(first["watermark"].is_null(), "{first}");
+    assert_eq!(first["refreshed_at"], first["started_at"]);
+    let got = read_snapshot(&local(&runs[0]).await).await;
+    assert_same_items(&scan_all(&client, "orders").await, &got);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+
+    put_items(&client, "orders", vec![stamped(7, Utc::now())]).await;
+    let out = snapshot(&db, "orders", root.path(), &pull).await;
+    assert_ok(&out);
+    assert!(
+        !stderr(&out).contains("reads the whole"),
+        "{}",
+        stderr(&out)
+    );
+    let runs = run_dirs(root.path());
+    let second = manifest(&runs[1]);
+    let started: DateTime<Utc> = first["started_at"].as_str().unwrap().parse().unwrap();
+    let since: DateTime<Utc> = second["watermark"]["since"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(since, started - TimeDelta::seconds(5));
+    assert_eq!(second["refreshed_at"], first["refreshed_at"]);
+    let got = read_snapshot(&local(&runs[1]).await).await;
+    assert_eq!(keys(&got), HashSet::from(["S:o007|-".to_owned()]));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn projection_with_reserved_and_dotted_names() {
     let db = Dynalite::start();
