@@ -132,7 +132,14 @@ pub(crate) async fn plan_scan(
     }
     let keys = table.scan_keys(index.as_ref());
     let target = run_target(root.clone(), config, started_at).await?;
-    let pull = pull_window(aws, (table, index.as_ref()), &root, config, started_at).await?;
+    // A resumed run decides whether it is due for a full refresh as its first attempt did.
+    let decided_at = match config.run.resume {
+        true => crate::checkpoint::read_checkpoint(&target)
+            .await?
+            .map_or(started_at, |c| c.started_at),
+        false => started_at,
+    };
+    let pull = pull_window(aws, (table, index.as_ref()), &root, config, decided_at).await?;
     let (time, window_note) = admit_pull(&root, config, pull.time, started_at).await?;
     let skip_expired = if config.read.skip_expired {
         Some(ttl_attribute(aws, &table.name).await?)

@@ -749,6 +749,27 @@ async fn the_first_pull_mirrors_the_table_and_refresh_every_refreshes_when_due()
     assert_eq!(summary["delta"]["version"], 0, "{summary}");
     assert!(err.contains("has no earlier run to continue"), "{err}");
     assert!(summary["watermark"].is_null(), "{summary}");
+    let v0_started: chrono::DateTime<chrono::Utc> = record(&table, 0)["started_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    pause().await;
+
+    // A pull not due for a refresh, killed as it commits and resumed once a refresh would be
+    // due: the resumed run decides as its first attempt did, and commits the pull.
+    let every = ["--refresh-every", "10s"];
+    let args = delta_args(&db, &table, &[&pull[..], &every[..]].concat());
+    let killed = run_until_killed(args, |e| e["event"] == "committing").await;
+    assert!(killed.killed, "{}", killed.stderr);
+    let due = v0_started + chrono::TimeDelta::seconds(11);
+    if let Ok(wait) = (due - chrono::Utc::now()).to_std() {
+        tokio::time::sleep(wait).await;
+    }
+    let (summary, err) = run(&[&every[..], &["--resume"]].concat()).await;
+    assert_eq!(summary["delta"]["version"], 1, "{summary}");
+    assert!(!err.contains("reads it whole"), "{err}");
+    assert!(!summary["watermark"].is_null(), "{summary}");
     assert_same_items(
         &scan_all(&client, "orders").await,
         &delta_items(&table, 0).await,
@@ -768,17 +789,17 @@ async fn the_first_pull_mirrors_the_table_and_refresh_every_refreshes_when_due()
         .unwrap();
     put_items(&client, "orders", vec![stamped(2, "2", chrono::Utc::now())]).await;
     let (summary, err) = run(&["--refresh-every", "1h"]).await;
-    assert_eq!(summary["delta"]["version"], 1, "{summary}");
+    assert_eq!(summary["delta"]["version"], 2, "{summary}");
     assert!(!err.contains("reads it whole"), "{err}");
     assert_eq!(summary["delta"]["merge"]["rows_updated"], 1, "{summary}");
-    assert_eq!(record(&table, 1)["refreshed_at"], refreshed);
-    let rows = delta_items(&table, 1).await;
+    assert_eq!(record(&table, 2)["refreshed_at"], refreshed);
+    let rows = delta_items(&table, 2).await;
     assert_eq!(rows.len(), 401, "the deleted item is still there");
     pause().await;
 
     // Due: the whole table again, without the deleted item.
     let (summary, err) = run(&["--refresh-every", "1s"]).await;
-    assert_eq!(summary["delta"]["version"], 2, "{summary}");
+    assert_eq!(summary["delta"]["version"], 3, "{summary}");
     assert!(
         err.contains("--refresh-every 1s: the whole table was last read at"),
         "{err}"
@@ -786,9 +807,9 @@ async fn the_first_pull_mirrors_the_table_and_refresh_every_refreshes_when_due()
     assert!(summary["delta"]["merge"].is_null(), "{summary}");
     assert_same_items(
         &scan_all(&client, "orders").await,
-        &delta_items(&table, 2).await,
+        &delta_items(&table, 3).await,
     );
-    assert_ne!(record(&table, 2)["refreshed_at"], refreshed);
+    assert_ne!(record(&table, 3)["refreshed_at"], refreshed);
 
     // --refresh-every decides only for --since last.
     let args = delta_args(
