@@ -73,7 +73,8 @@ pub(super) async fn export_runs(
             }),
             ..config.clone()
         };
-        let done = export_run(aws, table.clone(), root.clone(), &run.with_config(&config)).await?;
+        let window = run.with_config(&config).starting_now();
+        let done = export_run(aws, table.clone(), root.clone(), &window).await?;
         total = Some(match total {
             None => done,
             Some(before) => Summary {

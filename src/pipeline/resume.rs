@@ -46,14 +46,21 @@ impl<'a> RunContext<'a> {
         }
     }
 
-    /// The same run with other options (one window of a run split into several).
+    /// The same run with other options (a full export instead of an incremental one, a
+    /// resumed conversion), started when it was.
     pub(super) fn with_config<'b>(&self, config: &'b SnapshotConfig) -> RunContext<'b> {
         RunContext {
             config,
             progress: Arc::clone(&self.progress),
             cancel: self.cancel.clone(),
-            started: (Instant::now(), Utc::now()),
+            started: self.started,
         }
+    }
+
+    /// This run as one of several it is split into, starting now (one export window).
+    pub(super) fn starting_now(mut self) -> Self {
+        self.started = (Instant::now(), Utc::now());
+        self
     }
 }
 

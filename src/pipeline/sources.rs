@@ -61,7 +61,7 @@ pub async fn convert_export(
     let export = check_keys(export, keys).await?;
     leaving_no_trace(&config.output.destination, async {
         let target = Target::open(&config.output.destination, sdk, &config.output.s3).await?;
-        let table_keys = delta_keys(&target, keys, config).await?;
+        let table_keys = recorded_keys(&target, keys, config).await?;
         // Keys taken from the Delta table are checked against the export too.
         let export = if keys.is_empty() {
             check_keys(export, &table_keys).await?
@@ -78,7 +78,7 @@ pub async fn convert_export(
 /// The key attributes of a conversion into `root`: for a table that records its keys (a Delta
 /// table), those keys (`--key` may be left out; a different `--key` is refused, as a MERGE by
 /// other keys would corrupt the table); otherwise `keys` as given.
-async fn delta_keys(
+async fn recorded_keys(
     root: &Target,
     keys: &[String],
     config: &SnapshotConfig,

@@ -444,6 +444,7 @@ impl Export {
         let mut hashing = self.open_file(index, handle)?;
         let mut items = Rows::spare().unwrap_or_default();
         let mut count = 0u64;
+        let format = self.summary.line_format();
         let mut lines = Lines::new(flate2::read::MultiGzDecoder::new(&mut hashing));
         loop {
             let line = lines.next().map_err(|e| self.undecompressable(name, e))?;
@@ -457,7 +458,7 @@ impl Export {
             if count <= skip {
                 continue;
             }
-            parse_line(line, self.summary.line_format(), &mut items)
+            parse_line(line, format, &mut items)
                 .map_err(|e| corrupt(&self.target, format!("{name} line {count}: {e}")))?;
             if items.len() == BATCH_ITEMS || items.data_len() >= BATCH_BYTES {
                 if stop.load(Ordering::SeqCst) {
