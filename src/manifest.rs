@@ -145,6 +145,20 @@ pub struct ManifestSchema {
     pub columns: Columns,
     /// The Arrow schema of every data file.
     pub arrow: arrow_schema::Schema,
+    /// What inferred `columns` (every attribute's kinds and number statistics): a later run
+    /// of a folder of pulls widens it by its own, so every run keeps one schema. Absent in
+    /// snapshots written before ddbsnap recorded it: see [`ManifestSchema::shape`].
+    #[serde(default, rename = "shape", skip_serializing_if = "Option::is_none")]
+    pub inferred: Option<crate::convert::TableShape>,
+}
+
+impl ManifestSchema {
+    /// The inference state of these columns: the recorded one, else one that covers them.
+    pub fn shape(&self) -> crate::convert::TableShape {
+        self.inferred
+            .clone()
+            .unwrap_or_else(|| crate::convert::TableShape::covering(&self.columns))
+    }
 }
 
 /// What an incremental pull (`--filter-attr`) covered: the next `--since last` starts at

@@ -336,8 +336,10 @@ pub(crate) async fn run_target(
         }
         (true, None, _) => root.run_dir(config.run.resume, started_at).await?,
     };
-    // A snapshot folder is read as it is: a shard's files wait in _shards/ until the commit.
-    Ok(target.for_shard(config.run.shard, config.output.format.stages_shards()))
+    // A snapshot folder is read as it is: the run's files wait in _staging/ until the commit.
+    Ok(target
+        .for_shard(config.run.shard)
+        .staging(config.output.format.stages_files()))
 }
 
 /// True when runs write into `run=` folders of `--to` (incremental pulls, Delta tables).

@@ -322,7 +322,10 @@ async fn s3_part_failures_are_retried_or_fail_cleanly() {
         .lines()
         .find(|l| l.starts_with("error: "))
         .unwrap();
-    assert!(error.contains("uploading part-00000.parquet"), "{error}");
+    assert!(
+        error.contains("uploading _staging/part-00000.parquet"),
+        "{error}"
+    );
     assert!(error.contains("with --resume to continue"), "{error}");
     let target = open_target(to, Some(&s3)).await;
     assert_eq!(

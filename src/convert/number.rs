@@ -226,6 +226,24 @@ impl Default for NumberStats {
 }
 
 impl NumberStats {
+    /// Statistics that every number stored as `repr` could have had: what a schema recorded
+    /// without its statistics is widened from. (A decimal's integer digits are not recorded,
+    /// so they are taken as all its precision leaves.)
+    pub(crate) fn covering(repr: NumberRepr) -> Self {
+        let mut stats = NumberStats::default();
+        match repr {
+            NumberRepr::Int64 => stats.max_integer_digits = 19,
+            NumberRepr::Decimal { scale } => {
+                stats.all_i64 = false;
+                stats.max_scale = u32::from(scale);
+                stats.max_integer_digits = MAX_DECIMAL_PRECISION.saturating_sub(stats.max_scale);
+            }
+            NumberRepr::Text => stats.invalid = true,
+            NumberRepr::Float64 => {}
+        }
+        stats
+    }
+
     /// Account for one number value.
     pub(crate) fn observe(&mut self, text: &str) {
         if self.invalid {

@@ -162,6 +162,33 @@ impl Shape {
     }
 }
 
+impl Shape {
+    /// A shape that resolves to `column` (in the mode it was resolved in) and covers every
+    /// value a column of that type can hold.
+    pub(crate) fn covering(column: &ColumnType) -> Shape {
+        match column {
+            ColumnType::Null => Shape::Null,
+            ColumnType::S => Shape::S,
+            ColumnType::N(repr) => Shape::N(NumberStats::covering(*repr)),
+            ColumnType::B => Shape::B,
+            ColumnType::Bool => Shape::Bool,
+            ColumnType::SS => Shape::SS,
+            ColumnType::NS(repr) => Shape::NS(NumberStats::covering(*repr)),
+            ColumnType::BS => Shape::BS,
+            ColumnType::L { element } => Shape::L {
+                element: Box::new(Shape::covering(element)),
+            },
+            ColumnType::M { fields } => Shape::M {
+                fields: fields
+                    .iter()
+                    .map(|(name, f)| (name.clone(), Shape::covering(f)))
+                    .collect(),
+            },
+            ColumnType::Json => Shape::Json,
+        }
+    }
+}
+
 /// Widen `fields` with the entries of one map (or item). Names seen for the first time are
 /// added in sorted order, so the column order does not depend on the order of the entries.
 fn observe_fields(fields: &mut FieldShapes, entries: &[Entry], rows: &Rows) {
@@ -326,6 +353,16 @@ impl TableShape {
             .iter()
             .map(|(k, v)| (k.clone(), v.resolve(mode)))
             .collect()
+    }
+
+    /// A shape that resolves to `columns` (see [`Shape::covering`]).
+    pub fn covering(columns: &Columns) -> TableShape {
+        TableShape {
+            columns: columns
+                .iter()
+                .map(|(name, c)| (name.clone(), Shape::covering(c)))
+                .collect(),
+        }
     }
 
     /// Widen the shape to cover every item `other` has observed too.

@@ -20,9 +20,9 @@ impl TableFormat {
         self == TableFormat::Delta
     }
 
-    /// A shard's files wait in `_shards/` until the commit, because readers read the folder
-    /// as it is (a snapshot; a Delta table's readers see only committed files).
-    pub(crate) fn stages_shards(self) -> bool {
+    /// A run's data files wait in `_staging/` until the commit, because readers read the
+    /// folder as it is (a snapshot; a Delta table's readers see only committed files).
+    pub(crate) fn stages_files(self) -> bool {
         self == TableFormat::Snapshot
     }
 }

@@ -75,7 +75,9 @@ async fn kind_of(root: &Target) -> Result<Option<Kind>> {
             || is_data_file_name(name.split('#').next().unwrap_or(name))
     };
     if files.iter().any(|f| snapshot_file(f))
-        || folders.iter().any(|f| f == crate::shard::SHARDS_DIR)
+        || folders
+            .iter()
+            .any(|f| f == crate::shard::SHARDS_DIR || f == crate::sink::STAGING_DIR)
     {
         return Ok(Some(Kind::Snapshot));
     }

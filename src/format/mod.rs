@@ -14,6 +14,7 @@ pub mod delta;
 mod formats;
 mod kind;
 mod publish;
+mod pulls;
 mod snapshot;
 
 pub(crate) use kind::check_kind;

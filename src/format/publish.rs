@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::delta::DeltaCommit;
-use crate::convert::TableShape;
+use crate::convert::{NumberMode, TableShape};
 use crate::error::Result;
 use crate::manifest::Manifest;
 use crate::progress::Progress;
@@ -25,9 +25,12 @@ pub(crate) struct FinishedRun<'a> {
     pub(crate) manifest: &'a Manifest,
     /// The run's inferred shape (a Delta MERGE widens the table's by it).
     pub(crate) shape: &'a TableShape,
-    /// How files rewritten while publishing are written (a Delta MERGE).
+    /// How files rewritten while publishing are written (a Delta MERGE, earlier runs of a
+    /// folder of pulls).
     pub(crate) writer: WriterOptions,
     pub(crate) progress: &'a Arc<dyn Progress>,
+    /// The run is one of a folder of pulls, read together with the others.
+    pub(crate) pulls: bool,
 }
 
 /// Where a published run is read, and the table version it became.
@@ -36,6 +39,8 @@ pub(crate) struct Published {
     pub(crate) url: String,
     /// The Delta commit, for a Delta table.
     pub(crate) delta: Option<DeltaCommit>,
+    /// Files of earlier runs re-encoded to the run's schema (a folder of pulls).
+    pub(crate) rewritten: usize,
 }
 
 /// Where the table a change set continues stands.
@@ -50,6 +55,20 @@ pub(crate) struct Continue {
 /// What a table format does with runs.
 #[async_trait]
 pub(crate) trait Publisher: Send + Sync {
+    /// The shape `run`'s files are written with (numbers as `numbers`), the run's own
+    /// `shape` being what it read: where readers read the run together with earlier ones (a
+    /// folder of `pulls`), it also covers theirs, so every run has one schema.
+    async fn shape(
+        &self,
+        run: &Target,
+        shape: &TableShape,
+        numbers: NumberMode,
+        pulls: bool,
+    ) -> Result<TableShape> {
+        let _ = (run, numbers, pulls);
+        Ok(shape.clone())
+    }
+
     /// Publish `run` atomically: readers see the table without it or with all of it.
     async fn publish(&self, run: FinishedRun<'_>) -> Result<Published>;
 

@@ -9,15 +9,14 @@ use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
 use crate::checkpoint::{Checkpoint, CheckpointFile, next_file_index, write_checkpoint};
-use crate::convert::{Columns, arrow_schema_with_keys};
+use crate::convert::{Columns, TableShape, arrow_schema_with_keys};
 use crate::error::{Error, Result};
 use crate::format::{FinishedRun, Published};
 use crate::manifest::{MANIFEST_FORMAT, Manifest, ManifestSchema, Watermark};
 use crate::mode::RunMode;
 use crate::progress::{Progress, ProgressEvent};
-use crate::sink::reader::FileItems;
 use crate::sink::writer::{RollingWriter, WriterOptions, file_path};
-use crate::sink::{DataFile, Target};
+use crate::sink::{DataFile, Target, published_name};
 
 use super::commit_plan::{CommitPlan, key_columns};
 use super::summary::Summary;
@@ -34,9 +33,13 @@ pub(super) async fn commit(
 ) -> Result<Summary> {
     let writer_opts = plan.writer_options(&checkpoint.options)?;
     let numbers = checkpoint.options.numbers;
-    let columns = checkpoint.shape.resolve(numbers);
+    let publisher = plan.format.publisher();
+    let shape = publisher
+        .shape(target, &checkpoint.shape, numbers, plan.pulls)
+        .await?;
+    let columns = shape.resolve(numbers);
     let files_rewritten = unify(target, progress, checkpoint, &writer_opts, &columns).await?;
-    let mut manifest = manifest_of(&plan, checkpoint, columns);
+    let mut manifest = manifest_of(&plan, checkpoint, (columns, shape));
     // What the table holds after this run: the plan's word, else the run's own record.
     manifest.coverage = plan.coverage.clone().or_else(|| manifest.coverage());
     if cancel.is_cancelled() {
@@ -47,15 +50,19 @@ pub(super) async fn commit(
     progress.event(&ProgressEvent::Committing {
         files: manifest.files.len(),
     });
-    let publisher = plan.format.publisher();
     let run = FinishedRun {
         target,
         manifest: &manifest,
         shape: &checkpoint.shape,
         writer: writer_opts,
         progress,
+        pulls: plan.pulls,
     };
-    let Published { url, delta } = publisher.publish(run).await?;
+    let Published {
+        url,
+        delta,
+        rewritten,
+    } = publisher.publish(run).await?;
     // Committed. A checkpoint left next to a manifest is ignored (and removed by --overwrite),
     // and a Delta run's own commit is found again by --resume, so failing to delete it must
     // not fail the run.
@@ -71,7 +78,7 @@ pub(super) async fn commit(
     Ok(Summary {
         url,
         concurrency: plan.concurrency,
-        files_rewritten,
+        files_rewritten: files_rewritten + rewritten,
         columns_not_found,
         delta,
         seconds: started.elapsed().as_secs_f64(),
@@ -128,12 +135,20 @@ async fn unify(
 }
 
 /// The manifest of the run `checkpoint` holds, published as `plan` says, its files all
-/// written with `columns`.
-fn manifest_of(plan: &CommitPlan, checkpoint: &Checkpoint, columns: Columns) -> Manifest {
+/// written with `columns`, inferred as `shape`.
+fn manifest_of(
+    plan: &CommitPlan,
+    checkpoint: &Checkpoint,
+    (columns, shape): (Columns, TableShape),
+) -> Manifest {
+    // Under the names the commit moves them to.
     let mut files: Vec<DataFile> = checkpoint
         .files
         .iter()
-        .map(CheckpointFile::data_file)
+        .map(|f| DataFile {
+            path: published_name(&f.file.path).to_owned(),
+            ..f.data_file()
+        })
         .collect();
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Manifest {
@@ -170,6 +185,7 @@ fn manifest_of(plan: &CommitPlan, checkpoint: &Checkpoint, columns: Columns) -> 
                 .as_ref()
                 .clone(),
             columns,
+            inferred: Some(shape),
         },
         options: checkpoint.options.clone(),
         files,
@@ -183,16 +199,9 @@ fn rewrite(
     stale: &[DataFile],
     columns: &Columns,
 ) -> Result<Vec<DataFile>> {
-    let handle = writer.handle().clone();
     let target = writer.target().clone();
     for file in stale {
-        let mut items = handle.block_on(FileItems::open(&target, &file.path))?;
-        while let Some(batch) = handle.block_on(items.next_batch())? {
-            writer.write_items(columns, &batch)?;
-            if writer.roll_due(None) {
-                writer.close_current()?;
-            }
-        }
+        writer.reencode(&target, &file.path, columns)?;
     }
     writer.finish()
 }

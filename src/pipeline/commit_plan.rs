@@ -49,6 +49,10 @@ pub struct CommitPlan {
     /// over; a full read is its own).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refreshed_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The run is one `run=` folder of a folder of pulls (`--filter-attr`), which readers read
+    /// together with the others.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pulls: bool,
 }
 
 /// Sizes of the data files a run writes.
@@ -83,6 +87,7 @@ impl CommitPlan {
             },
             coverage: None,
             refreshed_at: None,
+            pulls: config.read.time.is_some(),
         }
     }
 

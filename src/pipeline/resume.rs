@@ -18,7 +18,7 @@ use crate::manifest::{Manifest, OutputOptions};
 use crate::mode::RunMode;
 use crate::progress::{Progress, ProgressEvent};
 use crate::sink::reader::read_manifest;
-use crate::sink::{CHECKPOINT_FILE, MANIFEST_FILE, Target};
+use crate::sink::{CHECKPOINT_FILE, MANIFEST_FILE, Target, published_name};
 
 /// What every run carries from its entry point to its end: the options, where progress goes,
 /// what stops it, and when it started (the monotonic clock for its duration, the wall clock
@@ -114,7 +114,7 @@ pub(super) async fn resume_point(
     if let Some(manifest) = committed(target, &owned).await? {
         return Ok(Started::Committed(Box::new(manifest)));
     }
-    let Some(checkpoint) = read_checkpoint(target).await? else {
+    let Some(mut checkpoint) = read_checkpoint(target).await? else {
         let hint = if owned.is_empty() {
             "run without --resume"
         } else {
@@ -126,7 +126,7 @@ pub(super) async fn resume_point(
         )));
     };
     same_run(target, &checkpoint, (table, origin), config)?;
-    same_files(target, &checkpoint, &owned)?;
+    same_files(target, &mut checkpoint, &owned)?;
     // What the run (or this shard) wrote and the checkpoint does not name: the file open
     // when it stopped, staging files. A shard leaves the other shards' files alone.
     for f in &owned {
@@ -221,14 +221,20 @@ fn same_run(
     Ok(())
 }
 
-/// Check that every file `checkpoint` names is among the `owned` files with its recorded size.
+/// Check that every file `checkpoint` names is among the `owned` files with its recorded size:
+/// where the run wrote it, or where a stopped commit already moved it (the checkpoint then
+/// names it there).
 fn same_files(
     target: &Target,
-    checkpoint: &Checkpoint,
+    checkpoint: &mut Checkpoint,
     owned: &[crate::sink::OwnedFile],
 ) -> Result<()> {
     let sizes: HashMap<&str, u64> = owned.iter().map(|f| (f.name.as_str(), f.size)).collect();
-    for f in &checkpoint.files {
+    for f in &mut checkpoint.files {
+        let moved = published_name(&f.file.path);
+        if !sizes.contains_key(f.file.path.as_str()) && sizes.contains_key(moved) {
+            f.file.path = moved.to_owned();
+        }
         let found = sizes.get(f.file.path.as_str()).copied();
         if found != Some(f.file.bytes) {
             let what = match found {

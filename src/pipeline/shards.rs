@@ -24,7 +24,7 @@ use super::commit_plan::CommitPlan;
 use super::resume::{Origin, Started, committed, continue_from, resume_point};
 use super::summary::Summary;
 use crate::shard::{SHARDS_DIR, Shard};
-use crate::sink::{PROBE_FILE, is_shard_data_file};
+use crate::sink::{PROBE_FILE, STAGING_DIR, is_shard_data_file};
 use std::collections::HashSet;
 
 /// Start `shard` of a split run in `target` (the run's folder, scoped to the shard): continue
@@ -196,7 +196,10 @@ pub async fn commit_shards(
     let target = split_run_folder(root, request.run.as_deref()).await?;
     let owned = target.list_owned().await?;
     if let Some(manifest) = committed(&target, &owned).await? {
-        for f in owned.iter().filter(|f| f.name.starts_with(SHARDS_DIR)) {
+        let leftover = |f: &&crate::sink::OwnedFile| {
+            f.name.starts_with(SHARDS_DIR) || f.name.starts_with(STAGING_DIR)
+        };
+        for f in owned.iter().filter(leftover) {
             target.delete(&f.location).await?;
         }
         return Ok(Summary::of_manifest(&target, &manifest, true));
@@ -215,11 +218,12 @@ pub async fn commit_shards(
         }
         None => join(&target, &owned, request.shards).await?,
     };
-    move_into_place(&target, &checkpoint).await?;
     let plan = checkpoint
         .commit
         .clone()
         .ok_or_else(|| Error::Internal("a joined checkpoint without its commit".into()))?;
+    // Files re-encoded by the commit wait where the shards' files do.
+    let target = target.staging(plan.format.stages_files());
     let cancel = CancellationToken::new();
     commit(plan, &target, &progress, &cancel, &mut checkpoint, started).await
 }
@@ -306,7 +310,7 @@ async fn join(target: &Target, owned: &[crate::sink::OwnedFile], count: u32) -> 
     let mut waiting = Vec::new();
     for index in 0..count {
         let shard = Shard::new(index, count)?;
-        let scoped = target.clone().for_shard(Some(shard), false);
+        let scoped = target.clone().for_shard(Some(shard));
         match read_checkpoint(&scoped).await? {
             Some(record) if record.commit.is_some() => records.push(record),
             Some(record) => {
@@ -337,7 +341,7 @@ async fn join(target: &Target, owned: &[crate::sink::OwnedFile], count: u32) -> 
             ),
         });
     }
-    let mut joined = joined_checkpoint(&target.url, records)?;
+    let joined = joined_checkpoint(&target.url, records)?;
     let sizes: HashMap<&str, u64> = owned.iter().map(|f| (f.name.as_str(), f.size)).collect();
     for f in &joined.files {
         if sizes.get(f.file.path.as_str()) != Some(&f.file.bytes) {
@@ -352,13 +356,7 @@ async fn join(target: &Target, owned: &[crate::sink::OwnedFile], count: u32) -> 
             });
         }
     }
-    // The run's files under their names in the folder (staged ones are moved there next).
     let written: HashSet<String> = joined.files.iter().map(|f| f.file.path.clone()).collect();
-    for f in &mut joined.files {
-        if let Some(name) = f.file.path.strip_prefix(&format!("{SHARDS_DIR}/")) {
-            f.file.path = name.to_owned();
-        }
-    }
     create_checkpoint(target, &joined).await?;
     for f in owned {
         let record = Shard::from_record_name(&f.name).is_some();
@@ -367,34 +365,6 @@ async fn join(target: &Target, owned: &[crate::sink::OwnedFile], count: u32) -> 
         }
     }
     Ok(joined)
-}
-
-/// Move the joined run's files that its shards staged in `_shards/` into the folder, where
-/// readers find them once the commit publishes the run. Done again after a stopped commit:
-/// files already moved are left as they are.
-async fn move_into_place(target: &Target, checkpoint: &Checkpoint) -> Result<()> {
-    use futures::TryStreamExt;
-    futures::stream::iter(
-        checkpoint
-            .files
-            .iter()
-            .map(|f| Ok::<_, Error>(&f.file.path)),
-    )
-    .try_for_each_concurrent(16, |name| async move {
-        let to = target.path(name);
-        match target.store.head(&to).await {
-            Ok(_) => return Ok(()),
-            Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(target.error(&format!("reading {name}"), e)),
-        }
-        let from = target.path(&format!("{SHARDS_DIR}/{name}"));
-        target
-            .store
-            .rename(&from, &to)
-            .await
-            .map_err(|e| target.error(&format!("moving {SHARDS_DIR}/{name} into place"), e))
-    })
-    .await
 }
 
 /// The checkpoint of the whole run from its shards' finished `records` (in shard order): the

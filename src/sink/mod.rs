@@ -29,6 +29,10 @@ pub const MANIFEST_FILE: &str = "_manifest.json";
 /// Name of the resume checkpoint at the snapshot root.
 pub const CHECKPOINT_FILE: &str = "_checkpoint.json";
 pub(crate) const PROBE_FILE: &str = "_ddbsnap_write_probe";
+/// Folder of a run's folder where its data files wait until the commit moves them into place:
+/// readers skip `_` folders (pandas, pyarrow, Spark) or glob `*.parquet` in the folder itself
+/// (DuckDB, polars), so none of them sees an unfinished run.
+pub const STAGING_DIR: &str = "_staging";
 
 /// A validated `--to` location.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,7 +178,7 @@ pub struct Target {
     pub(crate) url: String,
     /// The shard of a split run writing here, if any: its checkpoint and data file names.
     pub(crate) shard: Option<Shard>,
-    /// The shard's data files wait in `_shards/` until the commit moves them into the folder:
+    /// The run's data files wait in `_staging/` until the commit moves them into the folder:
     /// readers of a snapshot folder take every file in it (a Delta run folder is read only
     /// through the table's log, so its files need not wait).
     pub(crate) staged: bool,
@@ -417,14 +421,14 @@ impl Target {
         Ok(runs)
     }
 
-    /// This location, written by `shard` of a split run, its data files `staged` in
-    /// `_shards/` until the commit.
-    pub(crate) fn for_shard(self, shard: Option<Shard>, staged: bool) -> Target {
-        Target {
-            shard,
-            staged: staged && shard.is_some(),
-            ..self
-        }
+    /// This location, written by `shard` of a split run (its checkpoint and data file names).
+    pub(crate) fn for_shard(self, shard: Option<Shard>) -> Target {
+        Target { shard, ..self }
+    }
+
+    /// This location, its run's data files `staged` in `_staging/` until the commit.
+    pub(crate) fn staging(self, staged: bool) -> Target {
+        Target { staged, ..self }
     }
 
     /// The shard of a split run writing here.
@@ -440,32 +444,30 @@ impl Target {
 
     /// Name of the data file numbered `index` of the run (or shard) writing here.
     pub(crate) fn data_file_name(&self, index: usize) -> String {
-        match self.shard {
+        let name = match self.shard {
             None => data_file_name(index),
-            Some(shard) => {
-                let folder = if self.staged {
-                    format!("{SHARDS_DIR}/")
-                } else {
-                    String::new()
-                };
-                format!("{folder}{}{index:05}.parquet", shard.file_prefix())
-            }
+            Some(shard) => format!("{}{index:05}.parquet", shard.file_prefix()),
+        };
+        if self.staged {
+            format!("{STAGING_DIR}/{name}")
+        } else {
+            name
         }
     }
 
-    /// True when `name` (relative to the root) is a data file, or its staging file, that the
-    /// run (or shard) writing here may have left: in the folder, or a shard's in `_shards/`;
-    /// a shard's own only, for a shard.
+    /// True when `name` (relative to the root) is a data file, or its upload staging file,
+    /// that the run (or shard) writing here may have left: in the folder or in `_staging/`; a
+    /// shard's own only, for a shard.
     pub(crate) fn writes_data_file(&self, name: &str) -> bool {
         let name = name.split('#').next().unwrap_or(name);
         let (folder, file) = name.rsplit_once('/').unwrap_or(("", name));
-        if !is_data_file_name(file) {
+        if !is_data_file_name(file) || !(folder.is_empty() || folder == STAGING_DIR) {
             return false;
         }
         match self.shard {
-            None => folder.is_empty() || is_shard_data_file(name),
+            None => true,
             Some(shard) => {
-                folder == if self.staged { SHARDS_DIR } else { "" }
+                folder == if self.staged { STAGING_DIR } else { "" }
                     && file.starts_with(&shard.file_prefix())
             }
         }
@@ -475,6 +477,12 @@ impl Target {
     pub(crate) fn path(&self, name: &str) -> Path {
         name.split('/')
             .fold(self.root.clone(), |path, part| path.join(part))
+    }
+
+    /// The local directory of this location, when it is one.
+    pub(crate) fn local_dir(&self) -> Option<PathBuf> {
+        let dir = std::path::Path::new(&self.url);
+        (!self.url.contains("://") && dir.is_absolute()).then(|| dir.to_owned())
     }
 
     /// The store behind this target.
@@ -576,12 +584,16 @@ impl Target {
                 .flatten()
                 .collect();
             let name = rel.iter().map(|p| p.as_ref()).collect::<Vec<_>>().join("/");
-            // A shard's record, or its data files staged until the commit.
-            let shard_record = rel.len() == 2
-                && rel[0].as_ref() == SHARDS_DIR
-                && (Shard::from_record_name(&name).is_some()
-                    || is_data_file_name(rel[1].as_ref().split('#').next().unwrap_or_default()));
-            if (rel.len() == 1 && ours(&name)) || shard_record {
+            // A shard's record, or data files staged until the commit.
+            let nested = rel.len() == 2
+                && match rel[0].as_ref() {
+                    SHARDS_DIR => Shard::from_record_name(&name).is_some(),
+                    STAGING_DIR => is_data_file_name(
+                        published_name(&name).split('#').next().unwrap_or_default(),
+                    ),
+                    _ => false,
+                };
+            if (rel.len() == 1 && ours(&name)) || nested {
                 owned.push(OwnedFile {
                     name,
                     location: meta.location,
@@ -718,12 +730,20 @@ pub(crate) fn data_file_name(index: usize) -> String {
     format!("part-{index:05}.parquet")
 }
 
+/// The name a data file written as `path` (relative to its run's folder) is published under:
+/// `_staging/part-00000.parquet` is `part-00000.parquet` once the commit moves it into place.
+pub(crate) fn published_name(path: &str) -> &str {
+    path.strip_prefix(STAGING_DIR)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .unwrap_or(path)
+}
+
 /// True when `name` (relative to a run's folder, staging suffix or not) is a data file of a
-/// shard: `part-s<i>-<k>.parquet`, in the folder or staged in `_shards/`.
+/// shard: `part-s<i>-<k>.parquet`, in the folder or staged in `_staging/`.
 pub(crate) fn is_shard_data_file(name: &str) -> bool {
     let name = name.split('#').next().unwrap_or(name);
     let (folder, file) = name.rsplit_once('/').unwrap_or(("", name));
-    (folder.is_empty() || folder == SHARDS_DIR)
+    (folder.is_empty() || folder == STAGING_DIR)
         && file.starts_with("part-s")
         && is_data_file_name(file)
 }
@@ -832,21 +852,27 @@ mod tests {
         assert_eq!(data_file_index("part-s3-00012.parquet"), None);
         let shard = Shard::new(3, 16).unwrap();
         let target = Target::from_store(Arc::new(object_store::memory::InMemory::new()), "", "mem")
-            .for_shard(Some(shard), false);
+            .for_shard(Some(shard));
         assert_eq!(target.data_file_name(12), "part-s003-00012.parquet");
         assert_eq!(target.checkpoint_name(), "_shards/3-of-16.json");
         assert!(target.writes_data_file("part-s003-00012.parquet#2"));
         assert!(!target.writes_data_file("part-s013-00012.parquet"));
         assert!(!target.writes_data_file("part-00012.parquet"));
-        let staged = target.clone().for_shard(Some(shard), true);
-        assert_eq!(staged.data_file_name(1), "_shards/part-s003-00001.parquet");
-        assert!(staged.writes_data_file("_shards/part-s003-00001.parquet#1"));
+        let staged = target.clone().staging(true);
+        assert_eq!(staged.data_file_name(1), "_staging/part-s003-00001.parquet");
+        assert!(staged.writes_data_file("_staging/part-s003-00001.parquet#1"));
         assert!(!staged.writes_data_file("part-s003-00001.parquet"));
-        assert_eq!(data_file_index("_shards/part-s003-00001.parquet"), Some(1));
-        let whole = target.for_shard(None, true);
-        assert!(!whole.staged);
+        assert_eq!(data_file_index("_staging/part-s003-00001.parquet"), Some(1));
+        assert_eq!(
+            published_name("_staging/part-s003-00001.parquet"),
+            "part-s003-00001.parquet"
+        );
+        let whole = target.for_shard(None).staging(true);
+        assert_eq!(whole.data_file_name(2), "_staging/part-00002.parquet");
         assert!(whole.writes_data_file("part-s013-00012.parquet"));
-        assert!(whole.writes_data_file("_shards/part-s013-00012.parquet"));
+        assert!(whole.writes_data_file("_staging/part-s013-00012.parquet"));
+        assert!(whole.writes_data_file("_staging/part-00012.parquet#3"));
         assert!(!whole.writes_data_file("_shards/3-of-16.json"));
+        assert!(!whole.writes_data_file("other/part-00012.parquet"));
     }
 }

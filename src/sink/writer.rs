@@ -31,6 +31,7 @@ use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
 use serde::{Deserialize, Serialize};
 use tokio::runtime::Handle;
 
+use super::reader::FileItems;
 use super::{Target, dictionary};
 use crate::convert::{Columns, Item, Rows, arrow_schema_with_keys, encode_rows};
 use crate::error::{Error, Result};
@@ -290,6 +291,9 @@ pub(crate) struct RollingWriter {
     /// The next data file number, shared with the other writers of the run (the conversion
     /// lanes), so no two files get one name.
     next_index: Arc<AtomicUsize>,
+    /// The name of the one file this writer writes, when it writes one under a given name (a
+    /// file re-encoded in place of another); it then never rolls.
+    named: Option<String>,
 }
 
 impl RollingWriter {
@@ -308,7 +312,14 @@ impl RollingWriter {
             current: None,
             files: Vec::new(),
             next_index: Arc::new(AtomicUsize::new(first_index)),
+            named: None,
         }
+    }
+
+    /// This writer, writing everything into one file named `name` (relative to its target).
+    pub(crate) fn named(mut self, name: String) -> Self {
+        self.named = Some(name);
+        self
     }
 
     /// This writer, numbering its files from `numbers`, a counter other writers of the same
@@ -319,9 +330,15 @@ impl RollingWriter {
     }
 
     fn open(&mut self, columns: &Columns) -> Result<()> {
-        let name = self
-            .target
-            .data_file_name(self.next_index.fetch_add(1, Ordering::Relaxed));
+        let name = match &self.named {
+            Some(name) if self.files.is_empty() => name.clone(),
+            Some(name) => {
+                return Err(Error::Internal(format!("{name} would be written twice")));
+            }
+            None => self
+                .target
+                .data_file_name(self.next_index.fetch_add(1, Ordering::Relaxed)),
+        };
         let schema = arrow_schema_with_keys(columns, &self.opts.key_columns);
         let mut metadata = self.opts.metadata.clone();
         metadata.push(KeyValue::new(
@@ -367,6 +384,25 @@ impl RollingWriter {
         self.write(columns, &Rows::from_items(items)?)
     }
 
+    /// Write the items of the data file `from` (of `source`, written with any narrower schema)
+    /// as `columns`, rolling files at the target size. Runs on a blocking thread.
+    pub(crate) fn reencode(
+        &mut self,
+        source: &Target,
+        from: &str,
+        columns: &Columns,
+    ) -> Result<()> {
+        let handle = self.handle.clone();
+        let mut items = handle.block_on(FileItems::open(source, from))?;
+        while let Some(batch) = handle.block_on(items.next_batch())? {
+            self.write_items(columns, &batch)?;
+            if self.roll_due(None) {
+                self.close_current()?;
+            }
+        }
+        Ok(())
+    }
+
     /// Append `items`, all observed by the shape `columns` was resolved from. Closes the open
     /// file first if it has other columns; never closes it for its size (see [`Self::roll_due`]).
     pub(crate) fn write(&mut self, columns: &Columns, items: &Rows) -> Result<()> {
@@ -389,10 +425,11 @@ impl RollingWriter {
 
     /// True when the open file has reached the target size, or has been open for `max_age`.
     pub(crate) fn roll_due(&self, max_age: Option<Duration>) -> bool {
-        self.current.as_ref().is_some_and(|f| {
-            f.size() >= self.opts.target_file_bytes
-                || max_age.is_some_and(|age| f.opened.elapsed() >= age)
-        })
+        self.named.is_none()
+            && self.current.as_ref().is_some_and(|f| {
+                f.size() >= self.opts.target_file_bytes
+                    || max_age.is_some_and(|age| f.opened.elapsed() >= age)
+            })
     }
 
     /// Finish the open file (footer, upload completion) and record it. Returns whether a file

@@ -73,6 +73,7 @@ impl Publisher for DeltaTable {
         Ok(Published {
             url: table.url,
             delta: Some(done),
+            rewritten: 0,
         })
     }
 
