@@ -17,8 +17,10 @@ import pandas as pd
 import polars as pl
 import pyarrow.dataset
 import pyarrow.fs
+import pytest
 
 import ddbsnap
+from conftest import free_port, serve
 
 ITEMS = 2000
 
@@ -101,48 +103,48 @@ class Local:
             ),
             "polars": rows_seen(lambda: pl.read_parquet(self.glob).height),
             "duckdb": rows_seen(
-                lambda: duckdb.sql(f"SELECT count(*) FROM read_parquet('{self.glob}')").fetchone()[0]
+                lambda: duckdb.sql(f"SELECT count(*) FROM read_parquet('{self.glob}')").fetchall()[0][0]
             ),
         }
 
 
 class S3:
-    """The same readers over s3://lake/<prefix> on s3s-fs."""
+    """The same readers over s3://<folder> (`bucket` or `bucket/prefix`)."""
 
-    def __init__(self, endpoint, prefix):
-        self.endpoint, self.prefix = endpoint, prefix
+    def __init__(self, endpoint, folder, polars=True):
+        self.endpoint, self.folder, self.polars = endpoint, folder, polars
         self.fs = pyarrow.fs.S3FileSystem(
             access_key="test", secret_key="test", region="us-east-1",
             endpoint_override=endpoint, scheme="http",
         )
 
     def listing(self):
-        selector = pyarrow.fs.FileSelector(f"lake/{self.prefix}", recursive=True, allow_not_found=True)
+        selector = pyarrow.fs.FileSelector(self.folder, recursive=True, allow_not_found=True)
         return [info.path for info in self.fs.get_file_info(selector)]
 
     def counts(self):
-        folder = f"lake/{self.prefix}"
         options = {
             "aws_endpoint_url": self.endpoint, "aws_allow_http": "true", "aws_region": "us-east-1",
             "aws_access_key_id": "test", "aws_secret_access_key": "test",
         }
-        return {
-            "pandas": rows_seen(lambda: len(pd.read_parquet(folder, filesystem=self.fs))),
+        glob = f"s3://{self.folder}/*.parquet"
+        counts = {
+            "pandas": rows_seen(lambda: len(pd.read_parquet(self.folder, filesystem=self.fs))),
             "pyarrow": rows_seen(
-                lambda: pyarrow.dataset.dataset(folder, format="parquet", filesystem=self.fs).count_rows()
+                lambda: pyarrow.dataset.dataset(self.folder, format="parquet", filesystem=self.fs).count_rows()
             ),
-            "polars": rows_seen(
-                lambda: pl.read_parquet(f"s3://{folder}/*.parquet", storage_options=options).height
-            ),
-            "duckdb": duckdb_s3_rows(self.endpoint, f"s3://{folder}/*.parquet"),
+            "duckdb": duckdb_s3_rows(self.endpoint, glob),
         }
+        if self.polars:
+            counts["polars"] = rows_seen(lambda: pl.read_parquet(glob, storage_options=options).height)
+        return counts
 
 
 def duckdb_s3_rows(endpoint, glob):
     """Rows DuckDB with httpfs (from PyPI, in its own venv) reads from `glob` on s3s-fs."""
     script = f"""
 import duckdb, duckdb_ext, glob, os, sys
-ext = glob.glob(os.path.join(os.path.dirname(duckdb_ext.__file__), "extensions", "*", "*", "httpfs.duckdb_extension"))[0]
+ext = glob.glob(os.path.join(list(duckdb_ext.__path__)[0], "extensions", "*", "*", "httpfs.duckdb_extension"))[0]
 con = duckdb.connect(config={{"autoinstall_known_extensions": False}})
 con.execute(f"LOAD '{{ext}}'")
 con.execute("CREATE SECRET (TYPE s3, KEY_ID 'test', SECRET 'test', REGION 'us-east-1', "
@@ -226,13 +228,13 @@ def test_readers_see_no_unfinished_snapshot_locally(dynalite, tmp_path):
 def test_readers_of_a_folder_of_pulls_see_the_previous_run_locally(dynalite, tmp_path):
     load(dynalite, "orders", ITEMS)
     root = tmp_path / "pulls"
-    pull = {"filter_attr": "updated_at", "since": "last", "endpoint_url": dynalite}
+    pull = {"filter_attr": "updated_at", "since": "last", "overlap": "0", "endpoint_url": dynalite}
     ddbsnap.snapshot("orders", str(root), max_rcu=100000, **pull)
     load(dynalite, "orders", ITEMS + 50, start=ITEMS)
     readers = Local(root, pulls=True)
     assert readers.counts() == {reader: ITEMS for reader in readers.counts()}
 
-    run = start_run("orders", root, dynalite, "--filter-attr", "updated_at", "--since", "last")
+    run = start_run("orders", root, dynalite, "--filter-attr", "updated_at", "--since", "last", "--overlap", "0")
     wait_for_staged_files(lambda: [p.name for p in root.glob("run=*/_staging/*")])
     during = readers.counts()
     assert during == {reader: ITEMS for reader in during}, f"during the run: {during}"
@@ -246,12 +248,34 @@ def test_readers_of_a_folder_of_pulls_see_the_previous_run_locally(dynalite, tmp
     assert counts == {reader: ITEMS + 50 for reader in counts}, counts
 
 
-def test_readers_see_no_unfinished_snapshot_on_s3(dynalite, s3):
-    endpoint, _ = s3
+@pytest.fixture(params=["s3s-fs", "moto"])
+def s3_folder(request, tmp_path):
+    """An S3 server and the folder a snapshot goes to, as (endpoint, folder, polars). s3s-fs
+    answers a GET of a "folder" key (pyarrow's first look at a prefix) and polars' suffix-range
+    GETs with a 500, so there the snapshot is a bucket's root and polars reads it on moto."""
+    port = free_port()
+    if request.param == "s3s-fs":
+        (tmp_path / "s3" / "orders").mkdir(parents=True)
+        argv = [os.environ["DDBSNAP_S3S_FS"], "--host", "127.0.0.1", "--port", str(port)]
+        argv += ["--access-key", "test", "--secret-key", "test", str(tmp_path / "s3")]
+    else:
+        argv = [os.environ["DDBSNAP_MOTO_SERVER"], "-H", "127.0.0.1", "-p", str(port)]
+    proc = serve(argv, port)
+    endpoint = f"http://127.0.0.1:{port}"
+    if request.param == "moto":
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+        s3.create_bucket(Bucket="lake")
+    yield (endpoint, "orders", False) if request.param == "s3s-fs" else (endpoint, "lake/orders", True)
+    proc.kill()
+    proc.wait()
+
+
+def test_readers_see_no_unfinished_snapshot_on_s3(dynalite, s3_folder):
+    endpoint, folder, polars = s3_folder
     load(dynalite, "orders", ITEMS)
     env = {"AWS_ENDPOINT_URL_S3": endpoint}
-    readers = S3(endpoint, "orders")
-    to = "s3://lake/orders"
+    readers = S3(endpoint, folder, polars)
+    to = f"s3://{folder}"
 
     run = start_run("orders", to, dynalite, env=env)
     wait_for_staged_files(lambda: [p for p in readers.listing() if "/_staging/" in p])

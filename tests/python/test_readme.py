@@ -106,7 +106,7 @@ def test_every_reader_line_of_the_readme_reads_a_folder_of_pulls(dynalite, tmp_p
         BillingMode="PAY_PER_REQUEST",
     )
     monkeypatch.chdir(tmp_path)
-    pull = {"filter_attr": "updated_at", "since": "last", "endpoint_url": dynalite}
+    pull = {"filter_attr": "updated_at", "since": "last", "overlap": "0", "endpoint_url": dynalite}
     put(db, [order(i, str(i)) for i in range(40)])
     first = ddbsnap.snapshot("orders", "lake/orders", **pull)
     put(db, [order(i, f"{i}.5") for i in range(40, 70)])
@@ -127,7 +127,7 @@ def test_every_reader_line_of_the_readme_reads_a_folder_of_pulls(dynalite, tmp_p
         if lang == "sql":
             result = duckdb.sql(line.rstrip(";")).fetchall()
             assert sorted(n for _, n in result) == [20, 30, 40], (line, result)
-            table = duckdb.sql(line.split(" GROUP BY")[0].replace("run, count(*)", "*")).arrow()
+            table = duckdb.sql(line.split(" GROUP BY")[0].replace("run, count(*)", "*")).df()
         elif line.startswith("spark."):
             assert run_spark(line, tmp_path) == 90, line
             continue
