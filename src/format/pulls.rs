@@ -15,12 +15,12 @@ use object_store::ObjectStoreExt;
 use tokio::runtime::Handle;
 
 use super::publish::FinishedRun;
-use super::snapshot::latest_run;
 use crate::convert::{Columns, NumberMode, TableShape};
 use crate::error::{Error, Result};
 use crate::manifest::{Manifest, ManifestSchema};
 use crate::progress::{Progress, ProgressEvent};
 use crate::sink::reader::read_manifest;
+use crate::sink::rewrite::reencode;
 use crate::sink::writer::{RollingWriter, WriterOptions};
 use crate::sink::{DataFile, MANIFEST_FILE, STAGING_DIR, Target};
 
@@ -123,7 +123,7 @@ async fn reencode_file(
     let (source, from, columns) = (folder.clone(), file.path.clone(), columns.clone());
     let written = tokio::task::spawn_blocking(move || {
         let mut writer = writer;
-        writer.reencode(&source, &from, &columns)?;
+        reencode(&mut writer, &source, &from, &columns)?;
         writer.finish()
     })
     .await
@@ -144,4 +144,14 @@ async fn reencode_file(
         })?;
     written.path.clone_from(&file.path);
     Ok(written)
+}
+
+/// The latest committed run under the dataset root `root`, with its manifest.
+pub(crate) async fn latest_run(root: &Target) -> Result<Option<(String, Manifest)>> {
+    let runs = root.runs().await?;
+    let Some(run) = runs.into_iter().rev().find(|r| r.committed) else {
+        return Ok(None);
+    };
+    let manifest = read_manifest(&root.child(&run.name)).await?;
+    Ok(Some((run.name, manifest)))
 }

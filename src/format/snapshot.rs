@@ -7,11 +7,11 @@ use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 
 use super::publish::{Continue, FinishedRun, Published, Publisher};
+use super::pulls::latest_run;
 use crate::convert::{NumberMode, TableShape};
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
 use crate::shard::SHARDS_DIR;
-use crate::sink::reader::read_manifest;
 use crate::sink::{MANIFEST_FILE, STAGING_DIR, Target, remove_empty_folders};
 use crate::window::{Admission, ChangeWindow, Feed, OnGap};
 
@@ -133,13 +133,3 @@ async fn move_into_place(target: &Target, manifest: &Manifest) -> Result<()> {
 
 /// Files moved at once by the commit (on S3, each move is a copy and a delete).
 const MOVES_AT_ONCE: usize = 32;
-
-/// The latest committed run under the dataset root `root`, with its manifest.
-pub(crate) async fn latest_run(root: &Target) -> Result<Option<(String, Manifest)>> {
-    let runs = root.runs().await?;
-    let Some(run) = runs.into_iter().rev().find(|r| r.committed) else {
-        return Ok(None);
-    };
-    let manifest = read_manifest(&root.child(&run.name)).await?;
-    Ok(Some((run.name, manifest)))
-}

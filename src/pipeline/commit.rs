@@ -15,6 +15,7 @@ use crate::format::{FinishedRun, Published};
 use crate::manifest::{MANIFEST_FORMAT, Manifest, ManifestSchema, Watermark};
 use crate::mode::RunMode;
 use crate::progress::{Progress, ProgressEvent};
+use crate::sink::rewrite::reencode;
 use crate::sink::writer::{RollingWriter, WriterOptions, file_path};
 use crate::sink::{DataFile, Target, published_name};
 
@@ -201,7 +202,7 @@ fn rewrite(
 ) -> Result<Vec<DataFile>> {
     let target = writer.target().clone();
     for file in stale {
-        writer.reencode(&target, &file.path, columns)?;
+        reencode(&mut writer, &target, &file.path, columns)?;
     }
     writer.finish()
 }

@@ -7,6 +7,7 @@
 
 mod dictionary;
 pub mod reader;
+pub(crate) mod rewrite;
 pub(crate) mod writer;
 
 use std::path::PathBuf;

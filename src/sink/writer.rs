@@ -31,7 +31,6 @@ use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
 use serde::{Deserialize, Serialize};
 use tokio::runtime::Handle;
 
-use super::reader::FileItems;
 use super::{Target, dictionary};
 use crate::convert::{Columns, Item, Rows, arrow_schema_with_keys, encode_rows};
 use crate::error::{Error, Result};
@@ -382,25 +381,6 @@ impl RollingWriter {
     /// [`Self::write`] of items in the SDK's type (read back from a data file).
     pub(crate) fn write_items(&mut self, columns: &Columns, items: &[Item]) -> Result<()> {
         self.write(columns, &Rows::from_items(items)?)
-    }
-
-    /// Write the items of the data file `from` (of `source`, written with any narrower schema)
-    /// as `columns`, rolling files at the target size. Runs on a blocking thread.
-    pub(crate) fn reencode(
-        &mut self,
-        source: &Target,
-        from: &str,
-        columns: &Columns,
-    ) -> Result<()> {
-        let handle = self.handle.clone();
-        let mut items = handle.block_on(FileItems::open(source, from))?;
-        while let Some(batch) = handle.block_on(items.next_batch())? {
-            self.write_items(columns, &batch)?;
-            if self.roll_due(None) {
-                self.close_current()?;
-            }
-        }
-        Ok(())
     }
 
     /// Append `items`, all observed by the shape `columns` was resolved from. Closes the open
