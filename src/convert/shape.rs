@@ -423,6 +423,38 @@ mod tests {
         assert_eq!(serde_json::from_str::<Columns>(old).unwrap(), columns);
     }
 
+    #[test]
+    fn a_covering_shape_resolves_to_its_columns_and_widens_like_them() {
+        use crate::convert::NumberRepr as R;
+        let columns: Columns = serde_json::from_str(
+            r#"{"pk":{"type":"S"},"i":{"type":"N","as":"int64"},
+                "d":{"type":"N","as":"decimal","scale":3},"t":{"type":"N","as":"text"},
+                "l":{"type":"L","element":{"type":"NS","as":"decimal","scale":1}},
+                "m":{"type":"M","fields":{"x":{"type":"BOOL"},"y":{"type":"NULL"}}},
+                "j":{"type":"JSON"},"b":{"type":"BS"}}"#,
+        )
+        .unwrap();
+        let shape = TableShape::covering(&columns);
+        assert_eq!(shape.resolve(NumberMode::Exact), columns);
+        // An Int64 column met by a run whose numbers have 2 decimals: Decimal128(38, 2);
+        // one decimal scale met by another: the larger, while 38 digits hold both.
+        let mut run = TableShape::default();
+        let rows = Rows::from_items(&[[
+            ("i".to_owned(), AV::N("1.25".into())),
+            ("d".to_owned(), AV::N("7.5".into())),
+        ]
+        .into_iter()
+        .collect()])
+        .unwrap();
+        run.observe_rows(&rows);
+        let mut widened = shape.clone();
+        widened.merge(&run);
+        let resolved = widened.resolve(NumberMode::Exact);
+        assert_eq!(resolved["i"], ColumnType::N(R::Decimal { scale: 2 }));
+        assert_eq!(resolved["d"], ColumnType::N(R::Decimal { scale: 3 }));
+        assert_eq!(resolved.len(), columns.len());
+    }
+
     use aws_sdk_dynamodb::primitives::Blob;
     use aws_sdk_dynamodb::types::AttributeValue as AV;
 
