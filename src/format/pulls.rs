@@ -19,10 +19,10 @@ use crate::convert::{Columns, NumberMode, TableShape};
 use crate::error::{Error, Result};
 use crate::manifest::{Manifest, ManifestSchema};
 use crate::progress::{Progress, ProgressEvent};
-use crate::sink::reader::read_manifest;
+use crate::sink::reader::{read_manifest, write_manifest};
 use crate::sink::rewrite::reencode;
 use crate::sink::writer::{RollingWriter, WriterOptions};
-use crate::sink::{DataFile, MANIFEST_FILE, STAGING_DIR, Target};
+use crate::sink::{DataFile, STAGING_DIR, Target};
 
 /// The shape the run in the folder `run` of a folder of pulls is written with: the latest
 /// committed run's widened by the run's own `shape`. Runs whose numbers were stored otherwise
@@ -93,14 +93,7 @@ async fn reencode_run(
     }
     manifest.files = files;
     manifest.schema = schema.clone();
-    let body = serde_json::to_vec_pretty(&manifest)
-        .map_err(|e| Error::Internal(format!("serializing the manifest: {e}")))?;
-    folder
-        .store
-        .put(&folder.path(MANIFEST_FILE), body.into())
-        .await
-        .map_err(|e| folder.error("rewriting _manifest.json", e))?;
-    Ok(())
+    write_manifest(folder, &manifest).await
 }
 
 /// Re-encode `file` of `folder` to `columns` in `_staging/`, then move it over the old one.

@@ -12,7 +12,8 @@ use crate::convert::{NumberMode, TableShape};
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
 use crate::shard::SHARDS_DIR;
-use crate::sink::{MANIFEST_FILE, STAGING_DIR, Target, remove_empty_folders};
+use crate::sink::reader::write_manifest;
+use crate::sink::{STAGING_DIR, Target, remove_empty_folders};
 use crate::window::{Admission, ChangeWindow, Feed, OnGap};
 
 /// The snapshot folder format.
@@ -42,13 +43,7 @@ impl Publisher for SnapshotFolder {
         };
         let target = run.target;
         move_into_place(target, run.manifest).await?;
-        let body = serde_json::to_vec_pretty(run.manifest)
-            .map_err(|e| Error::Internal(format!("serializing the manifest: {e}")))?;
-        target
-            .store
-            .put(&target.path(MANIFEST_FILE), body.into())
-            .await
-            .map_err(|e| target.error("writing _manifest.json", e))?;
+        write_manifest(target, run.manifest).await?;
         Ok(Published {
             url: target.url.clone(),
             delta: None,

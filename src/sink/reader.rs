@@ -1,4 +1,5 @@
-//! Reading snapshots back: the manifest, and any data file as DynamoDB items.
+//! Reading snapshots back: the manifest, and any data file as DynamoDB items (and writing the
+//! manifest, whose commit a reader trusts).
 //!
 //! Used to re-encode files written before the schema settled, by the tests to check snapshots
 //! value by value, and by library users who want items back. Streams one batch (1,024 rows) at
@@ -74,6 +75,18 @@ impl MetadataSuffixFetch for &mut ObjectReader {
         }
         .boxed()
     }
+}
+
+/// Write `manifest` as the `_manifest.json` of `target`: the commit of a snapshot folder.
+pub(crate) async fn write_manifest(target: &Target, manifest: &Manifest) -> Result<()> {
+    let body = serde_json::to_vec_pretty(manifest)
+        .map_err(|e| Error::Internal(format!("serializing the manifest: {e}")))?;
+    target
+        .store
+        .put(&target.path(MANIFEST_FILE), body.into())
+        .await
+        .map_err(|e| target.error("writing _manifest.json", e))?;
+    Ok(())
 }
 
 /// Read `_manifest.json` of a committed snapshot.
