@@ -356,7 +356,7 @@ impl TableShape {
     }
 
     /// A shape that resolves to `columns` (see [`Shape::covering`]).
-    pub fn covering(columns: &Columns) -> TableShape {
+    pub(crate) fn covering(columns: &Columns) -> TableShape {
         TableShape {
             columns: columns
                 .iter()
