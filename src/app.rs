@@ -367,6 +367,7 @@ impl Progress for Announce {
     fn event(&self, event: &ProgressEvent) {
         match event {
             ProgressEvent::FullRefresh { reason } => eprintln!("ddbsnap: {reason}"),
+            ProgressEvent::Warning { message } => eprintln!("ddbsnap: warning: {message}"),
             ProgressEvent::Resumed {
                 mode,
                 segments_done,

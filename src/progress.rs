@@ -47,6 +47,11 @@ pub enum ProgressEvent {
         /// Why, in one line.
         reason: String,
     },
+    /// Something the user should know that does not fail the run.
+    Warning {
+        /// What happened and what it means, in one line.
+        message: String,
+    },
     /// Reading is about to start.
     Started {
         /// Where the items come from: `scan`, `export` or `apply`.
@@ -282,7 +287,8 @@ impl Progress for BarProgress {
             }
             ProgressEvent::Checkpointed { .. }
             | ProgressEvent::Committing { .. }
-            | ProgressEvent::FullRefresh { .. } => {}
+            | ProgressEvent::FullRefresh { .. }
+            | ProgressEvent::Warning { .. } => {}
             ProgressEvent::Exporting {
                 status, seconds, ..
             } => {

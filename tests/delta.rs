@@ -821,3 +821,64 @@ async fn the_first_pull_mirrors_the_table_and_refresh_every_refreshes_when_due()
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--refresh-every decides"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_tenth_version_gets_a_log_checkpoint_that_readers_and_pulls_use() {
+    let (db, dir) = (Dynalite::start(), tempfile::tempdir().unwrap());
+    let client = db.client();
+    create_table(&client, "orders", Some(ScalarAttributeType::N)).await;
+    let day_ago = chrono::Utc::now() - chrono::TimeDelta::days(1);
+    put_items(
+        &client,
+        "orders",
+        (0..60).map(|i| stamped(i, "1", day_ago)).collect(),
+    )
+    .await;
+    let table = dir.path().join("orders");
+    let pull = ["--json", "--filter-attr", "updated_at", "--since", "last"];
+    let log = table.join("_delta_log");
+    for version in 0..=11u64 {
+        // Each pull after the first merges one changed item.
+        if version > 0 {
+            let changed = stamped(version, &format!("{}", version + 1), chrono::Utc::now());
+            put_items(&client, "orders", vec![changed]).await;
+        }
+        let out = run_ddbsnap_to_end(delta_args(&db, &table, &pull)).await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(summary["delta"]["version"], version, "{summary}");
+        assert_eq!(
+            summary["delta"]["log_checkpoint"],
+            version == 10,
+            "a checkpoint at version 10 only: {summary}"
+        );
+    }
+    assert!(log.join("00000000000000000010.checkpoint.parquet").exists());
+    let last: Value =
+        serde_json::from_slice(&std::fs::read(log.join("_last_checkpoint")).unwrap()).unwrap();
+    assert_eq!(last["version"], 10, "{last}");
+    // Readers (deltalake and polars) start from the checkpoint, and so does the next pull
+    // once the commits before it are gone (what log cleanup leaves).
+    assert_same_items(
+        &scan_all(&client, "orders").await,
+        &delta_items(&table, 11).await,
+    );
+    for version in 0..10 {
+        std::fs::remove_file(log.join(format!("{version:020}.json"))).unwrap();
+    }
+    put_items(&client, "orders", vec![stamped(3, "9", chrono::Utc::now())]).await;
+    let out = run_ddbsnap_to_end(delta_args(&db, &table, &pull)).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_same_items(
+        &scan_all(&client, "orders").await,
+        &delta_items(&table, 12).await,
+    );
+}

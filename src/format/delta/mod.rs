@@ -29,6 +29,7 @@
 //! log and does not commit twice. A concurrent writer that takes the version first makes the
 //! run fail with a clear error; its files stay in its run folder for `--resume`.
 
+mod checkpoint;
 pub(crate) mod log;
 mod merge;
 mod table;
@@ -42,6 +43,7 @@ use tokio::runtime::Handle;
 use super::publish::{Continue, FinishedRun, Published, Publisher};
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
+use crate::progress::ProgressEvent;
 use crate::sink::Target;
 use crate::window::{Admission, ChangeWindow, Coverage, Feed, OnGap};
 
@@ -188,10 +190,23 @@ pub(crate) async fn publish(table: &Target, run: Run) -> Result<DeltaCommit> {
         {
             return Ok(DeltaCommit::already(delta.snapshot.version()));
         }
-        match changes {
+        let mut done = match changes {
             None => delta.commit(&Commit::refresh(&run)?, &|_| true),
             Some(kind) => merge::merge(&delta, &run, kind),
+        }?;
+        if !done.already_committed {
+            match checkpoint::checkpoint_if_due(Arc::clone(&store), &url, done.version, &handle) {
+                Ok(written) => done.log_checkpoint = written,
+                Err(e) => run.progress.event(&ProgressEvent::Warning {
+                    message: format!(
+                        "version {} is committed, but its log checkpoint could not be \
+                         written ({e}); readers replay the JSON commits until the next one",
+                        done.version
+                    ),
+                }),
+            }
         }
+        Ok(done)
     })
     .await
     .map_err(|e| Error::Internal(format!("the Delta commit thread failed: {e}")))?

@@ -45,6 +45,11 @@ pub struct DeltaCommit {
     pub merge: Option<MergeStats>,
     /// A resumed run found its commit already in the log and wrote nothing.
     pub already_committed: bool,
+    /// A log checkpoint of this version was written (every `delta.checkpointInterval`
+    /// versions, 10 unless the table says otherwise), so readers replay at most that many
+    /// JSON commits.
+    #[serde(default)]
+    pub log_checkpoint: bool,
 }
 
 /// What a MERGE commit did, counted as Delta's own MERGE counts it.
@@ -73,6 +78,7 @@ impl DeltaCommit {
             files_added: 0,
             merge: None,
             already_committed: true,
+            log_checkpoint: false,
         }
     }
 }
@@ -283,6 +289,7 @@ impl<'a> Delta<'a> {
             files_added: commit.files.len(),
             merge: commit.merge,
             already_committed: false,
+            log_checkpoint: false,
         };
         let additions = match additions(&self.schema(), &commit.schema, None) {
             Ok(additions) => additions,
@@ -636,6 +643,7 @@ pub(super) async fn create(
         files_added: commit.files.len(),
         merge: commit.merge,
         already_committed: false,
+        log_checkpoint: false,
     })
 }
 
