@@ -22,7 +22,7 @@ use crate::progress::{Progress, ProgressEvent};
 use crate::sink::reader::{read_manifest, write_manifest};
 use crate::sink::rewrite::reencode;
 use crate::sink::writer::{RollingWriter, WriterOptions};
-use crate::sink::{DataFile, STAGING_DIR, Target};
+use crate::sink::{DataFile, Target, staged_name};
 
 /// The shape the run in the folder `run` of a folder of pulls is written with: the latest
 /// committed run's widened by the run's own `shape`. Runs whose numbers were stored otherwise
@@ -48,7 +48,7 @@ pub(super) async fn shape(
 /// Re-encode every committed run of the folder of pulls that holds `run` whose schema is not
 /// the run's own (and whose numbers are stored alike). Returns how many files were rewritten.
 pub(super) async fn widen_earlier_runs(run: &FinishedRun<'_>) -> Result<usize> {
-    let Some((root, name)) = run.target.split_parent() else {
+    let Some((root, _)) = run.target.split_parent() else {
         return Ok(0);
     };
     let schema = &run.manifest.schema;
@@ -59,7 +59,8 @@ pub(super) async fn widen_earlier_runs(run: &FinishedRun<'_>) -> Result<usize> {
     }
     let mut rewritten = 0;
     for earlier in root.runs().await? {
-        if !earlier.committed || earlier.name == name {
+        // The run itself is not committed yet.
+        if !earlier.committed {
             continue;
         }
         let folder = root.child(&earlier.name);
@@ -104,7 +105,7 @@ async fn reencode_file(
     writer: &WriterOptions,
     progress: &Arc<dyn Progress>,
 ) -> Result<DataFile> {
-    let staged = format!("{STAGING_DIR}/{}", file.path);
+    let staged = staged_name(&file.path);
     let writer = RollingWriter::new(
         folder.clone(),
         Handle::current(),

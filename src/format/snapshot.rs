@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::manifest::Manifest;
 use crate::shard::SHARDS_DIR;
 use crate::sink::reader::write_manifest;
-use crate::sink::{STAGING_DIR, Target, remove_empty_folders};
+use crate::sink::{STAGING_DIR, Target, remove_empty_folders, staged_name};
 use crate::window::{Admission, ChangeWindow, Feed, OnGap};
 
 /// The snapshot folder format.
@@ -112,7 +112,7 @@ impl Publisher for SnapshotFolder {
 async fn move_into_place(target: &Target, manifest: &Manifest) -> Result<()> {
     futures::stream::iter(manifest.files.iter().map(|f| Ok::<_, Error>(&f.path)))
         .try_for_each_concurrent(MOVES_AT_ONCE, |name| async move {
-            let from = target.path(&format!("{STAGING_DIR}/{name}"));
+            let from = target.path(&staged_name(name));
             let to = target.path(name);
             match target.store.rename(&from, &to).await {
                 Ok(()) => Ok(()),

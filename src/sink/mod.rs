@@ -450,7 +450,7 @@ impl Target {
             Some(shard) => format!("{}{index:05}.parquet", shard.file_prefix()),
         };
         if self.staged {
-            format!("{STAGING_DIR}/{name}")
+            staged_name(&name)
         } else {
             name
         }
@@ -729,6 +729,11 @@ pub(crate) struct OwnedFile {
 /// Data file names: `part-00000.parquet`.
 pub(crate) fn data_file_name(index: usize) -> String {
     format!("part-{index:05}.parquet")
+}
+
+/// Where the data file published as `name` waits until the commit: `_staging/<name>`.
+pub(crate) fn staged_name(name: &str) -> String {
+    format!("{STAGING_DIR}/{name}")
 }
 
 /// The name a data file written as `path` (relative to its run's folder) is published under:
