@@ -537,6 +537,12 @@ async fn timestamp_pulls_merge_each_change_set_by_key() {
         .unwrap();
     assert_eq!(since, started - chrono::TimeDelta::seconds(5));
     assert_same_items(&second, &delta_items(&table, 1).await);
+    // The MERGE keeps the table's column order; the new attribute comes last.
+    let columns = |v: u64| read_version(&table, v)["columns"].clone();
+    let mut v1_columns = columns(0).as_array().unwrap().clone();
+    assert_eq!(v1_columns[..2], [json!("pk"), json!("sk")]);
+    v1_columns.push(json!("refund"));
+    assert_eq!(columns(1), json!(v1_columns));
     pause().await;
 
     // A number that no longer fits the column's type (an integer column gets a fraction): the
@@ -553,6 +559,11 @@ async fn timestamp_pulls_merge_each_change_set_by_key() {
     assert_eq!(summary["delta"]["files_removed"], live_v1, "{summary}");
     assert_same_items(&third, &delta_items(&table, 2).await);
     assert_eq!(read_version(&table, 2)["protocol"], json!([1, 2]));
+    assert_eq!(
+        columns(2),
+        json!(v1_columns),
+        "a widened column keeps its place"
+    );
     pause().await;
 
     // Killed as its commit starts, then resumed: one new version, the table's state.

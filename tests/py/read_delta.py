@@ -2,7 +2,7 @@
 
 Usage: read_delta.py TABLE_DIR VERSION
 
-Prints one JSON object: the table's protocol, the data files that make up the version (paths
+Prints one JSON object: the table's protocol, its columns in order, the data files that make up the version (paths
 relative to the table), and its rows as `deltalake` reads them (columns and struct fields under
 their DynamoDB attribute names, values rendered as check_snapshot.py's `plain` does: numbers as
 canonical text, binary as hex, nulls dropped). Fails unless `polars.read_delta` reads exactly
@@ -52,6 +52,7 @@ def main() -> int:
             {
                 "version": dt.version(),
                 "protocol": [protocol.min_reader_version, protocol.min_writer_version],
+                "columns": table.schema.names,
                 "files": sorted(files),
                 "rows": rows,
             }

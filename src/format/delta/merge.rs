@@ -24,7 +24,7 @@ use tokio::runtime::Handle;
 
 use super::table::{Commit, Delta, DeltaCommit, MergeStats, Run, TableFile, additions};
 use crate::changes::{ChangeSet, key_text};
-use crate::convert::{Columns, Item, arrow_schema_with_keys};
+use crate::convert::{ATTRIBUTE_NAME_KEY, Columns, Item, arrow_schema_with_keys};
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
 use crate::progress::ProgressEvent;
@@ -92,7 +92,7 @@ pub(super) fn merge(delta: &Delta<'_>, run: &Run, kind: ChangeKind) -> Result<De
         ChangeKind::ChangeLog => run.shape.clone().without(&CHANGE_COLUMNS),
     };
     shape.merge(&run_shape);
-    let columns = shape.resolve(run.manifest.options.numbers);
+    let columns = in_table_order(shape.resolve(run.manifest.options.numbers), &delta.schema());
     let arrow = arrow_schema_with_keys(&columns, &keys);
     let schema = StructType::try_from_arrow(arrow.as_ref())
         .map_err(|e| Error::Internal(format!("the table's schema has no Delta equivalent: {e}")))?;
@@ -150,6 +150,26 @@ pub(super) fn merge(delta: &Delta<'_>, run: &Run, kind: ChangeKind) -> Result<De
     let commit = Commit::new(run, &arrow, &added, &shape, metrics)?.merged(stats);
     let rewritten: HashSet<&str> = touched.iter().map(|f| f.path.as_str()).collect();
     delta.commit(&commit, &|path| rewritten.contains(path))
+}
+
+/// `columns` in the order of the table's columns `table` (matched by attribute name), the
+/// columns the table lacks after them in their own order: a MERGE never reorders a table, whatever
+/// order the recorded shape has (older ddbsnap versions recorded it sorted by name).
+fn in_table_order(mut columns: Columns, table: &StructType) -> Columns {
+    let position: std::collections::HashMap<&str, usize> = table
+        .fields()
+        .enumerate()
+        .map(|(i, field)| {
+            let name = match field.metadata().get(ATTRIBUTE_NAME_KEY) {
+                Some(delta_kernel::schema::MetadataValue::String(name)) => name.as_str(),
+                _ => field.name().as_str(),
+            };
+            (name, i)
+        })
+        .collect();
+    columns
+        .sort_by_cached_key(|name, _| position.get(name.as_str()).copied().unwrap_or(usize::MAX));
+    columns
 }
 
 /// The table folder and file name of a live file's log path (relative, percent-encoded).

@@ -403,6 +403,16 @@ impl<'a> Delta<'a> {
     }
 }
 
+/// `commitInfo.ddbsnap` as written: the run's manifest without its files and schema, the run's
+/// folder and the table's shape (read back as [`log::Record`]).
+#[derive(Serialize)]
+struct RecordOut<'a> {
+    #[serde(flatten)]
+    manifest: serde_json::Value,
+    run: &'a str,
+    shape: &'a TableShape,
+}
+
 /// What one commit adds, and what it records about the run.
 pub(super) struct Commit {
     /// The run's application id in `txn` actions.
@@ -451,18 +461,20 @@ impl Commit {
         let schema = StructType::try_from_arrow(arrow).map_err(|e| {
             Error::Internal(format!("the run's schema has no Delta equivalent: {e}"))
         })?;
-        let mut record = serde_json::to_value(&run.manifest)
+        let mut manifest = serde_json::to_value(&run.manifest)
             .map_err(|e| Error::Internal(format!("serializing the run: {e}")))?;
-        if let Some(o) = record.as_object_mut() {
+        if let Some(o) = manifest.as_object_mut() {
             o.remove("files");
             o.remove("schema");
-            o.insert("run".into(), run.name.clone().into());
-            o.insert(
-                "shape".into(),
-                serde_json::to_value(shape)
-                    .map_err(|e| Error::Internal(format!("serializing the shape: {e}")))?,
-            );
         }
+        // The shape is serialized as itself, not through a `Value` (whose maps sort their
+        // keys): its column order is the table's.
+        let record = serde_json::to_string(&RecordOut {
+            manifest,
+            run: &run.name,
+            shape,
+        })
+        .map_err(|e| Error::Internal(format!("serializing the run: {e}")))?;
         Ok(Commit {
             app_id: run.app_id(),
             operation: "WRITE",
@@ -471,7 +483,7 @@ impl Commit {
                 .iter()
                 .map(|f| (format!("{}/{}", run.name, f.path), f.bytes, f.rows))
                 .collect(),
-            info: record.to_string(),
+            info: record,
             metrics,
             merge: None,
         })
