@@ -834,7 +834,7 @@ async fn the_first_pull_mirrors_the_table_and_refresh_every_refreshes_when_due()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_tenth_version_gets_a_log_checkpoint_that_readers_and_pulls_use() {
+async fn every_tenth_version_gets_a_log_checkpoint_and_expired_commits_are_cleaned_up() {
     let (db, dir) = (Dynalite::start(), tempfile::tempdir().unwrap());
     let client = db.client();
     create_table(&client, "orders", Some(ScalarAttributeType::N)).await;
@@ -872,16 +872,55 @@ async fn every_tenth_version_gets_a_log_checkpoint_that_readers_and_pulls_use() 
     let last: Value =
         serde_json::from_slice(&std::fs::read(log.join("_last_checkpoint")).unwrap()).unwrap();
     assert_eq!(last["version"], 10, "{last}");
-    // Readers (deltalake and polars) start from the checkpoint, and so does the next pull
-    // once the commits before it are gone (what log cleanup leaves).
+    // Readers (deltalake and polars) start from the checkpoint.
     assert_same_items(
         &scan_all(&client, "orders").await,
         &delta_items(&table, 11).await,
     );
-    for version in 0..10 {
-        std::fs::remove_file(log.join(format!("{version:020}.json"))).unwrap();
+    // Log cleanup: once versions 0..=10 are older than the log retention (30 days), the
+    // checkpoint of version 20 removes the commits before the checkpoint at 10 (the newest
+    // at or before the cutoff), and keeps that checkpoint, its commit and all after.
+    let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(40 * 86_400);
+    for entry in std::fs::read_dir(&log).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        if name.as_str() <= "00000000000000000010.json" {
+            let file = std::fs::File::options().write(true).open(&path).unwrap();
+            file.set_modified(long_ago).unwrap();
+        }
     }
-    put_items(&client, "orders", vec![stamped(3, "9", chrono::Utc::now())]).await;
+    for version in 12..=20u64 {
+        let changed = stamped(version, &format!("{}", version + 1), chrono::Utc::now());
+        put_items(&client, "orders", vec![changed]).await;
+        let out = run_ddbsnap_to_end(delta_args(&db, &table, &pull)).await;
+        let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            summary["delta"]["log_files_removed"],
+            if version == 20 { 10 } else { 0 },
+            "{summary}"
+        );
+    }
+    let mut left: Vec<String> = std::fs::read_dir(&log)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json") || n.ends_with(".parquet"))
+        .collect();
+    left.sort();
+    assert_eq!(
+        left[..2],
+        [
+            "00000000000000000010.checkpoint.parquet",
+            "00000000000000000010.json"
+        ]
+    );
+    assert_eq!(left.len(), 2 + 10 + 1, "{left:?}");
+    // Readers and the next pull read the cleaned log (ddbsnap's record is in its newest commit).
+    put_items(
+        &client,
+        "orders",
+        vec![stamped(3, "99", chrono::Utc::now())],
+    )
+    .await;
     let out = run_ddbsnap_to_end(delta_args(&db, &table, &pull)).await;
     assert!(
         out.status.success(),
@@ -890,6 +929,6 @@ async fn every_tenth_version_gets_a_log_checkpoint_that_readers_and_pulls_use() 
     );
     assert_same_items(
         &scan_all(&client, "orders").await,
-        &delta_items(&table, 12).await,
+        &delta_items(&table, 21).await,
     );
 }

@@ -30,6 +30,7 @@
 //! run fail with a clear error; its files stay in its run folder for `--resume`.
 
 mod checkpoint;
+mod cleanup;
 pub(crate) mod log;
 mod merge;
 mod table;
@@ -195,12 +196,15 @@ pub(crate) async fn publish(table: &Target, run: Run) -> Result<DeltaCommit> {
             Some(kind) => merge::merge(&delta, &run, kind),
         }?;
         if !done.already_committed {
-            match checkpoint::checkpoint_if_due(Arc::clone(&store), &url, done.version, &handle) {
-                Ok(written) => done.log_checkpoint = written,
+            match checkpoint::upkeep(Arc::clone(&store), &url, &log, done.version, &handle) {
+                Ok(upkeep) => {
+                    done.log_checkpoint = upkeep.checkpoint;
+                    done.log_files_removed = upkeep.removed;
+                }
                 Err(e) => run.progress.event(&ProgressEvent::Warning {
                     message: format!(
-                        "version {} is committed, but its log checkpoint could not be \
-                         written ({e}); readers replay the JSON commits until the next one",
+                        "version {} is committed, but its log upkeep failed ({e}); readers \
+                         replay the JSON commits until the next checkpoint",
                         done.version
                     ),
                 }),

@@ -50,6 +50,11 @@ pub struct DeltaCommit {
     /// JSON commits.
     #[serde(default)]
     pub log_checkpoint: bool,
+    /// Log files removed after the checkpoint: commits and checkpoints older than
+    /// `delta.logRetentionDuration` (30 days unless the table says otherwise) that a newer
+    /// checkpoint covers.
+    #[serde(default)]
+    pub log_files_removed: usize,
 }
 
 /// What a MERGE commit did, counted as Delta's own MERGE counts it.
@@ -79,6 +84,7 @@ impl DeltaCommit {
             merge: None,
             already_committed: true,
             log_checkpoint: false,
+            log_files_removed: 0,
         }
     }
 }
@@ -290,6 +296,7 @@ impl<'a> Delta<'a> {
             merge: commit.merge,
             already_committed: false,
             log_checkpoint: false,
+            log_files_removed: 0,
         };
         let additions = match additions(&self.schema(), &commit.schema, None) {
             Ok(additions) => additions,
@@ -656,6 +663,7 @@ pub(super) async fn create(
         merge: commit.merge,
         already_committed: false,
         log_checkpoint: false,
+        log_files_removed: 0,
     })
 }
 
