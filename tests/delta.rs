@@ -496,6 +496,38 @@ async fn timestamp_pulls_merge_each_change_set_by_key() {
         .filter(|a| a.get("add").is_some())
         .count();
     assert!(v0_files >= 3, "the table has several files ({v0_files})");
+    // Each add action carries the file's statistics: row count, and the minimum, maximum and
+    // null count of its columns (the keys first), exact.
+    let stats: Vec<Value> = log_entry(&table, 0)
+        .iter()
+        .filter_map(|a| a.get("add"))
+        .map(|add| serde_json::from_str(add["stats"].as_str().unwrap()).unwrap())
+        .collect();
+    let rows: u64 = stats
+        .iter()
+        .map(|s| s["numRecords"].as_u64().unwrap())
+        .sum();
+    assert_eq!(rows, 6000);
+    for s in &stats {
+        assert_eq!(s["nullCount"]["pk"], 0, "{s}");
+        assert!(s["minValues"]["pk"].as_str().unwrap() <= s["maxValues"]["pk"].as_str().unwrap());
+        assert!(s["minValues"]["sk"].as_i64().unwrap() <= s["maxValues"]["sk"].as_i64().unwrap());
+        let pad = s["maxValues"]["pad"].as_str().unwrap();
+        assert_eq!(
+            pad.chars().count(),
+            33,
+            "a long string's bound is a 32-character prefix: {s}"
+        );
+    }
+    let lowest = stats
+        .iter()
+        .map(|s| s["minValues"]["sk"].as_i64().unwrap())
+        .min();
+    let highest = stats
+        .iter()
+        .map(|s| s["maxValues"]["sk"].as_i64().unwrap())
+        .max();
+    assert_eq!((lowest, highest), (Some(0), Some(5999)));
     let started: chrono::DateTime<chrono::Utc> = record(&table, 0)["started_at"]
         .as_str()
         .unwrap()
@@ -537,6 +569,14 @@ async fn timestamp_pulls_merge_each_change_set_by_key() {
         .unwrap();
     assert_eq!(since, started - chrono::TimeDelta::seconds(5));
     assert_same_items(&second, &delta_items(&table, 1).await);
+    // A MERGE's files carry statistics too (through the kernel's commit).
+    for add in log_entry(&table, 1).iter().filter_map(|a| a.get("add")) {
+        let s: Value = serde_json::from_str(add["stats"].as_str().unwrap()).unwrap();
+        assert!(
+            s["maxValues"]["sk"].is_i64() && s["nullCount"]["refund"].is_object(),
+            "{s}"
+        );
+    }
     // The MERGE keeps the table's column order; the new attribute comes last.
     let columns = |v: u64| read_version(&table, v)["columns"].clone();
     let mut v1_columns = columns(0).as_array().unwrap().clone();

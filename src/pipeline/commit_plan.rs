@@ -103,6 +103,7 @@ impl CommitPlan {
             part_bytes: self.sizes.part_bytes,
             metadata: file_metadata(&self.table)?,
             key_columns: key_columns(&self.table),
+            file_stats: self.format == TableFormat::Delta,
         })
     }
 }

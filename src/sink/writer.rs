@@ -31,6 +31,7 @@ use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
 use serde::{Deserialize, Serialize};
 use tokio::runtime::Handle;
 
+use super::stats::FileStats;
 use super::{Target, dictionary};
 use crate::convert::{Columns, Item, Rows, arrow_schema_with_keys, encode_rows};
 use crate::error::{Error, Result};
@@ -76,6 +77,10 @@ pub struct DataFile {
     pub rows: u64,
     /// Size in bytes.
     pub bytes: u64,
+    /// The file's column statistics as the JSON of a Delta add action's `stats` (see
+    /// [`super::stats`]), for the formats that keep them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<String>,
     /// The schema this file was written with.
     #[serde(skip)]
     pub(crate) columns: Columns,
@@ -93,6 +98,8 @@ pub(crate) struct WriterOptions {
     pub(crate) metadata: Vec<KeyValue>,
     /// The key attributes: their columns are non-nullable.
     pub(crate) key_columns: Vec<String>,
+    /// Collect each file's column statistics (a Delta table's add actions carry them).
+    pub(crate) file_stats: bool,
 }
 
 /// Metadata key holding the file's [`Columns`] as JSON.
@@ -177,6 +184,8 @@ const SAMPLE_BYTES: usize = 4 << 20;
 
 struct OpenFile {
     encoder: Encoder,
+    /// The file's statistics, when collected.
+    stats: Option<FileStats>,
     name: String,
     columns: Columns,
     schema: arrow_schema::SchemaRef,
@@ -362,7 +371,12 @@ impl RollingWriter {
             pending: Vec::with_capacity(1 << 20),
             chunk: (1 << 20).min(self.opts.part_bytes),
         };
+        let stats = match self.opts.file_stats {
+            true => Some(FileStats::new(&schema)?),
+            false => None,
+        };
         self.current = Some(OpenFile {
+            stats,
             encoder: Encoder::Sampling {
                 upload,
                 properties,
@@ -394,6 +408,9 @@ impl RollingWriter {
         }
         let file = self.current.as_mut().expect("opened above");
         let batch = encode_rows(columns, &file.schema, items)?;
+        if let Some(stats) = &mut file.stats {
+            stats.add(&batch)?;
+        }
         file.write(batch, &self.opts)
             .map_err(|e| parquet_error(&self.target.url, &file.name, e))
     }
@@ -431,6 +448,12 @@ impl RollingWriter {
             .complete()
             .map_err(|e| self.target.error(&format!("uploading {name}"), e))?;
         let rows = meta.file_metadata().num_rows() as u64;
+        let stats = file
+            .stats
+            .take()
+            .map(FileStats::finish)
+            .transpose()?
+            .flatten();
         self.progress.event(&ProgressEvent::FileWritten {
             path: file.name.clone(),
             rows,
@@ -440,6 +463,7 @@ impl RollingWriter {
             path: file.name,
             rows,
             bytes,
+            stats,
             columns: file.columns,
         });
         Ok(true)
@@ -522,6 +546,7 @@ mod tests {
             part_bytes: 5 << 20,
             metadata: Vec::new(),
             key_columns: vec!["pk".to_owned()],
+            file_stats: false,
         };
         RollingWriter::new(
             target,

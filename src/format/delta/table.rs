@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use arrow_array::builder::{MapBuilder, MapFieldNames, StringBuilder};
 use arrow_array::cast::AsArray;
-use arrow_array::{Array, ArrayRef, Int64Array, RecordBatch, StringArray, StructArray};
+use arrow_array::{Array, Int64Array, RecordBatch, StringArray, StructArray};
 use arrow_schema::{DataType as ArrowType, Field, Schema};
 use delta_kernel::Snapshot;
 use delta_kernel::committer::FileSystemCommitter;
-use delta_kernel::engine::arrow_conversion::TryFromArrow;
+use delta_kernel::engine::arrow_conversion::{TryFromArrow, TryFromKernel};
 use delta_kernel::engine::arrow_data::ArrowEngineData;
 use delta_kernel::schema::{DataType, StructField, StructType};
 use delta_kernel::transaction::{CommitResult, UpdateTableOperation};
@@ -346,7 +346,8 @@ impl<'a> Delta<'a> {
             );
         }
         if !commit.files.is_empty() {
-            txn.add_files(Box::new(ArrowEngineData::new(commit.adds()?)));
+            let stats_schema = txn.stats_schema().map_err(&kernel)?;
+            txn.add_files(Box::new(ArrowEngineData::new(commit.adds(&stats_schema)?)));
         }
         match txn.commit(self.engine).map_err(&kernel)? {
             CommitResult::Committed(c) => Ok(done(c.commit_version())),
@@ -410,6 +411,26 @@ impl<'a> Delta<'a> {
     }
 }
 
+/// A file a commit adds.
+struct Add {
+    /// Relative to the table root, not encoded.
+    path: String,
+    size: u64,
+    rows: u64,
+    /// Its statistics as JSON (see [`crate::sink::stats`]), when written with them.
+    stats: Option<String>,
+}
+
+impl Add {
+    /// The add action's `stats`: the file's statistics, or its row count only.
+    fn stats(&self) -> String {
+        match &self.stats {
+            Some(stats) => stats.clone(),
+            None => serde_json::json!({"numRecords": self.rows}).to_string(),
+        }
+    }
+}
+
 /// `commitInfo.ddbsnap` as written: the run's manifest without its files and schema, the run's
 /// folder and the table's shape (read back as [`log::Record`]).
 #[derive(Serialize)]
@@ -428,8 +449,8 @@ pub(super) struct Commit {
     operation: &'static str,
     /// The table schema of the run's files.
     schema: StructType,
-    /// Add actions' paths (relative to the table root), sizes and row counts.
-    files: Vec<(String, u64, u64)>,
+    /// The files it adds.
+    files: Vec<Add>,
     /// The run's record for `commitInfo.ddbsnap` (see [`log::Record`]).
     info: String,
     /// Operation metrics, as Delta's own writers name them.
@@ -488,7 +509,12 @@ impl Commit {
             schema,
             files: files
                 .iter()
-                .map(|f| (format!("{}/{}", run.name, f.path), f.bytes, f.rows))
+                .map(|f| Add {
+                    path: format!("{}/{}", run.name, f.path),
+                    size: f.bytes,
+                    rows: f.rows,
+                    stats: f.stats.clone(),
+                })
                 .collect(),
             info: record,
             metrics,
@@ -509,8 +535,9 @@ impl Commit {
     }
 
     /// The add-file metadata the kernel takes: path, no partition values, size, modification
-    /// time (now) and `stats.numRecords`.
-    pub(super) fn adds(&self) -> Result<RecordBatch> {
+    /// time (now) and the files' statistics, read as the table's statistics schema
+    /// `stats_schema` has them (statistics of columns it does not name are left out).
+    pub(super) fn adds(&self, stats_schema: &StructType) -> Result<RecordBatch> {
         let names = MapFieldNames {
             entry: "key_value".into(),
             key: "key".into(),
@@ -524,12 +551,7 @@ impl Commit {
                 .map_err(|e| Error::Internal(e.to_string()))?;
         }
         let now = chrono::Utc::now().timestamp_millis();
-        let stats = StructArray::from(vec![(
-            Arc::new(Field::new("numRecords", ArrowType::Int64, true)),
-            Arc::new(Int64Array::from_iter_values(
-                self.files.iter().map(|f| f.2 as i64),
-            )) as ArrayRef,
-        )]);
+        let stats = self.stats_array(stats_schema)?;
         let partitions = partitions.finish();
         let schema = Schema::new(vec![
             Field::new("path", ArrowType::Utf8, false),
@@ -546,17 +568,41 @@ impl Commit {
             Arc::new(schema),
             vec![
                 Arc::new(StringArray::from_iter_values(
-                    self.files.iter().map(|f| f.0.as_str()),
+                    self.files.iter().map(|f| f.path.as_str()),
                 )),
                 Arc::new(partitions),
                 Arc::new(Int64Array::from_iter_values(
-                    self.files.iter().map(|f| f.1 as i64),
+                    self.files.iter().map(|f| f.size as i64),
                 )),
                 Arc::new(Int64Array::from_iter_values(self.files.iter().map(|_| now))),
                 Arc::new(stats),
             ],
         )
         .map_err(|e| Error::Internal(format!("building add actions: {e}")))
+    }
+
+    /// The files' statistics as one struct column of the schema `stats_schema`.
+    fn stats_array(&self, stats_schema: &StructType) -> Result<StructArray> {
+        let fail = |e: &dyn std::fmt::Display| {
+            Error::Internal(format!("reading file statistics as the table's: {e}"))
+        };
+        let schema = Schema::try_from_kernel(stats_schema).map_err(|e| fail(&e))?;
+        let mut decoder = arrow_json::ReaderBuilder::new(Arc::new(schema))
+            .with_strict_mode(false)
+            .with_batch_size(self.files.len().max(1))
+            .build_decoder()
+            .map_err(|e| fail(&e))?;
+        let mut text = String::new();
+        for file in &self.files {
+            text.push_str(&file.stats());
+            text.push('\n');
+        }
+        decoder.decode(text.as_bytes()).map_err(|e| fail(&e))?;
+        let batch = decoder.flush().map_err(|e| fail(&e))?;
+        Ok(match batch {
+            Some(batch) => StructArray::from(batch),
+            None => StructArray::new_empty_fields(0, None),
+        })
     }
 
     /// `commitInfo.ddbsnap` as the kernel takes engine commit info: one row, one string.
@@ -595,14 +641,14 @@ impl Commit {
         lines.push(serde_json::json!({"txn": {
             "appId": self.app_id, "version": 1, "lastUpdated": now,
         }}));
-        for (path, size, rows) in &self.files {
+        for file in &self.files {
             lines.push(serde_json::json!({"add": {
-                "path": encode_path(path),
+                "path": encode_path(&file.path),
                 "partitionValues": {},
-                "size": size,
+                "size": file.size,
                 "modificationTime": now,
                 "dataChange": true,
-                "stats": serde_json::json!({"numRecords": rows}).to_string(),
+                "stats": file.stats(),
             }}));
         }
         let mut text = String::new();
