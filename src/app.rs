@@ -10,8 +10,8 @@ use std::sync::Arc;
 use clap::Parser;
 
 use crate::cli::{
-    ApplyArgs, Cli, Command, CommitArgs, ConvertExportArgs, DescribeArgs, ProgressMode,
-    SnapshotArgs,
+    ApplyArgs, Cli, Command, CommitArgs, ConvertExportArgs, DescribeArgs, OptimizeArgs,
+    ProgressMode, SnapshotArgs, VacuumArgs,
 };
 use crate::mode::RunMode;
 use crate::progress::{BarProgress, JsonProgress, NoProgress, Progress, ProgressEvent};
@@ -87,6 +87,8 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
 enum Outcome {
     Summary(Box<crate::Summary>, bool),
     Description(Box<crate::describe::Description>, bool),
+    Compaction(Box<crate::format::delta::Compaction>, bool),
+    Vacuum(Box<crate::format::delta::Vacuum>, bool),
 }
 
 impl Outcome {
@@ -94,6 +96,8 @@ impl Outcome {
         match self {
             Outcome::Summary(s, _) => serde_json::to_value(s),
             Outcome::Description(d, _) => serde_json::to_value(d),
+            Outcome::Compaction(c, _) => serde_json::to_value(c),
+            Outcome::Vacuum(v, _) => serde_json::to_value(v),
         }
         .map_err(|e| Error::Internal(format!("serializing the result: {e}")))
     }
@@ -105,8 +109,21 @@ impl Outcome {
                 println!("{}", d.render());
                 Ok(())
             }
-            Outcome::Description(_, true) => {
+            Outcome::Description(_, true)
+            | Outcome::Compaction(_, true)
+            | Outcome::Vacuum(_, true) => {
                 println!("{}", self.json()?);
+                Ok(())
+            }
+            Outcome::Compaction(c, false) => {
+                println!("{}", compaction_line(c));
+                Ok(())
+            }
+            Outcome::Vacuum(v, false) => {
+                for file in &v.files {
+                    println!("{file}");
+                }
+                println!("{}", vacuum_line(v));
                 Ok(())
             }
         }
@@ -121,7 +138,59 @@ async fn execute(command: Command, cancel: Option<CancellationToken>) -> Result<
         Command::ConvertExport(args) => convert_export(args, cancel).await,
         Command::Apply(args) => apply(args, cancel).await,
         Command::Commit(args) => commit(args).await,
+        Command::Optimize(args) => optimize(args).await,
+        Command::Vacuum(args) => vacuum(args).await,
     }
+}
+
+async fn optimize(args: OptimizeArgs) -> Result<Outcome, Error> {
+    let request = args.table.to_request()?;
+    let (progress, _) = start(args.progress, None);
+    let target = args.file_size.max(1).saturating_mul(1 << 20);
+    let done = crate::pipeline::optimize(&request, target, progress).await?;
+    Ok(Outcome::Compaction(Box::new(done), args.table.json))
+}
+
+async fn vacuum(args: VacuumArgs) -> Result<Outcome, Error> {
+    let request = args.table.to_request()?;
+    let done = crate::pipeline::vacuum(&request, args.retain, args.dry_run, args.force).await?;
+    Ok(Outcome::Vacuum(Box::new(done), args.table.json))
+}
+
+/// What `optimize` did, in one line.
+fn compaction_line(c: &crate::format::delta::Compaction) -> String {
+    match c.version {
+        None => format!(
+            "{}: nothing to compact ({} files, fewer than two of them small)",
+            c.table, c.files_before
+        ),
+        Some(version) => format!(
+            "{}: version {version} compacted {} small files into {} ({} rows, {} → {} bytes); \
+             {} files now, {} before ({:.1}s)",
+            c.table,
+            c.files_removed,
+            c.files_added,
+            c.rows,
+            c.bytes_removed,
+            c.bytes_added,
+            c.files_after,
+            c.files_before,
+            c.seconds
+        ),
+    }
+}
+
+/// What `vacuum` did, in one line.
+fn vacuum_line(v: &crate::format::delta::Vacuum) -> String {
+    let verb = if v.dry_run { "would remove" } else { "removed" };
+    format!(
+        "{}: {verb} {} files ({} bytes) that no version since {} (the window of {}h) needs",
+        v.table,
+        v.files.len(),
+        v.bytes,
+        v.oldest_version_kept,
+        v.retain_hours
+    )
 }
 
 async fn commit(args: CommitArgs) -> Result<Outcome, Error> {

@@ -51,6 +51,82 @@ pub(crate) enum Command {
     /// Show a table's keys, capacity, size, PITR status and indexes, and what a full snapshot
     /// would read and how long it would take at the read budget. Reads no items.
     Describe(DescribeArgs),
+    /// Compact the small files of a Delta table (`--format delta`) into files of the target
+    /// size: one OPTIMIZE commit that changes no row. Runs that MERGE also do it by themselves
+    /// once 16 small files have gathered.
+    Optimize(OptimizeArgs),
+    /// Remove the files of a Delta table that no version inside the retention window needs,
+    /// as Delta's VACUUM does (time travel inside the window keeps working), and the folders of
+    /// runs that never committed and whose checkpoint is older than the window.
+    Vacuum(VacuumArgs),
+}
+
+/// A Delta table and how to reach it (`optimize`, `vacuum`).
+#[derive(Debug, Args)]
+pub(crate) struct TableArgs {
+    /// The Delta table: a local folder or s3://bucket/prefix (where the runs that write it
+    /// put it).
+    pub table: String,
+    /// Region, profile and role for S3.
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// S3 endpoint, for S3-compatible servers (else AWS_ENDPOINT_URL_S3, then
+    /// AWS_ENDPOINT_URL).
+    #[arg(long, value_name = "URL", help_heading = AWS)]
+    pub s3_endpoint_url: Option<String>,
+    /// Region of the S3 bucket.
+    #[arg(long, help_heading = AWS)]
+    pub s3_region: Option<String>,
+    /// Print the result as one JSON object on stdout.
+    #[arg(long, help_heading = PROGRESS)]
+    pub json: bool,
+}
+
+impl TableArgs {
+    /// The validated request.
+    pub(crate) fn to_request(&self) -> Result<crate::pipeline::TableRequest> {
+        Ok(crate::pipeline::TableRequest {
+            destination: crate::sink::Destination::parse(&self.table)?,
+            aws: self.aws.options(None),
+            s3: crate::sink::S3Options {
+                endpoint_url: self.s3_endpoint_url.clone(),
+                region: self.s3_region.clone(),
+            },
+        })
+    }
+}
+
+/// `ddbsnap optimize`.
+#[derive(Debug, Args)]
+pub(crate) struct OptimizeArgs {
+    /// The table.
+    #[command(flatten)]
+    pub table: TableArgs,
+    /// Target data file size in MiB: files under three quarters of it are compacted.
+    #[arg(long, default_value_t = 128, value_name = "MiB", help_heading = OUTPUT)]
+    pub file_size: usize,
+    /// Progress display.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto, help_heading = PROGRESS)]
+    pub progress: ProgressMode,
+}
+
+/// `ddbsnap vacuum`.
+#[derive(Debug, Args)]
+pub(crate) struct VacuumArgs {
+    /// The table.
+    #[command(flatten)]
+    pub table: TableArgs,
+    /// The retention window (e.g. 168h, 7d): files a version inside it needs are kept.
+    /// Default: the table's delta.deletedFileRetentionDuration (7 days unless set).
+    #[arg(long, value_name = "DURATION", value_parser = crate::config::parse_span)]
+    pub retain: Option<std::time::Duration>,
+    /// List what would be removed; remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Allow a window shorter than the table's delta.deletedFileRetentionDuration (a reader
+    /// or writer still on a recent version may then lose a file).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `ddbsnap commit`.

@@ -10,12 +10,7 @@ use crate::sink::{Compression, Destination, S3Options};
 
 /// Default target size of one data file.
 pub const DEFAULT_TARGET_FILE_BYTES: usize = 128 << 20;
-/// Default zstd level: fast, with files close to what level 3 gives.
-pub const DEFAULT_ZSTD_LEVEL: i32 = 1;
-/// Default size at which a row group is flushed (bounds the writer's memory).
-pub const DEFAULT_ROW_GROUP_BYTES: usize = 16 << 20;
-/// Default multipart upload part size (files smaller than this are one PUT).
-pub const DEFAULT_PART_BYTES: usize = 5 << 20;
+pub use crate::sink::writer::{DEFAULT_PART_BYTES, DEFAULT_ROW_GROUP_BYTES, DEFAULT_ZSTD_LEVEL};
 /// Default number of segments scanned at once.
 pub const DEFAULT_MAX_CONCURRENCY: u32 = 8;
 /// How long a segment keeps retrying throttled or failed requests before giving up.
@@ -669,6 +664,17 @@ const DURATION_UNITS: [(char, u64); 5] = [
 /// Parse a duration option such as `7d`, `12h`, `90m` or `30s` (a whole number and one unit:
 /// `w`, `d`, `h`, `m` or `s`).
 pub(crate) fn parse_duration(text: &str) -> std::result::Result<std::time::Duration, String> {
+    match parse_span(text)? {
+        std::time::Duration::ZERO => Err(format!(
+            "'{}' is not a duration: it must be longer than 0",
+            text.trim()
+        )),
+        span => Ok(span),
+    }
+}
+
+/// [`parse_duration`] that also takes zero (`0h`: a retention of nothing).
+pub(crate) fn parse_span(text: &str) -> std::result::Result<std::time::Duration, String> {
     let bad =
         || format!("'{text}' is not a duration: give a whole number and a unit, e.g. 7d, 12h, 30m");
     let text = text.trim();
@@ -678,11 +684,6 @@ pub(crate) fn parse_duration(text: &str) -> std::result::Result<std::time::Durat
         .find(|(u, _)| *u == unit)
         .ok_or_else(bad)?;
     let count: u64 = text[..text.len() - 1].parse().map_err(|_| bad())?;
-    if count == 0 {
-        return Err(format!(
-            "'{text}' is not a duration: it must be longer than 0"
-        ));
-    }
     count
         .checked_mul(*seconds)
         .map(std::time::Duration::from_secs)

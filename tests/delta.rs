@@ -972,3 +972,214 @@ async fn every_tenth_version_gets_a_log_checkpoint_and_expired_commits_are_clean
         &delta_items(&table, 21).await,
     );
 }
+
+/// Every file under the table that is not part of its log, relative to the table.
+fn files_under(table: &std::path::Path) -> Vec<String> {
+    fn walk(dir: &std::path::Path, root: &std::path::Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                if path.file_name().unwrap() != "_delta_log" {
+                    walk(&path, root, out);
+                }
+            } else {
+                out.push(
+                    path.strip_prefix(root)
+                        .unwrap()
+                        .to_str()
+                        .unwrap()
+                        .to_owned(),
+                );
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(table, table, &mut out);
+    out.sort();
+    out
+}
+
+/// Set the modification time of `path` to `days` days ago.
+fn age(path: &std::path::Path, days: u64) {
+    let then = std::time::SystemTime::now() - std::time::Duration::from_secs(days * 86_400);
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    file.set_modified(then).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_files_are_compacted_and_vacuum_keeps_what_the_window_needs() {
+    let (db, dir) = (Dynalite::start(), tempfile::tempdir().unwrap());
+    let client = db.client();
+    create_table(&client, "orders", Some(ScalarAttributeType::N)).await;
+    let day_ago = chrono::Utc::now() - chrono::TimeDelta::days(1);
+    put_items(
+        &client,
+        "orders",
+        (0..3000).map(|i| stamped(i, "1", day_ago)).collect(),
+    )
+    .await;
+    let table = dir.path().join("orders");
+    // No overlap: each pull's change set is only its new item (no earlier one read again).
+    let pull = [
+        "--json",
+        "--filter-attr",
+        "updated_at",
+        "--since",
+        "last",
+        "--overlap",
+        "0",
+    ];
+    let live = |v: u64| read_version(&table, v)["files"].as_array().unwrap().len();
+    committed_as(delta_args(&db, &table, &["--json"]), &table, 0).await;
+    let full_files = live(0);
+
+    // Each pull inserts one item: a new small file. Once 16 small files gather, the MERGE
+    // folds them into its rewrite, so the file count stays bounded.
+    let mut most = 0;
+    let mut compacted_at = None;
+    for version in 1..=18u64 {
+        let new = stamped(10_000 + version, "1", chrono::Utc::now());
+        put_items(&client, "orders", vec![new]).await;
+        let summary = committed_as(delta_args(&db, &table, &pull), &table, version).await;
+        if summary["delta"]["merge"]["files_compacted"]
+            .as_u64()
+            .unwrap()
+            > 0
+        {
+            compacted_at.get_or_insert(version);
+        }
+        most = most.max(live(version));
+    }
+    assert!(compacted_at.is_some(), "a MERGE compacted");
+    assert!(
+        most <= full_files + 16,
+        "{most} files at most ({full_files} full)"
+    );
+    let items = scan_all(&client, "orders").await;
+    assert_same_items(&items, &delta_items(&table, 18).await);
+
+    // optimize: the small files left become files of the target size, in one commit that
+    // changes no row and carries ddbsnap's record (the next pull continues from it).
+    let optimize = |extra: &[&str]| {
+        let mut a = vec![
+            "optimize",
+            table.to_str().unwrap(),
+            "--file-size",
+            "1",
+            "--json",
+        ];
+        a.extend(extra);
+        a.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let out = run_ddbsnap_to_end(optimize(&[])).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let done: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(done["version"], 19, "{done}");
+    assert!(
+        done["files_after"].as_u64() < done["files_before"].as_u64(),
+        "{done}"
+    );
+    assert_eq!(live(19) as u64, done["files_after"].as_u64().unwrap());
+    let info = log_entry(&table, 19);
+    let commit_info = info.iter().find_map(|a| a.get("commitInfo")).unwrap();
+    assert_eq!(commit_info["operation"], "OPTIMIZE");
+    assert!(
+        info.iter()
+            .filter_map(|a| a.get("add"))
+            .all(|a| a["dataChange"] == false)
+    );
+    assert_same_items(&items, &delta_items(&table, 19).await);
+    assert_eq!(record(&table, 19)["run"], record(&table, 18)["run"]);
+    let again: Value =
+        serde_json::from_slice(&run_ddbsnap_to_end(optimize(&[])).await.stdout).unwrap();
+    assert!(
+        again["version"].is_null(),
+        "nothing left to compact: {again}"
+    );
+
+    // A full refresh killed after its first file: a run that may still resume.
+    let killed = run_until_killed(delta_args(&db, &table, &[]), |e| {
+        e["event"] == "file_written"
+    })
+    .await;
+    assert!(killed.killed, "{}", killed.stderr);
+    let killed_run = files_under(&table)
+        .into_iter()
+        .filter(|f| f.ends_with("_checkpoint.json"))
+        .collect::<Vec<_>>();
+    assert_eq!(killed_run.len(), 1, "{killed_run:?}");
+
+    // Versions up to 17 and every file but the killed run's are 10 days old: the default
+    // window (7 days) keeps version 17 (current when it began) and all after it, so the files
+    // that the compaction at version 16 removed go.
+    for entry in std::fs::read_dir(table.join("_delta_log")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap().to_str().unwrap() <= "00000000000000000017.json" {
+            age(&path, 10);
+        }
+    }
+    let run_folder = killed_run[0].split('/').next().unwrap().to_owned();
+    for file in files_under(&table) {
+        if !file.starts_with(&run_folder) {
+            age(&table.join(file), 10);
+        }
+    }
+    let vacuum = |extra: &[&str]| {
+        let mut a = vec!["vacuum", table.to_str().unwrap(), "--json"];
+        a.extend(extra);
+        a.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let out = run_ddbsnap_to_end(vacuum(&["--dry-run"])).await;
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed["oldest_version_kept"], 17, "{listed}");
+    let before = files_under(&table);
+    let out = run_ddbsnap_to_end(vacuum(&[])).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let removed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        removed["files"], listed["files"],
+        "the dry run listed what goes"
+    );
+    let gone = removed["files"].as_array().unwrap().len();
+    assert!(gone > 0, "{removed}");
+    assert_eq!(files_under(&table).len(), before.len() - gone);
+    assert!(
+        table.join(&killed_run[0]).exists(),
+        "a resumable run keeps its folder"
+    );
+    for version in 17..=19 {
+        read_version(&table, version);
+    }
+
+    // A window shorter than the table's retention needs --force; with it, exactly the
+    // current version's files are left.
+    let out = run_ddbsnap_to_end(vacuum(&["--retain", "0h"])).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
+    let out = run_ddbsnap_to_end(vacuum(&["--retain", "0h", "--force"])).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let current: Vec<String> = read_version(&table, 19)["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(files_under(&table), current);
+    assert!(
+        !table.join(&run_folder).exists(),
+        "the stale run's folder is gone"
+    );
+    assert_same_items(&items, &delta_items(&table, 19).await);
+}

@@ -2,11 +2,10 @@
 //! the run starts, kept in a shard's record so `ddbsnap commit` needs neither the options nor
 //! the table.
 
-use parquet::file::metadata::KeyValue;
 use serde::{Deserialize, Serialize};
 
 use crate::config::SnapshotConfig;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::format::TableFormat;
 use crate::manifest::OutputOptions;
 use crate::sink::writer::WriterOptions;
@@ -101,7 +100,7 @@ impl CommitPlan {
             target_file_bytes: self.sizes.target_file_bytes,
             row_group_bytes: self.sizes.row_group_bytes,
             part_bytes: self.sizes.part_bytes,
-            metadata: file_metadata(&self.table)?,
+            metadata: crate::sink::writer::file_metadata(&self.table.name, &self.table.key_schema)?,
             key_columns: key_columns(&self.table),
             file_stats: self.format == TableFormat::Delta,
         })
@@ -111,17 +110,4 @@ impl CommitPlan {
 /// The names of the table's key attributes.
 pub(super) fn key_columns(table: &TableInfo) -> Vec<String> {
     table.key_schema.iter().map(|k| k.name.clone()).collect()
-}
-
-pub(super) fn file_metadata(table: &TableInfo) -> Result<Vec<KeyValue>> {
-    let key_schema = serde_json::to_string(&table.key_schema)
-        .map_err(|e| Error::Internal(format!("serializing the key schema: {e}")))?;
-    Ok(vec![
-        KeyValue::new("ddbsnap.table".to_owned(), table.name.clone()),
-        KeyValue::new("ddbsnap.key_schema".to_owned(), key_schema),
-        KeyValue::new(
-            "ddbsnap.version".to_owned(),
-            env!("CARGO_PKG_VERSION").to_owned(),
-        ),
-    ])
 }

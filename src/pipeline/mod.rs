@@ -53,6 +53,7 @@ mod scan;
 mod shards;
 mod sources;
 mod summary;
+mod upkeep;
 
 pub use commit_plan::{CommitPlan, FileSizes};
 pub use lanes::SAMPLE_PAGES;
@@ -60,6 +61,7 @@ use resume::{RunContext, leaving_no_trace};
 pub use shards::{CommitRequest, commit_shards};
 pub use sources::{apply, convert_export};
 pub use summary::{DeltaCommit, MergeStats, Summary};
+pub use upkeep::{TableRequest, optimize, vacuum};
 
 /// One snapshot run, set up in the style of an operation builder and run by `.await`:
 ///

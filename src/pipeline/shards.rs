@@ -10,7 +10,6 @@ use chrono::Utc;
 use object_store::ObjectStoreExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::aws::AwsContext;
 use crate::checkpoint::{
     Checkpoint, Position, create_checkpoint, read_checkpoint, write_checkpoint,
 };
@@ -183,16 +182,8 @@ pub async fn commit_shards(
     progress: Arc<dyn Progress>,
 ) -> Result<Summary> {
     let started = Instant::now();
-    let aws = match request.destination {
-        crate::sink::Destination::Local(_) => None,
-        _ => Some(AwsContext::load(&request.aws).await?),
-    };
-    let root = Target::open(
-        &request.destination,
-        aws.as_ref().map(|a| &a.s3),
-        &request.s3,
-    )
-    .await?;
+    let root =
+        super::upkeep::open_location(&request.destination, &request.aws, &request.s3).await?;
     let target = split_run_folder(root, request.run.as_deref()).await?;
     let owned = target.list_owned().await?;
     if let Some(manifest) = committed(&target, &owned).await? {

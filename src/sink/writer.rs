@@ -86,6 +86,13 @@ pub struct DataFile {
     pub(crate) columns: Columns,
 }
 
+/// Default zstd level: fast, with files close to what level 3 gives.
+pub const DEFAULT_ZSTD_LEVEL: i32 = 1;
+/// Default size at which a row group is flushed (bounds the writer's memory).
+pub const DEFAULT_ROW_GROUP_BYTES: usize = 16 << 20;
+/// Default multipart upload part size (files smaller than this are one PUT).
+pub const DEFAULT_PART_BYTES: usize = 5 << 20;
+
 /// Settings of the writer.
 #[derive(Debug, Clone)]
 pub(crate) struct WriterOptions {
@@ -100,6 +107,47 @@ pub(crate) struct WriterOptions {
     pub(crate) key_columns: Vec<String>,
     /// Collect each file's column statistics (a Delta table's add actions carry them).
     pub(crate) file_stats: bool,
+}
+
+impl WriterOptions {
+    /// The settings for rewriting files of a table (a compaction) of the DynamoDB table `name`
+    /// with the keys `key_schema`: the default compression and sizes, files of
+    /// `target_file_bytes`, with statistics when `file_stats`.
+    pub(crate) fn rewriting(
+        name: &str,
+        key_schema: &[crate::table::KeyAttribute],
+        target_file_bytes: usize,
+        file_stats: bool,
+    ) -> Result<Self> {
+        Ok(WriterOptions {
+            compression: Compression::default(),
+            zstd_level: DEFAULT_ZSTD_LEVEL,
+            target_file_bytes,
+            row_group_bytes: DEFAULT_ROW_GROUP_BYTES,
+            part_bytes: DEFAULT_PART_BYTES,
+            metadata: file_metadata(name, key_schema)?,
+            key_columns: key_schema.iter().map(|k| k.name.clone()).collect(),
+            file_stats,
+        })
+    }
+}
+
+/// The key-value metadata of every data file: the DynamoDB table's name and key schema, and
+/// ddbsnap's version.
+pub(crate) fn file_metadata(
+    name: &str,
+    key_schema: &[crate::table::KeyAttribute],
+) -> Result<Vec<KeyValue>> {
+    let key_schema = serde_json::to_string(key_schema)
+        .map_err(|e| Error::Internal(format!("serializing the key schema: {e}")))?;
+    Ok(vec![
+        KeyValue::new("ddbsnap.table".to_owned(), name.to_owned()),
+        KeyValue::new("ddbsnap.key_schema".to_owned(), key_schema),
+        KeyValue::new(
+            "ddbsnap.version".to_owned(),
+            env!("CARGO_PKG_VERSION").to_owned(),
+        ),
+    ])
 }
 
 /// Metadata key holding the file's [`Columns`] as JSON.

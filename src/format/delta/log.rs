@@ -50,6 +50,21 @@ pub(crate) struct Record {
     /// When the run that last read the whole table started (absent in earlier commits).
     #[serde(default)]
     pub refreshed_at: Option<DateTime<Utc>>,
+    /// How the run wrote its files (the number mapping of the table's columns).
+    #[serde(default)]
+    pub options: RecordOptions,
+    /// The record as written: a commit that does not change what the table holds (a
+    /// compaction) carries it on unchanged.
+    #[serde(skip)]
+    pub text: String,
+}
+
+/// The output options a record keeps.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(crate) struct RecordOptions {
+    /// How numbers map to columns.
+    #[serde(default)]
+    pub numbers: crate::convert::NumberMode,
 }
 
 impl Record {
@@ -112,8 +127,13 @@ fn record_in(body: &[u8]) -> std::result::Result<Option<Record>, String> {
         let action: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
         if let Some(info) = action.get("commitInfo") {
             return match info.get("ddbsnap").and_then(|d| d.as_str()) {
-                Some(record) => serde_json::from_str(record)
-                    .map(Some)
+                Some(text) => serde_json::from_str(text)
+                    .map(|record| {
+                        Some(Record {
+                            text: text.to_owned(),
+                            ..record
+                        })
+                    })
                     .map_err(|e| format!("its ddbsnap record: {e}")),
                 None => Ok(None),
             };

@@ -31,26 +31,33 @@
 
 mod checkpoint;
 mod cleanup;
+mod compact;
 pub(crate) mod log;
 mod merge;
+mod rewrite;
 mod table;
+mod vacuum;
 
 use std::sync::Arc;
 
 use delta_kernel::Snapshot;
 use delta_kernel_default_engine::DefaultEngineBuilder;
-use tokio::runtime::Handle;
 
 use super::publish::{Continue, FinishedRun, Published, Publisher};
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
-use crate::progress::ProgressEvent;
 use crate::sink::Target;
 use crate::window::{Admission, ChangeWindow, Coverage, Feed, OnGap};
 
+pub use compact::Compaction;
+pub(crate) use compact::optimize;
 pub(crate) use table::Run;
-use table::{Commit, Delta, app_id, create, has_log, location, log_path, table_error};
+use table::{
+    Commit, app_id, create, has_log, location, log_path, on_table, table_error, upkeep_after,
+};
 pub use table::{DeltaCommit, MergeStats};
+pub use vacuum::Vacuum;
+pub(crate) use vacuum::{VacuumOptions, vacuum};
 
 pub use super::DELTA_LOG;
 
@@ -167,25 +174,10 @@ pub(crate) async fn publish(table: &Target, run: Run) -> Result<DeltaCommit> {
         let commit = Commit::refresh(&run)?;
         return create(table, &store, &log, &commit, &run.manifest.table).await;
     }
-    // The kernel is synchronous and runs its own I/O executor: keep it off the async workers.
-    let table = table.clone();
-    let handle = Handle::current();
-    tokio::task::spawn_blocking(move || {
-        let engine = DefaultEngineBuilder::new(Arc::clone(&store)).build();
-        let snapshot = Snapshot::builder_for(url.as_str())
-            .build(&engine)
-            .map_err(|e| table_error(&table, "reading the Delta log", e))?;
-        let delta = Delta {
-            table: &table,
-            store: &store,
-            log: &log,
-            engine: &engine,
-            snapshot,
-            handle: &handle,
-        };
+    on_table(table, move |delta| {
         if delta
             .snapshot
-            .get_app_id_version(&run.app_id(), &engine)
+            .get_app_id_version(&run.app_id(), delta.engine)
             .map_err(delta.kernel("reading the Delta log"))?
             .is_some()
         {
@@ -193,27 +185,20 @@ pub(crate) async fn publish(table: &Target, run: Run) -> Result<DeltaCommit> {
         }
         let mut done = match changes {
             None => delta.commit(&Commit::refresh(&run)?, &|_| true),
-            Some(kind) => merge::merge(&delta, &run, kind),
+            Some(kind) => merge::merge(delta, &run, kind),
         }?;
         if !done.already_committed {
-            match checkpoint::upkeep(Arc::clone(&store), &url, &log, done.version, &handle) {
-                Ok(upkeep) => {
-                    done.log_checkpoint = upkeep.checkpoint;
-                    done.log_files_removed = upkeep.removed;
-                }
-                Err(e) => run.progress.event(&ProgressEvent::Warning {
-                    message: format!(
-                        "version {} is committed, but its log upkeep failed ({e}); readers \
-                         replay the JSON commits until the next checkpoint",
-                        done.version
-                    ),
-                }),
-            }
+            upkeep_after(delta, &mut done, run.progress.as_ref());
         }
         Ok(done)
     })
     .await
-    .map_err(|e| Error::Internal(format!("the Delta commit thread failed: {e}")))?
+}
+
+/// True when `table` holds a Delta table (its log has a commit or a checkpoint).
+pub(crate) async fn exists(table: &Target) -> Result<bool> {
+    let (store, url) = location(table)?;
+    has_log(table, &store, &log_path(&url)?).await
 }
 
 /// The latest ddbsnap record in the log of the Delta table at `table`, with the table's
@@ -257,23 +242,8 @@ pub(crate) async fn key_names(table: &Target) -> Result<Option<Vec<String>>> {
     if !has_log(table, &store, &log_path(&url)?).await? {
         return Ok(None);
     }
-    let table = table.clone();
-    tokio::task::spawn_blocking(move || {
-        let engine = DefaultEngineBuilder::new(store).build();
-        let snapshot = Snapshot::builder_for(url.as_str())
-            .build(&engine)
-            .map_err(|e| table_error(&table, "reading the Delta log", e))?;
-        let metadata = serde_json::to_value(snapshot.table_configuration().metadata())
-            .map_err(|e| Error::Internal(format!("reading the table's metadata: {e}")))?;
-        let Some(text) = metadata["configuration"]["ddbsnap.keySchema"].as_str() else {
-            return Ok(None);
-        };
-        let keys: Vec<crate::table::KeyAttribute> = serde_json::from_str(text)
-            .map_err(|e| table_error(&table, "reading the table property ddbsnap.keySchema", e))?;
-        Ok(Some(keys.into_iter().map(|k| k.name).collect()))
-    })
-    .await
-    .map_err(|e| Error::Internal(format!("the Delta log thread failed: {e}")))?
+    let keys = on_table(table, |delta| delta.source()).await?;
+    Ok(keys.map(|(_, keys)| keys.into_iter().map(|k| k.name).collect()))
 }
 
 /// What the Delta table at `table` holds (see [`crate::window`]), with its version; `None`

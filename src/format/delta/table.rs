@@ -15,6 +15,7 @@ use delta_kernel::engine::arrow_conversion::{TryFromArrow, TryFromKernel};
 use delta_kernel::engine::arrow_data::ArrowEngineData;
 use delta_kernel::schema::{DataType, StructField, StructType};
 use delta_kernel::transaction::{CommitResult, UpdateTableOperation};
+use delta_kernel_default_engine::DefaultEngineBuilder;
 use object_store::path::Path;
 use object_store::{ObjectStore, PutMode, PutOptions};
 use serde::{Deserialize, Serialize};
@@ -24,7 +25,7 @@ use url::Url;
 use crate::convert::TableShape;
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
-use crate::progress::Progress;
+use crate::progress::{Progress, ProgressEvent};
 use crate::sink::writer::WriterOptions;
 use crate::sink::{DataFile, Target};
 
@@ -73,6 +74,11 @@ pub struct MergeStats {
     pub bytes_rewritten: u64,
     /// Size of the files added.
     pub bytes_added: u64,
+    /// Small files that no changed key was in, folded into the rewrite (auto compaction:
+    /// once the table has 16 or more files under three quarters of the target size); their
+    /// rows are among `rows_copied`.
+    #[serde(default)]
+    pub files_compacted: u64,
 }
 
 impl DeltaCommit {
@@ -170,6 +176,7 @@ pub(super) async fn has_log(
 pub(super) struct Delta<'a> {
     pub(super) table: &'a Target,
     pub(super) store: &'a Arc<dyn ObjectStore>,
+    pub(super) url: &'a Url,
     pub(super) log: &'a Path,
     pub(super) engine: &'a dyn delta_kernel::Engine,
     pub(super) snapshot: Arc<Snapshot>,
@@ -203,6 +210,27 @@ impl<'a> Delta<'a> {
     /// The table's current schema.
     pub(super) fn schema(&self) -> Arc<StructType> {
         self.snapshot.schema()
+    }
+
+    /// The DynamoDB table and its key attributes, partition key first, as the table's
+    /// properties record them (`ddbsnap.table`, `ddbsnap.keySchema`, set when ddbsnap created
+    /// it); `None` when they do not.
+    pub(super) fn source(&self) -> Result<Option<(String, Vec<crate::table::KeyAttribute>)>> {
+        let metadata = serde_json::to_value(self.snapshot.table_configuration().metadata())
+            .map_err(|e| Error::Internal(format!("reading the table's metadata: {e}")))?;
+        let config = &metadata["configuration"];
+        let Some(text) = config["ddbsnap.keySchema"].as_str() else {
+            return Ok(None);
+        };
+        let keys = serde_json::from_str(text).map_err(|e| {
+            table_error(
+                self.table,
+                "reading the table property ddbsnap.keySchema",
+                e,
+            )
+        })?;
+        let name = config["ddbsnap.table"].as_str().unwrap_or_default();
+        Ok(Some((name.to_owned(), keys)))
     }
 
     /// The latest ddbsnap record in the log, up to this snapshot.
@@ -314,15 +342,18 @@ impl<'a> Delta<'a> {
         let (info, info_schema) = commit.engine_info()?;
         let operation = match commit.operation {
             "MERGE" => UpdateTableOperation::Merge,
+            "OPTIMIZE" => UpdateTableOperation::Optimize,
             _ => UpdateTableOperation::Write,
         };
-        let mut builder = Arc::clone(&self.snapshot)
-            .update_table(
-                operation,
-                format!("ddbsnap/{}", env!("CARGO_PKG_VERSION")),
-                true,
-            )
-            .with_transaction_id(commit.app_id.clone(), 1)
+        let mut builder = Arc::clone(&self.snapshot).update_table(
+            operation,
+            format!("ddbsnap/{}", env!("CARGO_PKG_VERSION")),
+            commit.data_change,
+        );
+        if let Some(app_id) = &commit.app_id {
+            builder = builder.with_transaction_id(app_id.clone(), 1);
+        }
+        let mut builder = builder
             .with_operation_metrics(commit.metrics.iter().map(|(k, v)| (*k, Some(v.clone()))))
             .with_commit_info(Box::new(info), info_schema);
         for (parent, field) in additions {
@@ -443,10 +474,12 @@ struct RecordOut<'a> {
 
 /// What one commit adds, and what it records about the run.
 pub(super) struct Commit {
-    /// The run's application id in `txn` actions.
-    app_id: String,
-    /// `WRITE` (a full refresh) or `MERGE`, as Delta's own writers name them.
+    /// The run's application id in `txn` actions (none for a compaction, which no run resumes).
+    app_id: Option<String>,
+    /// `WRITE` (a full refresh), `MERGE` or `OPTIMIZE`, as Delta's own writers name them.
     operation: &'static str,
+    /// False for a commit that only rearranges rows (a compaction): readers of changes skip it.
+    data_change: bool,
     /// The table schema of the run's files.
     schema: StructType,
     /// The files it adds.
@@ -486,9 +519,6 @@ impl Commit {
         shape: &TableShape,
         metrics: Vec<(&'static str, String)>,
     ) -> Result<Self> {
-        let schema = StructType::try_from_arrow(arrow).map_err(|e| {
-            Error::Internal(format!("the run's schema has no Delta equivalent: {e}"))
-        })?;
         let mut manifest = serde_json::to_value(&run.manifest)
             .map_err(|e| Error::Internal(format!("serializing the run: {e}")))?;
         if let Some(o) = manifest.as_object_mut() {
@@ -503,14 +533,34 @@ impl Commit {
             shape,
         })
         .map_err(|e| Error::Internal(format!("serializing the run: {e}")))?;
+        let mut commit = Commit::compaction(&run.name, record, arrow, files, metrics)?;
+        commit.app_id = Some(run.app_id());
+        commit.operation = "WRITE";
+        commit.data_change = true;
+        Ok(commit)
+    }
+
+    /// A compaction (`OPTIMIZE`, no data change) adding `files` of the folder `folder` whose
+    /// schema is `arrow`, carrying the table's latest ddbsnap record `record` unchanged.
+    pub(super) fn compaction(
+        folder: &str,
+        record: String,
+        arrow: &Schema,
+        files: &[DataFile],
+        metrics: Vec<(&'static str, String)>,
+    ) -> Result<Self> {
+        let schema = StructType::try_from_arrow(arrow).map_err(|e| {
+            Error::Internal(format!("the run's schema has no Delta equivalent: {e}"))
+        })?;
         Ok(Commit {
-            app_id: run.app_id(),
-            operation: "WRITE",
+            app_id: None,
+            operation: "OPTIMIZE",
+            data_change: false,
             schema,
             files: files
                 .iter()
                 .map(|f| Add {
-                    path: format!("{}/{}", run.name, f.path),
+                    path: format!("{folder}/{}", f.path),
                     size: f.bytes,
                     rows: f.rows,
                     stats: f.stats.clone(),
@@ -638,16 +688,18 @@ impl Commit {
             "ddbsnap": self.info,
         }})];
         lines.extend(actions);
-        lines.push(serde_json::json!({"txn": {
-            "appId": self.app_id, "version": 1, "lastUpdated": now,
-        }}));
+        if let Some(app_id) = &self.app_id {
+            lines.push(serde_json::json!({"txn": {
+                "appId": app_id, "version": 1, "lastUpdated": now,
+            }}));
+        }
         for file in &self.files {
             lines.push(serde_json::json!({"add": {
                 "path": encode_path(&file.path),
                 "partitionValues": {},
                 "size": file.size,
                 "modificationTime": now,
-                "dataChange": true,
+                "dataChange": self.data_change,
                 "stats": file.stats(),
             }}));
         }
@@ -800,4 +852,54 @@ pub(super) fn additions(
         }
     }
     Ok(out)
+}
+
+/// Run `work` on the latest version of the existing Delta table at `table`, on a blocking
+/// thread: the kernel is synchronous and runs its own I/O executor, so it stays off the async
+/// workers.
+pub(super) async fn on_table<T, F>(table: &Target, work: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&Delta<'_>) -> Result<T> + Send + 'static,
+{
+    let (store, url) = location(table)?;
+    let log = log_path(&url)?;
+    let table = table.clone();
+    let handle = Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let engine = DefaultEngineBuilder::new(Arc::clone(&store)).build();
+        let snapshot = Snapshot::builder_for(url.as_str())
+            .build(&engine)
+            .map_err(|e| table_error(&table, "reading the Delta log", e))?;
+        work(&Delta {
+            table: &table,
+            store: &store,
+            url: &url,
+            log: &log,
+            engine: &engine,
+            snapshot,
+            handle: &handle,
+        })
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("the Delta commit thread failed: {e}")))?
+}
+
+/// The log upkeep after the commit `done` (see [`super::checkpoint::upkeep`]), recorded in it; a
+/// failure is a warning, since the commit counts once it is in the log.
+pub(super) fn upkeep_after(delta: &Delta<'_>, done: &mut DeltaCommit, progress: &dyn Progress) {
+    let store = Arc::clone(delta.store);
+    match super::checkpoint::upkeep(store, delta.url, delta.log, done.version, delta.handle) {
+        Ok(upkeep) => {
+            done.log_checkpoint = upkeep.checkpoint;
+            done.log_files_removed = upkeep.removed;
+        }
+        Err(e) => progress.event(&ProgressEvent::Warning {
+            message: format!(
+                "version {} is committed, but its log upkeep failed ({e}); readers replay the \
+                 JSON commits until the next checkpoint",
+                done.version
+            ),
+        }),
+    }
 }
