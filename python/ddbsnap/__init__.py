@@ -27,6 +27,8 @@ __all__ = [
     "convert_export",
     "apply",
     "commit",
+    "optimize",
+    "vacuum",
     "DdbsnapError",
     "UsageError",
     "NotFoundError",
@@ -173,6 +175,22 @@ def commit(to, shards, **options):
     (``ddbsnap commit``); raises :class:`NotReadyError`, changing nothing, before that. See
     :mod:`ddbsnap.spark` for running the shards as Spark tasks."""
     return _run("commit", to, "--shards", str(shards), **options)
+
+
+def optimize(table, **options):
+    """Compact the small files of the Delta table ``table`` (a folder or ``s3://bucket/prefix``)
+    into files of the target size (``file_size=128``, MiB) in one commit that changes no row
+    (``ddbsnap optimize``); returns what it did (``version`` is None when there was nothing to
+    compact)."""
+    return _run("optimize", table, "--json", **options)
+
+
+def vacuum(table, **options):
+    """Remove the files of the Delta table ``table`` that no version inside the retention
+    window needs (``ddbsnap vacuum``): ``retain="168h"`` (default: the table's
+    ``delta.deletedFileRetentionDuration``), ``dry_run=True`` lists them, ``force=True`` allows
+    a window below the table's retention. Returns the files removed (or that would be)."""
+    return _run("vacuum", table, "--json", **options)
 
 
 def _batches(run, **options):

@@ -387,6 +387,10 @@ pub fn run_python(script: &str, args: &[&std::ffi::OsStr]) -> Vec<u8> {
     let out = Command::new(python)
         .arg(&script)
         .args(args)
+        .env(
+            "DDBSNAP_DUCKDB_PYTHON",
+            tools_dir().join("duckdb/bin/python"),
+        )
         .output()
         .unwrap();
     assert!(

@@ -6,17 +6,20 @@ Prints one JSON object: the table's protocol, its columns in order, the data fil
 relative to the table), and its rows as `deltalake` reads them (columns and struct fields under
 their DynamoDB attribute names, values rendered as check_snapshot.py's `plain` does: numbers as
 canonical text, binary as hex, nulls dropped). Fails unless `polars.read_delta` reads exactly
-the same rows.
+the same rows, and unless DuckDB's own delta extension (duck_delta.py, in the interpreter
+DDBSNAP_DUCKDB_PYTHON names) reads exactly the same values.
 """
 
 import json
 import os
+import subprocess
 import sys
 import urllib.parse
 
 import deltalake
 import polars
 
+import canonical
 from check_snapshot import attribute, plain, restore
 
 
@@ -42,6 +45,15 @@ def main() -> int:
     assert by_polars.schema.names == table.schema.names, (by_polars.schema, table.schema)
     from_polars = rows_of(by_polars.cast(table.schema))
     assert from_polars == rows, "polars.read_delta and deltalake disagree"
+    duck = subprocess.run(
+        [os.environ["DDBSNAP_DUCKDB_PYTHON"], os.path.join(os.path.dirname(__file__), "duck_delta.py"), path, str(version)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert duck.returncode == 0, duck.stderr
+    by_deltalake = canonical.rows(table.schema.names, [tuple(r.values()) for r in table.to_pylist()])
+    assert json.loads(duck.stdout) == json.loads(json.dumps(by_deltalake)), "DuckDB's delta extension and deltalake disagree"
     protocol = dt.protocol()
     files = []
     for uri in dt.file_uris():

@@ -303,3 +303,23 @@ def test_s3_destinations_and_exports(dynalite, s3):
         ddbsnap.snapshot(
             "types", "s3://no-such-bucket/x", endpoint_url=dynalite, s3_endpoint_url=endpoint
         )
+
+
+def test_optimize_and_vacuum_keep_a_delta_table_from_python(dynalite, tmp_path):
+    create(dynalite, "kept", [{"pk": {"S": f"k{i}"}, "n": {"N": str(i)}} for i in range(40)])
+    table = str(tmp_path / "kept")
+    for _ in range(3):
+        ddbsnap.snapshot("kept", table, endpoint_url=dynalite, format="delta", segments=3)
+        time.sleep(1.1)  # run folders are named to the second
+    done = ddbsnap.optimize(table, file_size=1)
+    assert done["files_after"] <= done["files_before"], done
+    listed = ddbsnap.vacuum(table, dry_run=True)
+    assert listed["files"] == [] and listed["dry_run"], listed  # all inside the 7-day window
+    with pytest.raises(ddbsnap.UsageError, match="--force"):
+        ddbsnap.vacuum(table, retain="0h")
+    removed = ddbsnap.vacuum(table, retain="0h", force=True)
+    assert len(removed["files"]) >= 2, removed  # at least the first two refreshes' files
+    import polars
+
+    assert polars.read_delta(table).height == 40
+    assert ddbsnap.vacuum(table)["files"] == []

@@ -1,7 +1,7 @@
 """What readers see of a snapshot folder while a run writes it, after the run is killed
 (SIGKILL) and after it is interrupted (Ctrl-C): the previous snapshot or nothing, never part of
 a run. pandas, pyarrow, polars and DuckDB read the folder locally and on S3 (s3s-fs; DuckDB
-with httpfs from PyPI, DDBSNAP_DUCKDB_S3_PYTHON), Spark locally (DDBSNAP_SPARK_PYTHON)."""
+with httpfs from PyPI, DDBSNAP_DUCKDB_PYTHON), Spark locally (DDBSNAP_SPARK_PYTHON)."""
 
 import datetime
 import json
@@ -157,7 +157,7 @@ except duckdb.IOException as e:
     print(0)
 """
     out = subprocess.run(
-        [os.environ["DDBSNAP_DUCKDB_S3_PYTHON"], "-c", script], capture_output=True, text=True, timeout=120
+        [os.environ["DDBSNAP_DUCKDB_PYTHON"], "-c", script], capture_output=True, text=True, timeout=120
     )
     assert out.returncode == 0, out.stderr[-3000:]
     return int(out.stdout.strip().splitlines()[-1])
