@@ -1183,3 +1183,39 @@ async fn small_files_are_compacted_and_vacuum_keeps_what_the_window_needs() {
     );
     assert_same_items(&items, &delta_items(&table, 19).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_another_engine_gave_column_mapping_is_refused_unchanged() {
+    let (db, dir) = (Dynalite::start(), tempfile::tempdir().unwrap());
+    let client = db.client();
+    create_table(&client, "orders", Some(ScalarAttributeType::N)).await;
+    let day_ago = chrono::Utc::now() - chrono::TimeDelta::days(1);
+    put_items(
+        &client,
+        "orders",
+        (0..10).map(|i| stamped(i, "1", day_ago)).collect(),
+    )
+    .await;
+    let table = dir.path().join("orders");
+    // delta-rs creates it with column mapping by name (reader 2 / writer 5).
+    let script = format!(
+        "import deltalake, pyarrow as pa; deltalake.write_deltalake({:?}, \
+         pa.table({{'pk': ['c1'], 'sk': [1]}}), \
+         configuration={{'delta.columnMapping.mode': 'name'}})",
+        table.to_str().unwrap()
+    );
+    let made = std::process::Command::new(tools_dir().join("venv/bin/python"))
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let out = run_ddbsnap_to_end(delta_args(&db, &table, &["--json"])).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{err}");
+    assert!(err.contains("column mapping by name"), "{err}");
+    assert!(!table.join("_delta_log/00000000000000000001.json").exists());
+}

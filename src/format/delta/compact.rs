@@ -121,6 +121,7 @@ fn compact(delta: &Delta<'_>, target: usize, progress: Arc<dyn Progress>) -> Res
     if small.len() < 2 {
         return Ok(summary);
     }
+    delta.writable()?;
     let not_ours = || {
         table_error(
             delta.table,

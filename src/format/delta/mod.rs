@@ -183,6 +183,7 @@ pub(crate) async fn publish(table: &Target, run: Run) -> Result<DeltaCommit> {
         {
             return Ok(DeltaCommit::already(delta.snapshot.version()));
         }
+        delta.writable()?;
         let mut done = match changes {
             None => delta.commit(&Commit::refresh(&run)?, &|_| true),
             Some(kind) => merge::merge(delta, &run, kind),

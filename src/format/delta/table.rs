@@ -233,6 +233,28 @@ impl<'a> Delta<'a> {
         Ok(Some((name.to_owned(), keys)))
     }
 
+    /// An error when ddbsnap cannot write files this table reads correctly: column mapping
+    /// (another engine enabled it; its files need physical column names).
+    pub(super) fn writable(&self) -> Result<()> {
+        use delta_kernel::table_features::ColumnMappingMode;
+        match self.snapshot.table_properties().column_mapping_mode {
+            None | Some(ColumnMappingMode::None) => Ok(()),
+            Some(mode) => Err(table_error(
+                self.table,
+                "writing the table",
+                format!(
+                    "it uses column mapping by {} (delta.columnMapping.mode), which ddbsnap does \
+                     not write; nothing was changed: write this run to a new table location",
+                    if mode == ColumnMappingMode::Id {
+                        "id"
+                    } else {
+                        "name"
+                    }
+                ),
+            )),
+        }
+    }
+
     /// The latest ddbsnap record in the log, up to this snapshot.
     pub(super) fn record(&self) -> Result<Option<log::Record>> {
         let found = self.handle.block_on(log::latest_record(
