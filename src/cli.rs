@@ -526,12 +526,17 @@ pub(crate) struct ConvertExportArgs {
     /// in the prefix's shared `AWSDynamoDB/data/`).
     pub export: String,
     /// The table's key attributes, partition key first (an export does not record them): they
-    /// become the first columns and the manifest's key schema.
+    /// become the first columns and the manifest's key schema. Into a Delta table, the table's
+    /// own keys when it has them, else DynamoDB's (DescribeTable of the export's table).
     #[arg(long, value_name = "PK[,SK]", value_delimiter = ',', help_heading = SOURCE)]
     pub key: Vec<String>,
-    /// Region, profile and role for S3.
+    /// Region, profile and role for S3 (and for DescribeTable of the exported table).
     #[command(flatten)]
     pub aws: AwsArgs,
+    /// DynamoDB endpoint for DescribeTable of the exported table, for local or compatible
+    /// servers (else AWS_ENDPOINT_URL_DYNAMODB, then AWS_ENDPOINT_URL).
+    #[arg(long, value_name = "URL", help_heading = AWS)]
+    pub endpoint_url: Option<String>,
     /// Destination: a directory, file:///path or s3://bucket/prefix.
     #[arg(long, value_name = "URL", help_heading = OUTPUT)]
     pub to: String,
@@ -588,9 +593,10 @@ impl ConvertExportArgs {
     /// The validated configuration and the export's location.
     pub(crate) fn to_config(&self) -> Result<(crate::sink::Destination, SnapshotConfig)> {
         let source = crate::sink::Destination::parse(&self.export)?;
-        let b = self
+        let mut b = self
             .output
             .apply(&self.aws, SnapshotConfig::builder("export", &self.to));
+        b = b.aws(self.aws.options(self.endpoint_url.as_deref()));
         let config = self.shards.apply(b)?.build()?;
         Ok((source, config))
     }

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::process::Output;
 
 use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::AttributeValue as AV;
+use aws_sdk_dynamodb::types::{AttributeValue as AV, ScalarAttributeType};
 use base64::Engine;
 use common::*;
 use ddbsnap::convert::Item;
@@ -1114,7 +1114,9 @@ async fn incremental_exports_merge_into_a_delta_table() {
     let s3 = S3Server::start(&["raw", "lake"]);
     let base = export_items(400);
     write_export(&s3, &base, 3, Damage::None).await;
-    let delta = ["--key", "pk,sk", "--format", "delta", "--json"];
+    // No --key anywhere: the full export's table tells its keys (DescribeTable), and the
+    // Delta table records them for every MERGE after.
+    let delta = ["--format", "delta", "--json"];
     let table = s3.root.path().join("lake/orders");
 
     // An incremental export cannot start a table (it holds changes only): refused before
@@ -1144,14 +1146,41 @@ async fn incremental_exports_merge_into_a_delta_table() {
     );
     assert!(!table.exists());
 
-    // The full export initialises the table.
-    let out = convert(&s3, "s3://lake/orders", &delta).await;
+    // The full export initialises the table, keyed as DynamoDB describes the exported table
+    // (the name and region of its tableArn); when that call fails, the error names it and
+    // asks for --key.
+    let db = Dynalite::start();
+    let endpoint = db.endpoint();
+    let described = [&delta[..], &["--endpoint-url", endpoint.as_str()]].concat();
+    let out = convert(&s3, "s3://lake/orders", &described).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("DescribeTable orders in us-east-1") && err.contains("--key PK[,SK]"),
+        "{err}"
+    );
+    assert!(!table.exists());
+    create_table(&db.client(), "orders", Some(ScalarAttributeType::N)).await;
+    let out = convert(&s3, "s3://lake/orders", &described).await;
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert_same_items(&base, &delta_items(&table, 0).await);
+    let created = log_actions(&table, 0);
+    let metadata = created.iter().find_map(|a| a.get("metaData")).unwrap();
+    let keys: serde_json::Value = serde_json::from_str(
+        metadata["configuration"]["ddbsnap.keySchema"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(keys[0]["name"], "pk");
+    assert_eq!(
+        (keys[1]["name"].as_str(), keys[1]["attribute_type"].as_str()),
+        (Some("sk"), Some("N"))
+    );
 
     // Each incremental export is one MERGE: the table holds the state after it, item by item.
     let merge = |id: &'static str, version: u64| {

@@ -62,7 +62,18 @@ pub async fn convert_export(
     leaving_no_trace(&config.output.destination, async {
         let target = Target::open(&config.output.destination, sdk, &config.output.s3).await?;
         let table_keys = recorded_keys(&target, keys, config).await?;
-        // Keys taken from the Delta table are checked against the export too.
+        let described = match table_keys.is_empty()
+            && config.output.format == TableFormat::Delta
+            && !export.summary.is_incremental()
+        {
+            true => Some(describe_exported(&export, config).await?),
+            false => None,
+        };
+        let table_keys = match &described {
+            Some(table) => table.key_schema.iter().map(|k| k.name.clone()).collect(),
+            None => table_keys,
+        };
+        // Keys taken from the Delta table or DynamoDB are checked against the export too.
         let export = if keys.is_empty() {
             check_keys(export, &table_keys).await?
         } else {
@@ -70,7 +81,7 @@ pub async fn convert_export(
         };
         let target = crate::plan::run_target(target, config, run.started.1).await?;
         let region = aws.as_ref().map(|a| a.region.as_str());
-        convert_export_to(region, export, target, &table_keys, None, &run).await
+        convert_export_to(region, export, target, &table_keys, described, &run).await
     })
     .await
 }
@@ -94,6 +105,33 @@ async fn recorded_keys(
         ))),
         _ => Ok(keys.to_vec()),
     }
+}
+
+/// The exported table as DynamoDB describes it (DescribeTable by the name and region of the
+/// export's `tableArn`), for a conversion into a Delta table that neither `--key` nor the
+/// table names the key attributes of: a MERGE into it later needs them. An error naming the
+/// call when it fails, asking for `--key`.
+async fn describe_exported(export: &Export, config: &SnapshotConfig) -> Result<TableInfo> {
+    let (Some(name), Some(region)) = (export.summary.table_name(), export.summary.region()) else {
+        return Err(Error::invalid(
+            "the export's manifest names no table (tableArn) to ask DynamoDB for its key \
+             attributes, which a Delta table needs to merge later runs by; give them with \
+             --key PK[,SK]",
+        ));
+    };
+    let mut aws = config.aws.clone();
+    aws.region = Some(region.to_owned());
+    let described = async {
+        let aws = AwsContext::load(&aws).await?;
+        TableInfo::describe(&aws, name).await
+    };
+    described.await.map_err(|e| {
+        Error::invalid(format!(
+            "DescribeTable {name} in {region} (the table of the export's tableArn), to learn \
+             the key attributes a Delta table merges by, failed: {e}; give them with --key \
+             PK[,SK]"
+        ))
+    })
 }
 
 /// The AWS configuration, loaded only when one of `locations` is on S3: reading and writing

@@ -64,7 +64,8 @@ impl ChangeKind {
 /// Apply `run`'s change set to the table (see the module documentation).
 pub(super) fn merge(delta: &Delta<'_>, run: &Run, kind: ChangeKind) -> Result<DeltaCommit> {
     let handle = delta.handle;
-    let keys: Vec<String> = run
+    // The run's keys, else the table's (what it was created with).
+    let mut keys: Vec<String> = run
         .manifest
         .table
         .key_schema
@@ -72,8 +73,15 @@ pub(super) fn merge(delta: &Delta<'_>, run: &Run, kind: ChangeKind) -> Result<De
         .map(|k| k.name.clone())
         .collect();
     if keys.is_empty() {
+        keys = (delta.source()?.map(|(_, keys)| keys).unwrap_or_default())
+            .into_iter()
+            .map(|k| k.name)
+            .collect();
+    }
+    if keys.is_empty() {
         return Err(Error::invalid(
-            "the run records no key attributes to merge by; give them with --key PK[,SK]",
+            "neither the run nor the Delta table records the key attributes to merge by; give \
+             them with --key PK[,SK]",
         ));
     }
     let Some(mut shape) = delta.record()?.and_then(|r| r.shape) else {
