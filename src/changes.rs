@@ -54,6 +54,11 @@ impl ChangeSet {
         }
     }
 
+    /// The keys it changes, by [`key_text`].
+    pub(crate) fn keys(&self) -> std::collections::HashSet<String> {
+        self.latest.keys().cloned().collect()
+    }
+
     /// True when nothing changed.
     pub(crate) fn is_empty(&self) -> bool {
         self.latest.is_empty()

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::rewrite::{Rewrite, in_table_order};
-use super::table::{Commit, Delta, DeltaCommit, TableFile, on_table, table_error, upkeep_after};
+use super::table::{Attempt, Commit, Delta, TableFile, on_table, table_error, upkeep_after};
 use crate::changes::ChangeSet;
 use crate::convert::arrow_schema_with_keys;
 use crate::error::Result;
@@ -169,7 +169,20 @@ fn compact(delta: &Delta<'_>, target: usize, progress: Arc<dyn Progress>) -> Res
     ];
     let commit = Commit::compaction(&folder_name, record.text.clone(), &arrow, &added, metrics)?;
     let removed: HashSet<&str> = small.iter().map(|f| f.path.as_str()).collect();
-    let mut done: DeltaCommit = delta.commit(&commit, &|path| removed.contains(path))?;
+    let mut done = match delta.try_commit(&commit, &|path| removed.contains(path))? {
+        Attempt::Done(done) => done,
+        Attempt::Conflict(version) => {
+            return Err(table_error(
+                delta.table,
+                "compacting",
+                format!(
+                    "another writer committed version {version} while the compaction was \
+                     under way; nothing was committed (its files stay for vacuum): run optimize \
+                     again"
+                ),
+            ));
+        }
+    };
     upkeep_after(delta, &mut done, progress.as_ref());
     summary.version = Some(done.version);
     summary.files_after = live.len() - summary.files_removed + summary.files_added;

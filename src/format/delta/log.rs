@@ -120,6 +120,35 @@ pub(crate) async fn latest_record(
     Ok(None)
 }
 
+/// The actions of the JSON commit of log version `version`, one JSON value each.
+pub(crate) async fn actions(
+    table: &Target,
+    store: &Arc<dyn ObjectStore>,
+    log: &Path,
+    version: u64,
+) -> Result<Vec<serde_json::Value>> {
+    let doing = format!("reading Delta log version {version}");
+    let path = log.clone().join(format!("{version:020}.json"));
+    let body = store
+        .get(&path)
+        .await
+        .map_err(|e| table.error(&doing, e))?
+        .bytes()
+        .await
+        .map_err(|e| table.error(&doing, e))?;
+    String::from_utf8_lossy(&body)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            serde_json::from_str(line).map_err(|e| Error::Destination {
+                url: table.url().to_owned(),
+                message: format!("Delta log version {version} is damaged: {e}"),
+                source: None,
+            })
+        })
+        .collect()
+}
+
 /// The ddbsnap record in one commit file's actions, if it has one.
 fn record_in(body: &[u8]) -> std::result::Result<Option<Record>, String> {
     let text = std::str::from_utf8(body).map_err(|e| e.to_string())?;

@@ -20,18 +20,15 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use tokio::runtime::Handle;
-
 use super::compact::folded_in;
-use super::rewrite::{Rewrite, in_table_order, open_at};
-use super::table::{Commit, Delta, DeltaCommit, Run, TableFile, additions};
-use crate::changes::{ChangeSet, key_text};
-use crate::convert::{Columns, arrow_schema_with_keys};
+use super::concurrency::{ChangedKeys, Prepared, holds_any};
+use super::rewrite::{Rewrite, in_table_order};
+use super::table::{Commit, Delta, Run, TableFile, additions};
+use crate::changes::ChangeSet;
+use crate::convert::arrow_schema_with_keys;
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
 use crate::progress::ProgressEvent;
-use crate::sink::Target;
-use crate::sink::reader::FileItems;
 use crate::sink::writer::RollingWriter;
 use crate::source::export::CHANGE_COLUMNS;
 use delta_kernel::engine::arrow_conversion::TryFromArrow;
@@ -61,10 +58,9 @@ impl ChangeKind {
     }
 }
 
-/// Apply `run`'s change set to the table (see the module documentation).
-pub(super) fn merge(delta: &Delta<'_>, run: &Run, kind: ChangeKind) -> Result<DeltaCommit> {
-    let handle = delta.handle;
-    // The run's keys, else the table's (what it was created with).
+/// The key attributes a MERGE of `run` goes by: the run's, else the table's (what it was
+/// created with).
+fn merge_keys(delta: &Delta<'_>, run: &Run) -> Result<Vec<String>> {
     let mut keys: Vec<String> = run
         .manifest
         .table
@@ -84,6 +80,14 @@ pub(super) fn merge(delta: &Delta<'_>, run: &Run, kind: ChangeKind) -> Result<De
              them with --key PK[,SK]",
         ));
     }
+    Ok(keys)
+}
+
+/// The commit that applies `run`'s change set to the table at `delta`'s version (see the
+/// module documentation): its new files are written, the commit is not yet put.
+pub(super) fn prepare(delta: &Delta<'_>, run: &Run, kind: ChangeKind) -> Result<Prepared> {
+    let handle = delta.handle;
+    let keys = merge_keys(delta, run)?;
     let Some(mut shape) = delta.record()?.and_then(|r| r.shape) else {
         return Err(Error::Destination {
             url: delta.table.url().to_owned(),
@@ -106,6 +110,11 @@ pub(super) fn merge(delta: &Delta<'_>, run: &Run, kind: ChangeKind) -> Result<De
     let rewrite_all = additions(&delta.schema(), &schema, None).is_err();
 
     let changes = ChangeSet::read(&run.folder, &run.manifest.files, &keys, handle)?;
+    let changed = ChangedKeys {
+        names: keys.clone(),
+        columns: columns.clone(),
+        keys: changes.keys(),
+    };
     let live: Vec<TableFile> = delta
         .files()?
         .into_iter()
@@ -113,9 +122,7 @@ pub(super) fn merge(delta: &Delta<'_>, run: &Run, kind: ChangeKind) -> Result<De
         .collect();
     let mut touched = Vec::new();
     for file in &live {
-        let touched_by_change = !changes.is_empty()
-            && holds_a_change(delta.table, file, &keys, &columns, &changes, handle)?;
-        if rewrite_all || touched_by_change {
+        if rewrite_all || (!changes.is_empty() && holds_any(delta, file, &changed)?) {
             touched.push(file.clone());
         }
     }
@@ -161,33 +168,9 @@ pub(super) fn merge(delta: &Delta<'_>, run: &Run, kind: ChangeKind) -> Result<De
             run.manifest.totals.items_written.to_string(),
         ),
     ];
-    let commit = Commit::new(run, &arrow, &added, &shape, metrics)?.merged(stats);
-    let rewritten: HashSet<&str> = touched.iter().map(|f| f.path.as_str()).collect();
-    delta.commit(&commit, &|path| rewritten.contains(path))
-}
-/// True when one of the file's rows has a key the change set changes (only its key columns
-/// are read).
-fn holds_a_change(
-    table: &Target,
-    file: &TableFile,
-    keys: &[String],
-    columns: &Columns,
-    changes: &ChangeSet,
-    handle: &Handle,
-) -> Result<bool> {
-    let (folder, name) = open_at(table, file)?;
-    let mut rows = handle.block_on(FileItems::open_with(
-        &folder,
-        &name,
-        Some(keys),
-        Some(columns),
-    ))?;
-    while let Some(batch) = handle.block_on(rows.next_batch())? {
-        for row in &batch {
-            if changes.contains(&key_text(row, keys)?) {
-                return Ok(true);
-            }
-        }
-    }
-    Ok(false)
+    Ok(Prepared {
+        commit: Commit::new(run, &arrow, &added, &shape, metrics)?.merged(stats),
+        removes: Some(touched.into_iter().map(|f| f.path).collect()),
+        changed: Some(changed),
+    })
 }

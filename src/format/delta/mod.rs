@@ -26,12 +26,14 @@
 //!
 //! Every commit carries a `txn` action whose application id names the run (`ddbsnap-<run>`):
 //! a run resumed after a crash between its commit and its cleanup finds its own commit in the
-//! log and does not commit twice. A concurrent writer that takes the version first makes the
-//! run fail with a clear error; its files stay in its run folder for `--resume`.
+//! log and does not commit twice. A concurrent writer that takes the version first is met by
+//! optimistic concurrency (see `concurrency`): the commit is put again, or recomputed, at the
+//! next version; only after five lost tries does the run fail, its files kept for `--resume`.
 
 mod checkpoint;
 mod cleanup;
 mod compact;
+mod concurrency;
 pub(crate) mod log;
 mod merge;
 mod rewrite;
@@ -172,7 +174,10 @@ pub(crate) async fn publish(table: &Target, run: Run) -> Result<DeltaCommit> {
             return Err(no_table_to_merge(table));
         }
         let commit = Commit::refresh(&run)?;
-        return create(table, &store, &log, &commit, &run.manifest.table).await;
+        if let Some(done) = create(table, &store, &log, &commit, &run.manifest.table).await? {
+            return Ok(done);
+        }
+        // Another writer created the table first: this run commits as its next version.
     }
     on_table(table, move |delta| {
         if delta
@@ -184,10 +189,14 @@ pub(crate) async fn publish(table: &Target, run: Run) -> Result<DeltaCommit> {
             return Ok(DeltaCommit::already(delta.snapshot.version()));
         }
         delta.writable()?;
-        let mut done = match changes {
-            None => delta.commit(&Commit::refresh(&run)?, &|_| true),
-            Some(kind) => merge::merge(delta, &run, kind),
-        }?;
+        let mut done = concurrency::commit(delta, &|at| match changes {
+            None => Ok(concurrency::Prepared {
+                commit: Commit::refresh(&run)?,
+                removes: None,
+                changed: None,
+            }),
+            Some(kind) => merge::prepare(at, &run, kind),
+        })?;
         if !done.already_committed {
             upkeep_after(delta, &mut done, run.progress.as_ref());
         }

@@ -56,6 +56,10 @@ pub struct DeltaCommit {
     /// checkpoint covers.
     #[serde(default)]
     pub log_files_removed: usize,
+    /// Commits tried: more than one when other writers committed first (see
+    /// `delta::concurrency`).
+    #[serde(default)]
+    pub attempts: u32,
 }
 
 /// What a MERGE commit did, counted as Delta's own MERGE counts it.
@@ -91,6 +95,7 @@ impl DeltaCommit {
             already_committed: true,
             log_checkpoint: false,
             log_files_removed: 0,
+            attempts: 1,
         }
     }
 }
@@ -318,15 +323,32 @@ impl<'a> Delta<'a> {
         Ok(batches)
     }
 
+    /// This table at its newest version.
+    pub(super) fn latest(&self) -> Result<Delta<'a>> {
+        let snapshot = Snapshot::builder_for(self.url.as_str())
+            .build(self.engine)
+            .map_err(self.kernel("reading the Delta log"))?;
+        Ok(Delta { snapshot, ..*self })
+    }
+
+    /// This table at the same version (another handle on it).
+    pub(super) fn latest_as_is(&self) -> Delta<'a> {
+        Delta {
+            snapshot: Arc::clone(&self.snapshot),
+            ..*self
+        }
+    }
+
     /// Commit `commit` as the next version: remove the live files `remove` selects (by their
     /// log path), add the commit's files, and add the columns its schema has that the table
     /// lacks. A schema that changes a column's type replaces the table's (see the module
-    /// documentation), which needs every file removed.
-    pub(super) fn commit(
+    /// documentation), which needs every file removed. [`Attempt::Conflict`] when another
+    /// writer took the version first.
+    pub(super) fn try_commit(
         &self,
         commit: &Commit,
         remove: &dyn Fn(&str) -> bool,
-    ) -> Result<DeltaCommit> {
+    ) -> Result<Attempt> {
         let batches = self.files()?;
         let mut removed = 0;
         let mut kept = 0;
@@ -347,12 +369,15 @@ impl<'a> Delta<'a> {
             already_committed: false,
             log_checkpoint: false,
             log_files_removed: 0,
+            attempts: 1,
         };
         let additions = match additions(&self.schema(), &commit.schema, None) {
             Ok(additions) => additions,
             Err(change) if kept == 0 => {
-                let version = self.replace_schema(commit, &batches, &change)?;
-                return Ok(done(version));
+                return Ok(match self.replace_schema(commit, &batches, &change)? {
+                    Some(version) => Attempt::Done(done(version)),
+                    None => Attempt::Conflict(self.snapshot.version() + 1),
+                });
             }
             Err(change) => {
                 return Err(Error::Internal(format!(
@@ -403,8 +428,8 @@ impl<'a> Delta<'a> {
             txn.add_files(Box::new(ArrowEngineData::new(commit.adds(&stats_schema)?)));
         }
         match txn.commit(self.engine).map_err(&kernel)? {
-            CommitResult::Committed(c) => Ok(done(c.commit_version())),
-            CommitResult::Conflicted(c) => Err(concurrent(self.table, c.conflict_version())),
+            CommitResult::Committed(c) => Ok(Attempt::Done(done(c.commit_version()))),
+            CommitResult::Conflicted(c) => Ok(Attempt::Conflict(c.conflict_version())),
             CommitResult::Retryable(_) => Err(table_error(
                 self.table,
                 "committing",
@@ -417,13 +442,13 @@ impl<'a> Delta<'a> {
     /// Commit `commit` with a new schema (`metaData` replaced, same table id) as it removes
     /// every live file in `batches`: what the kernel (0.30) cannot do. Refused on tables whose
     /// protocol is above 1/2, whose metadata may carry what a feature adds (column mapping,
-    /// for one). Returns the version written.
+    /// for one). Returns the version written; `None` when another writer took it.
     pub(super) fn replace_schema(
         &self,
         commit: &Commit,
         batches: &[FileBatch],
         change: &str,
-    ) -> Result<u64> {
+    ) -> Result<Option<u64>> {
         let config = self.snapshot.table_configuration();
         let protocol = serde_json::to_value(config.protocol())
             .map_err(|e| Error::Internal(format!("reading the table's protocol: {e}")))?;
@@ -458,9 +483,8 @@ impl<'a> Delta<'a> {
         }
         let version = self.snapshot.version() + 1;
         let text = commit.json_lines(commit.operation, actions);
-        self.handle
-            .block_on(put_version(self.table, self.store, self.log, version, text))?;
-        Ok(version)
+        let put = put_version(self.table, self.store, self.log, version, text);
+        Ok(self.handle.block_on(put)?.then_some(version))
     }
 }
 
@@ -746,7 +770,8 @@ fn encode_path(path: &str) -> String {
     percent_encoding::utf8_percent_encode(path, KEEP).to_string()
 }
 
-/// Version 0 of a new table, at protocol reader 1 / writer 2.
+/// Version 0 of a new table, at protocol reader 1 / writer 2; `None` when another writer
+/// created the table first.
 /// Its table properties name the DynamoDB table and its key schema (`ddbsnap.table`,
 /// `ddbsnap.keySchema`: the key attributes, their key and attribute types, as JSON).
 pub(super) async fn create(
@@ -755,7 +780,7 @@ pub(super) async fn create(
     log: &Path,
     commit: &Commit,
     source: &crate::table::TableInfo,
-) -> Result<DeltaCommit> {
+) -> Result<Option<DeltaCommit>> {
     let schema = commit.schema_string()?;
     let key_schema = serde_json::to_string(&source.key_schema)
         .map_err(|e| Error::Internal(format!("serializing the key schema: {e}")))?;
@@ -775,8 +800,10 @@ pub(super) async fn create(
         }}),
     ];
     let text = commit.json_lines("CREATE TABLE AS SELECT", actions);
-    put_version(table, store, log, 0, text).await?;
-    Ok(DeltaCommit {
+    if !put_version(table, store, log, 0, text).await? {
+        return Ok(None);
+    }
+    Ok(Some(DeltaCommit {
         version: 0,
         files_removed: 0,
         files_added: commit.files.len(),
@@ -784,39 +811,37 @@ pub(super) async fn create(
         already_committed: false,
         log_checkpoint: false,
         log_files_removed: 0,
-    })
+        attempts: 1,
+    }))
 }
 
-/// Write log version `version` only if no other writer has: a conditional put.
+/// Write log version `version` only if no other writer has: a conditional put. `false` when
+/// another writer had.
 async fn put_version(
     table: &Target,
     store: &Arc<dyn ObjectStore>,
     log: &Path,
     version: u64,
     text: String,
-) -> Result<()> {
+) -> Result<bool> {
     let path = log.clone().join(format!("{version:020}.json"));
     let options = PutOptions {
         mode: PutMode::Create,
         ..Default::default()
     };
     match store.put_opts(&path, text.into(), options).await {
-        Ok(_) => Ok(()),
-        Err(object_store::Error::AlreadyExists { .. }) => Err(concurrent(table, version)),
+        Ok(_) => Ok(true),
+        Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
         Err(e) => Err(table.error(&format!("writing Delta log version {version}"), e)),
     }
 }
 
-fn concurrent(table: &Target, version: u64) -> Error {
-    Error::Destination {
-        url: table.url().to_owned(),
-        message: format!(
-            "another writer committed version {version} of the Delta table first; this run's \
-             files are kept: run the same command again with --resume to commit them as the \
-             next version"
-        ),
-        source: None,
-    }
+/// What one try of a commit came to.
+pub(super) enum Attempt {
+    /// Committed.
+    Done(DeltaCommit),
+    /// Another writer took this version first.
+    Conflict(u64),
 }
 
 /// A random (version 4) UUID for a new table's id.

@@ -186,42 +186,13 @@ async fn commit_times(delta: &Delta<'_>) -> Result<BTreeMap<u64, DateTime<Utc>>>
 
 /// The files commit `version` adds (data and change files), relative and decoded.
 async fn added_in(delta: &Delta<'_>, version: u64) -> Result<Vec<String>> {
-    let path = delta.log.clone().join(format!("{version:020}.json"));
-    let body = delta
-        .store
-        .get(&path)
-        .await
-        .map_err(|e| {
-            delta
-                .table
-                .error(&format!("reading Delta log version {version}"), e)
-        })?
-        .bytes()
-        .await
-        .map_err(|e| {
-            delta
-                .table
-                .error(&format!("reading Delta log version {version}"), e)
-        })?;
-    let mut paths = Vec::new();
-    for line in String::from_utf8_lossy(&body)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-    {
-        let action: serde_json::Value = serde_json::from_str(line).map_err(|e| {
-            table_error(
-                delta.table,
-                &format!("Delta log version {version} is damaged"),
-                e,
-            )
-        })?;
-        for kind in ["add", "cdc"] {
-            if let Some(path) = action[kind]["path"].as_str() {
-                paths.push(decoded(path));
-            }
-        }
-    }
-    Ok(paths)
+    let actions = super::log::actions(delta.table, delta.store, delta.log, version).await?;
+    Ok(actions
+        .iter()
+        .flat_map(|a| [&a["add"]["path"], &a["cdc"]["path"]])
+        .filter_map(|p| p.as_str())
+        .map(decoded)
+        .collect())
 }
 
 /// A log path as a relative file name: percent-decoded.
