@@ -147,7 +147,7 @@ async fn optimize(args: OptimizeArgs) -> Result<Outcome, Error> {
     let request = args.table.to_request()?;
     let (progress, _) = start(args.progress, None);
     let target = args.file_size.max(1).saturating_mul(1 << 20);
-    let done = crate::pipeline::optimize(&request, target, progress).await?;
+    let done = crate::pipeline::optimize(&request, target, args.cluster, progress).await?;
     Ok(Outcome::Compaction(Box::new(done), args.table.json))
 }
 

@@ -105,6 +105,11 @@ pub(crate) struct OptimizeArgs {
     /// Target data file size in MiB: files under three quarters of it are compacted.
     #[arg(long, default_value_t = 128, value_name = "MiB", help_heading = OUTPUT)]
     pub file_size: usize,
+    /// Rewrite every file, not only the small ones, sorted by key: each file then holds one
+    /// key range, so a lookup or a MERGE of a few keys reads few files. Reads and writes the
+    /// whole table.
+    #[arg(long, help_heading = OUTPUT)]
+    pub cluster: bool,
     /// Progress display.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto, help_heading = PROGRESS)]
     pub progress: ProgressMode,

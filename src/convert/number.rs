@@ -11,6 +11,10 @@ use serde::{Deserialize, Serialize};
 /// Largest precision of Arrow/Parquet `Decimal128`.
 pub const MAX_DECIMAL_PRECISION: u32 = 38;
 
+/// The order of a number by value (see [`Decimal::order_key`]).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct NumberOrder(i8, i64, Vec<u8>);
+
 /// A parsed decimal number: `(-1)^negative × digits × 10^exponent`, digits without leading or
 /// trailing zeros (empty for zero).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +129,27 @@ impl<'a> Decimal<'a> {
             return None;
         }
         i64::try_from(self.unscaled(0)?).ok()
+    }
+
+    /// A key that orders numbers by value: compare two keys to compare the numbers.
+    pub(crate) fn order_key(&self) -> NumberOrder {
+        if self.len == 0 {
+            return NumberOrder(0, 0, Vec::new());
+        }
+        // |x| = 0.d1d2… × 10^magnitude: a larger magnitude is a larger |x|, then the digits.
+        let magnitude = self.len as i64 + self.exponent;
+        let digits: Vec<u8> = (0..self.len).map(|i| self.digit(i)).collect();
+        if self.negative {
+            // Larger |x| is smaller: invert both parts.
+            let inverted = digits
+                .iter()
+                .map(|d| b'9' - (d - b'0'))
+                .chain([b'9' + 1])
+                .collect();
+            NumberOrder(-1, -magnitude, inverted)
+        } else {
+            NumberOrder(1, magnitude, digits)
+        }
     }
 
     /// DynamoDB's canonical text for this number.
@@ -296,6 +321,25 @@ impl NumberStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_order_by_value() {
+        let texts = [
+            "-1E+10", "-123.5", "-123.45", "-2", "-0.5", "-0.05", "0", "0.05", "0.5", "1", "1.5",
+            "2", "10", "123.45", "123.5", "1E+10",
+        ];
+        let keys: Vec<NumberOrder> = texts
+            .iter()
+            .map(|t| Decimal::parse(t).unwrap().order_key())
+            .collect();
+        for pair in keys.windows(2) {
+            assert!(pair[0] < pair[1], "{pair:?}");
+        }
+        assert_eq!(
+            Decimal::parse("1.50").unwrap().order_key(),
+            Decimal::parse("15E-1").unwrap().order_key()
+        );
+    }
 
     #[test]
     fn parse_and_canonicalize() {

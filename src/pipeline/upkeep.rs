@@ -50,15 +50,16 @@ async fn open_table(request: &TableRequest) -> Result<Target> {
     Ok(table)
 }
 
-/// `ddbsnap optimize`: compact the table's small files into files of `target_file_bytes`, in
-/// one commit that changes no data.
+/// `ddbsnap optimize`: compact the table's small files (with `cluster`, all of them) into
+/// files of `target_file_bytes` in key order, in one commit that changes no data.
 pub async fn optimize(
     request: &TableRequest,
     target_file_bytes: usize,
+    cluster: bool,
     progress: Arc<dyn Progress>,
 ) -> Result<Compaction> {
     let table = open_table(request).await?;
-    crate::format::delta::optimize(&table, target_file_bytes, progress).await
+    crate::format::delta::optimize(&table, target_file_bytes, cluster, progress).await
 }
 
 /// `ddbsnap vacuum`: remove the files no version inside the last `retain` needs (the table's

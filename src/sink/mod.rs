@@ -8,6 +8,7 @@
 mod dictionary;
 pub mod reader;
 pub(crate) mod rewrite;
+pub(crate) mod sort;
 pub(crate) mod stats;
 pub(crate) mod writer;
 

@@ -4,26 +4,32 @@
 //!   them into the files it rewrites anyway, in the same commit (their rows are copied with the
 //!   rows of the files holding changed keys, into files of the target size).
 //! - **`ddbsnap optimize`**: one commit (`OPTIMIZE`, `dataChange: false`) that removes the small
-//!   files and adds their rows in files of the target size, written into a folder of its own
-//!   (`optimize=<utc-time>-<random>/`). It carries the table's latest ddbsnap record, so the
-//!   newest commit always has it (see [`super::log`]).
+//!   files (with `--cluster`, every file) and adds their rows sorted by key (see
+//!   [`crate::sink::sort`]) in files of the target size, written into a folder of its own
+//!   (`optimize=<utc-time>-<random>/`): each new file holds one key range, which its
+//!   statistics describe, so readers skip the files a key cannot be in. It carries the table's
+//!   latest ddbsnap record, so the newest commit always has it (see [`super::log`]).
 //!
-//! Rows are streamed batch by batch (the writer holds one row group): memory does not grow
-//! with the number or size of the files compacted.
+//! Memory holds [`SORT_CHUNK_ROWS`] items being sorted, then one batch per sorted run: it does
+//! not grow with the number or size of the files compacted.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::rewrite::{Rewrite, in_table_order};
+use super::rewrite::{in_table_order, open_at};
 use super::table::{Attempt, Commit, Delta, TableFile, on_table, table_error, upkeep_after};
-use crate::changes::ChangeSet;
 use crate::convert::arrow_schema_with_keys;
 use crate::error::Result;
 use crate::progress::Progress;
 use crate::sink::Target;
+use crate::sink::reader::FileItems;
+use crate::sink::sort::KeySorter;
 use crate::sink::writer::{RollingWriter, WriterOptions};
+
+/// Items a compaction sorts in memory at a time (the rest wait in sorted runs on storage).
+const SORT_CHUNK_ROWS: usize = 50_000;
 
 /// Small files at which a MERGE folds them into its rewrite.
 pub(super) const AUTO_COMPACT_FILES: usize = 16;
@@ -85,15 +91,24 @@ pub struct Compaction {
 pub(crate) async fn optimize(
     table: &Target,
     target: usize,
+    cluster: bool,
     progress: Arc<dyn Progress>,
 ) -> Result<Compaction> {
     let started = std::time::Instant::now();
-    let mut done = on_table(table, move |delta| compact(delta, target, progress)).await?;
+    let mut done = on_table(table, move |delta| {
+        compact(delta, target, cluster, progress)
+    })
+    .await?;
     done.seconds = started.elapsed().as_secs_f64();
     Ok(done)
 }
 
-fn compact(delta: &Delta<'_>, target: usize, progress: Arc<dyn Progress>) -> Result<Compaction> {
+fn compact(
+    delta: &Delta<'_>,
+    target: usize,
+    cluster: bool,
+    progress: Arc<dyn Progress>,
+) -> Result<Compaction> {
     let live: Vec<TableFile> = delta
         .files()?
         .into_iter()
@@ -101,7 +116,7 @@ fn compact(delta: &Delta<'_>, target: usize, progress: Arc<dyn Progress>) -> Res
         .collect();
     let mut small: Vec<TableFile> = live
         .iter()
-        .filter(|f| is_small(f, target))
+        .filter(|f| cluster || is_small(f, target))
         .cloned()
         .collect();
     small.sort_by(|a, b| a.path.cmp(&b.path));
@@ -118,7 +133,7 @@ fn compact(delta: &Delta<'_>, target: usize, progress: Arc<dyn Progress>) -> Res
         log_checkpoint: false,
         seconds: 0.0,
     };
-    if small.len() < 2 {
+    if small.len() < if cluster { 1 } else { 2 } {
         return Ok(summary);
     }
     delta.writable()?;
@@ -142,23 +157,37 @@ fn compact(delta: &Delta<'_>, target: usize, progress: Arc<dyn Progress>) -> Res
         chrono::Utc::now().format("%Y-%m-%dT%H-%M-%SZ"),
         fastrand::u16(..)
     );
-    let writer = RollingWriter::new(
-        delta.table.child(&folder_name),
+    let folder = delta.table.child(&folder_name);
+    let runs = RollingWriter::new(
+        folder.child("sort"),
+        delta.handle.clone(),
+        WriterOptions::rewriting(&name, &keys, usize::MAX, false)?,
+        Arc::clone(&progress),
+        0,
+    );
+    let mut sorter = KeySorter::new(runs, &key_names, &columns, SORT_CHUNK_ROWS);
+    for file in &small {
+        let (at, file_name) = open_at(delta.table, file)?;
+        let mut rows =
+            delta
+                .handle
+                .block_on(FileItems::open_with(&at, &file_name, None, Some(&columns)))?;
+        while let Some(batch) = delta.handle.block_on(rows.next_batch())? {
+            sorter.push(batch)?;
+        }
+    }
+    let mut writer = RollingWriter::new(
+        folder,
         delta.handle.clone(),
         WriterOptions::rewriting(&name, &keys, target, true)?,
         Arc::clone(&progress),
         0,
     );
-    let rewrite = Rewrite {
-        table: delta.table,
-        keys: &key_names,
-        columns: &columns,
-        handle: delta.handle,
-    };
-    let (added, stats) = rewrite.run(writer, &small, ChangeSet::default())?;
+    sorter.finish(&mut writer)?;
+    let added = writer.finish()?;
+    summary.rows = added.iter().map(|f| f.rows).sum();
     summary.files_removed = small.len();
     summary.files_added = added.len();
-    summary.rows = stats.rows_copied;
     summary.bytes_removed = small.iter().map(|f| f.size.max(0) as u64).sum();
     summary.bytes_added = added.iter().map(|f| f.bytes).sum();
     let metrics = vec![
