@@ -1301,3 +1301,83 @@ async fn a_merge_racing_delta_rs_appends_and_optimizes_loses_nothing() {
     want.extend(appended);
     assert_version_holds(&table, latest, &want);
 }
+
+/// A point lookup on a 200,000-item table of about 20 files: files converted in export order
+/// each span every partition key, so delta-rs reads them all; after `optimize --cluster` each
+/// file holds one key range, and delta-rs reads one file (its statistics rule out the others).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clustered_table_answers_a_key_lookup_from_one_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/gen-export");
+    let made = std::process::Command::new("python3")
+        .arg(&script)
+        .args(["full", bucket.to_str().unwrap(), "200000", "8", "40"])
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let export = String::from_utf8(made.stdout).unwrap().trim().to_owned();
+    let table = dir.path().join("lake");
+    let to = table.to_str().unwrap();
+    let convert = [
+        "convert-export",
+        &export,
+        "--to",
+        to,
+        "--format",
+        "delta",
+        "--key",
+        "pk,sk",
+    ];
+    let args = [&convert[..], &["--file-size", "1", "--json"]].concat();
+    let out = run_ddbsnap_to_end(args.into_iter().map(String::from).collect()).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lookup = |compare: &str| -> Value {
+        let args = [table.as_os_str(), "user-1234".as_ref(), compare.as_ref()];
+        let out = run_python("lookup_delta.py", &args);
+        serde_json::from_slice(&out).unwrap()
+    };
+    let before = lookup("0");
+    assert!(
+        (15..=30).contains(&before["files"].as_u64().unwrap()),
+        "{before}"
+    );
+    assert_eq!(
+        before["read"], before["files"],
+        "export order: every file spans the key: {before}"
+    );
+    assert_eq!(
+        (before["rows"].as_u64(), before["total"].as_u64()),
+        (Some(40), Some(200_000))
+    );
+
+    let optimize = ["optimize", to, "--cluster", "--file-size", "1", "--json"];
+    let out = run_ddbsnap_to_end(optimize.map(String::from).to_vec()).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let done: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(done["rows"], 200_000, "{done}");
+    let after = lookup("0");
+    assert_eq!(after["read"], 1, "{after}");
+    assert_eq!(
+        (after["rows"].as_u64(), after["total"].as_u64()),
+        (Some(40), Some(200_000))
+    );
+    assert_eq!(after["files"], done["files_after"]);
+    assert_eq!(
+        after["columns"], before["columns"],
+        "the column order is kept"
+    );
+    assert_eq!(after["same_rows"], true, "every value kept: {after}");
+}

@@ -111,11 +111,11 @@ impl KeySorter {
         let mut batches: Vec<Vec<Item>> = vec![Vec::new(); sources.len()];
         let mut heap = BinaryHeap::new();
         let mut next = |run: usize, batches: &mut Vec<Vec<Item>>| -> Result<Option<Item>> {
-            if batches[run].is_empty() {
-                if let Some(mut batch) = handle.block_on(sources[run].next_batch())? {
-                    batch.reverse();
-                    batches[run] = batch;
-                }
+            if batches[run].is_empty()
+                && let Some(mut batch) = handle.block_on(sources[run].next_batch())?
+            {
+                batch.reverse();
+                batches[run] = batch;
             }
             Ok(batches[run].pop())
         };

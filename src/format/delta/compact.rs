@@ -157,34 +157,20 @@ fn compact(
         chrono::Utc::now().format("%Y-%m-%dT%H-%M-%SZ"),
         fastrand::u16(..)
     );
-    let folder = delta.table.child(&folder_name);
-    let runs = RollingWriter::new(
-        folder.child("sort"),
-        delta.handle.clone(),
-        WriterOptions::rewriting(&name, &keys, usize::MAX, false)?,
-        Arc::clone(&progress),
-        0,
-    );
-    let mut sorter = KeySorter::new(runs, &key_names, &columns, SORT_CHUNK_ROWS);
-    for file in &small {
-        let (at, file_name) = open_at(delta.table, file)?;
-        let mut rows =
-            delta
-                .handle
-                .block_on(FileItems::open_with(&at, &file_name, None, Some(&columns)))?;
-        while let Some(batch) = delta.handle.block_on(rows.next_batch())? {
-            sorter.push(batch)?;
-        }
-    }
-    let mut writer = RollingWriter::new(
-        folder,
-        delta.handle.clone(),
-        WriterOptions::rewriting(&name, &keys, target, true)?,
-        Arc::clone(&progress),
-        0,
-    );
-    sorter.finish(&mut writer)?;
-    let added = writer.finish()?;
+    let source = Source {
+        name: &name,
+        keys: &keys,
+        key_names: &key_names,
+        columns: &columns,
+    };
+    let added = sorted(
+        delta,
+        &small,
+        &delta.table.child(&folder_name),
+        &source,
+        target,
+        &progress,
+    )?;
     summary.rows = added.iter().map(|f| f.rows).sum();
     summary.files_removed = small.len();
     summary.files_added = added.len();
@@ -217,4 +203,45 @@ fn compact(
     summary.files_after = live.len() - summary.files_removed + summary.files_added;
     summary.log_checkpoint = done.log_checkpoint;
     Ok(summary)
+}
+
+/// What the rewritten files hold: the DynamoDB table, its keys and the table's columns.
+struct Source<'a> {
+    name: &'a str,
+    keys: &'a [crate::table::KeyAttribute],
+    key_names: &'a [String],
+    columns: &'a crate::convert::Columns,
+}
+
+/// Rewrite the rows of `files` sorted by key into files of `target` bytes in `folder`.
+fn sorted(
+    delta: &Delta<'_>,
+    files: &[TableFile],
+    folder: &Target,
+    source: &Source<'_>,
+    target: usize,
+    progress: &Arc<dyn Progress>,
+) -> Result<Vec<crate::sink::DataFile>> {
+    let writer = |to: Target, size, stats| -> Result<RollingWriter> {
+        Ok(RollingWriter::new(
+            to,
+            delta.handle.clone(),
+            WriterOptions::rewriting(source.name, source.keys, size, stats)?,
+            Arc::clone(progress),
+            0,
+        ))
+    };
+    let runs = writer(folder.child("sort"), usize::MAX, false)?;
+    let mut sorter = KeySorter::new(runs, source.key_names, source.columns, SORT_CHUNK_ROWS);
+    for file in files {
+        let (at, file_name) = open_at(delta.table, file)?;
+        let open = FileItems::open_with(&at, &file_name, None, Some(source.columns));
+        let mut rows = delta.handle.block_on(open)?;
+        while let Some(batch) = delta.handle.block_on(rows.next_batch())? {
+            sorter.push(batch)?;
+        }
+    }
+    let mut out = writer(folder.clone(), target, true)?;
+    sorter.finish(&mut out)?;
+    out.finish()
 }
