@@ -37,7 +37,7 @@ pub(crate) enum Command {
     /// Scan a table and write a Parquet snapshot.
     Snapshot(Box<SnapshotArgs>),
     /// Convert an existing DynamoDB export (Export to S3, DynamoDB JSON or Ion) into a snapshot, with
-    /// the same type mapping, files and manifest as `snapshot`. Reads nothing from the table.
+    /// the same type mapping, files and manifest as `snapshot`. Reads no items from the table.
     ConvertExport(ConvertExportArgs),
     /// Merge a change log (a converted incremental export) into a snapshot and commit the
     /// result as a new full snapshot: latest write per key wins, deletes remove items. The
