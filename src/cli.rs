@@ -61,12 +61,10 @@ pub(crate) enum Command {
     Vacuum(VacuumArgs),
 }
 
-/// A Delta table and how to reach it (`optimize`, `vacuum`).
+/// How to reach S3, for the commands that only read and write storage (`commit`, `optimize`,
+/// `vacuum`).
 #[derive(Debug, Args)]
-pub(crate) struct TableArgs {
-    /// The Delta table: a local folder or s3://bucket/prefix (where the runs that write it
-    /// put it).
-    pub table: String,
+pub(crate) struct StoreArgs {
     /// Region, profile and role for S3.
     #[command(flatten)]
     pub aws: AwsArgs,
@@ -77,6 +75,27 @@ pub(crate) struct TableArgs {
     /// Region of the S3 bucket.
     #[arg(long, help_heading = AWS)]
     pub s3_region: Option<String>,
+}
+
+impl StoreArgs {
+    /// The S3 endpoint and region.
+    pub(crate) fn s3(&self) -> crate::sink::S3Options {
+        crate::sink::S3Options {
+            endpoint_url: self.s3_endpoint_url.clone(),
+            region: self.s3_region.clone(),
+        }
+    }
+}
+
+/// A Delta table and how to reach it (`optimize`, `vacuum`).
+#[derive(Debug, Args)]
+pub(crate) struct TableArgs {
+    /// The Delta table: a local folder or s3://bucket/prefix (where the runs that write it
+    /// put it).
+    pub table: String,
+    /// How to reach S3.
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// Print the result as one JSON object on stdout.
     #[arg(long, help_heading = PROGRESS)]
     pub json: bool,
@@ -87,11 +106,8 @@ impl TableArgs {
     pub(crate) fn to_request(&self) -> Result<crate::pipeline::TableRequest> {
         Ok(crate::pipeline::TableRequest {
             destination: crate::sink::Destination::parse(&self.table)?,
-            aws: self.aws.options(None),
-            s3: crate::sink::S3Options {
-                endpoint_url: self.s3_endpoint_url.clone(),
-                region: self.s3_region.clone(),
-            },
+            aws: self.store.aws.options(None),
+            s3: self.store.s3(),
         })
     }
 }
@@ -147,16 +163,9 @@ pub(crate) struct CommitArgs {
     /// (the `ddbsnap snapshot --run-id` the shards were given, or the folder's name).
     #[arg(long, value_name = "RUN", help_heading = SHARDS)]
     pub run: Option<String>,
-    /// Region, profile and role for S3.
+    /// How to reach S3.
     #[command(flatten)]
-    pub aws: AwsArgs,
-    /// S3 endpoint, for S3-compatible servers (else AWS_ENDPOINT_URL_S3, then
-    /// AWS_ENDPOINT_URL).
-    #[arg(long, value_name = "URL", help_heading = AWS)]
-    pub s3_endpoint_url: Option<String>,
-    /// Region of the S3 bucket.
-    #[arg(long, help_heading = AWS)]
-    pub s3_region: Option<String>,
+    pub store: StoreArgs,
     /// Print the summary as one JSON object on stdout.
     #[arg(long, help_heading = PROGRESS)]
     pub json: bool,
@@ -177,16 +186,12 @@ impl CommitArgs {
             Some(run) if run.starts_with(crate::sink::RUN_PREFIX) => Some(run.clone()),
             Some(run) => Some(crate::sink::run_dir_name(parse_bound(run, "--run")?)),
         };
-        let s3 = crate::sink::S3Options {
-            endpoint_url: self.s3_endpoint_url.clone(),
-            region: self.s3_region.clone(),
-        };
         Ok(crate::pipeline::CommitRequest {
             destination,
             run,
             shards: self.shards,
-            aws: self.aws.options(None),
-            s3,
+            aws: self.store.aws.options(None),
+            s3: self.store.s3(),
         })
     }
 }

@@ -444,10 +444,16 @@ fn stamped(i: u64, version: &str, at: chrono::DateTime<chrono::Utc>) -> Item {
 /// Table `orders` with 6,000 [`stamped`] items written a day ago, and where its Delta table
 /// goes under `dir`.
 async fn stamped_table(db: &Dynalite, dir: &std::path::Path) -> std::path::PathBuf {
+    stamped_items(db, dir, 6000).await
+}
+
+/// Table `orders` with `count` [`stamped`] items written a day ago, and where its Delta table
+/// goes under `dir`.
+async fn stamped_items(db: &Dynalite, dir: &std::path::Path, count: u64) -> std::path::PathBuf {
     let client = db.client();
     create_table(&client, "orders", Some(ScalarAttributeType::N)).await;
     let day_ago = chrono::Utc::now() - chrono::TimeDelta::days(1);
-    let items = (0..6000).map(|i| stamped(i, "1", day_ago)).collect();
+    let items = (0..count).map(|i| stamped(i, "1", day_ago)).collect();
     put_items(&client, "orders", items).await;
     dir.join("orders")
 }
@@ -870,15 +876,7 @@ async fn the_first_pull_mirrors_the_table_and_refresh_every_refreshes_when_due()
 async fn every_tenth_version_gets_a_log_checkpoint_and_expired_commits_are_cleaned_up() {
     let (db, dir) = (Dynalite::start(), tempfile::tempdir().unwrap());
     let client = db.client();
-    create_table(&client, "orders", Some(ScalarAttributeType::N)).await;
-    let day_ago = chrono::Utc::now() - chrono::TimeDelta::days(1);
-    put_items(
-        &client,
-        "orders",
-        (0..60).map(|i| stamped(i, "1", day_ago)).collect(),
-    )
-    .await;
-    let table = dir.path().join("orders");
+    let table = stamped_items(&db, dir.path(), 60).await;
     let pull = ["--json", "--filter-attr", "updated_at", "--since", "last"];
     let log = table.join("_delta_log");
     for version in 0..=11u64 {
@@ -1003,15 +1001,7 @@ fn age(path: &std::path::Path, days: u64) {
 async fn small_files_are_compacted_and_vacuum_keeps_what_the_window_needs() {
     let (db, dir) = (Dynalite::start(), tempfile::tempdir().unwrap());
     let client = db.client();
-    create_table(&client, "orders", Some(ScalarAttributeType::N)).await;
-    let day_ago = chrono::Utc::now() - chrono::TimeDelta::days(1);
-    put_items(
-        &client,
-        "orders",
-        (0..3000).map(|i| stamped(i, "1", day_ago)).collect(),
-    )
-    .await;
-    let table = dir.path().join("orders");
+    let table = stamped_items(&db, dir.path(), 3000).await;
     // No overlap: each pull's change set is only its new item (no earlier one read again).
     let pull = [
         "--json",
@@ -1064,13 +1054,8 @@ async fn small_files_are_compacted_and_vacuum_keeps_what_the_window_needs() {
         a.extend(extra);
         a.into_iter().map(String::from).collect::<Vec<_>>()
     };
-    let out = run_ddbsnap_to_end(optimize(&[])).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let done: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let done: Value =
+        serde_json::from_str(&succeeded(&run_ddbsnap_to_end(optimize(&[])).await)).unwrap();
     assert_eq!(done["version"], 19, "{done}");
     assert!(
         done["files_after"].as_u64() < done["files_before"].as_u64(),
@@ -1130,13 +1115,8 @@ async fn small_files_are_compacted_and_vacuum_keeps_what_the_window_needs() {
     let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(listed["oldest_version_kept"], 17, "{listed}");
     let before = files_under(&table);
-    let out = run_ddbsnap_to_end(vacuum(&[])).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let removed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let removed: Value =
+        serde_json::from_str(&succeeded(&run_ddbsnap_to_end(vacuum(&[])).await)).unwrap();
     assert_eq!(
         removed["files"], listed["files"],
         "the dry run listed what goes"
@@ -1180,16 +1160,7 @@ async fn small_files_are_compacted_and_vacuum_keeps_what_the_window_needs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_table_another_engine_gave_column_mapping_is_refused_unchanged() {
     let (db, dir) = (Dynalite::start(), tempfile::tempdir().unwrap());
-    let client = db.client();
-    create_table(&client, "orders", Some(ScalarAttributeType::N)).await;
-    let day_ago = chrono::Utc::now() - chrono::TimeDelta::days(1);
-    put_items(
-        &client,
-        "orders",
-        (0..10).map(|i| stamped(i, "1", day_ago)).collect(),
-    )
-    .await;
-    let table = dir.path().join("orders");
+    let table = stamped_items(&db, dir.path(), 10).await;
     // delta-rs creates it with column mapping by name (reader 2 / writer 5).
     let script = format!(
         "import deltalake, pyarrow as pa; deltalake.write_deltalake({:?}, \
@@ -1222,15 +1193,7 @@ async fn a_merge_racing_delta_rs_appends_and_optimizes_loses_nothing() {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
     let (db, dir) = (Dynalite::start(), tempfile::tempdir().unwrap());
     let client = db.client();
-    create_table(&client, "orders", Some(ScalarAttributeType::N)).await;
-    let day_ago = chrono::Utc::now() - chrono::TimeDelta::days(1);
-    put_items(
-        &client,
-        "orders",
-        (0..400).map(|i| stamped(i, "1", day_ago)).collect(),
-    )
-    .await;
-    let table = dir.path().join("orders");
+    let table = stamped_items(&db, dir.path(), 400).await;
     let pull = ["--json", "--filter-attr", "updated_at", "--since", "last"];
     committed_as(delta_args(&db, &table, &["--json"]), &table, 0).await;
     let python = tools_dir().join("venv/bin/python");
