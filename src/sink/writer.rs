@@ -78,7 +78,7 @@ pub struct DataFile {
     /// Size in bytes.
     pub bytes: u64,
     /// The file's column statistics as the JSON of a Delta add action's `stats` (see
-    /// [`super::stats`]), for the formats that keep them.
+    /// `sink::stats`), for the formats that keep them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stats: Option<String>,
     /// The schema this file was written with.
