@@ -80,7 +80,7 @@ pub(crate) async fn vacuum(table: &Target, options: VacuumOptions) -> Result<Vac
         .try_collect()
         .await
         .map_err(|e| table.error("listing the table's files", e))?;
-    let cutoff = Utc::now() - chrono::TimeDelta::from_std(retain).unwrap_or(chrono::TimeDelta::MAX);
+    let cutoff = window_start(retain);
     let doomed = unneeded(&root, &listing, &keep, cutoff);
     if !options.dry_run {
         remove(table, &store, &doomed).await?;
@@ -95,6 +95,15 @@ pub(crate) async fn vacuum(table: &Target, options: VacuumOptions) -> Result<Vac
     })
 }
 
+/// When a window of `retain` that ends now began (the earliest time there is, for a window
+/// longer than time itself).
+fn window_start(retain: Duration) -> DateTime<Utc> {
+    chrono::TimeDelta::from_std(retain)
+        .ok()
+        .and_then(|r| Utc::now().checked_sub_signed(r))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
 /// The files (relative, decoded) that the versions inside the window need, the window, and the
 /// oldest version kept.
 fn needed(delta: &Delta<'_>, options: VacuumOptions) -> Result<(HashSet<String>, Duration, u64)> {
@@ -106,14 +115,14 @@ fn needed(delta: &Delta<'_>, options: VacuumOptions) -> Result<(HashSet<String>,
     let retain = options.retain.unwrap_or(minimum);
     if retain < minimum && !options.force {
         return Err(Error::invalid(format!(
-            "--retain {}h is shorter than the table's delta.deletedFileRetentionDuration ({}h): \
+            "--retain {} is shorter than the table's delta.deletedFileRetentionDuration ({}): \
              a reader or writer still on a recent version could lose a file; give --force to \
              vacuum anyway",
-            retain.as_secs() / 3600,
-            minimum.as_secs() / 3600
+            crate::config::show_duration(retain),
+            crate::config::show_duration(minimum)
         )));
     }
-    let cutoff = Utc::now() - chrono::TimeDelta::from_std(retain).unwrap_or(chrono::TimeDelta::MAX);
+    let cutoff = window_start(retain);
     let commits = delta.handle.block_on(commit_times(delta))?;
     let latest = delta.snapshot.version();
     let first = commits.keys().next().copied().unwrap_or(latest);
