@@ -16,7 +16,8 @@
 //!   the table says otherwise) is refused without `--force`: a reader or writer still working
 //!   on a recent version could lose a file under it.
 //!
-//! `--dry-run` lists what would go and removes nothing.
+//! `--dry-run` lists what would go and removes nothing. Locally, the staging files of uploads a
+//! killed run left (`name#N`) count as files of their folder.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -75,11 +76,14 @@ pub(crate) async fn vacuum(table: &Target, options: VacuumOptions) -> Result<Vac
     let (store, url) = super::table::location(table)?;
     let root = Path::from_url_path(url.path())
         .map_err(|e| Error::Internal(format!("table URL {url}: {e}")))?;
-    let listing: Vec<ObjectMeta> = store
+    let mut listing: Vec<ObjectMeta> = store
         .list(Some(&root))
         .try_collect()
         .await
         .map_err(|e| table.error("listing the table's files", e))?;
+    if let Some(dir) = table.local_dir() {
+        listing.extend(abandoned_uploads(&dir, &root));
+    }
     let cutoff = window_start(retain);
     let doomed = unneeded(&root, &listing, &keep, cutoff);
     if !options.dry_run {
@@ -93,6 +97,37 @@ pub(crate) async fn vacuum(table: &Target, options: VacuumOptions) -> Result<Vac
         bytes: doomed.iter().map(|(_, m)| m.size).sum(),
         files: doomed.into_iter().map(|(name, _)| name).collect(),
     })
+}
+
+/// The staging files of local uploads that never finished (`name#N`, left by a killed run),
+/// which the local store does not list, outside the log, as listing entries under `root`.
+fn abandoned_uploads(dir: &std::path::Path, root: &Path) -> Vec<ObjectMeta> {
+    let mut found = Vec::new();
+    let mut folders = vec![(dir.to_owned(), root.clone())];
+    while let Some((folder, path)) = folders.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() && name != super::DELTA_LOG {
+                folders.push((entry.path(), path.clone().join(name.as_str())));
+            } else if meta.is_file() && name.contains('#') {
+                found.push(ObjectMeta {
+                    location: path.clone().join(name.as_str()),
+                    last_modified: meta
+                        .modified()
+                        .map(DateTime::<Utc>::from)
+                        .unwrap_or_default(),
+                    size: meta.len(),
+                    e_tag: None,
+                    version: None,
+                });
+            }
+        }
+    }
+    found
 }
 
 /// When a window of `retain` that ends now began (the earliest time there is, for a window
@@ -263,8 +298,21 @@ async fn remove(
     store: &Arc<dyn ObjectStore>,
     files: &[(String, ObjectMeta)],
 ) -> Result<()> {
+    let local = table.local_dir();
+    let local = local.as_ref();
     futures::stream::iter(files)
         .map(|(name, meta)| async move {
+            if let (Some(dir), true) = (local, name.contains('#')) {
+                // A local upload's staging file, which the store does not address.
+                return match std::fs::remove_file(dir.join(name)) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Destination {
+                        url: table.url().to_owned(),
+                        message: format!("removing {name}: {e}"),
+                        source: None,
+                    }),
+                    _ => Ok(()),
+                };
+            }
             match store.delete(&meta.location).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
                 Err(e) => Err(table.error(&format!("removing {name}"), e)),
