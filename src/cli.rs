@@ -473,6 +473,13 @@ pub(crate) struct OutputArgs {
     /// version (created on the first run).
     #[arg(long, value_enum, default_value_t = crate::format::TableFormat::Snapshot, help_heading = OUTPUT)]
     pub format: crate::format::TableFormat,
+    /// Column names of a Delta table this run creates: plain (characters Delta does not allow
+    /// in a name, such as spaces, become `_`), or Delta column mapping by name, which keeps
+    /// every attribute's exact name and needs readers of Delta protocol reader 2 (delta-rs,
+    /// DuckDB, Spark 3.2+ with Delta 1.2+, Databricks; not polars). A table that exists keeps
+    /// its own.
+    #[arg(long, value_enum, default_value_t = crate::format::ColumnMapping::None, value_name = "MODE", help_heading = OUTPUT)]
+    pub column_mapping: crate::format::ColumnMapping,
     /// A change set (an incremental export, a pull from a given time) that starts after what
     /// the table holds leaves a gap: refuse it (exit code 11, nothing written), read the whole
     /// table again instead, or apply it anyway (the changes in the gap are lost).
@@ -510,6 +517,7 @@ impl OutputArgs {
             .target_file_bytes(self.file_size.saturating_mul(1 << 20))
             .row_group_bytes(self.row_group_size.saturating_mul(1 << 20))
             .format(self.format)
+            .column_mapping(self.column_mapping)
             .on_gap(self.on_gap)
             .overwrite(self.overwrite)
             .resume(self.resume)

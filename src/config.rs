@@ -81,6 +81,8 @@ pub(crate) struct OutputOptions {
     pub(crate) format: crate::format::TableFormat,
     /// Number mapping.
     pub(crate) numbers: NumberMode,
+    /// How a Delta table the run creates names its columns.
+    pub(crate) column_mapping: crate::format::ColumnMapping,
     /// Parquet compression.
     pub(crate) compression: Compression,
     /// Zstandard level (1-22), when `compression` is zstd.
@@ -186,6 +188,7 @@ impl SnapshotConfig {
             max_rcu: None,
             retry_timeout: DEFAULT_RETRY_TIMEOUT,
             numbers: NumberMode::Exact,
+            column_mapping: crate::format::ColumnMapping::None,
             compression: Compression::Zstd,
             zstd_level: DEFAULT_ZSTD_LEVEL,
             target_file_bytes: DEFAULT_TARGET_FILE_BYTES,
@@ -225,6 +228,7 @@ pub struct SnapshotConfigBuilder {
     max_rcu: Option<f64>,
     retry_timeout: std::time::Duration,
     numbers: NumberMode,
+    column_mapping: crate::format::ColumnMapping,
     compression: Compression,
     zstd_level: i32,
     target_file_bytes: usize,
@@ -379,6 +383,12 @@ impl SnapshotConfigBuilder {
         self.compression = compression;
         self
     }
+    /// How a Delta table the run creates names its columns (ignored for snapshots; a table
+    /// that exists keeps its own).
+    pub fn column_mapping(mut self, mapping: crate::format::ColumnMapping) -> Self {
+        self.column_mapping = mapping;
+        self
+    }
     /// Zstandard level, 1 to 22.
     pub fn zstd_level(mut self, level: i32) -> Self {
         self.zstd_level = level;
@@ -479,6 +489,7 @@ impl SnapshotConfigBuilder {
                 s3: self.s3,
                 format: self.format,
                 numbers: self.numbers,
+                column_mapping: self.column_mapping,
                 compression: self.compression,
                 zstd_level: self.zstd_level,
                 target_file_bytes: self.target_file_bytes,

@@ -210,6 +210,9 @@ pub struct OutputOptions {
     pub zstd_level: Option<i32>,
     /// Number mapping.
     pub numbers: NumberMode,
+    /// How a Delta table the run creates names its columns.
+    #[serde(default, skip_serializing_if = "crate::format::ColumnMapping::is_none")]
+    pub column_mapping: crate::format::ColumnMapping,
 }
 
 impl OutputOptions {
@@ -221,11 +224,18 @@ impl OutputOptions {
         };
         let codec = name(self.compression.to_possible_value());
         let numbers = name(self.numbers.to_possible_value());
+        let mapping = match self.column_mapping.is_none() {
+            true => String::new(),
+            false => format!(
+                " --column-mapping {}",
+                name(self.column_mapping.to_possible_value())
+            ),
+        };
         match self.zstd_level {
-            Some(level) => {
-                format!("--compression {codec} --zstd-level {level} --numbers {numbers}")
-            }
-            None => format!("--compression {codec} --numbers {numbers}"),
+            Some(level) => format!(
+                "--compression {codec} --zstd-level {level} --numbers {numbers}{mapping}"
+            ),
+            None => format!("--compression {codec} --numbers {numbers}{mapping}"),
         }
     }
 }

@@ -1347,3 +1347,183 @@ async fn a_clustered_table_answers_a_key_lookup_from_one_file() {
     );
     assert_eq!(after["same_rows"], true, "every value kept: {after}");
 }
+
+/// An item whose attribute names Delta cannot hold plainly: spaces and `,;{}()=` at the top,
+/// inside a map and inside the maps of a list, two names equal but for case, and a timestamp
+/// to pull by.
+fn oddly_named(i: u64, at: chrono::DateTime<chrono::Utc>) -> Item {
+    item(vec![
+        ("pk", s(&format!("c{}", i % 7))),
+        ("sk", n(&i.to_string())),
+        ("order date", s(&format!("2026-01-{:02}", i % 28 + 1))),
+        ("a,b;c", n(&format!("{i}.5"))),
+        ("{set}", AV::L(vec![s(&format!("t{i}")), s("all")])),
+        ("status", s("open")),
+        ("Status", s("OPEN")),
+        (
+            "customer",
+            AV::M(item(vec![("first name", s("Ann")), ("zip=code", n("1234"))])),
+        ),
+        ("lines", AV::L(vec![AV::M(item(vec![("sku (id)", s("x"))]))])),
+        (
+            "updated_at",
+            s(&at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        ),
+    ])
+}
+
+/// Every data file of version `version` stores its columns under `col-<uuid>` names with a
+/// Parquet field id, at every level (checked by pyarrow).
+fn assert_physical_files(table: &std::path::Path, version: u64) {
+    let files = read_version(table, version)["files"].clone();
+    let script = "import json, sys, pyarrow.parquet as pq\n\
+        def walk(t, out):\n\
+        \x20   import pyarrow as pa\n\
+        \x20   if pa.types.is_struct(t):\n\
+        \x20       for f in t: check(f, out)\n\
+        \x20   elif pa.types.is_list(t): walk(t.value_type, out)\n\
+        def check(f, out):\n\
+        \x20   out.append((f.name, (f.metadata or {}).get(b'PARQUET:field_id')))\n\
+        \x20   walk(f.type, out)\n\
+        out = []\n\
+        for path in json.loads(sys.argv[2]):\n\
+        \x20   for f in pq.read_schema(sys.argv[1] + '/' + path): check(f, out)\n\
+        bad = [o for o in out if not o[0].startswith('col-') or o[1] is None]\n\
+        print(len(out)); assert not bad, bad\n";
+    let out = std::process::Command::new(tools_dir().join("venv/bin/python"))
+        .args(["-c", script, table.to_str().unwrap(), &files.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The ids and physical names of a Delta schema (every level), checked unique.
+fn column_ids(schema: &Value, out: &mut Vec<i64>) {
+    for field in schema["fields"].as_array().unwrap() {
+        let meta = &field["metadata"];
+        out.push(meta["delta.columnMapping.id"].as_i64().expect("an id"));
+        let physical = meta["delta.columnMapping.physicalName"].as_str().unwrap();
+        assert!(physical.starts_with("col-"), "{field}");
+        let mut inner = &field["type"];
+        while inner["type"] == "array" {
+            inner = &inner["elementType"];
+        }
+        if inner["type"] == "struct" {
+            column_ids(inner, out);
+        }
+    }
+}
+
+/// The table's schema, maxColumnId and every column id, as version `version`'s metaData has them.
+fn mapping_at(table: &std::path::Path, version: u64) -> (Value, i64, Vec<i64>) {
+    let entry = log_entry(table, version);
+    let meta = entry.iter().find_map(|a| a.get("metaData")).expect("a metaData action");
+    let schema: Value = serde_json::from_str(meta["schemaString"].as_str().unwrap()).unwrap();
+    let max: i64 = meta["configuration"]["delta.columnMapping.maxColumnId"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut ids = Vec::new();
+    column_ids(&schema, &mut ids);
+    let distinct: std::collections::HashSet<_> = ids.iter().collect();
+    assert_eq!(distinct.len(), ids.len(), "ids are unique: {ids:?}");
+    assert_eq!(ids.iter().max(), Some(&max), "maxColumnId is the highest id");
+    (schema, max, ids)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn column_mapping_keeps_every_attribute_name_exactly() {
+    let (db, dir) = (Dynalite::start(), tempfile::tempdir().unwrap());
+    let dir = Box::leak(Box::new(dir));
+    eprintln!("TABLEDIR {}", dir.path().display());
+    let client = db.client();
+    let table = dir.path().join("orders");
+    create_table(&client, "orders", Some(ScalarAttributeType::N)).await;
+    let day_ago = chrono::Utc::now() - chrono::TimeDelta::days(1);
+    put_items(&client, "orders", (0..40).map(|i| oddly_named(i, day_ago)).collect()).await;
+    let args = |extra: &[&str]| delta_args(&db, &table, &[&["--json"], extra].concat());
+    let pause = || tokio::time::sleep(std::time::Duration::from_millis(1100));
+
+    // Created with column mapping by name: protocol 2/5, exact names, ids at every level.
+    committed_as(args(&["--column-mapping", "name"]), &table, 0).await;
+    let entry = log_entry(&table, 0);
+    let protocol = entry.iter().find_map(|a| a.get("protocol")).unwrap();
+    assert_eq!(
+        protocol,
+        &json!({
+            "minReaderVersion": 3,
+            "minWriterVersion": 7,
+            "readerFeatures": ["columnMapping"],
+            "writerFeatures": ["columnMapping"],
+        })
+    );
+    let (schema, max0, ids) = mapping_at(&table, 0);
+    let names: Vec<&str> = schema["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    for name in ["order date", "a,b;c", "{set}", "Status", "status__2", "customer"] {
+        assert!(names.contains(&name), "{name} in {names:?}");
+    }
+    assert_eq!(ids.len(), 13, "10 columns and 3 nested fields: {schema}");
+    assert_physical_files(&table, 0);
+    let expected = scan_all(&client, "orders").await;
+    assert_version_holds(&table, 0, &expected);
+    assert_same_items(&expected, &delta_items(&table, 0).await);
+
+    // A pull that changes rows and adds a column (and a nested field): new ids after the
+    // highest, the old ones kept.
+    pause().await;
+    let now = chrono::Utc::now();
+    let mut changed: Vec<Item> = (35..45).map(|i| oddly_named(i, now)).collect();
+    for it in &mut changed {
+        it.insert("new (col)".into(), s("fresh"));
+        it.insert(
+            "customer".into(),
+            AV::M(item(vec![("first name", s("Bo")), ("e-mail = x", s("b@x"))])),
+        );
+    }
+    put_items(&client, "orders", changed).await;
+    let pull = ["--filter-attr", "updated_at", "--since", "last"];
+    let merged = committed_as(args(&pull), &table, 1).await;
+    assert_eq!(merged["delta"]["merge"]["rows_inserted"], 5, "{merged}");
+    let (_, max1, ids1) = mapping_at(&table, 1);
+    assert_eq!(max1, max0 + 2, "one new column, one new nested field");
+    assert!(ids.iter().all(|id| ids1.contains(id)));
+    assert_physical_files(&table, 1);
+    let expected = scan_all(&client, "orders").await;
+    assert_version_holds(&table, 1, &expected);
+    assert_same_items(&expected, &delta_items(&table, 1).await);
+
+    // A full refresh without the option keeps the table's mapping; optimize too.
+    pause().await;
+    committed_as(args(&[]), &table, 2).await;
+    assert_physical_files(&table, 2);
+    assert_version_holds(&table, 2, &expected);
+    let out = run_ddbsnap_to_end(vec![
+        "optimize".into(),
+        table.to_str().unwrap().into(),
+        "--cluster".into(),
+        "--json".into(),
+    ])
+    .await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_physical_files(&table, 3);
+    assert_version_holds(&table, 3, &expected);
+    assert_same_items(&expected, &delta_items(&table, 3).await);
+    // Only the table's files are left in the run folders (the refresh's files under attribute
+    // names went once it committed).
+    let leftover = files_under(&table)
+        .into_iter()
+        .filter(|f| f.starts_with("run=") && f.ends_with(".parquet"))
+        .count();
+    let live = read_version(&table, 3)["files"].as_array().unwrap().len();
+    assert!(leftover >= live);
+}

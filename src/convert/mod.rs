@@ -86,8 +86,7 @@ pub const DELTA_FORBIDDEN: [char; 10] = [' ', ',', ';', '{', '}', '(', ')', '\n'
 /// attribute name in its field metadata ([`ATTRIBUTE_NAME_KEY`]), the manifest lists the
 /// attribute names, and reading a snapshot back gives the attribute names.
 pub fn column_names<'a>(names: &[&'a str]) -> Vec<Cow<'a, str>> {
-    let fold = |s: &str| s.to_lowercase();
-    let mut columns: Vec<Cow<'a, str>> = names
+    let columns = names
         .iter()
         .map(|&n| {
             if n.contains(DELTA_FORBIDDEN) {
@@ -97,6 +96,20 @@ pub fn column_names<'a>(names: &[&'a str]) -> Vec<Cow<'a, str>> {
             }
         })
         .collect();
+    distinct_in_any_case(names, columns)
+}
+
+/// The column names of attributes `names` in a table that stores columns under physical names
+/// (a Delta table with column mapping), where any character is allowed: each attribute name
+/// verbatim, except names equal in any case, renamed as [`column_names`] says.
+pub fn exact_column_names<'a>(names: &[&'a str]) -> Vec<Cow<'a, str>> {
+    distinct_in_any_case(names, names.iter().map(|&n| Cow::Borrowed(n)).collect())
+}
+
+/// `columns` (the names of attributes `names`) with names equal in any case told apart (see
+/// [`column_names`]).
+fn distinct_in_any_case<'a>(names: &[&'a str], mut columns: Vec<Cow<'a, str>>) -> Vec<Cow<'a, str>> {
+    let fold = |s: &str| s.to_lowercase();
     let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, column) in columns.iter().enumerate() {
         groups.entry(fold(column)).or_default().push(i);

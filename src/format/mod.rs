@@ -25,6 +25,26 @@ pub const DELTA_LOG: &str = "_delta_log";
 
 use serde::{Deserialize, Serialize};
 
+/// How a Delta table that a run creates names its columns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum ColumnMapping {
+    /// Plain columns, readable by every Delta reader: characters Delta does not allow in a
+    /// column name (space, `,;{}()=`, newline, tab) become `_` (see the type mapping).
+    #[default]
+    None,
+    /// Delta column mapping by name (protocol reader 2 / writer 5): every attribute keeps its
+    /// exact name; the data files store columns under physical names.
+    Name,
+}
+
+impl ColumnMapping {
+    /// True for the default, plain columns.
+    pub fn is_none(&self) -> bool {
+        *self == ColumnMapping::None
+    }
+}
+
 /// How a run is published.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]

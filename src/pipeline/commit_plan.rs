@@ -103,6 +103,7 @@ impl CommitPlan {
             metadata: crate::sink::writer::file_metadata(&self.table.name, &self.table.key_schema)?,
             key_columns: key_columns(&self.table),
             file_stats: self.format == TableFormat::Delta,
+            physical: None,
         })
     }
 }

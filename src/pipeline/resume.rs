@@ -302,6 +302,7 @@ pub(super) fn output_options(config: &SnapshotConfig) -> OutputOptions {
         zstd_level: (config.output.compression == crate::sink::Compression::Zstd)
             .then_some(config.output.zstd_level),
         numbers: config.output.numbers,
+        column_mapping: config.output.column_mapping,
     }
 }
 

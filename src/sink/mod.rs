@@ -7,6 +7,7 @@
 
 mod dictionary;
 pub mod reader;
+pub(crate) mod physical;
 pub(crate) mod rewrite;
 pub(crate) mod sort;
 pub(crate) mod stats;

@@ -19,6 +19,7 @@ use parquet::arrow::async_reader::{AsyncFileReader, MetadataSuffixFetch};
 use parquet::errors::ParquetError;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 
+use super::physical::{PhysicalNames, retype};
 use super::writer::COLUMNS_METADATA_KEY;
 use super::{MANIFEST_FILE, Target};
 use crate::convert::{Columns, Item, decode_batch};
@@ -110,6 +111,9 @@ pub async fn read_manifest(target: &Target) -> Result<Manifest> {
 /// stream of record batches.
 pub struct FileItems {
     columns: Columns,
+    /// The column schema of its batches, when the file stores them under other (physical)
+    /// names.
+    renamed: Option<arrow_schema::SchemaRef>,
     name: String,
     stream: parquet::arrow::async_reader::ParquetRecordBatchStream<ObjectReader>,
 }
@@ -125,18 +129,20 @@ impl std::fmt::Debug for FileItems {
 impl FileItems {
     /// Open the data file `name` under the snapshot root.
     pub async fn open(target: &Target, name: &str) -> Result<Self> {
-        Self::open_with(target, name, None, None).await
+        Self::open_with(target, name, None, None, None).await
     }
 
     /// Open the data file `name` under `target`, reading only the top-level attributes in
     /// `only` (all when `None`). A file without ddbsnap's column metadata (one another engine
     /// rewrote, as Delta's OPTIMIZE does) is decoded with `fallback`, the table's columns, when
-    /// given.
+    /// given. Columns stored under physical names are read under their column names again:
+    /// by `physical`, the table's names, else by each field's own attribute name.
     pub(crate) async fn open_with(
         target: &Target,
         name: &str,
         only: Option<&[String]>,
         fallback: Option<&Columns>,
+        physical: Option<&PhysicalNames>,
     ) -> Result<Self> {
         let reader = ObjectReader {
             store: Arc::clone(&target.store),
@@ -167,6 +173,10 @@ impl FileItems {
                 });
             }
         };
+        let file_schema = Arc::clone(builder.schema());
+        let mut column_schema = physical
+            .unwrap_or(&PhysicalNames::default())
+            .column_schema(&file_schema);
         let builder = match only {
             None => builder,
             Some(only) => {
@@ -177,14 +187,18 @@ impl FileItems {
                     .filter(|(attribute, _)| only.contains(attribute))
                     .map(|(_, column)| column.into_owned())
                     .collect();
-                let roots: Vec<usize> = builder
-                    .schema()
+                let roots: Vec<usize> = column_schema
                     .fields()
                     .iter()
                     .enumerate()
                     .filter(|(_, f)| wanted.contains(f.name()))
                     .map(|(i, _)| i)
                     .collect();
+                column_schema = Arc::new(
+                    column_schema
+                        .project(&roots)
+                        .map_err(|e| Error::Internal(e.to_string()))?,
+                );
                 let mask = parquet::arrow::ProjectionMask::roots(
                     builder.metadata().file_metadata().schema_descr(),
                     roots,
@@ -192,8 +206,10 @@ impl FileItems {
                 builder.with_projection(mask)
             }
         };
+        let renamed = (column_schema.fields() != file_schema.fields()).then_some(column_schema);
         Ok(FileItems {
             columns,
+            renamed,
             name: name.to_owned(),
             stream: builder.build().map_err(fail)?,
         })
@@ -209,7 +225,14 @@ impl FileItems {
         match self.stream.next().await {
             None => Ok(None),
             Some(Err(e)) => Err(Error::format(format!("reading {}", self.name), e)),
-            Some(Ok(batch)) => Ok(Some(decode_batch(&self.columns, &batch)?)),
+            Some(Ok(batch)) => {
+                let batch = match &self.renamed {
+                    Some(schema) => retype(&batch, Arc::clone(schema))?,
+                    None => batch,
+                };
+                Ok(Some(decode_batch(&self.columns, &batch)?))
+            }
         }
     }
 }
+

@@ -31,6 +31,7 @@ use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
 use serde::{Deserialize, Serialize};
 use tokio::runtime::Handle;
 
+use super::physical::{PhysicalNames, retype};
 use super::stats::FileStats;
 use super::{Target, dictionary};
 use crate::convert::{Columns, Item, Rows, arrow_schema_with_keys, encode_rows};
@@ -107,6 +108,9 @@ pub(crate) struct WriterOptions {
     pub(crate) key_columns: Vec<String>,
     /// Collect each file's column statistics (a Delta table's add actions carry them).
     pub(crate) file_stats: bool,
+    /// The names the files store columns under, when not their column names (see
+    /// [`super::physical`]).
+    pub(crate) physical: Option<Arc<PhysicalNames>>,
 }
 
 impl WriterOptions {
@@ -128,6 +132,7 @@ impl WriterOptions {
             metadata: file_metadata(name, key_schema)?,
             key_columns: key_schema.iter().map(|k| k.name.clone()).collect(),
             file_stats,
+            physical: None,
         })
     }
 }
@@ -236,7 +241,10 @@ struct OpenFile {
     stats: Option<FileStats>,
     name: String,
     columns: Columns,
+    /// The column schema items are encoded with.
     schema: arrow_schema::SchemaRef,
+    /// The schema the file stores them under: the column schema, or its physical names.
+    file_schema: arrow_schema::SchemaRef,
     opened: Instant,
 }
 
@@ -296,14 +304,14 @@ impl OpenFile {
             else {
                 unreachable!("matched above")
             };
-            let properties = dictionary::plain_columns(&self.schema, &batches)
+            let properties = dictionary::plain_columns(&self.file_schema, &batches)
                 .into_iter()
                 .fold(properties, |p, column| {
                     p.set_column_dictionary_enabled(column, false)
                 })
                 .build();
             let mut writer =
-                ArrowWriter::try_new(upload, Arc::clone(&self.schema), Some(properties))?;
+                ArrowWriter::try_new(upload, Arc::clone(&self.file_schema), Some(properties))?;
             for batch in &batches {
                 writer.write(batch)?;
             }
@@ -396,6 +404,10 @@ impl RollingWriter {
                 .data_file_name(self.next_index.fetch_add(1, Ordering::Relaxed)),
         };
         let schema = arrow_schema_with_keys(columns, &self.opts.key_columns);
+        let file_schema = match &self.opts.physical {
+            Some(physical) => physical.file_schema(&schema)?,
+            None => Arc::clone(&schema),
+        };
         let mut metadata = self.opts.metadata.clone();
         metadata.push(KeyValue::new(
             COLUMNS_METADATA_KEY.to_owned(),
@@ -420,7 +432,7 @@ impl RollingWriter {
             chunk: (1 << 20).min(self.opts.part_bytes),
         };
         let stats = match self.opts.file_stats {
-            true => Some(FileStats::new(&schema)?),
+            true => Some(FileStats::new(&file_schema)?),
             false => None,
         };
         self.current = Some(OpenFile {
@@ -435,6 +447,7 @@ impl RollingWriter {
             name,
             columns: columns.clone(),
             schema,
+            file_schema,
             opened: Instant::now(),
         });
         Ok(())
@@ -455,7 +468,10 @@ impl RollingWriter {
             self.open(columns)?;
         }
         let file = self.current.as_mut().expect("opened above");
-        let batch = encode_rows(columns, &file.schema, items)?;
+        let mut batch = encode_rows(columns, &file.schema, items)?;
+        if !Arc::ptr_eq(&file.schema, &file.file_schema) {
+            batch = retype(&batch, Arc::clone(&file.file_schema))?;
+        }
         if let Some(stats) = &mut file.stats {
             stats.add(&batch)?;
         }
@@ -595,6 +611,7 @@ mod tests {
             metadata: Vec::new(),
             key_columns: vec!["pk".to_owned()],
             file_stats: false,
+            physical: None,
         };
         RollingWriter::new(
             target,

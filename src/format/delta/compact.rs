@@ -24,6 +24,7 @@ use crate::convert::arrow_schema_with_keys;
 use crate::error::Result;
 use crate::progress::Progress;
 use crate::sink::Target;
+use crate::sink::physical::PhysicalNames;
 use crate::sink::reader::FileItems;
 use crate::sink::sort::KeySorter;
 use crate::sink::writer::{RollingWriter, WriterOptions};
@@ -151,6 +152,7 @@ fn compact(
     let key_names: Vec<String> = keys.iter().map(|k| k.name.clone()).collect();
     let columns = in_table_order(shape.resolve(record.options.numbers), &delta.schema());
     let arrow = arrow_schema_with_keys(&columns, &key_names);
+    let mapping = delta.mapping()?.map(|m| m.extended(&arrow));
 
     let folder_name = format!(
         "optimize={}-{:04x}",
@@ -162,6 +164,7 @@ fn compact(
         keys: &keys,
         key_names: &key_names,
         columns: &columns,
+        physical: mapping.as_ref().map(|m| &m.names),
     };
     let added = sorted(
         delta,
@@ -182,7 +185,8 @@ fn compact(
         ("numRemovedBytes", summary.bytes_removed.to_string()),
         ("numAddedBytes", summary.bytes_added.to_string()),
     ];
-    let commit = Commit::compaction(&folder_name, record.text.clone(), &arrow, &added, metrics)?;
+    let commit = Commit::compaction(&folder_name, record.text.clone(), &arrow, &added, metrics)?
+        .mapped(mapping.as_ref(), &arrow)?;
     let removed: HashSet<&str> = small.iter().map(|f| f.path.as_str()).collect();
     let mut done = match delta.try_commit(&commit, &|path| removed.contains(path))? {
         Attempt::Done(done) => done,
@@ -211,6 +215,8 @@ struct Source<'a> {
     keys: &'a [crate::table::KeyAttribute],
     key_names: &'a [String],
     columns: &'a crate::convert::Columns,
+    /// The table's physical column names, when it maps columns.
+    physical: Option<&'a PhysicalNames>,
 }
 
 /// Rewrite the rows of `files` sorted by key into files of `target` bytes in `folder`.
@@ -222,11 +228,16 @@ fn sorted(
     target: usize,
     progress: &Arc<dyn Progress>,
 ) -> Result<Vec<crate::sink::DataFile>> {
-    let writer = |to: Target, size, stats| -> Result<RollingWriter> {
+    // The sorted runs are scratch, under column names; the table's files under its own.
+    let writer = |to: Target, size, table_file: bool| -> Result<RollingWriter> {
+        let options = WriterOptions {
+            physical: source.physical.filter(|_| table_file).cloned().map(Arc::new),
+            ..WriterOptions::rewriting(source.name, source.keys, size, table_file)?
+        };
         Ok(RollingWriter::new(
             to,
             delta.handle.clone(),
-            WriterOptions::rewriting(source.name, source.keys, size, stats)?,
+            options,
             Arc::clone(progress),
             0,
         ))
@@ -235,7 +246,13 @@ fn sorted(
     let mut sorter = KeySorter::new(runs, source.key_names, source.columns, SORT_CHUNK_ROWS);
     for file in files {
         let (at, file_name) = open_at(delta.table, file)?;
-        let open = FileItems::open_with(&at, &file_name, None, Some(source.columns));
+        let open = FileItems::open_with(
+            &at,
+            &file_name,
+            None,
+            Some(source.columns),
+            source.physical,
+        );
         let mut rows = delta.handle.block_on(open)?;
         while let Some(batch) = delta.handle.block_on(rows.next_batch())? {
             sorter.push(batch)?;

@@ -39,6 +39,8 @@ pub(super) struct ChangedKeys {
     pub columns: Columns,
     /// Each changed key, by [`key_text`].
     pub keys: HashSet<String>,
+    /// The table's physical column names, when it maps columns.
+    pub physical: Option<crate::sink::physical::PhysicalNames>,
 }
 
 impl Prepared {
@@ -114,6 +116,7 @@ pub(super) fn holds_any(
         &name,
         Some(&changed.names),
         Some(&changed.columns),
+        changed.physical.as_ref(),
     ))?;
     while let Some(batch) = delta.handle.block_on(rows.next_batch())? {
         for row in &batch {

@@ -105,15 +105,22 @@ pub(super) fn prepare(delta: &Delta<'_>, run: &Run, kind: ChangeKind) -> Result<
     shape.merge(&run_shape);
     let columns = in_table_order(shape.resolve(run.manifest.options.numbers), &delta.schema());
     let arrow = arrow_schema_with_keys(&columns, &keys);
-    let schema = StructType::try_from_arrow(arrow.as_ref())
-        .map_err(|e| Error::Internal(format!("the table's schema has no Delta equivalent: {e}")))?;
+    let mapping = delta.mapping()?.map(|m| m.extended(&arrow));
+    let schema = match &mapping {
+        Some(mapping) => mapping.schema(&arrow)?,
+        None => StructType::try_from_arrow(arrow.as_ref()).map_err(|e| {
+            Error::Internal(format!("the table's schema has no Delta equivalent: {e}"))
+        })?,
+    };
     let rewrite_all = additions(&delta.schema(), &schema, None).is_err();
+    let physical = mapping.as_ref().map(|m| m.names.clone());
 
     let changes = ChangeSet::read(&run.folder, &run.manifest.files, &keys, handle)?;
     let changed = ChangedKeys {
         names: keys.clone(),
         columns: columns.clone(),
         keys: changes.keys(),
+        physical: physical.clone(),
     };
     let live: Vec<TableFile> = delta
         .files()?
@@ -140,7 +147,10 @@ pub(super) fn prepare(delta: &Delta<'_>, run: &Run, kind: ChangeKind) -> Result<
     let writer = RollingWriter::new(
         run.folder.clone(),
         handle.clone(),
-        run.writer.clone(),
+        crate::sink::writer::WriterOptions {
+            physical: physical.clone().map(Arc::new),
+            ..run.writer.clone()
+        },
         Arc::clone(&run.progress),
         first_index,
     );
@@ -148,6 +158,7 @@ pub(super) fn prepare(delta: &Delta<'_>, run: &Run, kind: ChangeKind) -> Result<
         table: delta.table,
         keys: &keys,
         columns: &columns,
+        physical: physical.as_ref(),
         handle,
     };
     let (added, mut stats) = rewrite.run(writer, &touched, changes)?;
@@ -169,7 +180,9 @@ pub(super) fn prepare(delta: &Delta<'_>, run: &Run, kind: ChangeKind) -> Result<
         ),
     ];
     Ok(Prepared {
-        commit: Commit::new(run, &arrow, &added, &shape, metrics)?.merged(stats),
+        commit: Commit::new(run, &arrow, &added, &shape, metrics)?
+            .mapped(mapping.as_ref(), &arrow)?
+            .merged(stats),
         removes: Some(touched.into_iter().map(|f| f.path).collect()),
         changed: Some(changed),
     })

@@ -35,6 +35,7 @@ mod cleanup;
 mod compact;
 mod concurrency;
 pub(crate) mod log;
+mod mapping;
 mod merge;
 mod rewrite;
 mod table;
@@ -43,9 +44,11 @@ mod vacuum;
 use std::sync::Arc;
 
 use delta_kernel::Snapshot;
+use tokio::runtime::Handle;
 use delta_kernel_default_engine::DefaultEngineBuilder;
 
 use super::publish::{Continue, FinishedRun, Published, Publisher};
+use super::ColumnMapping;
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
 use crate::sink::Target;
@@ -90,9 +93,10 @@ impl Publisher for DeltaTable {
     }
 
     async fn tidy(&self, target: &Target, manifest: &Manifest) {
-        if is_change_set(manifest) {
-            // A MERGE's change set was never part of the table; once the checkpoint is gone no
-            // resume needs it. Left behind by a crash, VACUUM removes it.
+        if is_change_set(manifest) || maps_columns(target).await {
+            // A MERGE's change set was never part of the table, nor the files of a full
+            // refresh that the table holds under physical names; once the checkpoint is gone
+            // no resume needs them. Left behind by a crash, VACUUM removes them.
             for file in &manifest.files {
                 let _ = target.delete(&target.path(&file.path)).await;
             }
@@ -165,7 +169,7 @@ pub(crate) async fn committed_version(table: &Target, name: &str) -> Result<Opti
 /// current file removed, the run's files added) or, when the run is a change set (a timestamp
 /// pull, an incremental export), a MERGE by primary key (see [`merge`]). Creates the table when
 /// there is none, except from an incremental export, which holds changes only.
-pub(crate) async fn publish(table: &Target, run: Run) -> Result<DeltaCommit> {
+pub(crate) async fn publish(table: &Target, mut run: Run) -> Result<DeltaCommit> {
     let (store, url) = location(table)?;
     let log = log_path(&url)?;
     let changes = merge::ChangeKind::of(&run.manifest);
@@ -173,8 +177,18 @@ pub(crate) async fn publish(table: &Target, run: Run) -> Result<DeltaCommit> {
         if changes == Some(merge::ChangeKind::ChangeLog) {
             return Err(no_table_to_merge(table));
         }
-        let commit = Commit::refresh(&run)?;
-        if let Some(done) = create(table, &store, &log, &commit, &run.manifest.table).await? {
+        let (commit, run_back) = tokio::task::spawn_blocking(move || {
+            let mapping = match run.manifest.options.column_mapping {
+                ColumnMapping::None => None,
+                ColumnMapping::Name => Some(mapping::Mapping::default()),
+            };
+            let commit = Commit::refresh(&run, mapping.as_ref(), &Handle::current());
+            (commit, run)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("the Delta commit thread failed: {e}")))?;
+        run = run_back;
+        if let Some(done) = create(table, &store, &log, &commit?, &run.manifest.table).await? {
             return Ok(done);
         }
         // Another writer created the table first: this run commits as its next version.
@@ -188,10 +202,18 @@ pub(crate) async fn publish(table: &Target, run: Run) -> Result<DeltaCommit> {
         {
             return Ok(DeltaCommit::already(delta.snapshot.version()));
         }
-        delta.writable()?;
+        let mapping = delta.mapping()?;
+        if mapping.is_none() && run.manifest.options.column_mapping == ColumnMapping::Name {
+            return Err(Error::invalid(format!(
+                "{} is a Delta table without column mapping, so --column-mapping name cannot \
+                 apply to it (a table's column mapping is chosen when it is created); run \
+                 without it, or write to a new table location",
+                delta.table.url()
+            )));
+        }
         let mut done = concurrency::commit(delta, &|at| match changes {
             None => Ok(concurrency::Prepared {
-                commit: Commit::refresh(&run)?,
+                commit: Commit::refresh(&run, at.mapping()?.as_ref(), at.handle)?,
                 removes: None,
                 changed: None,
             }),
@@ -203,6 +225,16 @@ pub(crate) async fn publish(table: &Target, run: Run) -> Result<DeltaCommit> {
         Ok(done)
     })
     .await
+}
+
+/// True when the run folder `run` is in a Delta table with column mapping.
+async fn maps_columns(run: &Target) -> bool {
+    let Some((table, _)) = run.split_parent() else {
+        return false;
+    };
+    on_table(&table, |delta| Ok(delta.mapping().ok().flatten().is_some()))
+        .await
+        .unwrap_or(false)
 }
 
 /// True when `table` holds a Delta table (its log has a commit or a checkpoint).

@@ -12,6 +12,7 @@ use crate::changes::{ChangeSet, key_text};
 use crate::convert::{ATTRIBUTE_NAME_KEY, Columns, Item};
 use crate::error::{Error, Result};
 use crate::sink::Target;
+use crate::sink::physical::PhysicalNames;
 use crate::sink::reader::FileItems;
 use crate::sink::writer::RollingWriter;
 use delta_kernel::schema::StructType;
@@ -66,6 +67,8 @@ pub(super) struct Rewrite<'a> {
     pub(super) table: &'a Target,
     pub(super) keys: &'a [String],
     pub(super) columns: &'a Columns,
+    /// The table's physical column names, when it maps columns.
+    pub(super) physical: Option<&'a PhysicalNames>,
     pub(super) handle: &'a Handle,
 }
 
@@ -88,6 +91,7 @@ impl Rewrite<'_> {
                 &name,
                 None,
                 Some(self.columns),
+                self.physical,
             ))?;
             while let Some(batch) = self.handle.block_on(rows.next_batch())? {
                 let mut kept: Vec<Item> = Vec::with_capacity(batch.len());

@@ -29,6 +29,7 @@ use crate::progress::{Progress, ProgressEvent};
 use crate::sink::writer::WriterOptions;
 use crate::sink::{DataFile, Target};
 
+use super::mapping::Mapping;
 use super::{DELTA_LOG, log};
 
 /// The Delta commit of a run, as the run's summary reports it.
@@ -238,27 +239,34 @@ impl<'a> Delta<'a> {
         Ok(Some((name.to_owned(), keys)))
     }
 
-    /// An error when ddbsnap cannot write files this table reads correctly: column mapping
-    /// (another engine enabled it; its files need physical column names).
+    /// An error when ddbsnap cannot write files this table reads correctly: column mapping by
+    /// id (another engine's choice; ddbsnap maps by name).
     pub(super) fn writable(&self) -> Result<()> {
+        self.mapping().map(|_| ())
+    }
+
+    /// The table's column mapping (see [`super::mapping`]) when it maps columns by name; an
+    /// error when it maps them by id.
+    pub(super) fn mapping(&self) -> Result<Option<Mapping>> {
         use delta_kernel::table_features::ColumnMappingMode;
-        match self.snapshot.table_properties().column_mapping_mode {
-            None | Some(ColumnMappingMode::None) => Ok(()),
-            Some(mode) => Err(table_error(
+        let properties = self.snapshot.table_properties();
+        match properties.column_mapping_mode {
+            None | Some(ColumnMappingMode::None) => Ok(None),
+            Some(ColumnMappingMode::Name) => Mapping::of(
+                &self.schema(),
+                properties.column_mapping_max_column_id,
+            )
+            .map(Some),
+            Some(ColumnMappingMode::Id) => Err(table_error(
                 self.table,
                 "writing the table",
-                format!(
-                    "it uses column mapping by {} (delta.columnMapping.mode), which ddbsnap does \
-                     not write; nothing was changed: write this run to a new table location",
-                    if mode == ColumnMappingMode::Id {
-                        "id"
-                    } else {
-                        "name"
-                    }
-                ),
+                "it uses column mapping by id (delta.columnMapping.mode), which ddbsnap does \
+                 not write (it maps by name); nothing was changed: write this run to a new \
+                 table location",
             )),
         }
     }
+
 
     /// The latest ddbsnap record in the log, up to this snapshot.
     pub(super) fn record(&self) -> Result<Option<log::Record>> {
@@ -371,14 +379,16 @@ impl<'a> Delta<'a> {
             log_files_removed: 0,
             attempts: 1,
         };
+        let own = |change: &str| -> Result<Attempt> {
+            Ok(match self.replace_schema(commit, &batches, remove, change)? {
+                Some(version) => Attempt::Done(done(version)),
+                None => Attempt::Conflict(self.snapshot.version() + 1),
+            })
+        };
         let additions = match additions(&self.schema(), &commit.schema, None) {
-            Ok(additions) => additions,
-            Err(change) if kept == 0 => {
-                return Ok(match self.replace_schema(commit, &batches, &change)? {
-                    Some(version) => Attempt::Done(done(version)),
-                    None => Attempt::Conflict(self.snapshot.version() + 1),
-                });
-            }
+            Ok(additions) if additions.is_empty() || commit.max_column_id.is_none() => additions,
+            Ok(_) => return own("the run adds columns to a table with column mapping"),
+            Err(change) if kept == 0 => return own(&change),
             Err(change) => {
                 return Err(Error::Internal(format!(
                     "{change}, but the commit keeps {kept} files of the old schema"
@@ -439,14 +449,18 @@ impl<'a> Delta<'a> {
         }
     }
 
-    /// Commit `commit` with a new schema (`metaData` replaced, same table id) as it removes
-    /// every live file in `batches`: what the kernel (0.30) cannot do. Refused on tables whose
-    /// protocol is above 1/2, whose metadata may carry what a feature adds (column mapping,
-    /// for one). Returns the version written; `None` when another writer took it.
+    /// Commit `commit` with a new schema (`metaData` replaced, same table id) as it removes the
+    /// live files in `batches` that `remove` selects: what the kernel (0.30) cannot do (a
+    /// column whose type changed, with every file removed; columns new to a table with column
+    /// mapping, with the ids and physical names its files were written with). Refused on
+    /// tables whose protocol is above 1/2 unless it is the 3/7 of column mapping alone (as
+    /// ddbsnap creates it), whose metadata may carry what other features add. Returns the version written; `None` when
+    /// another writer took it.
     pub(super) fn replace_schema(
         &self,
         commit: &Commit,
         batches: &[FileBatch],
+        remove: &dyn Fn(&str) -> bool,
         change: &str,
     ) -> Result<Option<u64>> {
         let config = self.snapshot.table_configuration();
@@ -456,7 +470,13 @@ impl<'a> Delta<'a> {
             protocol["minReaderVersion"].as_i64().unwrap_or(0),
             protocol["minWriterVersion"].as_i64().unwrap_or(0),
         );
-        if reader != 1 || writer > 2 {
+        let mapping_only = serde_json::json!(["columnMapping"]);
+        let ours = (reader == 1 && writer <= 2)
+            || (commit.max_column_id.is_some()
+                && (reader, writer) == (3, 7)
+                && protocol["readerFeatures"] == mapping_only
+                && protocol["writerFeatures"] == mapping_only);
+        if !ours {
             return Err(table_error(
                 self.table,
                 "the run's schema cannot replace the table's",
@@ -469,9 +489,16 @@ impl<'a> Delta<'a> {
         let mut metadata = serde_json::to_value(config.metadata())
             .map_err(|e| Error::Internal(format!("reading the table's metadata: {e}")))?;
         metadata["schemaString"] = commit.schema_string()?.into();
+        if let Some(max) = commit.max_column_id {
+            metadata["configuration"][super::mapping::MAX_COLUMN_ID] = max.to_string().into();
+        }
         let now = chrono::Utc::now().timestamp_millis();
         let mut actions = vec![serde_json::json!({ "metaData": metadata })];
-        for file in batches.iter().flat_map(|b| b.files.iter().flatten()) {
+        let removed = batches
+            .iter()
+            .flat_map(|b| b.files.iter().flatten())
+            .filter(|f| remove(&f.path));
+        for file in removed {
             actions.push(serde_json::json!({"remove": {
                 "path": file.path,
                 "deletionTimestamp": now,
@@ -535,25 +562,29 @@ pub(super) struct Commit {
     /// Operation metrics, as Delta's own writers name them.
     metrics: Vec<(&'static str, String)>,
     merge: Option<MergeStats>,
+    /// `delta.columnMapping.maxColumnId` after the commit, on a table with column mapping.
+    max_column_id: Option<i64>,
 }
 
 impl Commit {
-    /// A full refresh: the run's files, with the run's schema and shape.
-    pub(super) fn refresh(run: &Run) -> Result<Self> {
+    /// A full refresh: the run's files, with the run's schema and shape. Into a table with
+    /// column mapping (`mapping`, the table's), the files are first written again under
+    /// physical names (see [`super::mapping::stored_under`]).
+    pub(super) fn refresh(run: &Run, mapping: Option<&Mapping>, handle: &Handle) -> Result<Self> {
         let manifest = &run.manifest;
-        let bytes: u64 = manifest.files.iter().map(|f| f.bytes).sum();
+        let arrow = &manifest.schema.arrow;
+        let mapping = mapping.map(|m| m.extended(arrow));
+        let files = match &mapping {
+            Some(mapping) => super::mapping::stored_under(run, mapping, handle)?,
+            None => manifest.files.clone(),
+        };
+        let bytes: u64 = files.iter().map(|f| f.bytes).sum();
         let metrics = vec![
-            ("numFiles", manifest.files.len().to_string()),
+            ("numFiles", files.len().to_string()),
             ("numOutputRows", manifest.totals.items_written.to_string()),
             ("numOutputBytes", bytes.to_string()),
         ];
-        Commit::new(
-            run,
-            &manifest.schema.arrow,
-            &manifest.files,
-            &run.shape,
-            metrics,
-        )
+        Commit::new(run, arrow, &files, &run.shape, metrics)?.mapped(mapping.as_ref(), arrow)
     }
 
     /// A commit of `run` adding `files` (in the run's folder) whose schema is `arrow`; the
@@ -615,7 +646,19 @@ impl Commit {
             info: record,
             metrics,
             merge: None,
+            max_column_id: None,
         })
+    }
+
+    /// The same commit to a table with the column mapping `mapping` (already extended to the
+    /// commit's columns, see [`Mapping::extended`]): its schema `arrow` under the mapping's
+    /// names. Unchanged when there is none.
+    pub(super) fn mapped(mut self, mapping: Option<&Mapping>, arrow: &Schema) -> Result<Self> {
+        if let Some(mapping) = mapping {
+            self.schema = mapping.schema(arrow)?;
+            self.max_column_id = Some(mapping.max_id);
+        }
+        Ok(self)
     }
 
     /// The same commit as a MERGE that did `stats`.
@@ -770,8 +813,12 @@ fn encode_path(path: &str) -> String {
     percent_encoding::utf8_percent_encode(path, KEEP).to_string()
 }
 
-/// Version 0 of a new table, at protocol reader 1 / writer 2; `None` when another writer
-/// created the table first.
+/// Version 0 of a new table, at protocol reader 1 / writer 2; with column mapping by name
+/// (the commit is [`Commit::mapped`]), reader 3 / writer 7 with the one table feature
+/// `columnMapping` (the legacy 2 / 5 would also oblige every writer to enforce CHECK
+/// constraints and the rest of writer versions 3 and 4, which the kernel refuses to promise,
+/// and a reader-writer feature is listed for readers too); `None` when another writer created
+/// the table first.
 /// Its table properties name the DynamoDB table and its key schema (`ddbsnap.table`,
 /// `ddbsnap.keySchema`: the key attributes, their key and attribute types, as JSON).
 pub(super) async fn create(
@@ -785,17 +832,31 @@ pub(super) async fn create(
     let key_schema = serde_json::to_string(&source.key_schema)
         .map_err(|e| Error::Internal(format!("serializing the key schema: {e}")))?;
     let now = chrono::Utc::now().timestamp_millis();
+    let mut configuration = serde_json::json!({
+        "ddbsnap.table": source.name,
+        "ddbsnap.keySchema": key_schema,
+    });
+    let protocol = match commit.max_column_id {
+        None => serde_json::json!({"minReaderVersion": 1, "minWriterVersion": 2}),
+        Some(max) => {
+            configuration[super::mapping::MODE] = "name".into();
+            configuration[super::mapping::MAX_COLUMN_ID] = max.to_string().into();
+            serde_json::json!({
+                "minReaderVersion": 3,
+                "minWriterVersion": 7,
+                "readerFeatures": ["columnMapping"],
+                "writerFeatures": ["columnMapping"],
+            })
+        }
+    };
     let actions = vec![
-        serde_json::json!({"protocol": {"minReaderVersion": 1, "minWriterVersion": 2}}),
+        serde_json::json!({ "protocol": protocol }),
         serde_json::json!({"metaData": {
             "id": uuid_v4(),
             "format": {"provider": "parquet", "options": {}},
             "schemaString": schema,
             "partitionColumns": [],
-            "configuration": {
-                "ddbsnap.table": source.name,
-                "ddbsnap.keySchema": key_schema,
-            },
+            "configuration": configuration,
             "createdTime": now,
         }}),
     ];
@@ -845,7 +906,7 @@ pub(super) enum Attempt {
 }
 
 /// A random (version 4) UUID for a new table's id.
-fn uuid_v4() -> String {
+pub(super) fn uuid_v4() -> String {
     let mut b: [u8; 16] = std::array::from_fn(|_| fastrand::u8(..));
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
