@@ -1161,7 +1161,7 @@ async fn small_files_are_compacted_and_vacuum_keeps_what_the_window_needs() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_table_another_engine_gave_column_mapping_is_refused_unchanged() {
+async fn a_table_another_engine_mapped_at_protocol_2_5_is_refused_unchanged() {
     let (db, dir) = (Dynalite::start(), tempfile::tempdir().unwrap());
     let table = stamped_items(&db, dir.path(), 10).await;
     // delta-rs creates it with column mapping by name (reader 2 / writer 5).
@@ -1183,7 +1183,7 @@ async fn a_table_another_engine_gave_column_mapping_is_refused_unchanged() {
     let out = run_ddbsnap_to_end(delta_args(&db, &table, &["--json"])).await;
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(6), "{err}");
-    assert!(err.contains("column mapping by name"), "{err}");
+    assert!(err.contains("column mapping by name at protocol 2/5"), "{err}");
     assert!(!table.join("_delta_log/00000000000000000001.json").exists());
 }
 
@@ -1439,8 +1439,6 @@ fn mapping_at(table: &std::path::Path, version: u64) -> (Value, i64, Vec<i64>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn column_mapping_keeps_every_attribute_name_exactly() {
     let (db, dir) = (Dynalite::start(), tempfile::tempdir().unwrap());
-    let dir = Box::leak(Box::new(dir));
-    eprintln!("TABLEDIR {}", dir.path().display());
     let client = db.client();
     let table = dir.path().join("orders");
     create_table(&client, "orders", Some(ScalarAttributeType::N)).await;
@@ -1507,6 +1505,22 @@ async fn column_mapping_keeps_every_attribute_name_exactly() {
     committed_as(args(&[]), &table, 2).await;
     assert_physical_files(&table, 2);
     assert_version_holds(&table, 2, &expected);
+    // Its folder holds only the files the table has (those it wrote under column names, while
+    // it learned the schema, went once it committed).
+    let mut added: Vec<String> = read_version(&table, 2)["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap().to_owned())
+        .collect();
+    let folder = added[0].split('/').next().unwrap().to_owned();
+    let mut held: Vec<String> = files_under(&table)
+        .into_iter()
+        .filter(|f| f.starts_with(&format!("{folder}/")) && f.ends_with(".parquet"))
+        .collect();
+    added.sort();
+    held.sort();
+    assert_eq!(held, added);
     let out = run_ddbsnap_to_end(vec![
         "optimize".into(),
         table.to_str().unwrap().into(),
@@ -1518,12 +1532,4 @@ async fn column_mapping_keeps_every_attribute_name_exactly() {
     assert_physical_files(&table, 3);
     assert_version_holds(&table, 3, &expected);
     assert_same_items(&expected, &delta_items(&table, 3).await);
-    // Only the table's files are left in the run folders (the refresh's files under attribute
-    // names went once it committed).
-    let leftover = files_under(&table)
-        .into_iter()
-        .filter(|f| f.starts_with("run=") && f.ends_with(".parquet"))
-        .count();
-    let live = read_version(&table, 3)["files"].as_array().unwrap().len();
-    assert!(leftover >= live);
 }

@@ -252,11 +252,26 @@ impl<'a> Delta<'a> {
         let properties = self.snapshot.table_properties();
         match properties.column_mapping_mode {
             None | Some(ColumnMappingMode::None) => Ok(None),
-            Some(ColumnMappingMode::Name) => Mapping::of(
-                &self.schema(),
-                properties.column_mapping_max_column_id,
-            )
-            .map(Some),
+            Some(ColumnMappingMode::Name) => {
+                let protocol = self.snapshot.table_configuration().protocol();
+                let (reader, writer) = (
+                    protocol.min_reader_version(),
+                    protocol.min_writer_version(),
+                );
+                if (reader, writer) != (3, 7) {
+                    return Err(table_error(
+                        self.table,
+                        "writing the table",
+                        format!(
+                            "it uses column mapping by name at protocol {reader}/{writer}, \
+                             which ddbsnap does not write (it writes column mapping at 3/7, \
+                             with table features); nothing was changed: write this run to a \
+                             new table location"
+                        ),
+                    ));
+                }
+                Mapping::of(&self.schema(), properties.column_mapping_max_column_id).map(Some)
+            }
             Some(ColumnMappingMode::Id) => Err(table_error(
                 self.table,
                 "writing the table",
