@@ -232,9 +232,9 @@ impl OutputOptions {
             ),
         };
         match self.zstd_level {
-            Some(level) => format!(
-                "--compression {codec} --zstd-level {level} --numbers {numbers}{mapping}"
-            ),
+            Some(level) => {
+                format!("--compression {codec} --zstd-level {level} --numbers {numbers}{mapping}")
+            }
             None => format!("--compression {codec} --numbers {numbers}{mapping}"),
         }
     }

@@ -1183,7 +1183,10 @@ async fn a_table_another_engine_mapped_at_protocol_2_5_is_refused_unchanged() {
     let out = run_ddbsnap_to_end(delta_args(&db, &table, &["--json"])).await;
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(6), "{err}");
-    assert!(err.contains("column mapping by name at protocol 2/5"), "{err}");
+    assert!(
+        err.contains("column mapping by name at protocol 2/5"),
+        "{err}"
+    );
     assert!(!table.join("_delta_log/00000000000000000001.json").exists());
 }
 
@@ -1362,9 +1365,15 @@ fn oddly_named(i: u64, at: chrono::DateTime<chrono::Utc>) -> Item {
         ("Status", s("OPEN")),
         (
             "customer",
-            AV::M(item(vec![("first name", s("Ann")), ("zip=code", n("1234"))])),
+            AV::M(item(vec![
+                ("first name", s("Ann")),
+                ("zip=code", n("1234")),
+            ])),
         ),
-        ("lines", AV::L(vec![AV::M(item(vec![("sku (id)", s("x"))]))])),
+        (
+            "lines",
+            AV::L(vec![AV::M(item(vec![("sku (id)", s("x"))]))]),
+        ),
         (
             "updated_at",
             s(&at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
@@ -1421,7 +1430,10 @@ fn column_ids(schema: &Value, out: &mut Vec<i64>) {
 /// The table's schema, maxColumnId and every column id, as version `version`'s metaData has them.
 fn mapping_at(table: &std::path::Path, version: u64) -> (Value, i64, Vec<i64>) {
     let entry = log_entry(table, version);
-    let meta = entry.iter().find_map(|a| a.get("metaData")).expect("a metaData action");
+    let meta = entry
+        .iter()
+        .find_map(|a| a.get("metaData"))
+        .expect("a metaData action");
     let schema: Value = serde_json::from_str(meta["schemaString"].as_str().unwrap()).unwrap();
     let max: i64 = meta["configuration"]["delta.columnMapping.maxColumnId"]
         .as_str()
@@ -1432,7 +1444,11 @@ fn mapping_at(table: &std::path::Path, version: u64) -> (Value, i64, Vec<i64>) {
     column_ids(&schema, &mut ids);
     let distinct: std::collections::HashSet<_> = ids.iter().collect();
     assert_eq!(distinct.len(), ids.len(), "ids are unique: {ids:?}");
-    assert_eq!(ids.iter().max(), Some(&max), "maxColumnId is the highest id");
+    assert_eq!(
+        ids.iter().max(),
+        Some(&max),
+        "maxColumnId is the highest id"
+    );
     (schema, max, ids)
 }
 
@@ -1443,7 +1459,12 @@ async fn column_mapping_keeps_every_attribute_name_exactly() {
     let table = dir.path().join("orders");
     create_table(&client, "orders", Some(ScalarAttributeType::N)).await;
     let day_ago = chrono::Utc::now() - chrono::TimeDelta::days(1);
-    put_items(&client, "orders", (0..40).map(|i| oddly_named(i, day_ago)).collect()).await;
+    put_items(
+        &client,
+        "orders",
+        (0..40).map(|i| oddly_named(i, day_ago)).collect(),
+    )
+    .await;
     let args = |extra: &[&str]| delta_args(&db, &table, &[&["--json"], extra].concat());
     let pause = || tokio::time::sleep(std::time::Duration::from_millis(1100));
 
@@ -1467,7 +1488,14 @@ async fn column_mapping_keeps_every_attribute_name_exactly() {
         .iter()
         .map(|f| f["name"].as_str().unwrap())
         .collect();
-    for name in ["order date", "a,b;c", "{set}", "Status", "status__2", "customer"] {
+    for name in [
+        "order date",
+        "a,b;c",
+        "{set}",
+        "Status",
+        "status__2",
+        "customer",
+    ] {
         assert!(names.contains(&name), "{name} in {names:?}");
     }
     assert_eq!(ids.len(), 13, "10 columns and 3 nested fields: {schema}");
@@ -1485,7 +1513,10 @@ async fn column_mapping_keeps_every_attribute_name_exactly() {
         it.insert("new (col)".into(), s("fresh"));
         it.insert(
             "customer".into(),
-            AV::M(item(vec![("first name", s("Bo")), ("e-mail = x", s("b@x"))])),
+            AV::M(item(vec![
+                ("first name", s("Bo")),
+                ("e-mail = x", s("b@x")),
+            ])),
         );
     }
     put_items(&client, "orders", changed).await;
@@ -1528,7 +1559,11 @@ async fn column_mapping_keeps_every_attribute_name_exactly() {
         "--json".into(),
     ])
     .await;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_physical_files(&table, 3);
     assert_version_holds(&table, 3, &expected);
     assert_same_items(&expected, &delta_items(&table, 3).await);

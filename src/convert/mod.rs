@@ -108,7 +108,10 @@ pub fn exact_column_names<'a>(names: &[&'a str]) -> Vec<Cow<'a, str>> {
 
 /// `columns` (the names of attributes `names`) with names equal in any case told apart (see
 /// [`column_names`]).
-fn distinct_in_any_case<'a>(names: &[&'a str], mut columns: Vec<Cow<'a, str>>) -> Vec<Cow<'a, str>> {
+fn distinct_in_any_case<'a>(
+    names: &[&'a str],
+    mut columns: Vec<Cow<'a, str>>,
+) -> Vec<Cow<'a, str>> {
     let fold = |s: &str| s.to_lowercase();
     let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, column) in columns.iter().enumerate() {

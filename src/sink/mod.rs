@@ -6,8 +6,8 @@
 //! holding a snapshot unless the caller asked to overwrite it.
 
 mod dictionary;
-pub mod reader;
 pub(crate) mod physical;
+pub mod reader;
 pub(crate) mod rewrite;
 pub(crate) mod sort;
 pub(crate) mod stats;

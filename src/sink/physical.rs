@@ -99,14 +99,16 @@ impl PhysicalNames {
                     Error::Internal(format!("column {attribute} has no physical name"))
                 })?;
                 let data_type = match struct_fields(field.data_type()) {
-                    Some(inner) => with_struct_fields(
-                        field.data_type(),
-                        physical.children.file_fields(inner)?,
-                    ),
+                    Some(inner) => {
+                        with_struct_fields(field.data_type(), physical.children.file_fields(inner)?)
+                    }
                     None => field.data_type().clone(),
                 };
                 let metadata = HashMap::from([
-                    (PARQUET_FIELD_ID_META_KEY.to_owned(), physical.id.to_string()),
+                    (
+                        PARQUET_FIELD_ID_META_KEY.to_owned(),
+                        physical.id.to_string(),
+                    ),
                     (ATTRIBUTE_NAME_KEY.to_owned(), attribute.to_owned()),
                 ]);
                 Ok(Arc::new(
@@ -151,7 +153,9 @@ impl PhysicalNames {
                 let data_type = match struct_fields(field.data_type()) {
                     Some(inner) => with_struct_fields(
                         field.data_type(),
-                        physical.map_or(&empty, |p| &p.children).column_fields(inner),
+                        physical
+                            .map_or(&empty, |p| &p.children)
+                            .column_fields(inner),
                     ),
                     None => field.data_type().clone(),
                 };
@@ -202,8 +206,13 @@ fn retype_array(array: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
             let values = retype_array(from.values(), element.data_type())?;
             let element: FieldRef = Arc::clone(element);
             Arc::new(
-                ListArray::try_new(element, from.offsets().clone(), values, from.nulls().cloned())
-                    .map_err(fail)?,
+                ListArray::try_new(
+                    element,
+                    from.offsets().clone(),
+                    values,
+                    from.nulls().cloned(),
+                )
+                .map_err(fail)?,
             )
         }
         _ => Arc::clone(array),
@@ -213,7 +222,7 @@ fn retype_array(array: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::convert::{arrow_schema, encode_rows, Rows};
+    use crate::convert::{Rows, arrow_schema, encode_rows};
     use aws_sdk_dynamodb::types::AttributeValue as AV;
 
     fn names(pairs: &[(&str, &str, i64, PhysicalNames)]) -> PhysicalNames {
@@ -255,21 +264,32 @@ mod tests {
             ("pk", "col-1", 1, PhysicalNames::default()),
             ("order date", "col-2", 2, PhysicalNames::default()),
             ("a_b", "col-3", 3, PhysicalNames::default()),
-            ("m", "col-4", 4, names(&[("x y", "col-5", 5, PhysicalNames::default())])),
+            (
+                "m",
+                "col-4",
+                4,
+                names(&[("x y", "col-5", 5, PhysicalNames::default())]),
+            ),
         ]);
         let file = physical.file_schema(&schema).unwrap();
         for field in file.fields() {
             let attribute = &field.metadata()[ATTRIBUTE_NAME_KEY];
             let expected = physical.get(attribute).unwrap();
             assert_eq!(field.name(), &expected.name);
-            assert_eq!(field.metadata()[PARQUET_FIELD_ID_META_KEY], expected.id.to_string());
+            assert_eq!(
+                field.metadata()[PARQUET_FIELD_ID_META_KEY],
+                expected.id.to_string()
+            );
         }
         let stored = retype(&batch, Arc::clone(&file)).unwrap();
         let nested = stored.column_by_name("col-4").unwrap().as_list::<i32>();
         assert_eq!(nested.values().as_struct().fields()[0].name(), "col-5");
         let date = schema.index_of("order_date").unwrap();
         // Back: by the names, or by each field's own attribute name.
-        for back in [physical.column_schema(&file), PhysicalNames::default().column_schema(&file)] {
+        for back in [
+            physical.column_schema(&file),
+            PhysicalNames::default().column_schema(&file),
+        ] {
             assert_eq!(back.as_ref(), schema.as_ref());
             let read = retype(&stored, back).unwrap();
             assert_eq!(read, batch);

@@ -231,7 +231,11 @@ fn sorted(
     // The sorted runs are scratch, under column names; the table's files under its own.
     let writer = |to: Target, size, table_file: bool| -> Result<RollingWriter> {
         let options = WriterOptions {
-            physical: source.physical.filter(|_| table_file).cloned().map(Arc::new),
+            physical: source
+                .physical
+                .filter(|_| table_file)
+                .cloned()
+                .map(Arc::new),
             ..WriterOptions::rewriting(source.name, source.keys, size, table_file)?
         };
         Ok(RollingWriter::new(
@@ -246,13 +250,8 @@ fn sorted(
     let mut sorter = KeySorter::new(runs, source.key_names, source.columns, SORT_CHUNK_ROWS);
     for file in files {
         let (at, file_name) = open_at(delta.table, file)?;
-        let open = FileItems::open_with(
-            &at,
-            &file_name,
-            None,
-            Some(source.columns),
-            source.physical,
-        );
+        let open =
+            FileItems::open_with(&at, &file_name, None, Some(source.columns), source.physical);
         let mut rows = delta.handle.block_on(open)?;
         while let Some(batch) = delta.handle.block_on(rows.next_batch())? {
             sorter.push(batch)?;

@@ -57,41 +57,11 @@ impl Mapping {
     /// its attribute name (see the module documentation), with its id and physical name.
     pub(super) fn schema(&self, columns: &Schema) -> Result<StructType> {
         let exact = Schema::new(exact_fields(columns.fields()));
-        let plain = StructType::try_from_arrow(&exact)
-            .map_err(|e| Error::Internal(format!("the run's schema has no Delta equivalent: {e}")))?;
+        let plain = StructType::try_from_arrow(&exact).map_err(|e| {
+            Error::Internal(format!("the run's schema has no Delta equivalent: {e}"))
+        })?;
         annotate(&plain, &self.names)
     }
-}
-
-/// The files of the full refresh `run` (written under column names while the run learned its
-/// schema) written again under `mapping`'s physical names, in the run's folder after its own
-/// files: what the table adds instead of them. Runs on a blocking thread.
-pub(super) fn stored_under(
-    run: &super::table::Run,
-    mapping: &Mapping,
-    handle: &tokio::runtime::Handle,
-) -> Result<Vec<crate::sink::DataFile>> {
-    let first = crate::sink::next_data_file_index(run.manifest.files.iter().map(|f| f.path.as_str()));
-    let options = crate::sink::writer::WriterOptions {
-        physical: Some(std::sync::Arc::new(mapping.names.clone())),
-        ..run.writer.clone()
-    };
-    let mut writer = crate::sink::writer::RollingWriter::new(
-        run.folder.clone(),
-        handle.clone(),
-        options,
-        std::sync::Arc::clone(&run.progress),
-        first,
-    );
-    for file in &run.manifest.files {
-        crate::sink::rewrite::reencode(
-            &mut writer,
-            &run.folder,
-            &file.path,
-            &run.manifest.schema.columns,
-        )?;
-    }
-    writer.finish()
 }
 
 fn names_of(schema: &StructType) -> Result<PhysicalNames> {
@@ -145,7 +115,7 @@ fn extend(known: &PhysicalNames, fields: &Fields, max_id: &mut i64) -> PhysicalN
             None => {
                 *max_id += 1;
                 PhysicalField {
-                    name: format!("col-{}", super::table::uuid_v4()),
+                    name: format!("col-{}", uuid_v4()),
                     id: *max_id,
                     children: PhysicalNames::default(),
                 }
@@ -240,6 +210,22 @@ fn annotate_type(dt: &DataType, names: &PhysicalNames) -> Result<DataType> {
     })
 }
 
+/// A random (version 4) UUID: a new table's id, a new column's physical name.
+pub(super) fn uuid_v4() -> String {
+    let mut b: [u8; 16] = std::array::from_fn(|_| fastrand::u8(..));
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,7 +261,11 @@ mod tests {
                 .fields()
                 .iter()
                 .cloned()
-                .chain([std::sync::Arc::new(Field::new("n (x)", Arrow::Boolean, true))])
+                .chain([std::sync::Arc::new(Field::new(
+                    "n (x)",
+                    Arrow::Boolean,
+                    true,
+                ))])
                 .collect::<Vec<_>>(),
         );
         let next = again.extended(&wider);

@@ -44,11 +44,11 @@ mod vacuum;
 use std::sync::Arc;
 
 use delta_kernel::Snapshot;
-use tokio::runtime::Handle;
 use delta_kernel_default_engine::DefaultEngineBuilder;
+use tokio::runtime::Handle;
 
-use super::publish::{Continue, FinishedRun, Published, Publisher};
 use super::ColumnMapping;
+use super::publish::{Continue, FinishedRun, Published, Publisher};
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
 use crate::sink::Target;

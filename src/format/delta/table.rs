@@ -254,10 +254,8 @@ impl<'a> Delta<'a> {
             None | Some(ColumnMappingMode::None) => Ok(None),
             Some(ColumnMappingMode::Name) => {
                 let protocol = self.snapshot.table_configuration().protocol();
-                let (reader, writer) = (
-                    protocol.min_reader_version(),
-                    protocol.min_writer_version(),
-                );
+                let (reader, writer) =
+                    (protocol.min_reader_version(), protocol.min_writer_version());
                 if (reader, writer) != (3, 7) {
                     return Err(table_error(
                         self.table,
@@ -281,7 +279,6 @@ impl<'a> Delta<'a> {
             )),
         }
     }
-
 
     /// The latest ddbsnap record in the log, up to this snapshot.
     pub(super) fn record(&self) -> Result<Option<log::Record>> {
@@ -395,10 +392,12 @@ impl<'a> Delta<'a> {
             attempts: 1,
         };
         let own = |change: &str| -> Result<Attempt> {
-            Ok(match self.replace_schema(commit, &batches, remove, change)? {
-                Some(version) => Attempt::Done(done(version)),
-                None => Attempt::Conflict(self.snapshot.version() + 1),
-            })
+            Ok(
+                match self.replace_schema(commit, &batches, remove, change)? {
+                    Some(version) => Attempt::Done(done(version)),
+                    None => Attempt::Conflict(self.snapshot.version() + 1),
+                },
+            )
         };
         let additions = match additions(&self.schema(), &commit.schema, None) {
             Ok(additions) if additions.is_empty() || commit.max_column_id.is_none() => additions,
@@ -584,13 +583,13 @@ pub(super) struct Commit {
 impl Commit {
     /// A full refresh: the run's files, with the run's schema and shape. Into a table with
     /// column mapping (`mapping`, the table's), the files are first written again under
-    /// physical names (see [`super::mapping::stored_under`]).
+    /// physical names (see [`stored_under`]).
     pub(super) fn refresh(run: &Run, mapping: Option<&Mapping>, handle: &Handle) -> Result<Self> {
         let manifest = &run.manifest;
         let arrow = &manifest.schema.arrow;
         let mapping = mapping.map(|m| m.extended(arrow));
         let files = match &mapping {
-            Some(mapping) => super::mapping::stored_under(run, mapping, handle)?,
+            Some(mapping) => stored_under(run, mapping, handle)?,
             None => manifest.files.clone(),
         };
         let bytes: u64 = files.iter().map(|f| f.bytes).sum();
@@ -816,6 +815,38 @@ impl Commit {
     }
 }
 
+/// The files of the full refresh `run` (written under column names while the run learned its
+/// schema) written again under `mapping`'s physical names, in the run's folder after its own
+/// files: what the table adds instead of them. Runs on a blocking thread.
+fn stored_under(
+    run: &Run,
+    mapping: &Mapping,
+    handle: &tokio::runtime::Handle,
+) -> Result<Vec<crate::sink::DataFile>> {
+    let first =
+        crate::sink::next_data_file_index(run.manifest.files.iter().map(|f| f.path.as_str()));
+    let options = crate::sink::writer::WriterOptions {
+        physical: Some(std::sync::Arc::new(mapping.names.clone())),
+        ..run.writer.clone()
+    };
+    let mut writer = crate::sink::writer::RollingWriter::new(
+        run.folder.clone(),
+        handle.clone(),
+        options,
+        std::sync::Arc::clone(&run.progress),
+        first,
+    );
+    for file in &run.manifest.files {
+        crate::sink::rewrite::reencode(
+            &mut writer,
+            &run.folder,
+            &file.path,
+            &run.manifest.schema.columns,
+        )?;
+    }
+    writer.finish()
+}
+
 /// A relative path as a Delta log path: a URI path, percent-encoded where needed.
 fn encode_path(path: &str) -> String {
     const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
@@ -867,7 +898,7 @@ pub(super) async fn create(
     let actions = vec![
         serde_json::json!({ "protocol": protocol }),
         serde_json::json!({"metaData": {
-            "id": uuid_v4(),
+            "id": super::mapping::uuid_v4(),
             "format": {"provider": "parquet", "options": {}},
             "schemaString": schema,
             "partitionColumns": [],
@@ -918,22 +949,6 @@ pub(super) enum Attempt {
     Done(DeltaCommit),
     /// Another writer took this version first.
     Conflict(u64),
-}
-
-/// A random (version 4) UUID for a new table's id.
-pub(super) fn uuid_v4() -> String {
-    let mut b: [u8; 16] = std::array::from_fn(|_| fastrand::u8(..));
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
 }
 
 /// The columns `new` has that `current` lacks, as (parent, field) for the kernel's
