@@ -1384,29 +1384,10 @@ fn oddly_named(i: u64, at: chrono::DateTime<chrono::Utc>) -> Item {
 /// Every data file of version `version` stores its columns under `col-<uuid>` names with a
 /// Parquet field id, at every level (checked by pyarrow).
 fn assert_physical_files(table: &std::path::Path, version: u64) {
-    let files = read_version(table, version)["files"].clone();
-    let script = "import json, sys, pyarrow.parquet as pq\n\
-        def walk(t, out):\n\
-        \x20   import pyarrow as pa\n\
-        \x20   if pa.types.is_struct(t):\n\
-        \x20       for f in t: check(f, out)\n\
-        \x20   elif pa.types.is_list(t): walk(t.value_type, out)\n\
-        def check(f, out):\n\
-        \x20   out.append((f.name, (f.metadata or {}).get(b'PARQUET:field_id')))\n\
-        \x20   walk(f.type, out)\n\
-        out = []\n\
-        for path in json.loads(sys.argv[2]):\n\
-        \x20   for f in pq.read_schema(sys.argv[1] + '/' + path): check(f, out)\n\
-        bad = [o for o in out if not o[0].startswith('col-') or o[1] is None]\n\
-        print(len(out)); assert not bad, bad\n";
-    let out = std::process::Command::new(tools_dir().join("venv/bin/python"))
-        .args(["-c", script, table.to_str().unwrap(), &files.to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let files = read_version(table, version)["files"].to_string();
+    run_python(
+        "physical_columns.py",
+        &[table.as_os_str(), std::ffi::OsStr::new(&files)],
     );
 }
 
