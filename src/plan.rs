@@ -326,6 +326,9 @@ pub(crate) async fn run_target(
     started_at: chrono::DateTime<chrono::Utc>,
 ) -> Result<crate::sink::Target> {
     crate::format::check_kind(&root, config.output.format, config.read.time.is_some()).await?;
+    if config.output.format == crate::format::TableFormat::Delta && !config.run.resume {
+        crate::format::delta::check_writable(&root, config.output.column_mapping).await?;
+    }
     let target = match (uses_run_dirs(config), config.run.shard, config.run.run_id) {
         (false, _, _) => root,
         (true, Some(_), Some(id)) => root.child(&crate::sink::run_dir_name(id)),

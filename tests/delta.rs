@@ -402,14 +402,7 @@ async fn a_table_path_with_spaces_and_accents_holds_its_own_log() {
     .map(String::from)
     .to_vec();
     for version in 0..2u64 {
-        let out = run_ddbsnap_to_end(args.clone()).await;
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(summary["delta"]["version"], version, "{summary}");
+        committed_as(args.clone(), &table, version).await;
         assert!(
             table
                 .join(format!("_delta_log/{version:020}.json"))
@@ -885,14 +878,7 @@ async fn every_tenth_version_gets_a_log_checkpoint_and_expired_commits_are_clean
             let changed = stamped(version, &format!("{}", version + 1), chrono::Utc::now());
             put_items(&client, "orders", vec![changed]).await;
         }
-        let out = run_ddbsnap_to_end(delta_args(&db, &table, &pull)).await;
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(summary["delta"]["version"], version, "{summary}");
+        let summary = committed_as(delta_args(&db, &table, &pull), &table, version).await;
         assert_eq!(
             summary["delta"]["log_checkpoint"],
             version == 10,
@@ -1548,4 +1534,68 @@ async fn column_mapping_keeps_every_attribute_name_exactly() {
     assert_physical_files(&table, 3);
     assert_version_holds(&table, 3, &expected);
     assert_same_items(&expected, &delta_items(&table, 3).await);
+
+    // A table created plain keeps its plain names: asking for the mapping later is a usage
+    // error before anything is read or written.
+    let plain = dir.path().join("plain");
+    committed_as(delta_args(&db, &plain, &["--json"]), &plain, 0).await;
+    let before = files_under(&plain);
+    let out = run_ddbsnap_to_end(delta_args(&db, &plain, &["--column-mapping", "name"])).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("without column mapping"), "{err}");
+    assert_eq!(files_under(&plain), before, "nothing written");
+}
+
+/// Ten pulls, each adding an attribute, some widening a number column, giving a map a field or
+/// turning a column into JSON text: after every MERGE the table's columns are the ones before,
+/// in the same order, with the new ones last, and the table holds DynamoDB's items.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_merges_that_add_and_widen_columns_keep_the_column_order() {
+    let (db, dir) = (Dynalite::start(), tempfile::tempdir().unwrap());
+    let (client, table) = (db.client(), stamped_items(&db, dir.path(), 20).await);
+    let args = |extra: &[&str]| delta_args(&db, &table, &[&["--json"], extra].concat());
+    let pull = ["--filter-attr", "updated_at", "--since", "last"];
+    let pause = || tokio::time::sleep(std::time::Duration::from_millis(1100));
+    committed_as(args(&[]), &table, 0).await;
+    let columns = |v: u64| -> Vec<Value> {
+        read_version(&table, v)["columns"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let mut expected = columns(0);
+    for round in 1..=10u64 {
+        pause().await;
+        let mut it = stamped(round, &round.to_string(), chrono::Utc::now());
+        // One new column per round (the order among several new ones is the run's).
+        let added = match round {
+            5 => "meta".to_owned(),
+            _ => format!("extra_{round}"),
+        };
+        it.insert(added.clone(), n(&round.to_string()));
+        match round {
+            // `version` widens from integers to decimals, then turns into JSON text.
+            4 => {
+                it.insert("version".into(), n("4.25"));
+            }
+            8 => {
+                it.insert("version".into(), s("eight"));
+            }
+            // A map column, then a new field of it (the column keeps its place).
+            5 => {
+                it.insert("meta".into(), AV::M(item(vec![("a", n("1"))])));
+            }
+            6 => {
+                it.insert("meta".into(), AV::M(item(vec![("b", s("x"))])));
+            }
+            _ => {}
+        }
+        put_items(&client, "orders", vec![it]).await;
+        committed_as(args(&pull), &table, round).await;
+        expected.push(json!(added));
+        assert_eq!(columns(round), expected, "after MERGE {round}");
+    }
+    let items = scan_all(&client, "orders").await;
+    assert_same_items(&items, &delta_items(&table, 10).await);
 }

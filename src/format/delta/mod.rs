@@ -202,15 +202,7 @@ pub(crate) async fn publish(table: &Target, mut run: Run) -> Result<DeltaCommit>
         {
             return Ok(DeltaCommit::already(delta.snapshot.version()));
         }
-        let mapping = delta.mapping()?;
-        if mapping.is_none() && run.manifest.options.column_mapping == ColumnMapping::Name {
-            return Err(Error::invalid(format!(
-                "{} is a Delta table without column mapping, so --column-mapping name cannot \
-                 apply to it (a table's column mapping is chosen when it is created); run \
-                 without it, or write to a new table location",
-                delta.table.url()
-            )));
-        }
+        mapping_allowed(delta, run.manifest.options.column_mapping)?;
         let mut done = concurrency::commit(delta, &|at| match changes {
             None => Ok(concurrency::Prepared {
                 commit: Commit::refresh(&run, at.mapping()?.as_ref(), at.handle)?,
@@ -225,6 +217,30 @@ pub(crate) async fn publish(table: &Target, mut run: Run) -> Result<DeltaCommit>
         Ok(done)
     })
     .await
+}
+
+/// Before a run: an error when the Delta table at `table` (if there is one) is one the run
+/// cannot write (see [`mapping_allowed`]).
+pub(crate) async fn check_writable(table: &Target, wanted: ColumnMapping) -> Result<()> {
+    if !exists(table).await? {
+        return Ok(());
+    }
+    on_table(table, move |delta| mapping_allowed(delta, wanted)).await
+}
+
+/// An error when the run, which asks for `wanted` column mapping, cannot write the table at
+/// `delta`: column mapping ddbsnap does not write (see [`table::Delta::mapping`]), or
+/// `--column-mapping name` on a table created without it (its mapping was chosen then).
+fn mapping_allowed(delta: &table::Delta<'_>, wanted: ColumnMapping) -> Result<()> {
+    if delta.mapping()?.is_none() && wanted == ColumnMapping::Name {
+        return Err(Error::invalid(format!(
+            "{} is a Delta table without column mapping, so --column-mapping name cannot apply \
+             to it (a table's column mapping is chosen when it is created); run without it, or \
+             write to a new table location",
+            delta.table.url()
+        )));
+    }
+    Ok(())
 }
 
 /// True when the run folder `run` is in a Delta table with column mapping.
