@@ -45,6 +45,9 @@ pub struct AwsContext {
     pub s3: SdkConfig,
     /// The one DynamoDB client every request goes through.
     pub dynamodb: aws_sdk_dynamodb::Client,
+    /// The DynamoDB Streams client: the same credentials, region and endpoint override (a
+    /// local server serves both; `AWS_ENDPOINT_URL_DYNAMODB_STREAMS` can split them).
+    pub streams: aws_sdk_dynamodbstreams::Client,
     /// Region in use ("unknown" when none could be determined).
     pub region: String,
     /// DynamoDB endpoint override, if any.
@@ -156,15 +159,19 @@ impl AwsContext {
             .map(|r| r.to_string())
             .unwrap_or_else(|| "unknown".to_owned());
         let mut builder = aws_sdk_dynamodb::config::Builder::from(&sdk);
+        let mut streams = aws_sdk_dynamodbstreams::config::Builder::from(&sdk);
         if sdk.region().is_none() {
             // A custom endpoint still needs some region to sign with.
             builder = builder.region(aws_config::Region::new("us-east-1"));
+            streams = streams.region(aws_config::Region::new("us-east-1"));
         }
         if let Some(url) = &endpoint_url {
             builder = builder.endpoint_url(url);
+            streams = streams.endpoint_url(url);
         }
         AwsContext {
             dynamodb: aws_sdk_dynamodb::Client::from_conf(builder.build()),
+            streams: aws_sdk_dynamodbstreams::Client::from_conf(streams.build()),
             s3: sdk.clone(),
             sdk,
             region,

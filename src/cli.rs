@@ -55,6 +55,11 @@ pub(crate) enum Command {
     /// size: one OPTIMIZE commit that changes no row. Runs that MERGE also do it by themselves
     /// once 16 small files have gathered.
     Optimize(OptimizeArgs),
+    /// Keep a Delta table current from the table's DynamoDB stream: the first run loads the
+    /// whole table (a Scan within the read budget), every later one merges the stream's new
+    /// records (inserts, updates, deletes) and reads no table capacity. Needs a stream with new
+    /// images (NEW_AND_OLD_IMAGES or NEW_IMAGE); a gap in it is exit code 12 (see --on-gap).
+    Sync(Box<SyncArgs>),
     /// Remove the files of a Delta table that no version inside the retention window needs,
     /// as Delta's VACUUM does (time travel inside the window keeps working), and the folders of
     /// runs that never committed and whose checkpoint is older than the window.
@@ -227,6 +232,96 @@ impl ShardArgs {
             b = b.run_id(parse_bound(id, "--run-id")?);
         }
         Ok(b)
+    }
+}
+
+/// `ddbsnap sync`.
+#[derive(Debug, Args)]
+pub(crate) struct SyncArgs {
+    /// Table name or ARN.
+    pub table: String,
+    /// Load the whole table again (a Scan) before reading the stream, whatever the Delta table
+    /// holds: how a table that records no stream position starts being synced.
+    #[arg(long, help_heading = SOURCE)]
+    pub refresh: bool,
+    /// Keep the rows of items Time to Live deleted (their stream records come from the
+    /// DynamoDB service); by default they are deletes like any other.
+    #[arg(long, help_heading = SOURCE)]
+    pub keep_expired: bool,
+    /// Give the table a stream (NEW_AND_OLD_IMAGES, UpdateTable) when it has none.
+    #[arg(long, help_heading = SOURCE)]
+    pub enable_stream: bool,
+    /// Stream records one commit takes at most: a backlog is merged in several commits, so
+    /// memory stays bounded.
+    #[arg(long, value_name = "N", default_value_t = crate::pipeline::DEFAULT_MAX_RECORDS, help_heading = SOURCE)]
+    pub max_records: u64,
+    /// Strongly consistent reads for the full load (twice the read capacity).
+    #[arg(long, help_heading = SOURCE)]
+    pub consistent_read: bool,
+    /// DynamoDB and DynamoDB Streams endpoint, for local or compatible servers (else
+    /// AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_DYNAMODB_STREAMS, then AWS_ENDPOINT_URL).
+    #[arg(long, value_name = "URL", help_heading = AWS)]
+    pub endpoint_url: Option<String>,
+    /// Where the table is and who asks.
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// Scan segments of the full load (TotalSegments); default: one per GiB, 4 to 1024.
+    #[arg(long, help_heading = BUDGET)]
+    pub segments: Option<u32>,
+    /// Segments of the full load scanned at once.
+    #[arg(long, help_heading = BUDGET)]
+    pub concurrency: Option<u32>,
+    /// Fraction of the table's read capacity the full load uses.
+    #[arg(long, default_value_t = crate::throttle::DEFAULT_READ_FRACTION, value_name = "F", help_heading = BUDGET)]
+    pub read_fraction: f64,
+    /// Absolute ceiling on the full load's read rate in RCU/s.
+    #[arg(long, value_name = "RCU", help_heading = BUDGET)]
+    pub max_rcu: Option<f64>,
+    /// Give up after this many seconds of throttled or failed requests (Scan segments,
+    /// GetRecords).
+    #[arg(long, default_value_t = 600, value_name = "SECONDS", help_heading = BUDGET)]
+    pub retry_timeout: u64,
+    /// The Delta table: a directory, file:///path or s3://bucket/prefix.
+    #[arg(long, value_name = "URL", help_heading = OUTPUT)]
+    pub to: String,
+    /// Output options, destination and display.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+impl SyncArgs {
+    /// The validated configuration these arguments describe, and how the sync runs.
+    pub(crate) fn to_config(&self) -> Result<(SnapshotConfig, crate::pipeline::SyncOptions)> {
+        if self.output.format == Some(crate::format::TableFormat::Snapshot) {
+            return Err(crate::error::Error::invalid(
+                "sync keeps a Delta table (--format snapshot does not apply); leave out --format",
+            ));
+        }
+        let mut b = SnapshotConfig::builder(&self.table, &self.to)
+            .consistent_read(self.consistent_read)
+            .read_fraction(self.read_fraction)
+            .retry_timeout(std::time::Duration::from_secs(self.retry_timeout));
+        b = self.output.apply(&self.aws, b);
+        b = b.format(crate::format::TableFormat::Delta);
+        if let Some(v) = &self.endpoint_url {
+            b = b.endpoint_url(v);
+        }
+        if let Some(v) = self.segments {
+            b = b.segments(v);
+        }
+        if let Some(v) = self.max_rcu {
+            b = b.max_rcu(v);
+        }
+        if let Some(v) = self.concurrency {
+            b = b.concurrency(v);
+        }
+        let options = crate::pipeline::SyncOptions {
+            refresh: self.refresh,
+            keep_expired: self.keep_expired,
+            enable_stream: self.enable_stream,
+            max_records: self.max_records,
+        };
+        Ok((b.build()?, options))
     }
 }
 
@@ -469,10 +564,10 @@ pub(crate) struct OutputArgs {
     /// file).
     #[arg(long, value_name = "N", help_heading = OUTPUT)]
     pub threads: Option<u32>,
-    /// Output: a snapshot folder, or a Delta Lake table that each run updates by one new
-    /// version (created on the first run).
-    #[arg(long, value_enum, default_value_t = crate::format::TableFormat::Snapshot, help_heading = OUTPUT)]
-    pub format: crate::format::TableFormat,
+    /// Output: a snapshot folder (the default), or a Delta Lake table that each run updates
+    /// by one new version (created on the first run). `sync` always writes a Delta table.
+    #[arg(long, value_enum, help_heading = OUTPUT)]
+    pub format: Option<crate::format::TableFormat>,
     /// Column names of a Delta table this run creates: plain (characters Delta does not allow
     /// in a name, such as spaces, become `_`), or Delta column mapping by name, which keeps
     /// every attribute's exact name and needs readers of Delta protocol reader 2 (delta-rs,
@@ -516,7 +611,7 @@ impl OutputArgs {
             .zstd_level(self.zstd_level)
             .target_file_bytes(self.file_size.saturating_mul(1 << 20))
             .row_group_bytes(self.row_group_size.saturating_mul(1 << 20))
-            .format(self.format)
+            .format(self.format.unwrap_or_default())
             .column_mapping(self.column_mapping)
             .on_gap(self.on_gap)
             .overwrite(self.overwrite)

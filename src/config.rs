@@ -117,6 +117,8 @@ pub(crate) struct RunOptions {
     pub(crate) on_gap: crate::window::OnGap,
     /// A `--since last` pull reads the whole table when its last full read is older.
     pub(crate) refresh_every: Option<std::time::Duration>,
+    /// The DynamoDB stream a full load of `sync` records (where the stream is read from next).
+    pub(crate) stream: Option<crate::source::stream::StreamState>,
 }
 
 impl SnapshotConfig {
@@ -505,6 +507,7 @@ impl SnapshotConfigBuilder {
                 run_id: self.run_id,
                 on_gap: self.on_gap,
                 refresh_every: self.refresh_every,
+                stream: None,
             },
         })
     }

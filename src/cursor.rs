@@ -31,7 +31,29 @@ pub(crate) enum Position {
         /// Items of the source already converted.
         lines: u64,
     },
+    /// A DynamoDB stream: where each of its shards stands, every record up to there being in
+    /// closed files.
+    Stream {
+        /// Each shard's cursor, by shard id.
+        shards: StreamCursor,
+    },
     /// Every item of the part is in closed files.
+    Done,
+}
+
+/// Where each shard of a DynamoDB stream stands, by shard id: what a stream run starts from,
+/// what each of its pages leaves, and what the table records once it is committed.
+pub(crate) type StreamCursor = std::collections::BTreeMap<String, ShardCursor>;
+
+/// Where reading one shard of a stream continues.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShardCursor {
+    /// From its first record still in the stream (TRIM_HORIZON).
+    Start,
+    /// After the record with this sequence number (up to 40 digits, kept as text).
+    After(String),
+    /// A closed shard read to its end.
     Done,
 }
 
@@ -72,6 +94,7 @@ impl Position {
             Position::Start => Some(Ok(0)),
             Position::Lines { lines } => Some(Ok(*lines)),
             Position::Done => None,
+            Position::Stream { .. } => Some(Err(())),
             Position::After { key } => Some(match key.0.get(LEGACY_LINE_KEY) {
                 Some(AV::N(n)) if key.0.len() == 1 => n.parse().map_err(|_| ()),
                 _ => Err(()),

@@ -215,6 +215,19 @@ pub enum Error {
         message: String,
     },
 
+    /// Changes of the table's DynamoDB stream were lost before ddbsnap read them: a position
+    /// older than the stream's 24 hours, a shard dropped before it was read to its end, or a
+    /// new stream (the old one was disabled). Nothing was written (see `--on-gap`).
+    #[error(
+        "table {table}: {message}; refresh the Delta table from the whole table (sync --on-gap refresh) to start over from a full load"
+    )]
+    StreamGap {
+        /// The DynamoDB table.
+        table: String,
+        /// What was lost.
+        message: String,
+    },
+
     /// A bug: an invariant of ddbsnap itself did not hold.
     #[error("internal error: {0}")]
     Internal(String),
@@ -246,6 +259,8 @@ pub enum ExitKind {
     NotReady,
     /// 11: a change set that does not continue the table (older, or after a gap).
     OutOfOrder,
+    /// 12: changes of the table's stream were lost before they were read.
+    StreamGap,
     /// 130: interrupted.
     Interrupted,
 }
@@ -265,6 +280,7 @@ impl ExitKind {
             ExitKind::Throttled => 9,
             ExitKind::NotReady => 10,
             ExitKind::OutOfOrder => 11,
+            ExitKind::StreamGap => 12,
             ExitKind::Interrupted => 130,
         }
     }
@@ -285,6 +301,7 @@ impl Error {
             Error::GaveUp { .. } => ExitKind::Throttled,
             Error::NotReady { .. } => ExitKind::NotReady,
             Error::OutOfOrder { .. } => ExitKind::OutOfOrder,
+            Error::StreamGap { .. } => ExitKind::StreamGap,
             Error::Incomplete { error, .. } => error.kind(),
             Error::Dynamo { .. }
             | Error::ExportFailed { .. }
@@ -438,39 +455,48 @@ mod tests {
                 url: s("s3://lake/orders"),
                 message: s("it holds every change up to 2026-11-21T00:00:00Z"),
             },
+            Error::StreamGap {
+                table: s("orders"),
+                message: s("a new stream since the table last read one"),
+            },
             Error::Internal(s("an invariant")),
         ];
-        // Adding a variant fails to compile here until it has a sample above.
         for e in &all {
-            match e {
-                Error::InvalidArgument { .. }
-                | Error::TableNotFound { .. }
-                | Error::IndexNotFound { .. }
-                | Error::Credentials { .. }
-                | Error::AccessDenied { .. }
-                | Error::Unreachable { .. }
-                | Error::Dynamo { .. }
-                | Error::Destination { .. }
-                | Error::AlreadyExists { .. }
-                | Error::Unrepresentable { .. }
-                | Error::CorruptExport { .. }
-                | Error::ExportFailed { .. }
-                | Error::Format { .. }
-                | Error::GaveUp { .. }
-                | Error::Interrupted { .. }
-                | Error::Incomplete { .. }
-                | Error::NotReady { .. }
-                | Error::OutOfOrder { .. }
-                | Error::Internal(_) => {}
-            }
+            has_a_sample(e);
         }
         all
+    }
+
+    /// Adding a variant fails to compile here until [`samples`] has one of it.
+    fn has_a_sample(e: &Error) {
+        match e {
+            Error::InvalidArgument { .. }
+            | Error::TableNotFound { .. }
+            | Error::IndexNotFound { .. }
+            | Error::Credentials { .. }
+            | Error::AccessDenied { .. }
+            | Error::Unreachable { .. }
+            | Error::Dynamo { .. }
+            | Error::Destination { .. }
+            | Error::AlreadyExists { .. }
+            | Error::Unrepresentable { .. }
+            | Error::CorruptExport { .. }
+            | Error::ExportFailed { .. }
+            | Error::Format { .. }
+            | Error::GaveUp { .. }
+            | Error::Interrupted { .. }
+            | Error::Incomplete { .. }
+            | Error::NotReady { .. }
+            | Error::OutOfOrder { .. }
+            | Error::StreamGap { .. }
+            | Error::Internal(_) => {}
+        }
     }
 
     #[test]
     fn every_message_is_one_line_in_the_users_words() {
         let samples = samples();
-        assert_eq!(samples.len(), 19);
+        assert_eq!(samples.len(), 20);
         for e in samples {
             let text = e.to_string();
             assert!(!text.contains('\n') && !text.trim().is_empty(), "{text}");

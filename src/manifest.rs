@@ -70,6 +70,11 @@ pub struct Manifest {
     /// runs written before ddbsnap recorded it: see [`Manifest::last_refresh`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refreshed_at: Option<DateTime<Utc>>,
+    /// What a Delta table kept by `sync` has read of the table's DynamoDB stream after this
+    /// run: the stream and each shard's position (a full load records where the stream is to
+    /// be read from, every record it may have missed included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<crate::source::stream::StreamState>,
     /// Every data file of the snapshot.
     pub files: Vec<DataFile>,
     /// The one schema shared by every data file.

@@ -1,5 +1,5 @@
 //! The run mode: where a run's items come from. Recorded in checkpoints, manifests and Delta
-//! commits by its lowercase name (`scan`, `export`, `apply`).
+//! commits by its lowercase name (`scan`, `export`, `apply`, `stream`).
 
 use std::fmt;
 
@@ -16,6 +16,8 @@ pub enum RunMode {
     Export,
     /// A change log merged into a snapshot (`apply`).
     Apply,
+    /// The change records of the table's DynamoDB stream (`sync`).
+    Stream,
 }
 
 impl RunMode {
@@ -25,6 +27,7 @@ impl RunMode {
             RunMode::Scan => "scan",
             RunMode::Export => "export",
             RunMode::Apply => "apply",
+            RunMode::Stream => "stream",
         }
     }
 
@@ -34,6 +37,7 @@ impl RunMode {
             RunMode::Scan => "segments",
             RunMode::Export => "data files",
             RunMode::Apply => "sources",
+            RunMode::Stream => "streams",
         }
     }
 }
@@ -56,11 +60,16 @@ mod tests {
 
     #[test]
     fn modes_keep_their_recorded_names() {
-        for mode in [RunMode::Scan, RunMode::Export, RunMode::Apply] {
+        for mode in [
+            RunMode::Scan,
+            RunMode::Export,
+            RunMode::Apply,
+            RunMode::Stream,
+        ] {
             let text = serde_json::to_string(&mode).unwrap();
             assert_eq!(text, format!("\"{mode}\""));
             assert_eq!(serde_json::from_str::<RunMode>(&text).unwrap(), mode);
         }
-        assert!(serde_json::from_str::<RunMode>("\"stream\"").is_err());
+        assert!(serde_json::from_str::<RunMode>("\"streams\"").is_err());
     }
 }

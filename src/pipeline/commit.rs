@@ -177,6 +177,14 @@ fn manifest_of(
             stats: checkpoint.window.clone().unwrap_or_default(),
         }),
         coverage: None,
+        stream: plan.stream.clone().map(|mut stream| {
+            if let Some(crate::checkpoint::Position::Stream { shards }) =
+                checkpoint.positions.first()
+            {
+                stream.shards = shards.clone();
+            }
+            stream
+        }),
         refreshed_at: match (checkpoint.mode, &plan.time) {
             (RunMode::Scan, None) => Some(checkpoint.started_at),
             _ => plan.refreshed_at,

@@ -52,6 +52,10 @@ pub struct CommitPlan {
     /// together with the others.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pulls: bool,
+    /// The table's DynamoDB stream and where the run reads it from (`sync`); a stream run's
+    /// own positions replace the shards' as it reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<crate::source::stream::StreamState>,
 }
 
 /// Sizes of the data files a run writes.
@@ -87,6 +91,7 @@ impl CommitPlan {
             coverage: None,
             refreshed_at: None,
             pulls: config.read.time.is_some(),
+            stream: config.run.stream.clone(),
         }
     }
 

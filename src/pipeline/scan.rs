@@ -235,7 +235,9 @@ fn pending_segments(checkpoint: &Checkpoint) -> Vec<(u32, Option<Item>)> {
         .filter_map(|(segment, position)| match position {
             Position::After { key } => Some((segment as u32, Some(key.0.clone()))),
             Position::Done => None,
-            Position::Start | Position::Lines { .. } => Some((segment as u32, None)),
+            Position::Start | Position::Lines { .. } | Position::Stream { .. } => {
+                Some((segment as u32, None))
+            }
         })
         .collect()
 }

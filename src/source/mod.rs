@@ -7,3 +7,4 @@ mod fast_json;
 mod ion;
 pub(crate) mod raw;
 pub(crate) mod scan;
+pub mod stream;

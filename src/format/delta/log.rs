@@ -50,6 +50,9 @@ pub(crate) struct Record {
     /// When the run that last read the whole table started (absent in earlier commits).
     #[serde(default)]
     pub refreshed_at: Option<DateTime<Utc>>,
+    /// What the table has read of its DynamoDB stream (tables `sync` keeps).
+    #[serde(default)]
+    pub stream: Option<crate::source::stream::StreamState>,
     /// How the run wrote its files (the number mapping of the table's columns).
     #[serde(default)]
     pub options: RecordOptions,

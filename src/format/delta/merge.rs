@@ -46,7 +46,9 @@ pub(super) enum ChangeKind {
 impl ChangeKind {
     /// The kind of change set the run of `manifest` is; `None` for a whole table's items.
     pub(super) fn of(manifest: &Manifest) -> Option<Self> {
-        if manifest.schema.columns.contains_key("_op")
+        // A stream run is a change log even when it read no record (and has no `_op`).
+        if manifest.mode == crate::mode::RunMode::Stream
+            || manifest.schema.columns.contains_key("_op")
             || manifest.export.as_ref().is_some_and(|e| e.is_incremental())
         {
             Some(ChangeKind::ChangeLog)

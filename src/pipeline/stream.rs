@@ -1,0 +1,286 @@
+//! `sync`: a Delta table kept current from the table's DynamoDB stream, with no read capacity
+//! spent after the first load.
+//!
+//! ```text
+//! no table (or --refresh) ─> list the stream's shards ─> full load (Scan) committed with every
+//!                            shard "from its start" as the table's stream position
+//! the table's position ─> read each shard after it (lineage order) ─> change-log rows ─> MERGE
+//!                         commit with the new positions (a run of at most --max-records
+//!                         records; a backlog takes several)
+//! ```
+//!
+//! The hand-off loses and duplicates nothing: the shards are listed before the load starts and
+//! read from their start after it, so every change made during the load is read afterwards,
+//! and per key the latest change in stream order wins (a change the load already saw is applied
+//! again, to the same image). Each MERGE commits its positions with its data (the record in the
+//! commit, see [`crate::format::delta`]), so a crash before a commit reads its records again
+//! and one after it never applies them twice.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde::Serialize;
+use tokio::runtime::Handle;
+use tokio_util::sync::CancellationToken;
+
+use crate::aws::AwsContext;
+use crate::checkpoint::Position;
+use crate::config::SnapshotConfig;
+use crate::error::{Error, Result};
+use crate::format::TableFormat;
+use crate::mode::RunMode;
+use crate::progress::Progress;
+use crate::sink::Target;
+use crate::source::scan::PageSink;
+use crate::source::stream::read::{StreamRead, StreamStats};
+use crate::source::stream::{self, StreamInfo, StreamState};
+use crate::table::TableInfo;
+use crate::window::OnGap;
+
+use super::commit_plan::CommitPlan;
+use super::driver::drive;
+use super::files::{Files, Reader};
+use super::resume::{Origin, RunContext};
+use super::summary::Summary;
+
+/// How a sync runs, beyond the options every run has.
+#[derive(Debug, Clone, Copy)]
+pub struct SyncOptions {
+    /// Load the table in full again, whatever the Delta table holds.
+    pub refresh: bool,
+    /// Deletes made by Time to Live keep their rows.
+    pub keep_expired: bool,
+    /// Give the table a stream (NEW_AND_OLD_IMAGES) when it has none.
+    pub enable_stream: bool,
+    /// Stream records one commit takes at most; a backlog is applied in several commits.
+    pub max_records: u64,
+}
+
+/// Default [`SyncOptions::max_records`].
+pub const DEFAULT_MAX_RECORDS: u64 = 1_000_000;
+
+/// What a sync did.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncSummary {
+    /// The Delta table.
+    pub url: String,
+    /// The DynamoDB table.
+    pub table: String,
+    /// The stream read (its ARN).
+    pub stream: String,
+    /// The full load this sync made first, when the table had to be loaded.
+    pub bootstrap: Option<Summary>,
+    /// Each commit of stream records, in order.
+    pub commits: Vec<Summary>,
+    /// Stream records read.
+    pub records: u64,
+    /// Deletes by Time to Live among them.
+    pub expired_deletes: u64,
+    /// GetRecords calls made.
+    pub get_records_calls: u64,
+    /// Seconds from the approximate creation of the newest record read to its commit.
+    pub lag_seconds: Option<f64>,
+    /// The Delta table's version after the sync.
+    pub version: Option<u64>,
+}
+
+/// Keep the Delta table at `config`'s destination current from the DynamoDB stream of
+/// `config`'s table (see the module documentation).
+pub async fn sync(
+    config: &SnapshotConfig,
+    options: SyncOptions,
+    progress: Arc<dyn Progress>,
+    cancel: CancellationToken,
+) -> Result<SyncSummary> {
+    let mut config = config.clone();
+    config.output.format = TableFormat::Delta;
+    let aws = AwsContext::load(&config.aws).await?;
+    let table = TableInfo::describe(&aws, &config.table).await?;
+    let stream = match stream::latest(&aws, &table.name).await {
+        Err(Error::InvalidArgument { .. }) if options.enable_stream => {
+            stream::enable(&aws, &table.name).await?
+        }
+        found => found?,
+    };
+    let root = Target::open(&config.output.destination, Some(&aws.s3), &config.output.s3).await?;
+    let mut summary = SyncSummary {
+        url: root.url().to_owned(),
+        table: table.name.clone(),
+        stream: stream.arn.clone(),
+        bootstrap: None,
+        commits: Vec::new(),
+        records: 0,
+        expired_deletes: 0,
+        get_records_calls: 0,
+        lag_seconds: None,
+        version: None,
+    };
+    let mut from = match held_position(&root, &table, &stream, &config, options).await? {
+        Some(from) => from,
+        None => {
+            let (start, loaded) =
+                bootstrap(&aws, &table, &stream, &root, &config, &progress, &cancel).await?;
+            summary.version = loaded.delta.as_ref().map(|d| d.version);
+            summary.bootstrap = Some(loaded);
+            start
+        }
+    };
+    loop {
+        let shards = stream::shards(&aws, &stream.arn, &table.name).await?;
+        let stats = Arc::new(StreamStats::default());
+        let read = StreamRead {
+            aws: aws.clone(),
+            table: table.name.clone(),
+            from: from.clone(),
+            shards,
+            keep_expired: options.keep_expired,
+            limit: options.max_records.max(1),
+            retry_timeout: config.read.retry_timeout,
+            stats: Arc::clone(&stats),
+        };
+        let run = RunContext::new(&config, Arc::clone(&progress), cancel.clone());
+        let committed = stream_run(&aws, &table, &root, read, &run).await?;
+        summary.records += stats.records.load(Ordering::Relaxed);
+        summary.expired_deletes += stats.expired.load(Ordering::Relaxed);
+        summary.get_records_calls += stats.calls.load(Ordering::Relaxed);
+        let newest = stats.newest_ms.load(Ordering::Relaxed);
+        if newest > 0 {
+            let now = chrono::Utc::now().timestamp_millis().max(0) as u64;
+            summary.lag_seconds = Some(now.saturating_sub(newest) as f64 / 1000.0);
+        }
+        summary.version = committed
+            .delta
+            .as_ref()
+            .map(|d| d.version)
+            .or(summary.version);
+        summary.commits.push(committed);
+        from = recorded_position(&root, &stream).await?;
+        if !stats.more.load(Ordering::SeqCst) {
+            return Ok(summary);
+        }
+    }
+}
+
+/// Where the Delta table at `root` says the stream is to be read from; `None` when the table
+/// has to be loaded in full first (there is none, `--refresh`, or a new stream with
+/// `--on-gap refresh`).
+async fn held_position(
+    root: &Target,
+    table: &TableInfo,
+    stream: &StreamInfo,
+    config: &SnapshotConfig,
+    options: SyncOptions,
+) -> Result<Option<StreamState>> {
+    if options.refresh || !crate::format::delta::exists(root).await? {
+        return Ok(None);
+    }
+    let held = crate::format::delta::latest_record(root)
+        .await?
+        .and_then(|(_, record)| record.stream);
+    let Some(held) = held else {
+        return Err(Error::invalid(format!(
+            "{} holds a Delta table that records no position in a stream of {}; load it in \
+             full from the table and its stream once with sync --refresh",
+            root.url(),
+            table.name
+        )));
+    };
+    if held.arn == stream.arn {
+        return Ok(Some(held));
+    }
+    match config.run.on_gap {
+        OnGap::Refresh => Ok(None),
+        OnGap::Force => Ok(Some(StreamState {
+            arn: stream.arn.clone(),
+            shards: Default::default(),
+        })),
+        OnGap::Fail => Err(Error::StreamGap {
+            table: table.name.clone(),
+            message: format!(
+                "it has a new stream ({}) since the Delta table last read one ({}): the old \
+                 stream was disabled, and changes made while none was on were never recorded",
+                stream.arn, held.arn
+            ),
+        }),
+    }
+}
+
+/// The stream position the latest commit of the Delta table at `root` records.
+async fn recorded_position(root: &Target, stream: &StreamInfo) -> Result<StreamState> {
+    crate::format::delta::latest_record(root)
+        .await?
+        .and_then(|(_, record)| record.stream)
+        .ok_or_else(|| {
+            Error::Internal(format!(
+                "the sync of {} committed no stream position",
+                stream.arn
+            ))
+        })
+}
+
+/// Load the whole table into a new version of the Delta table at `root`, recording every
+/// shard of `stream` listed before the load "from its start" as where the stream is read
+/// from next. Returns that position and the load's summary.
+async fn bootstrap(
+    aws: &AwsContext,
+    table: &TableInfo,
+    stream: &StreamInfo,
+    root: &Target,
+    config: &SnapshotConfig,
+    progress: &Arc<dyn Progress>,
+    cancel: &CancellationToken,
+) -> Result<(StreamState, Summary)> {
+    let shards = stream::shards(aws, &stream.arn, &table.name).await?;
+    let start = stream::from_the_start(&stream.arn, &shards);
+    let mut load = config.clone();
+    load.run.stream = Some(start.clone());
+    let summary = crate::Snapshot::new(load)
+        .aws(aws.clone())
+        .target(root.clone())
+        .progress(Arc::clone(progress))
+        .cancel(cancel.clone())
+        .await?;
+    Ok((start, summary))
+}
+
+/// One run of stream records (`read`) merged into the Delta table at `root` as its next
+/// version.
+async fn stream_run(
+    aws: &AwsContext,
+    table: &TableInfo,
+    root: &Target,
+    read: StreamRead,
+    run: &RunContext<'_>,
+) -> Result<Summary> {
+    let config = run.config;
+    let target = crate::plan::run_target(root.clone(), config, run.started.1).await?;
+    let publish = CommitPlan {
+        stream: Some(read.from.clone()),
+        ..CommitPlan::new(config, &aws.region, table.clone())
+    };
+    let first_columns = table
+        .key_schema
+        .iter()
+        .map(|k| k.name.clone())
+        .chain(["_op".to_owned(), "_write_time".to_owned()])
+        .collect();
+    let origin = Origin {
+        mode: RunMode::Stream,
+        source: Some(read.from.arn.clone()),
+        filter: None,
+    };
+    let readers = move |positions: &[Position], _lanes: usize| -> Result<Vec<Reader>> {
+        let mut read = read;
+        // A resumed run continues after the records its closed files hold.
+        if let Some(Position::Stream { shards }) = positions.first() {
+            read.from.shards = shards.clone();
+        }
+        Ok(vec![
+            Box::new(move |handle: &Handle, tx: &PageSink, stop: &AtomicBool| {
+                read.run(handle, tx, stop)
+            }) as Reader,
+        ])
+    };
+    let records = Files::new(origin, (1, None), first_columns, Box::new(readers));
+    drive(records, publish, target, run).await
+}

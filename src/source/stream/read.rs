@@ -1,0 +1,355 @@
+//! Reading a stream's shards into change-log rows, on a blocking thread.
+//!
+//! Each shard is read from its cursor with GetShardIterator (TRIM_HORIZON, or
+//! AFTER_SEQUENCE_NUMBER) and GetRecords, in lineage order, one shard at a time: a closed shard
+//! to its end (no next iterator), an open one until it has nothing more (three empty pages in
+//! a row). Every page of records becomes one page of rows whose position is the whole cursor
+//! after it ([`Position::Stream`]), so the checkpoint, and then the commit, record exactly the
+//! records in closed files.
+//!
+//! A record becomes the row the MERGE of a change log takes (as an incremental export's): the
+//! keys and the new image as columns, `_op` (`insert`, `update`, `delete`), `_write_time` (the
+//! record's approximate creation time in microseconds, raised by one where needed so that it
+//! increases in stream order, which makes the latest change per key win) and `_old` (the old
+//! image, when the stream has it). A delete by Time to Live (the record's user identity is the
+//! DynamoDB service) is a delete, unless `keep_expired` keeps the row.
+//!
+//! Faults, as the DynamoDB Streams API reference lists them: an expired iterator (15 minutes)
+//! is acquired again after the last record read; `LimitExceededException`, throttling and
+//! server errors are retried with backoff until the run's retry timeout; a position older
+//! than the stream's 24-hour trim horizon (`TrimmedDataAccessException`) or a shard the
+//! stream dropped before it was read to its end is a [`Error::StreamGap`]: changes were lost.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue as AV;
+use aws_sdk_dynamodbstreams::error::ProvideErrorMetadata;
+use aws_sdk_dynamodbstreams::types::{
+    AttributeValue as StreamValue, OperationType, Record, ShardIteratorType,
+};
+use tokio::runtime::Handle;
+
+use super::{Shard, ShardCursor, StreamState};
+use crate::aws::AwsContext;
+use crate::checkpoint::Position;
+use crate::convert::{Item, Rows};
+use crate::error::{Error, Result};
+use crate::source::scan::{Page, PageSink};
+
+/// Records GetRecords returns at most.
+const PAGE_RECORDS: i32 = 1000;
+/// Empty pages in a row after which an open shard has nothing more for a one-shot run.
+const CAUGHT_UP_AFTER: u32 = 3;
+/// The principal of the deletes Time to Live makes.
+const TTL_PRINCIPAL: &str = "dynamodb.amazonaws.com";
+
+/// What a stream read did, shared with the run's summary.
+#[derive(Debug, Default)]
+pub(crate) struct StreamStats {
+    /// Records read.
+    pub records: AtomicU64,
+    /// GetRecords calls made.
+    pub calls: AtomicU64,
+    /// Deletes by Time to Live among the records.
+    pub expired: AtomicU64,
+    /// True when the read stopped at `limit` records with more to read.
+    pub more: AtomicBool,
+    /// The approximate creation time (ms since 1970) of the newest record read.
+    pub newest_ms: AtomicU64,
+}
+
+/// One read of a stream: from `from`, over the shards the stream lists now (`shards`, in
+/// lineage order), at most `limit` records.
+pub(crate) struct StreamRead {
+    pub aws: AwsContext,
+    pub table: String,
+    pub from: StreamState,
+    pub shards: Vec<Shard>,
+    pub keep_expired: bool,
+    pub limit: u64,
+    pub retry_timeout: Duration,
+    pub stats: Arc<StreamStats>,
+}
+
+/// The cursor `from` over the shards `listed`: every shard listed and not in it starts at its
+/// start (a new shard); shards it holds that are no longer listed are dropped when read to
+/// their end, and are a gap otherwise (the stream trimmed records never read).
+pub(crate) fn carried_over(
+    from: &StreamState,
+    listed: &[Shard],
+    table: &str,
+) -> Result<StreamState> {
+    let mut shards = std::collections::BTreeMap::new();
+    for shard in listed {
+        let cursor = from
+            .shards
+            .get(&shard.id)
+            .cloned()
+            .unwrap_or(ShardCursor::Start);
+        shards.insert(shard.id.clone(), cursor);
+    }
+    for (id, cursor) in &from.shards {
+        if !shards.contains_key(id) && *cursor != ShardCursor::Done {
+            return Err(Error::StreamGap {
+                table: table.to_owned(),
+                message: format!(
+                    "shard {id} of its stream was dropped (older than the stream's 24 hours) \
+                     before ddbsnap read it to its end, so changes in it were lost"
+                ),
+            });
+        }
+    }
+    Ok(StreamState {
+        arn: from.arn.clone(),
+        shards,
+    })
+}
+
+impl StreamRead {
+    /// Read every shard into `tx`, then send the final cursor.
+    pub(crate) fn run(self, handle: &Handle, tx: &PageSink, stop: &AtomicBool) -> Result<()> {
+        let mut cursor = carried_over(&self.from, &self.shards, &self.table)?;
+        let mut clock = 0i128;
+        for shard in &self.shards {
+            if stop.load(Ordering::SeqCst) || self.stats.more.load(Ordering::SeqCst) {
+                break;
+            }
+            let at = cursor
+                .shards
+                .get(&shard.id)
+                .cloned()
+                .unwrap_or(ShardCursor::Start);
+            if at == ShardCursor::Done {
+                continue;
+            }
+            self.read_shard(
+                handle,
+                shard,
+                at,
+                &mut |records, after| {
+                    cursor.shards.insert(shard.id.clone(), after);
+                    let rows = self.rows(records, &mut clock)?;
+                    let position = Position::Stream {
+                        shards: cursor.shards.clone(),
+                    };
+                    tx.blocking_send(Page::from_rows(0, Rows::from_items(&rows)?, position))?;
+                    Ok(())
+                },
+                stop,
+            )?;
+        }
+        let position = Position::Stream {
+            shards: cursor.shards,
+        };
+        Ok(tx.blocking_send(Page::from_rows(0, Rows::new(), position))?)
+    }
+
+    /// Read `shard` from `at`, handing each page of records and the shard's cursor after it to
+    /// `page`.
+    fn read_shard(
+        &self,
+        handle: &Handle,
+        shard: &Shard,
+        mut at: ShardCursor,
+        page: &mut dyn FnMut(&[Record], ShardCursor) -> Result<()>,
+        stop: &AtomicBool,
+    ) -> Result<()> {
+        let mut iterator = self.iterator(handle, shard, &at)?;
+        let mut empty = 0u32;
+        let mut failing_since: Option<Instant> = None;
+        loop {
+            if stop.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            let call = self
+                .aws
+                .streams
+                .get_records()
+                .shard_iterator(&iterator)
+                .limit(PAGE_RECORDS);
+            self.stats.calls.fetch_add(1, Ordering::Relaxed);
+            let out = match handle.block_on(call.send()) {
+                Ok(out) => {
+                    failing_since = None;
+                    out
+                }
+                Err(e) => {
+                    match e.code().unwrap_or_default() {
+                        "ExpiredIteratorException" => {
+                            iterator = self.iterator(handle, shard, &at)?;
+                        }
+                        "TrimmedDataAccessException" => return Err(self.trimmed(shard)),
+                        "LimitExceededException"
+                        | "ThrottlingException"
+                        | "InternalServerError"
+                        | "ServiceUnavailable" => {
+                            let since = *failing_since.get_or_insert_with(Instant::now);
+                            if since.elapsed() > self.retry_timeout {
+                                return Err(self.aws.classify("GetRecords", &self.table, e));
+                            }
+                            std::thread::sleep(Duration::from_millis(250 + fastrand::u64(..250)));
+                        }
+                        _ => return Err(self.aws.classify("GetRecords", &self.table, e)),
+                    }
+                    continue;
+                }
+            };
+            let records = out.records();
+            if let Some(last) = records.last().and_then(|r| r.dynamodb()) {
+                let sequence = last.sequence_number().unwrap_or_default().to_owned();
+                at = ShardCursor::After(sequence);
+                page(records, at.clone())?;
+                empty = 0;
+            }
+            match out.next_shard_iterator() {
+                None => {
+                    page(&[], ShardCursor::Done)?;
+                    return Ok(());
+                }
+                Some(next) => iterator = next.to_owned(),
+            }
+            if records.is_empty() {
+                empty += 1;
+                if empty >= CAUGHT_UP_AFTER && !shard.closed {
+                    return Ok(());
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let read = self.stats.records.load(Ordering::Relaxed);
+            if read >= self.limit {
+                self.stats.more.store(true, Ordering::SeqCst);
+                return Ok(());
+            }
+        }
+    }
+
+    /// An iterator of `shard` at `at`.
+    fn iterator(&self, handle: &Handle, shard: &Shard, at: &ShardCursor) -> Result<String> {
+        let mut call = self
+            .aws
+            .streams
+            .get_shard_iterator()
+            .stream_arn(&self.from.arn)
+            .shard_id(&shard.id);
+        call = match at {
+            ShardCursor::After(sequence) => call
+                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                .sequence_number(sequence),
+            _ => call.shard_iterator_type(ShardIteratorType::TrimHorizon),
+        };
+        match handle.block_on(call.send()) {
+            Ok(out) => out
+                .shard_iterator()
+                .map(str::to_owned)
+                .ok_or_else(|| Error::Internal(format!("no iterator for shard {}", shard.id))),
+            Err(e) if e.code() == Some("TrimmedDataAccessException") => Err(self.trimmed(shard)),
+            Err(e) => Err(self.aws.classify("GetShardIterator", &self.table, e)),
+        }
+    }
+
+    fn trimmed(&self, shard: &Shard) -> Error {
+        Error::StreamGap {
+            table: self.table.clone(),
+            message: format!(
+                "the records of shard {} after the position the table holds are older than the \
+                 stream's 24 hours and were trimmed, so changes were lost",
+                shard.id
+            ),
+        }
+    }
+
+    /// The change-log rows of `records`, `clock` the last `_write_time` given.
+    fn rows(&self, records: &[Record], clock: &mut i128) -> Result<Vec<Item>> {
+        let mut rows = Vec::with_capacity(records.len());
+        for record in records {
+            self.stats.records.fetch_add(1, Ordering::Relaxed);
+            let Some(change) = record.dynamodb() else {
+                continue;
+            };
+            let expired = record.user_identity().is_some_and(|who| {
+                who.r#type() == Some("Service") && who.principal_id() == Some(TTL_PRINCIPAL)
+            });
+            if expired {
+                self.stats.expired.fetch_add(1, Ordering::Relaxed);
+                if self.keep_expired {
+                    continue;
+                }
+            }
+            let micros = change
+                .approximate_creation_date_time()
+                .map_or(0, |t| t.as_nanos() / 1000);
+            if let Ok(ms) = u64::try_from(micros / 1000) {
+                self.stats.newest_ms.fetch_max(ms, Ordering::Relaxed);
+            }
+            *clock = (*clock + 1).max(micros);
+            rows.push(row(record.event_name(), change, *clock)?);
+        }
+        Ok(rows)
+    }
+}
+
+/// The change-log row of one record (see the module documentation).
+fn row(
+    event: Option<&OperationType>,
+    change: &aws_sdk_dynamodbstreams::types::StreamRecord,
+    write_time: i128,
+) -> Result<Item> {
+    let op = match event {
+        Some(OperationType::Insert) => "insert",
+        Some(OperationType::Modify) => "update",
+        Some(OperationType::Remove) => "delete",
+        other => {
+            return Err(Error::invalid(format!(
+                "a stream record has event name {other:?}, not INSERT, MODIFY or REMOVE"
+            )));
+        }
+    };
+    let mut item: Item = items(change.keys())?;
+    if op != "delete" {
+        item.extend(items(change.new_image())?);
+    }
+    item.insert("_op".into(), AV::S(op.into()));
+    item.insert("_write_time".into(), AV::N(write_time.to_string()));
+    if let Some(old) = change.old_image() {
+        item.insert("_old".into(), AV::M(items(Some(old))?));
+    }
+    Ok(item)
+}
+
+fn items(values: Option<&std::collections::HashMap<String, StreamValue>>) -> Result<Item> {
+    values
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| Ok((k.clone(), value(v, k)?)))
+        .collect()
+}
+
+/// A Streams attribute value as DynamoDB's own (the two SDKs each have the type); a type this
+/// SDK does not know fails, naming the attribute `name`.
+fn value(v: &StreamValue, name: &str) -> Result<AV> {
+    Ok(match v {
+        StreamValue::S(s) => AV::S(s.clone()),
+        StreamValue::N(n) => AV::N(n.clone()),
+        StreamValue::B(b) => AV::B(b.clone()),
+        StreamValue::Bool(b) => AV::Bool(*b),
+        StreamValue::Null(n) => AV::Null(*n),
+        StreamValue::Ss(s) => AV::Ss(s.clone()),
+        StreamValue::Ns(n) => AV::Ns(n.clone()),
+        StreamValue::Bs(b) => AV::Bs(b.clone()),
+        StreamValue::L(l) => AV::L(l.iter().map(|v| value(v, name)).collect::<Result<_>>()?),
+        StreamValue::M(m) => AV::M(
+            m.iter()
+                .map(|(k, v)| Ok((k.clone(), value(v, k)?)))
+                .collect::<Result<_>>()?,
+        ),
+        _ => {
+            return Err(Error::Unrepresentable {
+                path: name.to_owned(),
+                message: "a stream record holds a value of a type this ddbsnap does not know"
+                    .into(),
+            });
+        }
+    })
+}

@@ -1,0 +1,180 @@
+//! `ddbsnap sync` against moto server (DynamoDB and DynamoDB Streams, one shard that never
+//! closes): the first sync loads the table and then reads its stream from the start of every
+//! shard listed before the load; later ones merge only the stream's new records (inserts,
+//! updates, deletes), and every version read by `deltalake` and DuckDB equals a Scan of the
+//! table.
+
+mod common;
+
+use aws_sdk_dynamodb::types::StreamViewType;
+use aws_sdk_dynamodb::types::{AttributeValue as AV, ScalarAttributeType, StreamSpecification};
+use common::*;
+use ddbsnap::convert::Item;
+use serde_json::Value;
+
+/// Table `name` (pk S, sk N) on `moto`, with a stream of view type `view` when given.
+async fn table_on(
+    moto: &Moto,
+    name: &str,
+    view: Option<StreamViewType>,
+) -> aws_sdk_dynamodb::Client {
+    let client = aws_context(Some(moto.endpoint())).dynamodb;
+    create_table(&client, name, Some(ScalarAttributeType::N)).await;
+    if let Some(view) = view {
+        let spec = StreamSpecification::builder()
+            .stream_enabled(true)
+            .stream_view_type(view)
+            .build()
+            .unwrap();
+        client
+            .update_table()
+            .table_name(name)
+            .stream_specification(spec)
+            .send()
+            .await
+            .unwrap();
+    }
+    client
+}
+
+fn order(i: u64, version: u64) -> Item {
+    item(vec![
+        ("pk", s(&format!("c{}", i % 7))),
+        ("sk", n(&i.to_string())),
+        ("amount", n(&format!("{}.{:02}", i * 3, version % 100))),
+        ("version", n(&version.to_string())),
+        (
+            "customer",
+            AV::M(item(vec![
+                ("name", s(&format!("näme {i}"))),
+                ("tier", n("2")),
+            ])),
+        ),
+    ])
+}
+
+fn sync_args(moto: &Moto, table: &std::path::Path, extra: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "sync",
+        "orders",
+        "--to",
+        table.to_str().unwrap(),
+        "--endpoint-url",
+        &moto.endpoint(),
+        "--json",
+    ]
+    .map(String::from)
+    .to_vec();
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
+}
+
+async fn synced(args: Vec<String>) -> Value {
+    let out = run_ddbsnap_to_end(args).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The MERGE counts of a sync's commits, summed.
+fn merged(summary: &Value) -> (u64, u64, u64) {
+    let mut sums = (0, 0, 0);
+    for commit in summary["commits"].as_array().unwrap() {
+        let m = &commit["delta"]["merge"];
+        sums.0 += m["rows_inserted"].as_u64().unwrap();
+        sums.1 += m["rows_updated"].as_u64().unwrap();
+        sums.2 += m["rows_deleted"].as_u64().unwrap();
+    }
+    sums
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_loads_the_table_then_merges_every_change_of_its_stream() {
+    let (moto, dir) = (Moto::start(), tempfile::tempdir().unwrap());
+    let client = table_on(&moto, "orders", Some(StreamViewType::NewAndOldImages)).await;
+    let table = dir.path().join("orders");
+    put_items(&client, "orders", (0..30).map(|i| order(i, 1)).collect()).await;
+
+    // First sync: a full load (version 0), then the stream from its start (version 1): the
+    // 30 inserts the load already holds, applied again to the same images.
+    let first = synced(sync_args(&moto, &table, &[])).await;
+    assert_eq!(first["bootstrap"]["delta"]["version"], 0, "{first}");
+    assert_eq!(first["records"], 30, "{first}");
+    assert_eq!(first["version"], 1, "{first}");
+    assert_eq!(merged(&first), (0, 30, 0), "{first}");
+    let expected = scan_all(&client, "orders").await;
+    assert_version_holds(&table, 1, &expected);
+    assert_same_items(&expected, &delta_items(&table, 1).await);
+
+    // Inserts, updates (one key five times), deletes: the next sync reads only those.
+    put_items(&client, "orders", (30..34).map(|i| order(i, 1)).collect()).await;
+    for version in 2..7 {
+        put_items(&client, "orders", vec![order(3, version)]).await;
+    }
+    put_items(&client, "orders", vec![order(4, 2), order(5, 2)]).await;
+    for i in [10u64, 11] {
+        client
+            .delete_item()
+            .table_name("orders")
+            .key("pk", s(&format!("c{}", i % 7)))
+            .key("sk", n(&i.to_string()))
+            .send()
+            .await
+            .unwrap();
+    }
+    let second = synced(sync_args(&moto, &table, &[])).await;
+    assert!(second["bootstrap"].is_null(), "no second load: {second}");
+    assert_eq!(second["records"], 4 + 5 + 2 + 2, "{second}");
+    assert_eq!(merged(&second), (4, 3, 2), "{second}");
+    let expected = scan_all(&client, "orders").await;
+    assert_version_holds(&table, 2, &expected);
+    assert_same_items(&expected, &delta_items(&table, 2).await);
+
+    // Nothing new: no record read, the table unchanged.
+    let third = synced(sync_args(&moto, &table, &[])).await;
+    assert_eq!(third["records"], 0, "{third}");
+    let version = third["version"].as_u64().unwrap();
+    assert_version_holds(&table, version, &expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_without_a_stream_of_new_images_is_refused_with_the_way_to_enable_one() {
+    let (moto, dir) = (Moto::start(), tempfile::tempdir().unwrap());
+    let table = dir.path().join("orders");
+    let client = table_on(&moto, "orders", None).await;
+    put_items(&client, "orders", (0..5).map(|i| order(i, 1)).collect()).await;
+    let out = run_ddbsnap_to_end(sync_args(&moto, &table, &[])).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("StreamEnabled=true,StreamViewType=NEW_AND_OLD_IMAGES")
+            && err.contains("--enable-stream"),
+        "{err}"
+    );
+    assert!(!table.exists(), "nothing written");
+
+    // --enable-stream gives it one, then syncs.
+    let summary = synced(sync_args(&moto, &table, &["--enable-stream"])).await;
+    assert_eq!(summary["bootstrap"]["items"], 5, "{summary}");
+    assert_version_holds(
+        &table,
+        summary["version"].as_u64().unwrap(),
+        &scan_all(&client, "orders").await,
+    );
+
+    // A stream of keys only cannot rebuild items.
+    let keys_only = table_on(&moto, "keys_only", Some(StreamViewType::KeysOnly)).await;
+    drop(keys_only);
+    let mut args = sync_args(&moto, &dir.path().join("k"), &[]);
+    args[1] = "keys_only".into();
+    let out = run_ddbsnap_to_end(args).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("KEYS_ONLY") && err.contains("NEW_AND_OLD_IMAGES"),
+        "{err}"
+    );
+}
