@@ -178,3 +178,52 @@ async fn a_table_without_a_stream_of_new_images_is_refused_with_the_way_to_enabl
         "{err}"
     );
 }
+
+/// Run `args` with `--progress json`, killed (SIGKILL) at the `nth` event named `event`.
+async fn killed_at(args: Vec<String>, event: &'static str, nth: usize) -> Run {
+    let mut seen = 0;
+    run_until_killed(args, move |e| {
+        seen += usize::from(e["event"] == event);
+        seen == nth
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_killed_during_its_load_or_its_commits_is_finished_by_the_next_one() {
+    let (moto, dir) = (Moto::start(), tempfile::tempdir().unwrap());
+    let client = table_on(&moto, "orders", Some(StreamViewType::NewAndOldImages)).await;
+    let table = dir.path().join("orders");
+    put_items(&client, "orders", (0..400).map(|i| order(i, 1)).collect()).await;
+    // Killed as the load writes its first file (small files: several), then synced again: the
+    // load is resumed and the stream read from the shards listed before it.
+    let small = ["--file-size", "1", "--row-group-size", "1"];
+    let killed = killed_at(sync_args(&moto, &table, &small), "file_written", 1).await;
+    assert!(killed.killed, "{}", killed.stderr);
+    put_items(&client, "orders", (400..410).map(|i| order(i, 1)).collect()).await;
+    let resumed = synced(sync_args(&moto, &table, &small)).await;
+    assert!(!resumed["bootstrap"].is_null(), "{resumed}");
+    let expected = scan_all(&client, "orders").await;
+    let version = resumed["version"].as_u64().unwrap();
+    assert_version_holds(&table, version, &expected);
+
+    // Changes merged three records at a time, killed as the second commit starts: the next
+    // sync finishes (or finds committed) that run and reads the rest, once.
+    for version in 2..4 {
+        put_items(
+            &client,
+            "orders",
+            (0..5).map(|i| order(i, version)).collect(),
+        )
+        .await;
+    }
+    let mut args = sync_args(&moto, &table, &["--max-records", "3"]);
+    args.retain(|a| a != "--json");
+    let killed = killed_at(args, "committing", 2).await;
+    assert!(killed.killed, "{}", killed.stderr);
+    let after = synced(sync_args(&moto, &table, &["--max-records", "3"])).await;
+    let expected = scan_all(&client, "orders").await;
+    let version = after["version"].as_u64().unwrap();
+    assert_version_holds(&table, version, &expected);
+    assert_same_items(&expected, &delta_items(&table, version).await);
+}

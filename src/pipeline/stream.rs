@@ -115,49 +115,104 @@ pub async fn sync(
         lag_seconds: None,
         version: None,
     };
-    let mut from = match held_position(&root, &table, &stream, &config, options).await? {
+    // A sync killed before its commit left its run: finish that run first (a load is resumed
+    // from its checkpoint, a stream run after the records its closed files hold).
+    let leftover = unfinished(&root).await?;
+    let held = match leftover {
+        Some((RunMode::Scan, _)) => None,
+        _ => held_position(&root, &table, &stream, &config, options).await?,
+    };
+    let from = match held {
         Some(from) => from,
         None => {
-            let (start, loaded) =
-                bootstrap(&aws, &table, &stream, &root, &config, &progress, &cancel).await?;
+            let load = Load {
+                aws: &aws,
+                table: &table,
+                stream: &stream,
+                root: &root,
+                resumed_from: leftover.map(|(_, started)| started),
+            };
+            let (start, loaded) = load.run(&config, &progress, &cancel).await?;
             summary.version = loaded.delta.as_ref().map(|d| d.version);
             summary.bootstrap = Some(loaded);
             start
         }
     };
-    loop {
-        let shards = stream::shards(&aws, &stream.arn, &table.name).await?;
-        let stats = Arc::new(StreamStats::default());
-        let read = StreamRead {
-            aws: aws.clone(),
-            table: table.name.clone(),
-            from: from.clone(),
-            shards,
-            keep_expired: options.keep_expired,
-            limit: options.max_records.max(1),
-            retry_timeout: config.read.retry_timeout,
-            stats: Arc::clone(&stats),
-        };
-        let run = RunContext::new(&config, Arc::clone(&progress), cancel.clone());
-        let committed = stream_run(&aws, &table, &root, read, &run).await?;
-        summary.records += stats.records.load(Ordering::Relaxed);
-        summary.expired_deletes += stats.expired.load(Ordering::Relaxed);
-        summary.get_records_calls += stats.calls.load(Ordering::Relaxed);
+    let reading = Reading {
+        aws: &aws,
+        table: &table,
+        stream: &stream,
+        root: &root,
+        options,
+    };
+    let resume = matches!(leftover, Some((RunMode::Stream, _)));
+    reading
+        .merge_all(from, resume, &config, (&progress, &cancel), &mut summary)
+        .await?;
+    Ok(summary)
+}
+
+/// Reading the stream into the Delta table, commit by commit.
+struct Reading<'a> {
+    aws: &'a AwsContext,
+    table: &'a TableInfo,
+    stream: &'a StreamInfo,
+    root: &'a Target,
+    options: SyncOptions,
+}
+
+impl Reading<'_> {
+    /// Merge every record after `from` into the table, in runs of at most `max_records`
+    /// records, each its own commit; the first run resumes the unfinished one when `resume`.
+    async fn merge_all(
+        &self,
+        mut from: StreamState,
+        mut resume: bool,
+        config: &SnapshotConfig,
+        (progress, cancel): (&Arc<dyn Progress>, &CancellationToken),
+        summary: &mut SyncSummary,
+    ) -> Result<()> {
+        loop {
+            let listed_at = chrono::Utc::now();
+            let shards = stream::shards(self.aws, &self.stream.arn, &self.table.name).await?;
+            let stats = Arc::new(StreamStats::default());
+            let read = StreamRead {
+                aws: self.aws.clone(),
+                table: self.table.name.clone(),
+                from,
+                shards,
+                listed_at,
+                keep_expired: self.options.keep_expired,
+                limit: self.options.max_records.max(1),
+                retry_timeout: config.read.retry_timeout,
+                stats: Arc::clone(&stats),
+            };
+            let mut run_config = config.clone();
+            run_config.run.resume = std::mem::take(&mut resume);
+            let run = RunContext::new(&run_config, Arc::clone(progress), cancel.clone());
+            let committed = stream_run(self.aws, self.table, self.root, read, &run).await?;
+            summary.add(&stats, committed);
+            from = recorded_position(self.root, self.stream).await?;
+            if !stats.more.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+        }
+    }
+}
+
+impl SyncSummary {
+    /// Count the stream run `committed`, which read what `stats` say.
+    fn add(&mut self, stats: &StreamStats, committed: Summary) {
+        self.records += stats.records.load(Ordering::Relaxed);
+        self.expired_deletes += stats.expired.load(Ordering::Relaxed);
+        self.get_records_calls += stats.calls.load(Ordering::Relaxed);
         let newest = stats.newest_ms.load(Ordering::Relaxed);
         if newest > 0 {
             let now = chrono::Utc::now().timestamp_millis().max(0) as u64;
-            summary.lag_seconds = Some(now.saturating_sub(newest) as f64 / 1000.0);
+            self.lag_seconds = Some(now.saturating_sub(newest) as f64 / 1000.0);
         }
-        summary.version = committed
-            .delta
-            .as_ref()
-            .map(|d| d.version)
-            .or(summary.version);
-        summary.commits.push(committed);
-        from = recorded_position(&root, &stream).await?;
-        if !stats.more.load(Ordering::SeqCst) {
-            return Ok(summary);
-        }
+        self.version = committed.delta.as_ref().map(|d| d.version).or(self.version);
+        self.commits.push(committed);
     }
 }
 
@@ -193,6 +248,7 @@ async fn held_position(
         OnGap::Force => Ok(Some(StreamState {
             arn: stream.arn.clone(),
             shards: Default::default(),
+            listed_at: chrono::Utc::now(),
         })),
         OnGap::Fail => Err(Error::StreamGap {
             table: table.name.clone(),
@@ -218,29 +274,56 @@ async fn recorded_position(root: &Target, stream: &StreamInfo) -> Result<StreamS
         })
 }
 
-/// Load the whole table into a new version of the Delta table at `root`, recording every
-/// shard of `stream` listed before the load "from its start" as where the stream is read
-/// from next. Returns that position and the load's summary.
-async fn bootstrap(
-    aws: &AwsContext,
-    table: &TableInfo,
-    stream: &StreamInfo,
-    root: &Target,
-    config: &SnapshotConfig,
-    progress: &Arc<dyn Progress>,
-    cancel: &CancellationToken,
-) -> Result<(StreamState, Summary)> {
-    let shards = stream::shards(aws, &stream.arn, &table.name).await?;
-    let start = stream::from_the_start(&stream.arn, &shards);
-    let mut load = config.clone();
-    load.run.stream = Some(start.clone());
-    let summary = crate::Snapshot::new(load)
-        .aws(aws.clone())
-        .target(root.clone())
-        .progress(Arc::clone(progress))
-        .cancel(cancel.clone())
-        .await?;
-    Ok((start, summary))
+/// The mode and start of the run a sync killed before its commit left in `root`, if any.
+async fn unfinished(root: &Target) -> Result<Option<(RunMode, chrono::DateTime<chrono::Utc>)>> {
+    let runs = match root.runs().await {
+        Ok(runs) => runs,
+        // Nothing there yet (a local folder not created).
+        Err(_) if !crate::format::delta::exists(root).await.unwrap_or(false) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let Some(run) = runs.iter().rev().find(|r| r.unfinished && !r.committed) else {
+        return Ok(None);
+    };
+    Ok(crate::checkpoint::read_checkpoint(&root.child(&run.name))
+        .await?
+        .map(|c| (c.mode, c.started_at)))
+}
+
+/// The full load of a sync: the whole table into a new version of the Delta table at `root`,
+/// recording every shard of `stream` listed before the load "from its start" as where the
+/// stream is read from next.
+struct Load<'a> {
+    aws: &'a AwsContext,
+    table: &'a TableInfo,
+    stream: &'a StreamInfo,
+    root: &'a Target,
+    /// When the load this one resumes started (its shards were listed just before).
+    resumed_from: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Load<'_> {
+    /// Run it; returns the stream position it recorded and its summary.
+    async fn run(
+        &self,
+        config: &SnapshotConfig,
+        progress: &Arc<dyn Progress>,
+        cancel: &CancellationToken,
+    ) -> Result<(StreamState, Summary)> {
+        let listed_at = self.resumed_from.unwrap_or_else(chrono::Utc::now);
+        let shards = stream::shards(self.aws, &self.stream.arn, &self.table.name).await?;
+        let start = stream::from_the_start(&self.stream.arn, &shards, listed_at);
+        let mut load = config.clone();
+        load.run.stream = Some(start.clone());
+        load.run.resume = self.resumed_from.is_some();
+        let summary = crate::Snapshot::new(load)
+            .aws(self.aws.clone())
+            .target(self.root.clone())
+            .progress(Arc::clone(progress))
+            .cancel(cancel.clone())
+            .await?;
+        Ok((start, summary))
+    }
 }
 
 /// One run of stream records (`read`) merged into the Delta table at `root` as its next

@@ -31,7 +31,13 @@ pub struct StreamState {
     /// Where each shard stands, by shard id (shards read to their end stay until the stream
     /// drops them).
     pub shards: BTreeMap<String, ShardCursor>,
+    /// When the stream's shards were listed for these positions: a stream keeps records 24
+    /// hours, so positions older than that may have lost records, listed or not.
+    pub listed_at: chrono::DateTime<chrono::Utc>,
 }
+
+/// How long a stream keeps its records.
+pub const RETENTION: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 
 /// A table's current stream, as DescribeTable gives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,13 +199,18 @@ pub(crate) fn in_lineage_order(mut shards: Vec<Shard>) -> Vec<Shard> {
 
 /// Where a sync starting now reads: every shard listed from its start (TRIM_HORIZON), so no
 /// change made after this call is missed, whatever the full load that follows sees.
-pub(crate) fn from_the_start(arn: &str, shards: &[Shard]) -> StreamState {
+pub(crate) fn from_the_start(
+    arn: &str,
+    shards: &[Shard],
+    listed_at: chrono::DateTime<chrono::Utc>,
+) -> StreamState {
     StreamState {
         arn: arn.to_owned(),
         shards: shards
             .iter()
             .map(|s| (s.id.clone(), ShardCursor::Start))
             .collect(),
+        listed_at,
     }
 }
 

@@ -67,20 +67,37 @@ pub(crate) struct StreamRead {
     pub table: String,
     pub from: StreamState,
     pub shards: Vec<Shard>,
+    /// When `shards` were listed.
+    pub listed_at: chrono::DateTime<chrono::Utc>,
     pub keep_expired: bool,
     pub limit: u64,
     pub retry_timeout: Duration,
     pub stats: Arc<StreamStats>,
 }
 
-/// The cursor `from` over the shards `listed`: every shard listed and not in it starts at its
-/// start (a new shard); shards it holds that are no longer listed are dropped when read to
-/// their end, and are a gap otherwise (the stream trimmed records never read).
+/// The cursor `from` over the shards `listed` (at `now`): every shard listed and not in it
+/// starts at its start (a new shard); shards it holds that are no longer listed are dropped
+/// when read to their end, and are a gap otherwise (the stream trimmed records never read), as
+/// is a cursor listed more than the stream's 24 hours ago (records may have been trimmed, from
+/// shards listed or not).
 pub(crate) fn carried_over(
     from: &StreamState,
     listed: &[Shard],
     table: &str,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<StreamState> {
+    if now - from.listed_at > super::RETENTION {
+        return Err(Error::StreamGap {
+            table: table.to_owned(),
+            message: format!(
+                "the Delta table's stream positions were taken at {}, more than the stream's 24 \
+                 hours ago, so records may have been trimmed before they were read; sync at \
+                 least once a day",
+                from.listed_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+        });
+    }
     let mut shards = std::collections::BTreeMap::new();
     for shard in listed {
         let cursor = from
@@ -104,13 +121,14 @@ pub(crate) fn carried_over(
     Ok(StreamState {
         arn: from.arn.clone(),
         shards,
+        listed_at: now,
     })
 }
 
 impl StreamRead {
     /// Read every shard into `tx`, then send the final cursor.
     pub(crate) fn run(self, handle: &Handle, tx: &PageSink, stop: &AtomicBool) -> Result<()> {
-        let mut cursor = carried_over(&self.from, &self.shards, &self.table)?;
+        let mut cursor = carried_over(&self.from, &self.shards, &self.table, self.listed_at)?;
         let mut clock = 0i128;
         for shard in &self.shards {
             if stop.load(Ordering::SeqCst) || self.stats.more.load(Ordering::SeqCst) {
