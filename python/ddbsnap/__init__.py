@@ -29,6 +29,7 @@ __all__ = [
     "commit",
     "optimize",
     "vacuum",
+    "sync",
     "DdbsnapError",
     "UsageError",
     "NotFoundError",
@@ -40,6 +41,7 @@ __all__ = [
     "ThrottledError",
     "NotReadyError",
     "OutOfOrderError",
+    "StreamGapError",
     "InterruptedRunError",
 ]
 
@@ -110,6 +112,14 @@ class OutOfOrderError(DdbsnapError):
     ``on_gap="refresh"`` reads the whole table instead where the command can."""
 
     exit_code = 11
+
+
+class StreamGapError(DdbsnapError):
+    """``sync``: changes of the table's DynamoDB stream were lost before they were read (a
+    position older than the stream's 24 hours, a dropped shard, a new stream); exit code 12,
+    nothing was written. ``on_gap="refresh"`` starts over from a full load."""
+
+    exit_code = 12
 
 
 class InterruptedRunError(DdbsnapError):
@@ -183,6 +193,16 @@ def optimize(table, **options):
     (``ddbsnap optimize``); returns what it did (``version`` is None when there was nothing to
     compact)."""
     return _run("optimize", table, "--json", **options)
+
+
+def sync(table, to, **options):
+    """Keep the Delta table at ``to`` current from the DynamoDB stream of ``table``
+    (``ddbsnap sync``): the first call loads the whole table, every later one merges the
+    stream's new records and reads no table capacity (a Databricks job every few minutes).
+    ``refresh=True`` loads it in full again, ``keep_expired=True`` keeps rows Time to Live
+    deleted, ``enable_stream=True`` gives the table a stream when it has none. Returns what it
+    did: ``records``, each commit's summary under ``commits``, ``lag_seconds``."""
+    return _run("sync", table, "--to", to, "--json", **options)
 
 
 def vacuum(table, **options):

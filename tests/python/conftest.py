@@ -1,4 +1,4 @@
-"""Fixtures for the Python package's tests: a dynalite server on a free loopback port, and
+"""Fixtures for the Python package's tests: dynalite and moto servers on free loopback ports, and
 AWS settings that point nowhere else (dummy credentials, a fixed region)."""
 
 import os
@@ -45,6 +45,16 @@ def serve(argv, port):
 def dynalite():
     port = free_port()
     proc = serve(["node", os.environ["DDBSNAP_DYNALITE"], "--port", str(port), "--createTableMs", "0"], port)
+    yield f"http://127.0.0.1:{port}"
+    proc.kill()
+    proc.wait()
+
+
+@pytest.fixture
+def moto():
+    """A moto server: DynamoDB with DynamoDB Streams."""
+    port = free_port()
+    proc = serve([os.environ["DDBSNAP_MOTO_SERVER"], "-H", "127.0.0.1", "-p", str(port)], port)
     yield f"http://127.0.0.1:{port}"
     proc.kill()
     proc.wait()

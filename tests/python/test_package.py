@@ -326,3 +326,29 @@ def test_optimize_and_vacuum_keep_a_delta_table_from_python(dynalite, tmp_path):
     )
     assert read.stdout.split() == ["40"], read.stderr
     assert ddbsnap.vacuum(table)["files"] == []
+
+
+def test_sync_keeps_a_delta_table_from_the_stream(moto, tmp_path):
+    db = client(moto)
+    db.create_table(
+        TableName="events",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    table = str(tmp_path / "events")
+    with pytest.raises(ddbsnap.UsageError, match="NEW_AND_OLD_IMAGES"):
+        ddbsnap.sync("events", table, endpoint_url=moto)
+    db.update_table(
+        TableName="events",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+    for i in range(5):
+        db.put_item(TableName="events", Item={"pk": {"S": f"e{i}"}, "n": {"N": "1.5"}})
+    first = ddbsnap.sync("events", table, endpoint_url=moto)
+    assert first["bootstrap"]["items"] == 5 and first["records"] == 5, first
+    db.delete_item(TableName="events", Key={"pk": {"S": "e0"}})
+    second = ddbsnap.sync("events", table, endpoint_url=moto)
+    assert second["bootstrap"] is None and second["records"] == 1, second
+    assert second["commits"][0]["delta"]["merge"]["rows_deleted"] == 1, second
+    assert ddbsnap.StreamGapError.exit_code == 12
