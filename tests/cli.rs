@@ -1130,6 +1130,26 @@ async fn help_is_grouped_and_names_the_environment_fallbacks() {
             .collect::<Vec<_>>()
             .join("\n")
     };
+    // sync: the same headings as snapshot (those it has), and its stream's endpoint.
+    let sync = help("sync").await;
+    let sync_headings: Vec<&str> = sync
+        .lines()
+        .filter(|l| !l.starts_with(' ') && l.ends_with(':'))
+        .collect();
+    assert_eq!(
+        sync_headings,
+        [
+            "Arguments:",
+            "Options:",
+            "Source:",
+            "AWS access:",
+            "Read budget:",
+            "Output:",
+            "Progress:"
+        ]
+    );
+    assert!(sync.contains("AWS_ENDPOINT_URL_DYNAMODB_STREAMS"));
+    assert!(section(&sync, "Source").contains("--keep-expired"));
     assert!(section(&snapshot, "Progress").contains("--verbose"));
     assert!(section(&snapshot, "Read budget").contains("--max-rcu"));
     // apply reads nothing from DynamoDB; convert-export only DescribeTable, for a Delta
