@@ -32,6 +32,11 @@ pub(crate) struct Description {
     pub full_scan_seconds: f64,
     /// Whether the estimate assumes strongly consistent reads.
     pub consistent_read: bool,
+    /// The table's DynamoDB stream (what `sync` reads), when it has one.
+    pub stream: Option<crate::source::stream::StreamSummary>,
+    /// Why the stream could not be described (it is then left out), e.g. a permission.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_unknown: Option<String>,
     /// A reminder of where the figures come from.
     pub note: String,
 }
@@ -75,7 +80,13 @@ pub(crate) async fn describe(
             aws.classify("DescribeContinuousBackups", &info.name, e)
         ),
     };
+    let (stream, stream_unknown) = match crate::source::stream::summary(aws, &info.name).await {
+        Ok(stream) => (stream, None),
+        Err(e) => (None, Some(e.to_string())),
+    };
     Ok(Description {
+        stream,
+        stream_unknown,
         point_in_time_recovery: pitr,
         index: index.map(str::to_owned),
         segments: auto_segments(size),
@@ -137,6 +148,7 @@ impl Description {
                 t.size_bytes.unwrap_or(0) as f64 / (1 << 20) as f64
             ),
             format!("PITR          {}", self.point_in_time_recovery),
+            format!("stream        {}", self.stream_line()),
         ];
         for i in &t.indexes {
             out.push(format!(
@@ -171,6 +183,31 @@ impl Description {
         ));
         out.push(format!("note          {}", self.note));
         out.join("\n")
+    }
+}
+
+impl Description {
+    /// The stream, as `describe` shows it: its view type, shards and oldest record.
+    fn stream_line(&self) -> String {
+        let Some(s) = &self.stream else {
+            return match &self.stream_unknown {
+                Some(why) => format!("unknown ({why})"),
+                None => "none (sync needs one with NEW_AND_OLD_IMAGES or NEW_IMAGE)".to_owned(),
+            };
+        };
+        let usable = match s.view_type.as_str() {
+            "NEW_AND_OLD_IMAGES" | "NEW_IMAGE" => "",
+            _ => "; sync needs NEW_AND_OLD_IMAGES or NEW_IMAGE",
+        };
+        let oldest = s
+            .oldest_record_age_seconds
+            .map_or("no records".to_owned(), |a| {
+                format!("oldest record {} old", duration(a))
+            });
+        format!(
+            "{} ({} shards, {} open; {oldest}){usable}",
+            s.view_type, s.shards, s.open_shards
+        )
     }
 }
 

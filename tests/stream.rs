@@ -133,6 +133,30 @@ async fn sync_loads_the_table_then_merges_every_change_of_its_stream() {
     assert_version_holds(&table, 2, &expected);
     assert_same_items(&expected, &delta_items(&table, 2).await);
 
+    // describe shows the stream: its view type, shards and the age of its oldest record.
+    let described = run_ddbsnap_to_end(
+        [
+            "describe",
+            "orders",
+            "--endpoint-url",
+            &moto.endpoint(),
+            "--json",
+        ]
+        .map(String::from)
+        .to_vec(),
+    )
+    .await;
+    let described: Value = serde_json::from_slice(&described.stdout).unwrap();
+    let stream = &described["stream"];
+    assert_eq!(stream["view_type"], "NEW_AND_OLD_IMAGES", "{described}");
+    assert_eq!(
+        (stream["shards"].as_u64(), stream["open_shards"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let age = stream["oldest_record_age_seconds"].as_f64().unwrap();
+    assert!((0.0..600.0).contains(&age), "{described}");
+    assert_eq!(stream["arn"], first["stream"]);
+
     // Nothing new: no record read, the table unchanged.
     let third = synced(sync_args(&moto, &table, &[])).await;
     assert_eq!(third["records"], 0, "{third}");

@@ -56,9 +56,8 @@ fn enable_command(table: &str) -> String {
     )
 }
 
-/// The latest stream of `table`, when its records rebuild items (their view type holds new
-/// images); a one-line usage error that says how to enable one otherwise.
-pub(crate) async fn latest(aws: &AwsContext, table: &str) -> Result<StreamInfo> {
+/// The stream `table` has enabled now, whatever its view type; `None` when it has none.
+pub(crate) async fn current(aws: &AwsContext, table: &str) -> Result<Option<StreamInfo>> {
     let described = aws
         .dynamodb
         .describe_table()
@@ -69,22 +68,31 @@ pub(crate) async fn latest(aws: &AwsContext, table: &str) -> Result<StreamInfo> 
     let table_desc = described.table();
     let spec = table_desc.and_then(|t| t.stream_specification());
     let arn = table_desc.and_then(|t| t.latest_stream_arn());
-    let (Some(spec), Some(arn)) = (spec.filter(|s| s.stream_enabled()), arn) else {
+    Ok(match (spec.filter(|s| s.stream_enabled()), arn) {
+        (Some(spec), Some(arn)) => Some(StreamInfo {
+            arn: arn.to_owned(),
+            view: spec
+                .stream_view_type()
+                .map(|v| v.as_str().to_owned())
+                .unwrap_or_default(),
+        }),
+        _ => None,
+    })
+}
+
+/// The latest stream of `table`, when its records rebuild items (their view type holds new
+/// images); a one-line usage error that says how to enable one otherwise.
+pub(crate) async fn latest(aws: &AwsContext, table: &str) -> Result<StreamInfo> {
+    let Some(info) = current(aws, table).await? else {
         return Err(Error::invalid(format!(
             "table {table} has no DynamoDB stream, which sync reads; enable one that holds new \
              images: {} (or run sync with --enable-stream)",
             enable_command(table)
         )));
     };
-    let view = spec
-        .stream_view_type()
-        .map(|v| v.as_str().to_owned())
-        .unwrap_or_default();
-    match spec.stream_view_type() {
-        Some(StreamViewType::NewAndOldImages | StreamViewType::NewImage) => Ok(StreamInfo {
-            arn: arn.to_owned(),
-            view,
-        }),
+    let view = info.view.clone();
+    match StreamViewType::from(view.as_str()) {
+        StreamViewType::NewAndOldImages | StreamViewType::NewImage => Ok(info),
         _ => Err(Error::invalid(format!(
             "the stream of table {table} has view type {view}, whose records cannot rebuild \
              items; a table has one stream: disable it (aws dynamodb update-table --table-name \
@@ -195,6 +203,42 @@ pub(crate) fn in_lineage_order(mut shards: Vec<Shard>) -> Vec<Shard> {
         out.push(shard);
     }
     out
+}
+
+/// A table's stream as `describe` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct StreamSummary {
+    /// Its ARN.
+    pub arn: String,
+    /// Its view type; `sync` needs NEW_AND_OLD_IMAGES or NEW_IMAGE.
+    pub view_type: String,
+    /// Shards the stream lists, and how many of them are open.
+    pub shards: usize,
+    pub open_shards: usize,
+    /// Age of the oldest record it holds (at most 24 hours), when it holds any.
+    pub oldest_record_age_seconds: Option<f64>,
+}
+
+/// The stream of `table` for `describe`: its view type, shards and the age of its oldest
+/// record (from its oldest shard's first records); `None` when it has none.
+pub(crate) async fn summary(aws: &AwsContext, table: &str) -> Result<Option<StreamSummary>> {
+    let Some(info) = current(aws, table).await? else {
+        return Ok(None);
+    };
+    let shards = shards(aws, &info.arn, table).await?;
+    let oldest = match shards.first() {
+        Some(first) => read::first_record_time(aws, &info.arn, first, table).await?,
+        None => None,
+    };
+    let now = chrono::Utc::now();
+    Ok(Some(StreamSummary {
+        open_shards: shards.iter().filter(|s| !s.closed).count(),
+        shards: shards.len(),
+        oldest_record_age_seconds: oldest
+            .map(|t| (now - t).num_milliseconds().max(0) as f64 / 1000.0),
+        view_type: info.view,
+        arn: info.arn,
+    }))
 }
 
 /// Where a sync starting now reads: every shard listed from its start (TRIM_HORIZON), so no

@@ -371,3 +371,48 @@ fn value(v: &StreamValue, name: &str) -> Result<AV> {
         }
     })
 }
+
+/// The approximate creation time of the first record of `shard` (its oldest): a few GetRecords
+/// from its start; `None` when it holds none.
+pub(crate) async fn first_record_time(
+    aws: &AwsContext,
+    arn: &str,
+    shard: &Shard,
+    table: &str,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+    let start = aws
+        .streams
+        .get_shard_iterator()
+        .stream_arn(arn)
+        .shard_id(&shard.id)
+        .shard_iterator_type(ShardIteratorType::TrimHorizon)
+        .send()
+        .await
+        .map_err(|e| aws.classify("GetShardIterator", table, e))?;
+    let mut iterator = start.shard_iterator().map(str::to_owned);
+    for _ in 0..CAUGHT_UP_AFTER {
+        let Some(at) = iterator.take() else {
+            break;
+        };
+        let page = aws
+            .streams
+            .get_records()
+            .shard_iterator(at)
+            .limit(1)
+            .send()
+            .await
+            .map_err(|e| aws.classify("GetRecords", table, e))?;
+        if let Some(time) = page
+            .records()
+            .first()
+            .and_then(|r| r.dynamodb())
+            .and_then(|d| d.approximate_creation_date_time())
+        {
+            return Ok(chrono::DateTime::from_timestamp_millis(
+                time.to_millis().unwrap_or(0),
+            ));
+        }
+        iterator = page.next_shard_iterator().map(str::to_owned);
+    }
+    Ok(None)
+}
