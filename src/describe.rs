@@ -33,7 +33,7 @@ pub(crate) struct Description {
     /// Whether the estimate assumes strongly consistent reads.
     pub consistent_read: bool,
     /// The table's DynamoDB stream (what `sync` reads), when it has one.
-    pub stream: Option<crate::source::stream::StreamSummary>,
+    pub stream: Option<crate::source::stream::status::StreamSummary>,
     /// Why the stream could not be described (it is then left out), e.g. a permission.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream_unknown: Option<String>,
@@ -80,10 +80,11 @@ pub(crate) async fn describe(
             aws.classify("DescribeContinuousBackups", &info.name, e)
         ),
     };
-    let (stream, stream_unknown) = match crate::source::stream::summary(aws, &info.name).await {
-        Ok(stream) => (stream, None),
-        Err(e) => (None, Some(e.to_string())),
-    };
+    let (stream, stream_unknown) =
+        match crate::source::stream::status::summary(aws, &info.name).await {
+            Ok(stream) => (stream, None),
+            Err(e) => (None, Some(e.to_string())),
+        };
     Ok(Description {
         stream,
         stream_unknown,

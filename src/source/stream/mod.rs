@@ -12,6 +12,7 @@
 //! one after it never applies them twice.
 
 pub(crate) mod read;
+pub(crate) mod status;
 
 use std::collections::BTreeMap;
 
@@ -203,42 +204,6 @@ pub(crate) fn in_lineage_order(mut shards: Vec<Shard>) -> Vec<Shard> {
         out.push(shard);
     }
     out
-}
-
-/// A table's stream as `describe` shows it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct StreamSummary {
-    /// Its ARN.
-    pub arn: String,
-    /// Its view type; `sync` needs NEW_AND_OLD_IMAGES or NEW_IMAGE.
-    pub view_type: String,
-    /// Shards the stream lists, and how many of them are open.
-    pub shards: usize,
-    pub open_shards: usize,
-    /// Age of the oldest record it holds (at most 24 hours), when it holds any.
-    pub oldest_record_age_seconds: Option<f64>,
-}
-
-/// The stream of `table` for `describe`: its view type, shards and the age of its oldest
-/// record (from its oldest shard's first records); `None` when it has none.
-pub(crate) async fn summary(aws: &AwsContext, table: &str) -> Result<Option<StreamSummary>> {
-    let Some(info) = current(aws, table).await? else {
-        return Ok(None);
-    };
-    let shards = shards(aws, &info.arn, table).await?;
-    let oldest = match shards.first() {
-        Some(first) => read::first_record_time(aws, &info.arn, first, table).await?,
-        None => None,
-    };
-    let now = chrono::Utc::now();
-    Ok(Some(StreamSummary {
-        open_shards: shards.iter().filter(|s| !s.closed).count(),
-        shards: shards.len(),
-        oldest_record_age_seconds: oldest
-            .map(|t| (now - t).num_milliseconds().max(0) as f64 / 1000.0),
-        view_type: info.view,
-        arn: info.arn,
-    }))
 }
 
 /// Where a sync starting now reads: every shard listed from its start (TRIM_HORIZON), so no
