@@ -251,3 +251,193 @@ async fn a_sync_killed_during_its_load_or_its_commits_is_finished_by_the_next_on
     assert_version_holds(&table, version, &expected);
     assert_same_items(&expected, &delta_items(&table, version).await);
 }
+
+/// The test's table: its items on moto, and each change's stream record on the fault server.
+struct Model {
+    client: aws_sdk_dynamodb::Client,
+    stream: common::streams::FaultStream,
+    items: std::collections::BTreeMap<String, Item>,
+}
+
+fn key_of(it: &Item) -> (Item, String) {
+    let keys = item(vec![("pk", it["pk"].clone()), ("sk", it["sk"].clone())]);
+    let text = format!("{:?}/{:?}", it["pk"], it["sk"]);
+    (keys, text)
+}
+
+impl Model {
+    async fn put(&mut self, it: Item) {
+        put_items(&self.client, "orders", vec![it.clone()]).await;
+        let (keys, text) = key_of(&it);
+        let old = self.items.insert(text, it.clone());
+        self.stream.record(&keys, Some(&it), old.as_ref(), false);
+    }
+
+    async fn delete(&mut self, i: u64, by_ttl: bool) {
+        let (keys, text) = key_of(&order(i, 0));
+        let mut call = self.client.delete_item().table_name("orders");
+        for (k, v) in &keys {
+            call = call.key(k, v.clone());
+        }
+        call.send().await.unwrap();
+        let old = self.items.remove(&text);
+        self.stream.record(&keys, None, old.as_ref(), by_ttl);
+    }
+}
+
+/// Run `sync` with DynamoDB on moto and DynamoDB Streams on the fault server (each service's
+/// own endpoint variable, as users split them).
+async fn sync_split(
+    moto: &Moto,
+    fault: &str,
+    table: &std::path::Path,
+    extra: &[&str],
+) -> std::process::Output {
+    let mut args = sync_args(moto, table, extra);
+    let at = args.iter().position(|a| a == "--endpoint-url").unwrap();
+    args.drain(at..at + 2);
+    let env = [
+        ("AWS_ENDPOINT_URL_DYNAMODB", moto.endpoint()),
+        ("AWS_ENDPOINT_URL_DYNAMODB_STREAMS", fault.to_owned()),
+    ];
+    tokio::task::spawn_blocking(move || ddbsnap_command(&args).envs(env).output().unwrap())
+        .await
+        .unwrap()
+}
+
+fn ok(out: std::process::Output) -> Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// On the fault server: shards that split twice while writes go on (a key changed in the parent
+/// and again in each generation), LimitExceeded, an expired iterator, DescribeStream one shard
+/// per page; deletes by Time to Live, deleted or kept; records trimmed before a sync read them
+/// (exit code 12; --on-gap refresh recovers); a table with a new stream (exit code 12).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn splits_faults_ttl_deletes_and_gaps_on_a_stream_server_of_our_own() {
+    let (moto, dir) = (Moto::start(), tempfile::tempdir().unwrap());
+    let client = table_on(&moto, "orders", Some(StreamViewType::NewAndOldImages)).await;
+    let arn = client
+        .describe_table()
+        .table_name("orders")
+        .send()
+        .await
+        .unwrap()
+        .table
+        .and_then(|t| t.latest_stream_arn)
+        .unwrap();
+    let stream = common::streams::FaultStream::start(&arn);
+    let fault = stream.endpoint();
+    let mut model = Model {
+        client: client.clone(),
+        stream,
+        items: Default::default(),
+    };
+    let table = dir.path().join("orders");
+    for i in 0..20 {
+        model.put(order(i, 1)).await;
+    }
+    let first = ok(sync_split(&moto, &fault, &table, &[]).await);
+    assert_eq!(first["records"], 20, "{first}");
+    let holds = |expected: Vec<Item>, version: u64| {
+        assert_version_holds(&table, version, &expected);
+    };
+    holds(
+        scan_all(&client, "orders").await,
+        first["version"].as_u64().unwrap(),
+    );
+
+    // Two splits while writing; faults on the next reads.
+    model.put(order(3, 2)).await;
+    model.stream.split();
+    model.put(order(3, 3)).await;
+    for i in 20..26 {
+        model.put(order(i, 1)).await;
+    }
+    model.delete(5, false).await;
+    model.stream.split();
+    model.put(order(3, 4)).await;
+    model.put(order(21, 2)).await;
+    assert_eq!(model.stream.shard_count(), 7);
+    model.stream.faults(2, 1, 1);
+    let second = ok(sync_split(&moto, &fault, &table, &[]).await);
+    assert_eq!(second["records"], 11, "every change once: {second}");
+    assert_eq!(
+        merged(&second),
+        (6, 1, 1),
+        "key 21 inserted then changed: {second}"
+    );
+    assert!(
+        model.stream.calls("DescribeStream") >= 7,
+        "one shard per page"
+    );
+    holds(
+        scan_all(&client, "orders").await,
+        second["version"].as_u64().unwrap(),
+    );
+
+    // Deletes by Time to Live: deletes by default, kept with --keep-expired.
+    model.delete(7, true).await;
+    let third = ok(sync_split(&moto, &fault, &table, &[]).await);
+    assert_eq!(
+        (third["expired_deletes"].as_u64(), merged(&third).2),
+        (Some(1), 1)
+    );
+    holds(
+        scan_all(&client, "orders").await,
+        third["version"].as_u64().unwrap(),
+    );
+    let kept = order(8, 1);
+    model.delete(8, true).await;
+    let fourth = ok(sync_split(&moto, &fault, &table, &["--keep-expired"]).await);
+    assert_eq!(merged(&fourth).2, 0, "{fourth}");
+    let mut expected = scan_all(&client, "orders").await;
+    expected.push(kept);
+    holds(expected, fourth["version"].as_u64().unwrap());
+
+    // Records trimmed before a sync read them: a gap (exit 12, nothing written), then
+    // --on-gap refresh loads the table again.
+    model.put(order(30, 1)).await;
+    model.stream.trim();
+    let version = fourth["version"].as_u64().unwrap();
+    let gap = sync_split(&moto, &fault, &table, &[]).await;
+    let err = String::from_utf8_lossy(&gap.stderr);
+    assert_eq!(gap.status.code(), Some(12), "{err}");
+    assert!(err.contains("trimmed") || err.contains("dropped"), "{err}");
+    assert!(
+        !table
+            .join(format!("_delta_log/{:020}.json", version + 1))
+            .exists()
+    );
+    let recovered = ok(sync_split(&moto, &fault, &table, &["--on-gap", "refresh"]).await);
+    assert!(!recovered["bootstrap"].is_null(), "{recovered}");
+    holds(
+        scan_all(&client, "orders").await,
+        recovered["version"].as_u64().unwrap(),
+    );
+
+    // The table dropped and created again: a new stream, whose start says nothing of the
+    // changes in between. A gap (exit 12) until --on-gap refresh loads it again.
+    client
+        .delete_table()
+        .table_name("orders")
+        .send()
+        .await
+        .unwrap();
+    let client = table_on(&moto, "orders", Some(StreamViewType::NewAndOldImages)).await;
+    put_items(&client, "orders", (0..4).map(|i| order(i, 9)).collect()).await;
+    let gap = sync_split(&moto, &fault, &table, &[]).await;
+    let err = String::from_utf8_lossy(&gap.stderr);
+    assert_eq!(gap.status.code(), Some(12), "{err}");
+    assert!(err.contains("new stream"), "{err}");
+    let recovered = ok(sync_split(&moto, &fault, &table, &["--on-gap", "refresh"]).await);
+    holds(
+        scan_all(&client, "orders").await,
+        recovered["version"].as_u64().unwrap(),
+    );
+}

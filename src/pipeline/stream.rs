@@ -122,20 +122,18 @@ pub async fn sync(
         Some((RunMode::Scan, _)) => None,
         _ => held_position(&root, &table, &stream, &config, options).await?,
     };
+    let load = Load {
+        aws: &aws,
+        table: &table,
+        stream: &stream,
+        root: &root,
+        resumed_from: leftover.map(|(_, started)| started),
+    };
     let from = match held {
         Some(from) => from,
         None => {
-            let load = Load {
-                aws: &aws,
-                table: &table,
-                stream: &stream,
-                root: &root,
-                resumed_from: leftover.map(|(_, started)| started),
-            };
-            let (start, loaded) = load.run(&config, &progress, &cancel).await?;
-            summary.version = loaded.delta.as_ref().map(|d| d.version);
-            summary.bootstrap = Some(loaded);
-            start
+            load.into_table(&mut summary, &config, (&progress, &cancel))
+                .await?
         }
     };
     let reading = Reading {
@@ -146,8 +144,27 @@ pub async fn sync(
         options,
     };
     let resume = matches!(leftover, Some((RunMode::Stream, _)));
-    reading
+    let read = reading
         .merge_all(from, resume, &config, (&progress, &cancel), &mut summary)
+        .await;
+    // A gap found before a run wrote anything: --on-gap says what to do.
+    let from = match (read, config.run.on_gap) {
+        (Err(Error::StreamGap { .. }), OnGap::Refresh) if summary.bootstrap.is_none() => {
+            let load = Load {
+                resumed_from: None,
+                ..load
+            };
+            load.into_table(&mut summary, &config, (&progress, &cancel))
+                .await?
+        }
+        (Err(Error::StreamGap { .. }), OnGap::Force) => {
+            let shards = stream::shards(&aws, &stream.arn, &table.name).await?;
+            stream::from_the_start(&stream.arn, &shards, chrono::Utc::now())
+        }
+        (read, _) => return read.map(|()| summary),
+    };
+    reading
+        .merge_all(from, false, &config, (&progress, &cancel), &mut summary)
         .await?;
     Ok(summary)
 }
@@ -175,6 +192,16 @@ impl Reading<'_> {
         loop {
             let listed_at = chrono::Utc::now();
             let shards = stream::shards(self.aws, &self.stream.arn, &self.table.name).await?;
+            if !resume {
+                crate::source::stream::read::check(
+                    self.aws,
+                    &from,
+                    &shards,
+                    &self.table.name,
+                    listed_at,
+                )
+                .await?;
+            }
             let stats = Arc::new(StreamStats::default());
             let read = StreamRead {
                 aws: self.aws.clone(),
@@ -303,6 +330,19 @@ struct Load<'a> {
 }
 
 impl Load<'_> {
+    /// Run it into `summary`'s `bootstrap`; returns the stream position it recorded.
+    async fn into_table(
+        &self,
+        summary: &mut SyncSummary,
+        config: &SnapshotConfig,
+        (progress, cancel): (&Arc<dyn Progress>, &CancellationToken),
+    ) -> Result<StreamState> {
+        let (start, loaded) = self.run(config, progress, cancel).await?;
+        summary.version = loaded.delta.as_ref().map(|d| d.version);
+        summary.bootstrap = Some(loaded);
+        Ok(start)
+    }
+
     /// Run it; returns the stream position it recorded and its summary.
     async fn run(
         &self,

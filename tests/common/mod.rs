@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub mod streams;
+
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};

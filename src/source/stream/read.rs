@@ -125,6 +125,49 @@ pub(crate) fn carried_over(
     })
 }
 
+/// Before a run writes anything: an error when reading the stream from `from` would miss
+/// records ([`carried_over`], and a position the stream has trimmed since: GetShardIterator
+/// after it fails with `TrimmedDataAccessException`).
+pub(crate) async fn check(
+    aws: &AwsContext,
+    from: &StreamState,
+    listed: &[Shard],
+    table: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<()> {
+    let cursor = carried_over(from, listed, table, now)?;
+    for shard in listed {
+        let Some(ShardCursor::After(sequence)) = cursor.shards.get(&shard.id) else {
+            continue;
+        };
+        let call = aws
+            .streams
+            .get_shard_iterator()
+            .stream_arn(&from.arn)
+            .shard_id(&shard.id)
+            .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+            .sequence_number(sequence);
+        match call.send().await {
+            Ok(_) => {}
+            Err(e) if e.code() == Some("TrimmedDataAccessException") => {
+                return Err(trimmed(table, &shard.id));
+            }
+            Err(e) => return Err(aws.classify("GetShardIterator", table, e)),
+        }
+    }
+    Ok(())
+}
+
+fn trimmed(table: &str, shard: &str) -> Error {
+    Error::StreamGap {
+        table: table.to_owned(),
+        message: format!(
+            "the records of shard {shard} after the position the Delta table holds are older \
+             than the stream's 24 hours and were trimmed, so changes were lost"
+        ),
+    }
+}
+
 impl StreamRead {
     /// Read every shard into `tx`, then send the final cursor.
     pub(crate) fn run(self, handle: &Handle, tx: &PageSink, stop: &AtomicBool) -> Result<()> {
@@ -268,14 +311,7 @@ impl StreamRead {
     }
 
     fn trimmed(&self, shard: &Shard) -> Error {
-        Error::StreamGap {
-            table: self.table.clone(),
-            message: format!(
-                "the records of shard {} after the position the table holds are older than the \
-                 stream's 24 hours and were trimmed, so changes were lost",
-                shard.id
-            ),
-        }
+        trimmed(&self.table, &shard.id)
     }
 
     /// The change-log rows of `records`, `clock` the last `_write_time` given.
