@@ -132,7 +132,7 @@ pub async fn sync(
     let from = match held {
         Some(from) => from,
         None => {
-            load.into_table(&mut summary, &config, (&progress, &cancel))
+            load.load_into(&mut summary, &config, (&progress, &cancel))
                 .await?
         }
     };
@@ -154,7 +154,7 @@ pub async fn sync(
                 resumed_from: None,
                 ..load
             };
-            load.into_table(&mut summary, &config, (&progress, &cancel))
+            load.load_into(&mut summary, &config, (&progress, &cancel))
                 .await?
         }
         (Err(Error::StreamGap { .. }), OnGap::Force) => {
@@ -331,7 +331,7 @@ struct Load<'a> {
 
 impl Load<'_> {
     /// Run it into `summary`'s `bootstrap`; returns the stream position it recorded.
-    async fn into_table(
+    async fn load_into(
         &self,
         summary: &mut SyncSummary,
         config: &SnapshotConfig,
