@@ -441,3 +441,76 @@ async fn splits_faults_ttl_deletes_and_gaps_on_a_stream_server_of_our_own() {
         recovered["version"].as_u64().unwrap(),
     );
 }
+
+/// The hand-off: the first sync is paused in the middle of its full load while writers change
+/// the table (updates of rows the load has and has not read yet, deletes, inserts, one key
+/// many times); the stream, read from before the load, brings every one of them, so the table
+/// equals DynamoDB's once the sync ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_made_during_the_load_are_merged_from_the_stream() {
+    let (moto, dir) = (Moto::start(), tempfile::tempdir().unwrap());
+    let client = table_on(&moto, "orders", Some(StreamViewType::NewAndOldImages)).await;
+    let table = dir.path().join("orders");
+    put_items(&client, "orders", (0..600).map(|i| order(i, 1)).collect()).await;
+    let writer = client.clone();
+    let mut args = sync_args(
+        &moto,
+        &table,
+        &[
+            "--file-size",
+            "1",
+            "--row-group-size",
+            "1",
+            "--segments",
+            "4",
+            "--concurrency",
+            "1",
+        ],
+    );
+    args.retain(|a| a != "--json");
+    let run = run_pausing(
+        args,
+        |e| e["event"] == "page",
+        move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                put_items(
+                    &writer,
+                    "orders",
+                    (0..600).step_by(7).map(|i| order(i, 2)).collect(),
+                )
+                .await;
+                for version in 3..8 {
+                    put_items(&writer, "orders", vec![order(599, version)]).await;
+                }
+                put_items(&writer, "orders", (600..620).map(|i| order(i, 1)).collect()).await;
+                for i in (1..600).step_by(11) {
+                    writer
+                        .delete_item()
+                        .table_name("orders")
+                        .key("pk", s(&format!("c{}", i % 7)))
+                        .key("sk", n(&i.to_string()))
+                        .send()
+                        .await
+                        .unwrap();
+                }
+            });
+        },
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let expected = scan_all(&client, "orders").await;
+    let version = std::fs::read_dir(table.join("_delta_log"))
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_suffix(".json")?.parse::<u64>().ok()
+        })
+        .max()
+        .unwrap();
+    assert_version_holds(&table, version, &expected);
+    assert_same_items(&expected, &delta_items(&table, version).await);
+}
