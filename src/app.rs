@@ -263,8 +263,12 @@ fn sync_line(s: &crate::pipeline::SyncSummary) -> String {
         .lag_seconds
         .map(|l| format!("; newest record {l:.1} s before its commit"))
         .unwrap_or_default();
+    let behind = match s.behind_seconds {
+        Some(b) if b >= 3600.0 => format!(" (the table was {:.1} hours behind)", b / 3600.0),
+        _ => String::new(),
+    };
     format!(
-        "synced {} from its stream: {} records ({} GetRecords calls, no table reads) merged as {}{lag}\n{}",
+        "synced {} from its stream: {} records{behind} ({} GetRecords calls, no table reads) merged as {}{lag}\n{}",
         s.table,
         s.records,
         s.get_records_calls,

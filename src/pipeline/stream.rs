@@ -80,6 +80,9 @@ pub struct SyncSummary {
     pub get_records_calls: u64,
     /// Seconds from the approximate creation of the newest record read to its commit.
     pub lag_seconds: Option<f64>,
+    /// How far behind the table was: the age of the oldest record read when the sync started
+    /// reading (none when there was nothing new).
+    pub behind_seconds: Option<f64>,
     /// The Delta table's version after the sync.
     pub version: Option<u64>,
 }
@@ -113,6 +116,7 @@ pub async fn sync(
         expired_deletes: 0,
         get_records_calls: 0,
         lag_seconds: None,
+        behind_seconds: None,
         version: None,
     };
     // A sync killed before its commit left its run: finish that run first (a load is resumed
@@ -202,7 +206,7 @@ impl Reading<'_> {
                 )
                 .await?;
             }
-            let stats = Arc::new(StreamStats::default());
+            let stats = Arc::new(StreamStats::new());
             let read = StreamRead {
                 aws: self.aws.clone(),
                 table: self.table.name.clone(),
@@ -233,10 +237,16 @@ impl SyncSummary {
         self.records += stats.records.load(Ordering::Relaxed);
         self.expired_deletes += stats.expired.load(Ordering::Relaxed);
         self.get_records_calls += stats.calls.load(Ordering::Relaxed);
+        let now = chrono::Utc::now().timestamp_millis().max(0) as u64;
         let newest = stats.newest_ms.load(Ordering::Relaxed);
         if newest > 0 {
-            let now = chrono::Utc::now().timestamp_millis().max(0) as u64;
             self.lag_seconds = Some(now.saturating_sub(newest) as f64 / 1000.0);
+        }
+        let oldest = stats.oldest_ms.load(Ordering::Relaxed);
+        if oldest != u64::MAX && self.behind_seconds.is_none() {
+            let started = (committed.seconds * 1000.0) as u64;
+            let age = now.saturating_sub(started).saturating_sub(oldest);
+            self.behind_seconds = Some(age as f64 / 1000.0);
         }
         self.version = committed.delta.as_ref().map(|d| d.version).or(self.version);
         self.commits.push(committed);
@@ -350,6 +360,9 @@ impl Load<'_> {
         progress: &Arc<dyn Progress>,
         cancel: &CancellationToken,
     ) -> Result<(StreamState, Summary)> {
+        if self.resumed_from.is_none() {
+            fits_in_the_stream(self.table, config)?;
+        }
         let listed_at = self.resumed_from.unwrap_or_else(chrono::Utc::now);
         let shards = stream::shards(self.aws, &self.stream.arn, &self.table.name).await?;
         let start = stream::from_the_start(&self.stream.arn, &shards, listed_at);
@@ -364,6 +377,30 @@ impl Load<'_> {
             .await?;
         Ok((start, summary))
     }
+}
+
+/// An error when loading `table` would take longer at `config`'s read budget than its stream
+/// keeps records (24 hours: the changes made during the load would be trimmed before they are
+/// read), with the estimate (the same as `describe`'s), 10% to spare.
+fn fits_in_the_stream(table: &TableInfo, config: &SnapshotConfig) -> Result<()> {
+    let budget =
+        crate::throttle::ReadBudget::plan(table, config.read.read_fraction, config.read.max_rcu);
+    let bytes = table.size_bytes.unwrap_or(0).max(0) as u64;
+    let rcu = crate::throttle::scan_page_rcu(bytes, config.read.consistent_read);
+    let seconds = rcu / budget.rcu_per_second.max(1e-9);
+    if seconds <= stream::RETENTION.num_seconds() as f64 * 0.9 {
+        return Ok(());
+    }
+    Err(Error::invalid(format!(
+        "loading {} ({:.1} GiB) at {} would take about {:.1} hours, longer than its stream \
+         keeps the changes made meanwhile (24 hours); raise --read-fraction or --max-rcu, or \
+         load it from a full export (snapshot --mode export --format delta) and sync only what \
+         follows",
+        table.name,
+        bytes as f64 / (1u64 << 30) as f64,
+        budget.describe(),
+        seconds / 3600.0
+    )))
 }
 
 /// One run of stream records (`read`) merged into the Delta table at `root` as its next
@@ -406,4 +443,40 @@ async fn stream_run(
     };
     let records = Files::new(origin, (1, None), first_columns, Box::new(readers));
     drive(records, publish, target, run).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_load_longer_than_the_stream_keeps_changes_is_refused_with_the_estimate() {
+        let table = |gib: i64, rcu: i64| TableInfo {
+            name: "orders".into(),
+            arn: None,
+            key_schema: Vec::new(),
+            item_count: None,
+            size_bytes: Some(gib << 30),
+            billing_mode: "PROVISIONED".into(),
+            capacity: crate::table::ReadCapacity {
+                provisioned_rcu: Some(rcu),
+                ..Default::default()
+            },
+            indexes: Vec::new(),
+        };
+        let config = SnapshotConfig::builder("orders", "/tmp/t")
+            .read_fraction(0.5)
+            .build()
+            .unwrap();
+        // 100 GiB: 13.1 million RCU; at 50 RCU/s (half of 100), 73 hours.
+        let err = fits_in_the_stream(&table(100, 100), &config).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        let text = err.to_string();
+        assert!(
+            text.contains("about 72.8 hours") && text.contains("--max-rcu"),
+            "{text}"
+        );
+        // At 5,000 RCU/s, under an hour.
+        assert!(fits_in_the_stream(&table(100, 10_000), &config).is_ok());
+    }
 }

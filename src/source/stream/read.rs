@@ -58,6 +58,18 @@ pub(crate) struct StreamStats {
     pub more: AtomicBool,
     /// The approximate creation time (ms since 1970) of the newest record read.
     pub newest_ms: AtomicU64,
+    /// ... and of the oldest (`u64::MAX` until one is read): how far behind the table was.
+    pub oldest_ms: AtomicU64,
+}
+
+impl StreamStats {
+    /// No record read yet.
+    pub(crate) fn new() -> Self {
+        StreamStats {
+            oldest_ms: AtomicU64::new(u64::MAX),
+            ..StreamStats::default()
+        }
+    }
 }
 
 /// One read of a stream: from `from`, over the shards the stream lists now (`shards`, in
@@ -336,6 +348,7 @@ impl StreamRead {
                 .map_or(0, |t| t.as_nanos() / 1000);
             if let Ok(ms) = u64::try_from(micros / 1000) {
                 self.stats.newest_ms.fetch_max(ms, Ordering::Relaxed);
+                self.stats.oldest_ms.fetch_min(ms, Ordering::Relaxed);
             }
             *clock = (*clock + 1).max(micros);
             rows.push(row(record.event_name(), change, *clock)?);
