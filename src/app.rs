@@ -240,9 +240,53 @@ async fn snapshot(args: SnapshotArgs, cancel: Option<CancellationToken>) -> Resu
 
 async fn sync(args: SyncArgs, cancel: Option<CancellationToken>) -> Result<Outcome, Error> {
     let (config, options) = args.to_config()?;
-    let (progress, cancel) = start(args.output.progress, cancel);
-    let summary = crate::pipeline::sync(&config, options, progress, cancel).await?;
+    let (progress, cancel, stop) = match cancel {
+        // The caller's token (the Python API's Ctrl-C) interrupts; nothing else stops it.
+        Some(cancel) => {
+            let (progress, cancel) = start(args.output.progress, Some(cancel));
+            (progress, cancel, CancellationToken::new())
+        }
+        None => {
+            let (progress, cancel) = start(args.output.progress, Some(CancellationToken::new()));
+            (progress, cancel, stop_on_signals())
+        }
+    };
+    let summary = crate::pipeline::sync(&config, options, progress, (cancel, stop)).await?;
     Ok(Outcome::Sync(Box::new(summary), args.output.json))
+}
+
+/// The next SIGTERM (Unix) or Ctrl-C.
+async fn signalled() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// A token the first SIGTERM or Ctrl-C fires: a sync commits what it read and ends, exit 0. A
+/// second one exits at once (130).
+fn stop_on_signals() -> CancellationToken {
+    let stop = CancellationToken::new();
+    let fire = stop.clone();
+    tokio::spawn(async move {
+        for _ in 0..2 {
+            signalled().await;
+            if fire.is_cancelled() {
+                std::process::exit(130);
+            }
+            eprintln!("stopping: committing what was read (send the signal again to quit at once)");
+            fire.cancel();
+        }
+    });
+    stop
 }
 
 /// The line a sync ends with: what it merged from the stream, and how fresh the table is.

@@ -255,6 +255,13 @@ pub(crate) struct SyncArgs {
     /// memory stays bounded.
     #[arg(long, value_name = "N", default_value_t = crate::pipeline::DEFAULT_MAX_RECORDS, help_heading = SOURCE)]
     pub max_records: u64,
+    /// Keep running: read the stream and commit what it brought every --commit-every, until
+    /// SIGTERM or Ctrl-C, which commits what was read and exits 0.
+    #[arg(long, help_heading = SOURCE)]
+    pub follow: bool,
+    /// With --follow: how often to commit (e.g. 1m, 30s, 5m).
+    #[arg(long, value_name = "DURATION", default_value = "1m", requires = "follow", value_parser = crate::config::parse_duration, help_heading = SOURCE)]
+    pub commit_every: std::time::Duration,
     /// Strongly consistent reads for the full load (twice the read capacity).
     #[arg(long, help_heading = SOURCE)]
     pub consistent_read: bool,
@@ -320,6 +327,7 @@ impl SyncArgs {
             keep_expired: self.keep_expired,
             enable_stream: self.enable_stream,
             max_records: self.max_records,
+            follow: self.follow.then_some(self.commit_every),
         };
         Ok((b.build()?, options))
     }

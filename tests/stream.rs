@@ -514,3 +514,49 @@ async fn changes_made_during_the_load_are_merged_from_the_stream() {
     assert_version_holds(&table, version, &expected);
     assert_same_items(&expected, &delta_items(&table, version).await);
 }
+
+/// `--follow --commit-every 1s` under a steady write load commits every second; SIGTERM, sent
+/// once the writers have stopped and a commit has landed after them, commits what was read and
+/// exits 0, with the table equal to DynamoDB's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_commits_on_an_interval_and_sigterm_stops_it_cleanly() {
+    let (moto, dir) = (Moto::start(), tempfile::tempdir().unwrap());
+    let client = table_on(&moto, "orders", Some(StreamViewType::NewAndOldImages)).await;
+    let table = dir.path().join("orders");
+    put_items(&client, "orders", (0..50).map(|i| order(i, 1)).collect()).await;
+    let writing_done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let done = std::sync::Arc::clone(&writing_done);
+    let writer = client.clone();
+    let writers = tokio::spawn(async move {
+        for round in 0..8u64 {
+            tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+            let batch = (0..5).map(|i| order(i * 9 + round, round + 2)).collect();
+            put_items(&writer, "orders", batch).await;
+        }
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    let mut args = sync_args(&moto, &table, &["--follow", "--commit-every", "1s"]);
+    args.retain(|a| a != "--json");
+    let mut after_writers = 0;
+    let run = run_until_signalled(args, "TERM", move |e| {
+        if e["event"] == "committed" && writing_done.load(std::sync::atomic::Ordering::SeqCst) {
+            after_writers += 1;
+        }
+        after_writers == 2
+    })
+    .await;
+    writers.await.unwrap();
+    assert!(run.killed, "{}", run.stderr);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let versions = std::fs::read_dir(table.join("_delta_log"))
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_suffix(".json")?.parse::<u64>().ok()
+        })
+        .max()
+        .unwrap();
+    assert!(versions >= 4, "a load and several commits: {versions}");
+    let expected = scan_all(&client, "orders").await;
+    assert_version_holds(&table, versions, &expected);
+}

@@ -54,6 +54,8 @@ pub struct SyncOptions {
     pub enable_stream: bool,
     /// Stream records one commit takes at most; a backlog is applied in several commits.
     pub max_records: u64,
+    /// Keep running, reading and committing at this interval, until stopped.
+    pub follow: Option<std::time::Duration>,
 }
 
 /// Default [`SyncOptions::max_records`].
@@ -88,12 +90,15 @@ pub struct SyncSummary {
 }
 
 /// Keep the Delta table at `config`'s destination current from the DynamoDB stream of
-/// `config`'s table (see the module documentation).
+/// `config`'s table (see the module documentation). `cancel` interrupts (nothing more is
+/// committed; the next sync finishes the run); `stop` ends the sync cleanly: a stream run stops
+/// reading and commits what it read, a follow loop ends (a full load is interrupted, as it
+/// cannot commit half a table).
 pub async fn sync(
     config: &SnapshotConfig,
     options: SyncOptions,
     progress: Arc<dyn Progress>,
-    cancel: CancellationToken,
+    (cancel, stop): (CancellationToken, CancellationToken),
 ) -> Result<SyncSummary> {
     let mut config = config.clone();
     config.output.format = TableFormat::Delta;
@@ -133,6 +138,18 @@ pub async fn sync(
         root: &root,
         resumed_from: leftover.map(|(_, started)| started),
     };
+    // The load is interrupted by either token.
+    let load_cancel = CancellationToken::new();
+    {
+        let (cancel, stop, load_cancel) = (cancel.clone(), stop.clone(), load_cancel.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = cancel.cancelled() => {}
+                _ = stop.cancelled() => {}
+            }
+            load_cancel.cancel();
+        });
+    }
     let from = match held {
         Some(from) => from,
         None => {
@@ -146,6 +163,7 @@ pub async fn sync(
         stream: &stream,
         root: &root,
         options,
+        stop: &stop,
     };
     let resume = matches!(leftover, Some((RunMode::Stream, _)));
     let read = reading
@@ -165,10 +183,19 @@ pub async fn sync(
             let shards = stream::shards(&aws, &stream.arn, &table.name).await?;
             stream::from_the_start(&stream.arn, &shards, chrono::Utc::now())
         }
-        (read, _) => return read.map(|()| summary),
+        (Err(e), _) => return Err(e),
+        (Ok(()), _) => {
+            reading
+                .follow(&config, (&progress, &cancel), &mut summary)
+                .await?;
+            return Ok(summary);
+        }
     };
     reading
         .merge_all(from, false, &config, (&progress, &cancel), &mut summary)
+        .await?;
+    reading
+        .follow(&config, (&progress, &cancel), &mut summary)
         .await?;
     Ok(summary)
 }
@@ -180,9 +207,34 @@ struct Reading<'a> {
     stream: &'a StreamInfo,
     root: &'a Target,
     options: SyncOptions,
+    /// Ends the sync cleanly (see [`sync`]).
+    stop: &'a CancellationToken,
 }
 
 impl Reading<'_> {
+    /// With `--follow`: read and commit every interval until `stop`, from where the table's
+    /// last commit left the stream.
+    async fn follow(
+        &self,
+        config: &SnapshotConfig,
+        (progress, cancel): (&Arc<dyn Progress>, &CancellationToken),
+        summary: &mut SyncSummary,
+    ) -> Result<()> {
+        let Some(every) = self.options.follow else {
+            return Ok(());
+        };
+        loop {
+            tokio::select! {
+                _ = self.stop.cancelled() => return Ok(()),
+                _ = cancel.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(every) => {}
+            }
+            let from = recorded_position(self.root, self.stream).await?;
+            self.merge_all(from, false, config, (progress, cancel), summary)
+                .await?;
+        }
+    }
+
     /// Merge every record after `from` into the table, in runs of at most `max_records`
     /// records, each its own commit; the first run resumes the unfinished one when `resume`.
     async fn merge_all(
@@ -217,6 +269,7 @@ impl Reading<'_> {
                 limit: self.options.max_records.max(1),
                 retry_timeout: config.read.retry_timeout,
                 stats: Arc::clone(&stats),
+                stop: self.stop.clone(),
             };
             let mut run_config = config.clone();
             run_config.run.resume = std::mem::take(&mut resume);
@@ -224,7 +277,7 @@ impl Reading<'_> {
             let committed = stream_run(self.aws, self.table, self.root, read, &run).await?;
             summary.add(&stats, committed);
             from = recorded_position(self.root, self.stream).await?;
-            if !stats.more.load(Ordering::SeqCst) {
+            if !stats.more.load(Ordering::SeqCst) || self.stop.is_cancelled() {
                 return Ok(());
             }
         }

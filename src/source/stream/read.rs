@@ -85,6 +85,8 @@ pub(crate) struct StreamRead {
     pub limit: u64,
     pub retry_timeout: Duration,
     pub stats: Arc<StreamStats>,
+    /// Stop reading (as if caught up) once it fires: the run commits what it read.
+    pub stop: tokio_util::sync::CancellationToken,
 }
 
 /// The cursor `from` over the shards `listed` (at `now`): every shard listed and not in it
@@ -186,7 +188,10 @@ impl StreamRead {
         let mut cursor = carried_over(&self.from, &self.shards, &self.table, self.listed_at)?;
         let mut clock = 0i128;
         for shard in &self.shards {
-            if stop.load(Ordering::SeqCst) || self.stats.more.load(Ordering::SeqCst) {
+            if stop.load(Ordering::SeqCst)
+                || self.stats.more.load(Ordering::SeqCst)
+                || self.stop.is_cancelled()
+            {
                 break;
             }
             let at = cursor
@@ -233,7 +238,7 @@ impl StreamRead {
         let mut empty = 0u32;
         let mut failing_since: Option<Instant> = None;
         loop {
-            if stop.load(Ordering::SeqCst) {
+            if stop.load(Ordering::SeqCst) || self.stop.is_cancelled() {
                 return Ok(());
             }
             let call = self
