@@ -235,6 +235,52 @@ impl ShardArgs {
     }
 }
 
+/// How fast a Scan reads the table: segments and the read budget (`snapshot`, the first load
+/// of `sync`).
+#[derive(Debug, Args)]
+pub(crate) struct BudgetArgs {
+    /// Scan segments (TotalSegments); default: one per GiB of table data, 4 to 1024.
+    #[arg(long, help_heading = BUDGET)]
+    pub segments: Option<u32>,
+    /// Segments scanned at once (default: one per 400 RCU/s of read budget, 1 to 8).
+    #[arg(long, help_heading = BUDGET)]
+    pub concurrency: Option<u32>,
+    /// Fraction of the table's read capacity to use (provisioned RCU, or the on-demand
+    /// maximum / warm throughput).
+    #[arg(long, default_value_t = crate::throttle::DEFAULT_READ_FRACTION, value_name = "F", help_heading = BUDGET)]
+    pub read_fraction: f64,
+    /// Absolute ceiling on the read rate in RCU/s; for on-demand tables with no declared
+    /// capacity, the rate itself.
+    #[arg(long, value_name = "RCU", help_heading = BUDGET)]
+    pub max_rcu: Option<f64>,
+    /// Give up after this many seconds of throttled or failed requests on one segment (or,
+    /// for `sync`, on one shard's GetRecords).
+    #[arg(long, default_value_t = 600, value_name = "SECONDS", help_heading = BUDGET)]
+    pub retry_timeout: u64,
+}
+
+impl BudgetArgs {
+    /// Apply these options to a configuration.
+    pub(crate) fn apply(
+        &self,
+        mut b: crate::config::SnapshotConfigBuilder,
+    ) -> crate::config::SnapshotConfigBuilder {
+        b = b
+            .read_fraction(self.read_fraction)
+            .retry_timeout(std::time::Duration::from_secs(self.retry_timeout));
+        if let Some(v) = self.segments {
+            b = b.segments(v);
+        }
+        if let Some(v) = self.max_rcu {
+            b = b.max_rcu(v);
+        }
+        if let Some(v) = self.concurrency {
+            b = b.concurrency(v);
+        }
+        b
+    }
+}
+
 /// `ddbsnap sync`.
 #[derive(Debug, Args)]
 pub(crate) struct SyncArgs {
@@ -272,22 +318,9 @@ pub(crate) struct SyncArgs {
     /// Where the table is and who asks.
     #[command(flatten)]
     pub aws: AwsArgs,
-    /// Scan segments of the full load (TotalSegments); default: one per GiB, 4 to 1024.
-    #[arg(long, help_heading = BUDGET)]
-    pub segments: Option<u32>,
-    /// Segments of the full load scanned at once.
-    #[arg(long, help_heading = BUDGET)]
-    pub concurrency: Option<u32>,
-    /// Fraction of the table's read capacity the full load uses.
-    #[arg(long, default_value_t = crate::throttle::DEFAULT_READ_FRACTION, value_name = "F", help_heading = BUDGET)]
-    pub read_fraction: f64,
-    /// Absolute ceiling on the full load's read rate in RCU/s.
-    #[arg(long, value_name = "RCU", help_heading = BUDGET)]
-    pub max_rcu: Option<f64>,
-    /// Give up after this many seconds of throttled or failed requests (Scan segments,
-    /// GetRecords).
-    #[arg(long, default_value_t = 600, value_name = "SECONDS", help_heading = BUDGET)]
-    pub retry_timeout: u64,
+    /// How fast the first load reads the table (a stream run reads no table capacity).
+    #[command(flatten)]
+    pub budget: BudgetArgs,
     /// The Delta table: a directory, file:///path or s3://bucket/prefix.
     #[arg(long, value_name = "URL", help_heading = OUTPUT)]
     pub to: String,
@@ -304,23 +337,13 @@ impl SyncArgs {
                 "sync keeps a Delta table (--format snapshot does not apply); leave out --format",
             ));
         }
-        let mut b = SnapshotConfig::builder(&self.table, &self.to)
-            .consistent_read(self.consistent_read)
-            .read_fraction(self.read_fraction)
-            .retry_timeout(std::time::Duration::from_secs(self.retry_timeout));
+        let mut b =
+            SnapshotConfig::builder(&self.table, &self.to).consistent_read(self.consistent_read);
+        b = self.budget.apply(b);
         b = self.output.apply(&self.aws, b);
         b = b.format(crate::format::TableFormat::Delta);
         if let Some(v) = &self.endpoint_url {
             b = b.endpoint_url(v);
-        }
-        if let Some(v) = self.segments {
-            b = b.segments(v);
-        }
-        if let Some(v) = self.max_rcu {
-            b = b.max_rcu(v);
-        }
-        if let Some(v) = self.concurrency {
-            b = b.concurrency(v);
         }
         let options = crate::pipeline::SyncOptions {
             refresh: self.refresh,
@@ -442,23 +465,9 @@ pub(crate) struct SnapshotArgs {
     /// Where the table is and who asks.
     #[command(flatten)]
     pub aws: AwsArgs,
-    /// Scan segments (TotalSegments); default: one per GiB of table data, 4 to 1024.
-    #[arg(long, help_heading = BUDGET)]
-    pub segments: Option<u32>,
-    /// Segments scanned at once (default: one per 400 RCU/s of read budget, 1 to 8).
-    #[arg(long, help_heading = BUDGET)]
-    pub concurrency: Option<u32>,
-    /// Fraction of the table's read capacity to use (provisioned RCU, or the on-demand
-    /// maximum / warm throughput).
-    #[arg(long, default_value_t = crate::throttle::DEFAULT_READ_FRACTION, value_name = "F", help_heading = BUDGET)]
-    pub read_fraction: f64,
-    /// Absolute ceiling on the read rate in RCU/s; for on-demand tables with no declared
-    /// capacity, the rate itself.
-    #[arg(long, value_name = "RCU", help_heading = BUDGET)]
-    pub max_rcu: Option<f64>,
-    /// Give up after this many seconds of throttled or failed requests on one segment.
-    #[arg(long, default_value_t = 600, value_name = "SECONDS", help_heading = BUDGET)]
-    pub retry_timeout: u64,
+    /// How fast the table is read.
+    #[command(flatten)]
+    pub budget: BudgetArgs,
     /// Leave out items whose TTL attribute (from DescribeTimeToLive) is in the past: DynamoDB
     /// keeps them visible to Scan until Time to Live deletes them, typically within two days.
     /// Counted in the summary's items_expired.
@@ -832,22 +841,12 @@ impl SnapshotArgs {
     pub(crate) fn to_config(&self) -> Result<SnapshotConfig> {
         let mut b = SnapshotConfig::builder(&self.table, &self.to)
             .consistent_read(self.consistent_read)
-            .skip_expired(self.skip_expired)
-            .read_fraction(self.read_fraction)
-            .retry_timeout(std::time::Duration::from_secs(self.retry_timeout));
+            .skip_expired(self.skip_expired);
+        b = self.budget.apply(b);
         b = self.output.apply(&self.aws, b);
         b = self.shards.apply(b)?;
         if let Some(v) = &self.endpoint_url {
             b = b.endpoint_url(v);
-        }
-        if let Some(v) = self.segments {
-            b = b.segments(v);
-        }
-        if let Some(v) = self.max_rcu {
-            b = b.max_rcu(v);
-        }
-        if let Some(v) = self.concurrency {
-            b = b.concurrency(v);
         }
         if let Some(v) = &self.index {
             b = b.index(v);

@@ -53,6 +53,18 @@ fn order(i: u64, version: u64) -> Item {
     ])
 }
 
+/// Delete the item [`order`] `i` is.
+async fn delete_order(client: &aws_sdk_dynamodb::Client, i: u64) {
+    client
+        .delete_item()
+        .table_name("orders")
+        .key("pk", s(&format!("c{}", i % 7)))
+        .key("sk", n(&i.to_string()))
+        .send()
+        .await
+        .unwrap();
+}
+
 fn sync_args(moto: &Moto, table: &std::path::Path, extra: &[&str]) -> Vec<String> {
     let mut a: Vec<String> = [
         "sync",
@@ -116,14 +128,7 @@ async fn sync_loads_the_table_then_merges_every_change_of_its_stream() {
     }
     put_items(&client, "orders", vec![order(4, 2), order(5, 2)]).await;
     for i in [10u64, 11] {
-        client
-            .delete_item()
-            .table_name("orders")
-            .key("pk", s(&format!("c{}", i % 7)))
-            .key("sk", n(&i.to_string()))
-            .send()
-            .await
-            .unwrap();
+        delete_order(&client, i).await;
     }
     let second = synced(sync_args(&moto, &table, &[])).await;
     assert!(second["bootstrap"].is_null(), "no second load: {second}");
@@ -275,11 +280,7 @@ impl Model {
 
     async fn delete(&mut self, i: u64, by_ttl: bool) {
         let (keys, text) = key_of(&order(i, 0));
-        let mut call = self.client.delete_item().table_name("orders");
-        for (k, v) in &keys {
-            call = call.key(k, v.clone());
-        }
-        call.send().await.unwrap();
+        delete_order(&self.client, i).await;
         let old = self.items.remove(&text);
         self.stream.record(&keys, None, old.as_ref(), by_ttl);
     }
@@ -488,14 +489,7 @@ async fn changes_made_during_the_load_are_merged_from_the_stream() {
                 }
                 put_items(&writer, "orders", (600..620).map(|i| order(i, 1)).collect()).await;
                 for i in (1..600).step_by(11) {
-                    writer
-                        .delete_item()
-                        .table_name("orders")
-                        .key("pk", s(&format!("c{}", i % 7)))
-                        .key("sk", n(&i.to_string()))
-                        .send()
-                        .await
-                        .unwrap();
+                    delete_order(&writer, i).await;
                 }
             });
         },
