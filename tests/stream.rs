@@ -162,6 +162,30 @@ async fn sync_loads_the_table_then_merges_every_change_of_its_stream() {
     assert!((0.0..600.0).contains(&age), "{described}");
     assert_eq!(stream["arn"], first["stream"]);
 
+    // Each commit's positions hold from when its sync listed the shards (a table synced every
+    // few minutes never ages past the stream's 24 hours).
+    let listed_at = |version: u64| -> chrono::DateTime<chrono::Utc> {
+        let text =
+            std::fs::read_to_string(table.join(format!("_delta_log/{version:020}.json"))).unwrap();
+        let info = text
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .find_map(|a| a.get("commitInfo").cloned())
+            .unwrap();
+        let record: Value = serde_json::from_str(info["ddbsnap"].as_str().unwrap()).unwrap();
+        record["stream"]["listed_at"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!(
+        listed_at(2) > listed_at(0),
+        "{} {}",
+        listed_at(2),
+        listed_at(0)
+    );
+
     // Nothing new: no record read, the table unchanged.
     let third = synced(sync_args(&moto, &table, &[])).await;
     assert_eq!(third["records"], 0, "{third}");

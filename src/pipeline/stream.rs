@@ -467,8 +467,13 @@ async fn stream_run(
 ) -> Result<Summary> {
     let config = run.config;
     let target = crate::plan::run_target(root.clone(), config, run.started.1).await?;
+    // The positions this run commits hold from when it listed the shards (its pages replace
+    // the shards' cursors as it reads).
     let publish = CommitPlan {
-        stream: Some(read.from.clone()),
+        stream: Some(StreamState {
+            listed_at: read.listed_at,
+            ..read.from.clone()
+        }),
         ..CommitPlan::new(config, &aws.region, table.clone())
     };
     let first_columns = table
