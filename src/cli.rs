@@ -332,6 +332,13 @@ pub(crate) struct SyncArgs {
 impl SyncArgs {
     /// The validated configuration these arguments describe, and how the sync runs.
     pub(crate) fn to_config(&self) -> Result<(SnapshotConfig, crate::pipeline::SyncOptions)> {
+        // --resume is what sync does anyway (it finishes a run it left unfinished first).
+        if self.output.overwrite {
+            return Err(crate::error::Error::invalid(
+                "sync keeps its Delta table and --overwrite does not apply; --refresh loads the \
+                 table again into it",
+            ));
+        }
         if self.output.format == Some(crate::format::TableFormat::Snapshot) {
             return Err(crate::error::Error::invalid(
                 "sync keeps a Delta table (--format snapshot does not apply); leave out --format",

@@ -208,6 +208,13 @@ async fn a_table_without_a_stream_of_new_images_is_refused_with_the_way_to_enabl
         "{err}"
     );
     assert!(!table.exists(), "nothing written");
+    let out = run_ddbsnap_to_end(sync_args(&moto, &table, &["--overwrite"])).await;
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // --enable-stream gives it one, then syncs.
     let summary = synced(sync_args(&moto, &table, &["--enable-stream"])).await;

@@ -316,6 +316,7 @@ pub(super) fn resumable(error: Error, target: &Target) -> Error {
         | Error::CorruptExport { .. }
         | Error::Format { .. }
         | Error::InvalidArgument { .. }
+        | Error::StreamGap { .. }
         | Error::Internal(_) => error,
         other => Error::Incomplete {
             error: Box::new(other),

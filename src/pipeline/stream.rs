@@ -100,6 +100,31 @@ pub async fn sync(
     progress: Arc<dyn Progress>,
     (cancel, stop): (CancellationToken, CancellationToken),
 ) -> Result<SyncSummary> {
+    synced(config, options, progress, (cancel, stop))
+        .await
+        .map_err(|e| match e {
+            // A killed or failed sync is finished by the next one, whatever it was doing.
+            Error::Incomplete {
+                error,
+                url,
+                checkpoint,
+                ..
+            } => Error::Incomplete {
+                error,
+                url,
+                checkpoint,
+                how: "run the same sync again: it finishes this run first",
+            },
+            other => other,
+        })
+}
+
+async fn synced(
+    config: &SnapshotConfig,
+    options: SyncOptions,
+    progress: Arc<dyn Progress>,
+    (cancel, stop): (CancellationToken, CancellationToken),
+) -> Result<SyncSummary> {
     let mut config = config.clone();
     config.output.format = TableFormat::Delta;
     let aws = AwsContext::load(&config.aws).await?;
