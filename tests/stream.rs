@@ -306,14 +306,19 @@ impl Model {
         put_items(&self.client, "orders", vec![it.clone()]).await;
         let (keys, text) = key_of(&it);
         let old = self.items.insert(text, it.clone());
-        self.stream.record(&keys, Some(&it), old.as_ref(), false);
+        // DynamoDB writes a stream record only when the item changed.
+        if old.as_ref() != Some(&it) {
+            self.stream.record(&keys, Some(&it), old.as_ref(), false);
+        }
     }
 
     async fn delete(&mut self, i: u64, by_ttl: bool) {
         let (keys, text) = key_of(&order(i, 0));
         delete_order(&self.client, i).await;
-        let old = self.items.remove(&text);
-        self.stream.record(&keys, None, old.as_ref(), by_ttl);
+        // ... and a delete only of an item that was there.
+        if let Some(old) = self.items.remove(&text) {
+            self.stream.record(&keys, None, Some(&old), by_ttl);
+        }
     }
 }
 
@@ -584,4 +589,79 @@ async fn follow_commits_on_an_interval_and_sigterm_stops_it_cleanly() {
     assert!(versions >= 4, "a load and several commits: {versions}");
     let expected = scan_all(&client, "orders").await;
     assert_version_holds(&table, versions, &expected);
+}
+
+/// Twelve rounds of random writes (inserts, updates, deletes, deletes by Time to Live, one hot
+/// key), the stream splitting now and then, each round followed by a sync, some of them killed
+/// (SIGKILL) while reading or committing and finished by the next: after every sync that ends,
+/// the Delta table equals a Scan of the table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_writes_syncs_splits_and_kills_converge() {
+    let (moto, dir) = (Moto::start(), tempfile::tempdir().unwrap());
+    let client = table_on(&moto, "orders", Some(StreamViewType::NewAndOldImages)).await;
+    let arn = client
+        .describe_table()
+        .table_name("orders")
+        .send()
+        .await
+        .unwrap()
+        .table
+        .and_then(|t| t.latest_stream_arn)
+        .unwrap();
+    let stream = common::streams::FaultStream::start(&arn);
+    let fault = stream.endpoint();
+    let mut model = Model {
+        client: client.clone(),
+        stream,
+        items: Default::default(),
+    };
+    let table = dir.path().join("orders");
+    for i in 0..300 {
+        model.put(order(i, 1)).await;
+    }
+    fastrand::seed(20261206);
+    let mut next = 300u64;
+    for round in 0..12u64 {
+        for _ in 0..40 {
+            match fastrand::u8(..10) {
+                0..=3 => {
+                    model.put(order(next, round)).await;
+                    next += 1;
+                }
+                4..=6 => model.put(order(fastrand::u64(..next), round + 10)).await,
+                7 => {
+                    model
+                        .put(order(0, round * 100 + fastrand::u64(..100)))
+                        .await
+                }
+                8 => model.delete(fastrand::u64(1..next), false).await,
+                _ => model.delete(fastrand::u64(1..next), true).await,
+            }
+        }
+        if round % 4 == 2 {
+            model.stream.split();
+        }
+        let extra: &[&str] = &["--max-records", "25"];
+        if round == 5 || round == 9 {
+            // Killed while committing or while reading; the next sync finishes the run.
+            let event = if round == 5 { "committing" } else { "page" };
+            let mut args = sync_args(&moto, &table, extra);
+            args.retain(|a| a != "--json" && a != "--endpoint-url" && *a != moto.endpoint());
+            let env = [
+                ("AWS_ENDPOINT_URL_DYNAMODB", moto.endpoint()),
+                ("AWS_ENDPOINT_URL_DYNAMODB_STREAMS", fault.clone()),
+            ];
+            let mut seen = 0;
+            let killed = run_until_killed_with(args, &env, move |e| {
+                seen += usize::from(e["event"] == event);
+                seen == 2
+            })
+            .await;
+            assert!(killed.killed, "round {round}: {}", killed.stderr);
+            continue;
+        }
+        let done = ok(sync_split(&moto, &fault, &table, extra).await);
+        let version = done["version"].as_u64().unwrap();
+        assert_version_holds(&table, version, &scan_all(&client, "orders").await);
+    }
 }

@@ -306,15 +306,39 @@ fn send_signal(name: &str, pid: u32) {
     assert!(sent.success(), "kill -s {name}");
 }
 
+/// [`run_until_killed`] with these environment variables set (after the test's own).
+pub async fn run_until_killed_with(
+    args: Vec<String>,
+    env: &[(&str, String)],
+    kill_when: impl FnMut(&Value) -> bool + Send + 'static,
+) -> Run {
+    let env = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
+    run_watching_with(args, env, kill_when, |child| child.kill().unwrap()).await
+}
+
 /// Run `args` to the end with `--progress json`, and call `act` on the process at the first
 /// progress event `when` accepts; `killed` in the result says it was called.
 async fn run_watching(
     args: Vec<String>,
+    when: impl FnMut(&Value) -> bool + Send + 'static,
+    act: impl FnOnce(&mut Child) + Send + 'static,
+) -> Run {
+    run_watching_with(args, Vec::new(), when, act).await
+}
+
+/// [`run_watching`] with the environment variables `env` set too.
+async fn run_watching_with(
+    args: Vec<String>,
+    env: Vec<(String, String)>,
     mut when: impl FnMut(&Value) -> bool + Send + 'static,
     act: impl FnOnce(&mut Child) + Send + 'static,
 ) -> Run {
     tokio::task::spawn_blocking(move || {
         let mut cmd = ddbsnap_command(&args);
+        cmd.envs(env);
         cmd.args(["--progress", "json"])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
