@@ -413,6 +413,16 @@ async fn splits_faults_ttl_deletes_and_gaps_on_a_stream_server_of_our_own() {
         model.stream.calls("DescribeStream") >= 7,
         "one shard per page"
     );
+    // Per shard: the records read from it and how old the newest was at its commit.
+    let shards = second["shards"].as_array().unwrap();
+    let per_shard: u64 = shards.iter().map(|s| s["records"].as_u64().unwrap()).sum();
+    assert_eq!(per_shard, 11, "{second}");
+    assert!(shards.len() >= 3, "the parent and children read: {second}");
+    assert!(
+        shards
+            .iter()
+            .all(|s| s["lag_seconds"].as_f64().unwrap() < 600.0)
+    );
     holds(
         scan_all(&client, "orders").await,
         second["version"].as_u64().unwrap(),

@@ -61,7 +61,7 @@ pub use lanes::SAMPLE_PAGES;
 use resume::{RunContext, leaving_no_trace};
 pub use shards::{CommitRequest, commit_shards};
 pub use sources::{apply, convert_export};
-pub use stream::{DEFAULT_MAX_RECORDS, SyncOptions, SyncSummary, sync};
+pub use stream::{DEFAULT_MAX_RECORDS, ShardRead, SyncOptions, SyncSummary, sync};
 pub use summary::{DeltaCommit, MergeStats, Summary};
 pub use upkeep::{TableRequest, optimize, vacuum};
 

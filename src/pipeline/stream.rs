@@ -87,6 +87,20 @@ pub struct SyncSummary {
     pub behind_seconds: Option<f64>,
     /// The Delta table's version after the sync.
     pub version: Option<u64>,
+    /// Per shard read: records read, and how old its newest record was at its commit.
+    pub shards: Vec<ShardRead>,
+}
+
+/// What a sync read of one shard.
+#[derive(Debug, Clone, Serialize)]
+pub struct ShardRead {
+    /// The shard id.
+    pub shard: String,
+    /// Records read from it.
+    pub records: u64,
+    /// Seconds from the approximate creation of its newest record read to that record's
+    /// commit (none when it had no record).
+    pub lag_seconds: Option<f64>,
 }
 
 /// Keep the Delta table at `config`'s destination current from the DynamoDB stream of
@@ -148,6 +162,7 @@ async fn synced(
         lag_seconds: None,
         behind_seconds: None,
         version: None,
+        shards: Vec::new(),
     };
     // A sync killed before its commit left its run: finish that run first (a load is resumed
     // from its checkpoint, a stream run after the records its closed files hold).
@@ -325,6 +340,21 @@ impl SyncSummary {
             let started = (committed.seconds * 1000.0) as u64;
             let age = now.saturating_sub(started).saturating_sub(oldest);
             self.behind_seconds = Some(age as f64 / 1000.0);
+        }
+        let read = std::mem::take(&mut *stats.shards.lock().unwrap_or_else(|e| e.into_inner()));
+        for (shard, (records, newest)) in read {
+            let lag = (newest > 0).then(|| now.saturating_sub(newest) as f64 / 1000.0);
+            match self.shards.iter_mut().find(|s| s.shard == shard) {
+                Some(seen) => {
+                    seen.records += records;
+                    seen.lag_seconds = lag.or(seen.lag_seconds);
+                }
+                None => self.shards.push(ShardRead {
+                    shard,
+                    records,
+                    lag_seconds: lag,
+                }),
+            }
         }
         self.version = committed.delta.as_ref().map(|d| d.version).or(self.version);
         self.commits.push(committed);

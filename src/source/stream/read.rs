@@ -60,6 +60,8 @@ pub(crate) struct StreamStats {
     pub newest_ms: AtomicU64,
     /// ... and of the oldest (`u64::MAX` until one is read): how far behind the table was.
     pub oldest_ms: AtomicU64,
+    /// Per shard read: records read and the creation time (ms) of the newest.
+    pub shards: std::sync::Mutex<std::collections::BTreeMap<String, (u64, u64)>>,
 }
 
 impl StreamStats {
@@ -207,6 +209,7 @@ impl StreamRead {
                 shard,
                 at,
                 &mut |records, after| {
+                    self.count(&shard.id, records);
                     cursor.shards.insert(shard.id.clone(), after);
                     let rows = self.rows(records, &mut clock)?;
                     let position = Position::Stream {
@@ -329,6 +332,25 @@ impl StreamRead {
 
     fn trimmed(&self, shard: &Shard) -> Error {
         trimmed(&self.table, &shard.id)
+    }
+
+    /// Count `records` read from shard `id`.
+    fn count(&self, id: &str, records: &[Record]) {
+        let newest = records
+            .iter()
+            .filter_map(|r| {
+                r.dynamodb()?
+                    .approximate_creation_date_time()?
+                    .to_millis()
+                    .ok()
+            })
+            .max()
+            .unwrap_or(0)
+            .max(0) as u64;
+        let mut shards = self.stats.shards.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = shards.entry(id.to_owned()).or_default();
+        entry.0 += records.len() as u64;
+        entry.1 = entry.1.max(newest);
     }
 
     /// The change-log rows of `records`, `clock` the last `_write_time` given.
