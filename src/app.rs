@@ -586,9 +586,9 @@ impl Progress for Announce {
                 RunMode::Apply => eprintln!(
                     "ddbsnap: applying a change log to a snapshot of {table}, no table reads"
                 ),
-                RunMode::Stream => eprintln!(
-                    "ddbsnap: reading the stream of {table} into a MERGE, no table reads"
-                ),
+                RunMode::Stream => {
+                    eprintln!("ddbsnap: reading the stream of {table} into a MERGE, no table reads")
+                }
                 _ => eprintln!(
                     "ddbsnap: scanning {table} in {segments} segments ({concurrency} at once), reading at most {}",
                     budget.describe()
