@@ -302,6 +302,25 @@ fn key_of(it: &Item) -> (Item, String) {
 }
 
 impl Model {
+    /// Table `orders` on `moto` with a stream, whose records the fault server serves.
+    async fn start(moto: &Moto) -> Model {
+        let client = table_on(moto, "orders", Some(StreamViewType::NewAndOldImages)).await;
+        let arn = client
+            .describe_table()
+            .table_name("orders")
+            .send()
+            .await
+            .unwrap()
+            .table
+            .and_then(|t| t.latest_stream_arn)
+            .unwrap();
+        Model {
+            client,
+            stream: common::streams::FaultStream::start(&arn),
+            items: Default::default(),
+        }
+    }
+
     async fn put(&mut self, it: Item) {
         put_items(&self.client, "orders", vec![it.clone()]).await;
         let (keys, text) = key_of(&it);
@@ -358,23 +377,8 @@ fn ok(out: std::process::Output) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn splits_faults_ttl_deletes_and_gaps_on_a_stream_server_of_our_own() {
     let (moto, dir) = (Moto::start(), tempfile::tempdir().unwrap());
-    let client = table_on(&moto, "orders", Some(StreamViewType::NewAndOldImages)).await;
-    let arn = client
-        .describe_table()
-        .table_name("orders")
-        .send()
-        .await
-        .unwrap()
-        .table
-        .and_then(|t| t.latest_stream_arn)
-        .unwrap();
-    let stream = common::streams::FaultStream::start(&arn);
-    let fault = stream.endpoint();
-    let mut model = Model {
-        client: client.clone(),
-        stream,
-        items: Default::default(),
-    };
+    let mut model = Model::start(&moto).await;
+    let (client, fault) = (model.client.clone(), model.stream.endpoint());
     let table = dir.path().join("orders");
     for i in 0..20 {
         model.put(order(i, 1)).await;
@@ -608,23 +612,8 @@ async fn follow_commits_on_an_interval_and_sigterm_stops_it_cleanly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_writes_syncs_splits_and_kills_converge() {
     let (moto, dir) = (Moto::start(), tempfile::tempdir().unwrap());
-    let client = table_on(&moto, "orders", Some(StreamViewType::NewAndOldImages)).await;
-    let arn = client
-        .describe_table()
-        .table_name("orders")
-        .send()
-        .await
-        .unwrap()
-        .table
-        .and_then(|t| t.latest_stream_arn)
-        .unwrap();
-    let stream = common::streams::FaultStream::start(&arn);
-    let fault = stream.endpoint();
-    let mut model = Model {
-        client: client.clone(),
-        stream,
-        items: Default::default(),
-    };
+    let mut model = Model::start(&moto).await;
+    let (client, fault) = (model.client.clone(), model.stream.endpoint());
     let table = dir.path().join("orders");
     for i in 0..300 {
         model.put(order(i, 1)).await;
