@@ -311,8 +311,13 @@ fn sync_line(s: &crate::pipeline::SyncSummary) -> String {
         Some(b) if b >= 3600.0 => format!(" (the table was {:.1} hours behind)", b / 3600.0),
         _ => String::new(),
     };
+    let changes = match (&s.changes, s.changes_version) {
+        (Some(url), Some(version)) => format!("\nchanges: {url} (version {version})"),
+        (Some(url), None) => format!("\nchanges: {url} (no record yet)"),
+        _ => String::new(),
+    };
     format!(
-        "synced {} from its stream: {} records{behind} ({} GetRecords calls, no table reads) merged as {}{lag}\n{}",
+        "synced {} from its stream: {} records{behind} ({} GetRecords calls, no table reads) merged as {}{lag}\n{}{changes}",
         s.table,
         s.records,
         s.get_records_calls,

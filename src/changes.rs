@@ -22,6 +22,9 @@ use crate::source::export::CHANGE_COLUMNS;
 #[derive(Debug, Default)]
 pub(crate) struct ChangeSet {
     latest: HashMap<String, Item>,
+    /// The rows are appended to a table of changes as they are (keyed by their `_seq`): none
+    /// deletes, none loses its change-log columns.
+    log: bool,
 }
 
 impl ChangeSet {
@@ -32,7 +35,31 @@ impl ChangeSet {
         keys: &[String],
         handle: &Handle,
     ) -> Result<Self> {
-        let mut set = ChangeSet::default();
+        Self::read_into(ChangeSet::default(), run, files, keys, handle)
+    }
+
+    /// Read the data files `files` of the run at `run` as rows to append as they are, keyed
+    /// by `keys` (a stream record's `_seq`).
+    pub(crate) fn read_log(
+        run: &Target,
+        files: &[crate::sink::DataFile],
+        keys: &[String],
+        handle: &Handle,
+    ) -> Result<Self> {
+        let set = ChangeSet {
+            log: true,
+            ..ChangeSet::default()
+        };
+        Self::read_into(set, run, files, keys, handle)
+    }
+
+    fn read_into(
+        mut set: ChangeSet,
+        run: &Target,
+        files: &[crate::sink::DataFile],
+        keys: &[String],
+        handle: &Handle,
+    ) -> Result<Self> {
         for file in files {
             let mut rows = handle.block_on(FileItems::open(run, &file.path))?;
             while let Some(batch) = handle.block_on(rows.next_batch())? {
@@ -66,7 +93,7 @@ impl ChangeSet {
 
     /// The change of `key`: `Some(true)` a delete, `Some(false)` a new image, `None` unchanged.
     pub(crate) fn deletes(&self, key: &str) -> Option<bool> {
-        self.latest.get(key).map(is_delete)
+        self.latest.get(key).map(|row| !self.log && is_delete(row))
     }
 
     /// True when `key` changed.
@@ -74,16 +101,17 @@ impl ChangeSet {
         self.latest.contains_key(key)
     }
 
-    /// The new images (deleted keys left out, the change log's own columns removed), in key
-    /// order, with their keys.
+    /// The new images (deleted keys left out, the change log's own columns removed; of a log,
+    /// every row as it is), in key order, with their keys.
     pub(crate) fn into_images(self) -> Vec<(String, Item)> {
+        let log = self.log;
         let mut images: Vec<(String, Item)> = self
             .latest
             .into_iter()
-            .filter(|(_, row)| !is_delete(row))
+            .filter(|(_, row)| log || !is_delete(row))
             .map(|(key, mut row)| {
-                for column in CHANGE_COLUMNS {
-                    row.remove(column);
+                for column in CHANGE_COLUMNS.iter().filter(|_| !log) {
+                    row.remove(*column);
                 }
                 (key, row)
             })

@@ -324,6 +324,11 @@ pub(crate) struct SyncArgs {
     /// The Delta table: a directory, file:///path or s3://bucket/prefix.
     #[arg(long, value_name = "URL", help_heading = OUTPUT)]
     pub to: String,
+    /// Also append every stream record read, as a row (keys, new image, _op, _write_time,
+    /// _old, _seq), to a second Delta table here: a table of changes to audit or build
+    /// history from.
+    #[arg(long, value_name = "URL", help_heading = OUTPUT)]
+    pub changes: Option<String>,
     /// Output options, destination and display.
     #[command(flatten)]
     pub output: OutputArgs,
@@ -358,6 +363,7 @@ impl SyncArgs {
             enable_stream: self.enable_stream,
             max_records: self.max_records,
             follow: self.follow.then_some(self.commit_every),
+            changes: self.changes.clone(),
         };
         Ok((b.build()?, options))
     }

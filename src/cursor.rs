@@ -57,6 +57,29 @@ pub enum ShardCursor {
     Done,
 }
 
+impl ShardCursor {
+    /// How far along the shard `self` is against `other`: its start, then its records in
+    /// sequence-number order, then its end.
+    pub(crate) fn order(&self, other: &ShardCursor) -> std::cmp::Ordering {
+        let rank = |c: &ShardCursor| match c {
+            ShardCursor::Start => 0,
+            ShardCursor::After(_) => 1,
+            ShardCursor::Done => 2,
+        };
+        match (self, other) {
+            (ShardCursor::After(a), ShardCursor::After(b)) => sequence_order(a, b),
+            _ => rank(self).cmp(&rank(other)),
+        }
+    }
+}
+
+/// The order of two sequence numbers of one shard (decimal digits, up to 40: compared as
+/// numbers, not as text).
+pub(crate) fn sequence_order(a: &str, b: &str) -> std::cmp::Ordering {
+    let (a, b) = (a.trim_start_matches('0'), b.trim_start_matches('0'));
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
 /// A LastEvaluatedKey, serialized as DynamoDB JSON (`{"pk":{"S":"a"},"n":{"N":"1"}}`).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct StartKey(pub Item);
@@ -114,6 +137,22 @@ impl Position {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shard_cursors_order_by_sequence_number_as_numbers() {
+        use std::cmp::Ordering::*;
+        let after = |s: &str| ShardCursor::After(s.into());
+        assert_eq!(after("9").order(&after("10")), Less);
+        assert_eq!(after("0010").order(&after("10")), Equal);
+        assert_eq!(
+            after("4000000000000000000000000000000000000001").order(&after("999")),
+            Greater
+        );
+        assert_eq!(ShardCursor::Start.order(&after("1")), Less);
+        assert_eq!(ShardCursor::Done.order(&after("99")), Greater);
+        assert_eq!(ShardCursor::Done.order(&ShardCursor::Done), Equal);
+    }
+
     use aws_sdk_dynamodb::primitives::Blob;
     use aws_sdk_dynamodb::types::AttributeValue as AV;
     use std::collections::HashMap;

@@ -239,6 +239,126 @@ async fn a_table_without_a_stream_of_new_images_is_refused_with_the_way_to_enabl
     );
 }
 
+/// The rows of the table of changes at `dir` (its version after the sync `summary`), checked to hold
+/// each sequence number once; with how many rows each `_op` has.
+async fn change_rows(dir: &std::path::Path, summary: &Value) -> (Vec<Item>, Vec<(String, usize)>) {
+    let version = &summary["changes_version"];
+    let rows = delta_items(
+        dir,
+        version
+            .as_u64()
+            .unwrap_or_else(|| panic!("no version of the table of changes: {summary}")),
+    )
+    .await;
+    let mut seen = std::collections::HashSet::new();
+    let mut ops = std::collections::BTreeMap::<String, usize>::new();
+    for row in &rows {
+        let AV::S(seq) = &row["_seq"] else {
+            panic!("_seq: {row:?}")
+        };
+        assert!(seen.insert(seq.clone()), "sequence number {seq} twice");
+        let AV::S(op) = &row["_op"] else {
+            panic!("_op: {row:?}")
+        };
+        *ops.entry(op.clone()).or_default() += 1;
+    }
+    (rows, ops.into_iter().collect())
+}
+
+/// `--changes`: every record read is appended once to a second Delta table (keys, new image,
+/// `_op`, `_old`, `_seq`, `_write_time`), read by `deltalake` and polars; after a full
+/// refresh the Delta table catches up to it without appending twice; a sync without
+/// `--changes` leaves it behind (exit code 12 until `--on-gap force`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_are_appended_once_as_rows_of_a_second_table() {
+    let (moto, dir) = (Moto::start(), tempfile::tempdir().unwrap());
+    let client = table_on(&moto, "orders", Some(StreamViewType::NewAndOldImages)).await;
+    let (table, changes) = (dir.path().join("orders"), dir.path().join("changes"));
+    let with_changes = ["--changes", changes.to_str().unwrap()];
+    put_items(&client, "orders", (0..20).map(|i| order(i, 1)).collect()).await;
+    let first = synced(sync_args(&moto, &table, &with_changes)).await;
+    assert_eq!(first["records"], 20, "{first}");
+    let (rows, ops) = change_rows(&changes, &first).await;
+    assert_eq!(ops, [("insert".to_owned(), 20)], "{first}");
+    let mut images: Vec<Item> = rows
+        .into_iter()
+        .map(|mut r| {
+            for c in ["_op", "_seq", "_write_time"] {
+                r.remove(c).unwrap_or_else(|| panic!("{c}"));
+            }
+            r
+        })
+        .collect();
+    images.sort_by_key(|i| format!("{:?}", (&i["pk"], &i["sk"])));
+    assert_same_items(&scan_all(&client, "orders").await, &images);
+
+    // Updates carry the old image, deletes the keys and the old image.
+    put_items(&client, "orders", vec![order(3, 2), order(4, 2)]).await;
+    delete_order(&client, 5).await;
+    let second = synced(sync_args(&moto, &table, &with_changes)).await;
+    let (rows, ops) = change_rows(&changes, &second).await;
+    let ops: Vec<(&str, usize)> = ops.iter().map(|(o, n)| (o.as_str(), *n)).collect();
+    assert_eq!(
+        ops,
+        [("delete", 1), ("insert", 20), ("update", 2)],
+        "{second}"
+    );
+    let deleted = rows.iter().find(|r| r["_op"] == s("delete")).unwrap();
+    let AV::M(old) = &deleted["_old"] else {
+        panic!("{deleted:?}")
+    };
+    assert_eq!(old["version"], n("1"));
+    assert!(
+        !deleted.contains_key("amount"),
+        "a delete has no new image: {deleted:?}"
+    );
+
+    // A full refresh reads the stream from its start again: into the Delta table, up to
+    // where the table of changes is, without appending those records twice.
+    put_items(&client, "orders", vec![order(6, 3)]).await;
+    let refreshed = synced(sync_args(
+        &moto,
+        &table,
+        &[&with_changes[..], &["--refresh"]].concat(),
+    ))
+    .await;
+    assert!(!refreshed["bootstrap"].is_null(), "{refreshed}");
+    let (_, ops) = change_rows(&changes, &refreshed).await;
+    assert_eq!(ops.iter().map(|(_, n)| n).sum::<usize>(), 24, "{refreshed}");
+    let expected = scan_all(&client, "orders").await;
+    let version = refreshed["version"].as_u64().unwrap();
+    assert_version_holds(&table, version, &expected);
+
+    // A sync without --changes leaves the table of changes behind: a gap, exit code 12, until
+    // --on-gap force continues it.
+    put_items(&client, "orders", vec![order(7, 4)]).await;
+    synced(sync_args(&moto, &table, &[])).await;
+    put_items(&client, "orders", vec![order(8, 4)]).await;
+    let out = run_ddbsnap_to_end(sync_args(&moto, &table, &with_changes)).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(12), "{err}");
+    assert!(err.contains("--on-gap force"), "{err}");
+    let forced = synced(sync_args(
+        &moto,
+        &table,
+        &[&with_changes[..], &["--on-gap", "force"]].concat(),
+    ))
+    .await;
+    let (_, ops) = change_rows(&changes, &forced).await;
+    assert_eq!(ops.iter().map(|(_, n)| n).sum::<usize>(), 25, "{forced}");
+
+    // The table of changes is not the table itself.
+    let mut same = sync_args(&moto, &table, &["--changes", table.to_str().unwrap()]);
+    same.retain(|a| a != "--json");
+    let out = run_ddbsnap_to_end(same).await;
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Run `args` with `--progress json`, killed (SIGKILL) at the `nth` event named `event`.
 async fn killed_at(args: Vec<String>, event: &'static str, nth: usize) -> Run {
     let mut seen = 0;

@@ -376,6 +376,11 @@ impl TableShape {
         self
     }
 
+    /// True when the top-level attribute `name` has been seen.
+    pub fn has_column(&self, name: &str) -> bool {
+        self.columns.contains_key(name)
+    }
+
     /// Number of top-level attributes seen.
     pub fn len(&self) -> usize {
         self.columns.len()

@@ -59,6 +59,12 @@ pub(super) async fn commit(
         progress,
         pulls: plan.pulls,
     };
+    // The table of changes first: once the run is published nothing resumes it, and a
+    // run it already holds is not appended again (see docs/streams.md).
+    let changes = match &plan.changes {
+        Some(table) => crate::format::delta::append_changes(table, &run).await?,
+        None => None,
+    };
     let Published {
         url,
         delta,
@@ -82,6 +88,7 @@ pub(super) async fn commit(
         files_rewritten: files_rewritten + rewritten,
         columns_not_found,
         delta,
+        changes,
         seconds: started.elapsed().as_secs_f64(),
         ..Summary::of_manifest(target, &manifest, false)
     })

@@ -56,6 +56,10 @@ pub struct CommitPlan {
     /// own positions replace the shards' as it reads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<crate::source::stream::StreamState>,
+    /// `sync --changes`: the table of changes the run's records are appended to, before the
+    /// run is published (the table of changes first: see docs/streams.md).
+    #[serde(skip)]
+    pub changes: Option<crate::sink::Target>,
 }
 
 /// Sizes of the data files a run writes.
@@ -92,6 +96,7 @@ impl CommitPlan {
             refreshed_at: None,
             pulls: config.read.time.is_some(),
             stream: config.run.stream.clone(),
+            changes: None,
         }
     }
 

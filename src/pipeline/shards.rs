@@ -147,6 +147,7 @@ pub(super) async fn finish_shard(
         already_committed: false,
         watermark: None,
         delta: None,
+        changes: None,
         seconds: started.elapsed().as_secs_f64(),
         columns_not_found: Vec::new(),
         shard: Some(shard),

@@ -44,7 +44,7 @@ use super::resume::{Origin, RunContext};
 use super::summary::Summary;
 
 /// How a sync runs, beyond the options every run has.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct SyncOptions {
     /// Load the table in full again, whatever the Delta table holds.
     pub refresh: bool,
@@ -56,6 +56,9 @@ pub struct SyncOptions {
     pub max_records: u64,
     /// Keep running, reading and committing at this interval, until stopped.
     pub follow: Option<std::time::Duration>,
+    /// Also append every record read, as a row, to the Delta table at this URL (a table of
+    /// changes; see docs/streams.md).
+    pub changes: Option<String>,
 }
 
 /// Default [`SyncOptions::max_records`].
@@ -89,6 +92,12 @@ pub struct SyncSummary {
     pub version: Option<u64>,
     /// Per shard read: records read, and how old its newest record was at its commit.
     pub shards: Vec<ShardRead>,
+    /// The table of changes (`--changes`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changes: Option<String>,
+    /// Its version after the sync (none while no record created it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changes_version: Option<u64>,
 }
 
 /// What a sync read of one shard.
@@ -150,26 +159,17 @@ async fn synced(
         found => found?,
     };
     let root = Target::open(&config.output.destination, Some(&aws.s3), &config.output.s3).await?;
-    let mut summary = SyncSummary {
-        url: root.url().to_owned(),
-        table: table.name.clone(),
-        stream: stream.arn.clone(),
-        bootstrap: None,
-        commits: Vec::new(),
-        records: 0,
-        expired_deletes: 0,
-        get_records_calls: 0,
-        lag_seconds: None,
-        behind_seconds: None,
-        version: None,
-        shards: Vec::new(),
+    let changes = match &options.changes {
+        Some(url) => Some(changes_table(url, &root, &aws, &config).await?),
+        None => None,
     };
+    let mut summary = SyncSummary::new(&root, &table, &stream, changes.as_ref());
     // A sync killed before its commit left its run: finish that run first (a load is resumed
     // from its checkpoint, a stream run after the records its closed files hold).
     let leftover = unfinished(&root).await?;
     let held = match leftover {
         Some((RunMode::Scan, _)) => None,
-        _ => held_position(&root, &table, &stream, &config, options).await?,
+        _ => held_position(&root, &table, &stream, &config, &options).await?,
     };
     let load = Load {
         aws: &aws,
@@ -202,9 +202,13 @@ async fn synced(
         table: &table,
         stream: &stream,
         root: &root,
-        options,
+        options: &options,
         stop: &stop,
+        changes: changes.as_ref(),
     };
+    if let Some(changes) = &changes {
+        changes_not_behind(changes, &from, &table.name, config.run.on_gap).await?;
+    }
     let resume = matches!(leftover, Some((RunMode::Stream, _)));
     let read = reading
         .merge_all(from, resume, &config, (&progress, &cancel), &mut summary)
@@ -246,9 +250,11 @@ struct Reading<'a> {
     table: &'a TableInfo,
     stream: &'a StreamInfo,
     root: &'a Target,
-    options: SyncOptions,
+    options: &'a SyncOptions,
     /// Ends the sync cleanly (see [`sync`]).
     stop: &'a CancellationToken,
+    /// The table of changes, with `--changes`.
+    changes: Option<&'a Target>,
 }
 
 impl Reading<'_> {
@@ -298,6 +304,17 @@ impl Reading<'_> {
                 )
                 .await?;
             }
+            // A table of changes ahead of this one (after a refresh, or a crash between the
+            // two commits): read only up to it, into this table alone.
+            let until = match self.changes {
+                Some(changes) => match changes_step(changes, &from, &self.table.name).await? {
+                    Standing::Ahead(until) => Some(until),
+                    Standing::Even | Standing::Behind(_) => None,
+                },
+                None => None,
+            };
+            let catching_up = until.is_some();
+            let changes = self.changes.filter(|_| !catching_up);
             let stats = Arc::new(StreamStats::new());
             let read = StreamRead {
                 aws: self.aws.clone(),
@@ -310,14 +327,25 @@ impl Reading<'_> {
                 retry_timeout: config.read.retry_timeout,
                 stats: Arc::clone(&stats),
                 stop: self.stop.clone(),
+                until,
             };
             let mut run_config = config.clone();
             run_config.run.resume = std::mem::take(&mut resume);
             let run = RunContext::new(&run_config, Arc::clone(progress), cancel.clone());
-            let committed = stream_run(self.aws, self.table, self.root, read, &run).await?;
+            let committed =
+                stream_run(self.aws, self.table, (self.root, changes), read, &run).await?;
             summary.add(&stats, committed);
             from = recorded_position(self.root, self.stream).await?;
-            if !stats.more.load(Ordering::SeqCst) || self.stop.is_cancelled() {
+            if catching_up && stats.records.load(Ordering::Relaxed) == 0 {
+                return Err(Error::Internal(format!(
+                    "the stream no longer holds the records between the Delta table's position \
+                     and its table of changes' ({})",
+                    self.stream.arn
+                )));
+            }
+            // Caught up with the table of changes: what follows is read into both.
+            let more = stats.more.load(Ordering::SeqCst) || catching_up;
+            if !more || self.stop.is_cancelled() {
                 return Ok(());
             }
         }
@@ -325,6 +353,31 @@ impl Reading<'_> {
 }
 
 impl SyncSummary {
+    /// Nothing done yet.
+    fn new(
+        root: &Target,
+        table: &TableInfo,
+        stream: &StreamInfo,
+        changes: Option<&Target>,
+    ) -> Self {
+        SyncSummary {
+            url: root.url().to_owned(),
+            table: table.name.clone(),
+            stream: stream.arn.clone(),
+            bootstrap: None,
+            commits: Vec::new(),
+            records: 0,
+            expired_deletes: 0,
+            get_records_calls: 0,
+            lag_seconds: None,
+            behind_seconds: None,
+            version: None,
+            shards: Vec::new(),
+            changes: changes.map(|t| t.url().to_owned()),
+            changes_version: None,
+        }
+    }
+
     /// Count the stream run `committed`, which read what `stats` say.
     fn add(&mut self, stats: &StreamStats, committed: Summary) {
         self.records += stats.records.load(Ordering::Relaxed);
@@ -357,6 +410,8 @@ impl SyncSummary {
             }
         }
         self.version = committed.delta.as_ref().map(|d| d.version).or(self.version);
+        self.changes_version =
+            (committed.changes.as_ref().map(|d| d.version)).or(self.changes_version);
         self.commits.push(committed);
     }
 }
@@ -369,7 +424,7 @@ async fn held_position(
     table: &TableInfo,
     stream: &StreamInfo,
     config: &SnapshotConfig,
-    options: SyncOptions,
+    options: &SyncOptions,
 ) -> Result<Option<StreamState>> {
     if options.refresh || !crate::format::delta::exists(root).await? {
         return Ok(None);
@@ -417,6 +472,100 @@ async fn recorded_position(root: &Target, stream: &StreamInfo) -> Result<StreamS
                 stream.arn
             ))
         })
+}
+
+/// The table of changes at `url` (`--changes`), checked: not the Delta table at `root`
+/// itself, and one that `sync --changes` keeps for this table, or none yet.
+async fn changes_table(
+    url: &str,
+    root: &Target,
+    aws: &AwsContext,
+    config: &SnapshotConfig,
+) -> Result<Target> {
+    let destination = crate::sink::Destination::parse(url)?;
+    let changes = Target::open(&destination, Some(&aws.s3), &config.output.s3).await?;
+    if changes.url().trim_end_matches('/') == root.url().trim_end_matches('/') {
+        return Err(Error::invalid(
+            "--changes names the Delta table --to keeps; give the table of changes a URL of its              own",
+        ));
+    }
+    crate::format::delta::check_writable(&changes, config.output.column_mapping).await?;
+    Ok(changes)
+}
+
+/// Where a table of changes stands against the Delta table it follows.
+enum Standing {
+    /// At the same position (or it has no record yet, or it followed an earlier stream).
+    Even,
+    /// Further along in some shard, behind in none: its position.
+    Ahead(StreamState),
+    /// Behind in this shard: records the Delta table holds were never appended to it.
+    Behind(String),
+}
+
+/// Where the table of changes at `changes` stands against the position `main` of the Delta
+/// table of `table` it follows; an error when it is not a table of changes of `table`.
+async fn changes_step(changes: &Target, main: &StreamState, table: &str) -> Result<Standing> {
+    let Some((_, record)) = crate::format::delta::latest_record(changes).await? else {
+        return Ok(Standing::Even);
+    };
+    let held = record
+        .stream
+        .filter(|_| record.shape.as_ref().is_some_and(|s| s.has_column("_seq")));
+    let Some(held) = held else {
+        return Err(Error::invalid(format!(
+            "--changes {} is a Delta table that sync --changes did not make; give the table of              changes a URL of its own",
+            changes.url()
+        )));
+    };
+    if held.arn != main.arn {
+        let table_of = |arn: &str| arn.split("/stream/").next().unwrap_or_default().to_owned();
+        if table_of(&held.arn) != table_of(&main.arn) {
+            return Err(Error::invalid(format!(
+                "--changes {} holds the changes of another table ({}), not of {table}",
+                changes.url(),
+                held.arn
+            )));
+        }
+        return Ok(Standing::Even);
+    }
+    let mut ahead = false;
+    for (shard, at) in &main.shards {
+        let theirs = held
+            .shards
+            .get(shard)
+            .unwrap_or(&crate::cursor::ShardCursor::Start);
+        match theirs.order(at) {
+            std::cmp::Ordering::Less => return Ok(Standing::Behind(shard.clone())),
+            std::cmp::Ordering::Greater => ahead = true,
+            std::cmp::Ordering::Equal => {}
+        }
+    }
+    Ok(if ahead {
+        Standing::Ahead(held)
+    } else {
+        Standing::Even
+    })
+}
+
+/// Before a sync reads: an error (a gap) when the table of changes at `changes` is behind the
+/// Delta table's position `main` (a sync ran without `--changes`), unless `--on-gap force`.
+async fn changes_not_behind(
+    changes: &Target,
+    main: &StreamState,
+    table: &str,
+    on_gap: OnGap,
+) -> Result<()> {
+    match changes_step(changes, main, table).await? {
+        Standing::Behind(shard) if on_gap != OnGap::Force => Err(Error::StreamGap {
+            table: table.to_owned(),
+            message: format!(
+                "the table of changes at {} is behind the Delta table in shard {shard}: a sync                  ran without --changes, and the records it read were never appended; continue                  with that gap with --on-gap force, or start a table of changes at another URL",
+                changes.url()
+            ),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// The mode and start of the run a sync killed before its commit left in `root`, if any.
@@ -516,7 +665,7 @@ fn fits_in_the_stream(table: &TableInfo, config: &SnapshotConfig) -> Result<()> 
 async fn stream_run(
     aws: &AwsContext,
     table: &TableInfo,
-    root: &Target,
+    (root, changes): (&Target, Option<&Target>),
     read: StreamRead,
     run: &RunContext<'_>,
 ) -> Result<Summary> {
@@ -529,6 +678,7 @@ async fn stream_run(
             listed_at: read.listed_at,
             ..read.from.clone()
         }),
+        changes: changes.cloned(),
         ..CommitPlan::new(config, &aws.region, table.clone())
     };
     let first_columns = table

@@ -51,6 +51,10 @@ pub struct Summary {
     pub watermark: Option<Watermark>,
     /// With `--format delta`: the table version the run was committed as.
     pub delta: Option<DeltaCommit>,
+    /// `sync --changes`: the version of the table of changes the run's records were appended
+    /// as (none before the table has a record).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<DeltaCommit>,
     /// Wall-clock seconds of this run.
     pub seconds: f64,
     /// Attributes `--columns` asked for that no item written has: a typo, or attributes this
@@ -99,6 +103,7 @@ impl Summary {
             already_committed,
             watermark: manifest.watermark.clone(),
             delta: None,
+            changes: None,
             seconds: 0.0,
             columns_not_found: Vec::new(),
             shard: None,

@@ -78,6 +78,7 @@ impl Publisher for DeltaTable {
             .ok_or_else(|| Error::Internal("a Delta run is not in a folder of its table".into()))?;
         let run = Run {
             folder: run.target.clone(),
+            source: run.target.clone(),
             name,
             manifest: run.manifest.clone(),
             shape: run.shape.clone(),
@@ -169,10 +170,19 @@ pub(crate) async fn committed_version(table: &Target, name: &str) -> Result<Opti
 /// current file removed, the run's files added) or, when the run is a change set (a timestamp
 /// pull, an incremental export), a MERGE by primary key (see [`merge`]). Creates the table when
 /// there is none, except from an incremental export, which holds changes only.
-pub(crate) async fn publish(table: &Target, mut run: Run) -> Result<DeltaCommit> {
+pub(crate) async fn publish(table: &Target, run: Run) -> Result<DeltaCommit> {
+    let changes = merge::ChangeKind::of(&run.manifest);
+    publish_as(table, run, changes).await
+}
+
+/// [`publish`] `run` as a change set of the kind `changes` (`None`: the whole table).
+async fn publish_as(
+    table: &Target,
+    mut run: Run,
+    changes: Option<merge::ChangeKind>,
+) -> Result<DeltaCommit> {
     let (store, url) = location(table)?;
     let log = log_path(&url)?;
-    let changes = merge::ChangeKind::of(&run.manifest);
     if !has_log(table, &store, &log).await? {
         if changes == Some(merge::ChangeKind::ChangeLog) {
             return Err(no_table_to_merge(table));
@@ -182,7 +192,12 @@ pub(crate) async fn publish(table: &Target, mut run: Run) -> Result<DeltaCommit>
                 ColumnMapping::None => None,
                 ColumnMapping::Name => Some(mapping::Mapping::default()),
             };
-            let commit = Commit::refresh(&run, mapping.as_ref(), &Handle::current());
+            let commit = match changes {
+                Some(merge::ChangeKind::Log) => {
+                    merge::first_log(&run, mapping.as_ref(), &Handle::current())
+                }
+                _ => Commit::refresh(&run, mapping.as_ref(), &Handle::current()),
+            };
             (commit, run)
         })
         .await
@@ -217,6 +232,36 @@ pub(crate) async fn publish(table: &Target, mut run: Run) -> Result<DeltaCommit>
         Ok(done)
     })
     .await
+}
+
+/// Append the change records of `run` (a stream run of the table they changed, its files a
+/// change log) to the table of changes at `table`, as one commit that records the run (its
+/// `txn`, so it is appended once whatever happens after) and its stream positions; the table
+/// is created by the first run that has a record. `None` when there was nothing to create it
+/// with.
+pub(crate) async fn append_changes(
+    table: &Target,
+    run: &FinishedRun<'_>,
+) -> Result<Option<DeltaCommit>> {
+    let (_, name) = run
+        .target
+        .split_parent()
+        .ok_or_else(|| Error::Internal("a Delta run is not in a folder of its table".into()))?;
+    if run.manifest.totals.items_written == 0 && !exists(table).await? {
+        return Ok(None);
+    }
+    let run = Run {
+        folder: table.child(&name),
+        source: run.target.clone(),
+        name,
+        manifest: run.manifest.clone(),
+        shape: run.shape.clone(),
+        writer: run.writer.clone(),
+        progress: Arc::clone(run.progress),
+    };
+    publish_as(table, run, Some(merge::ChangeKind::Log))
+        .await
+        .map(Some)
 }
 
 /// Before a run: an error when the Delta table at `table` (if there is one) is one the run

@@ -131,7 +131,10 @@ pub(crate) struct Run {
     pub folder: Target,
     /// The folder's name.
     pub name: String,
-    /// The run's record (its files are in `folder`).
+    /// Where the run's files are: `folder`, except for a table of changes, whose rows come
+    /// from the run of the table they changed.
+    pub source: Target,
+    /// The run's record (its files are in `source`).
     pub manifest: Manifest,
     /// The run's inferred shape.
     pub shape: TableShape,

@@ -17,8 +17,9 @@ pub(super) struct LineFormat {
     pub(super) old_images: bool,
 }
 
-/// Columns a change log adds to the items' own attributes.
-pub const CHANGE_COLUMNS: [&str; 3] = ["_op", "_write_time", "_old"];
+/// Columns a change log adds to the items' own attributes (`_seq`, a stream record's sequence
+/// number, only in the change log of a stream).
+pub const CHANGE_COLUMNS: [&str; 4] = ["_op", "_write_time", "_old", "_seq"];
 
 /// One line of a data file to a row: `{"Item":{...}}` (full export) is the item itself; an
 /// incremental record `{"Metadata":{"WriteTimestampMicros":...},"Keys":{...},"NewImage":{...},

@@ -10,9 +10,10 @@
 //! A record becomes the row the MERGE of a change log takes (as an incremental export's): the
 //! keys and the new image as columns, `_op` (`insert`, `update`, `delete`), `_write_time` (the
 //! record's approximate creation time in microseconds, raised by one where needed so that it
-//! increases in stream order, which makes the latest change per key win) and `_old` (the old
-//! image, when the stream has it). A delete by Time to Live (the record's user identity is the
-//! DynamoDB service) is a delete, unless `keep_expired` keeps the row.
+//! increases in stream order, which makes the latest change per key win), `_old` (the old
+//! image, when the stream has it) and `_seq` (the record's sequence number, as text). A delete
+//! by Time to Live (the record's user identity is the DynamoDB service) is a delete, unless
+//! `keep_expired` keeps the row.
 //!
 //! Faults, as the DynamoDB Streams API reference lists them: an expired iterator (15 minutes)
 //! is acquired again after the last record read; `LimitExceededException`, throttling and
@@ -36,6 +37,7 @@ use crate::aws::AwsContext;
 use crate::checkpoint::Position;
 use crate::convert::{Item, Rows};
 use crate::error::{Error, Result};
+use crate::source::export::CHANGE_COLUMNS;
 use crate::source::scan::{Page, PageSink};
 
 /// Records GetRecords returns at most.
@@ -89,6 +91,9 @@ pub(crate) struct StreamRead {
     pub stats: Arc<StreamStats>,
     /// Stop reading (as if caught up) once it fires: the run commits what it read.
     pub stop: tokio_util::sync::CancellationToken,
+    /// Read no further than this: each shard up to its cursor here (a shard it does not hold,
+    /// or holds at its start, is not read). `None`: as far as the stream goes.
+    pub until: Option<StreamState>,
 }
 
 /// The cursor `from` over the shards `listed` (at `now`): every shard listed and not in it
@@ -201,13 +206,21 @@ impl StreamRead {
                 .get(&shard.id)
                 .cloned()
                 .unwrap_or(ShardCursor::Start);
-            if at == ShardCursor::Done {
+            let until = match &self.until {
+                None => ShardCursor::Done,
+                Some(until) => until
+                    .shards
+                    .get(&shard.id)
+                    .cloned()
+                    .unwrap_or(ShardCursor::Start),
+            };
+            if at.order(&until).is_ge() {
                 continue;
             }
             self.read_shard(
                 handle,
                 shard,
-                at,
+                (at, until),
                 &mut |records, after| {
                     self.count(&shard.id, records);
                     cursor.shards.insert(shard.id.clone(), after);
@@ -227,13 +240,13 @@ impl StreamRead {
         Ok(tx.blocking_send(Page::from_rows(0, Rows::new(), position))?)
     }
 
-    /// Read `shard` from `at`, handing each page of records and the shard's cursor after it to
-    /// `page`.
+    /// Read `shard` from `at` up to `until` (its end: [`ShardCursor::Done`]), handing each
+    /// page of records and the shard's cursor after it to `page`.
     fn read_shard(
         &self,
         handle: &Handle,
         shard: &Shard,
-        mut at: ShardCursor,
+        (mut at, until): (ShardCursor, ShardCursor),
         page: &mut dyn FnMut(&[Record], ShardCursor) -> Result<()>,
         stop: &AtomicBool,
     ) -> Result<()> {
@@ -277,12 +290,15 @@ impl StreamRead {
                     continue;
                 }
             };
-            let records = out.records();
+            let (records, reached) = up_to(out.records(), &until);
             if let Some(last) = records.last().and_then(|r| r.dynamodb()) {
                 let sequence = last.sequence_number().unwrap_or_default().to_owned();
                 at = ShardCursor::After(sequence);
                 page(records, at.clone())?;
                 empty = 0;
+            }
+            if reached {
+                return Ok(());
             }
             match out.next_shard_iterator() {
                 None => {
@@ -384,6 +400,29 @@ impl StreamRead {
     }
 }
 
+/// The records of a page up to the cursor `until`, and whether they reach it (the shard is
+/// read as far as asked).
+fn up_to<'r>(records: &'r [Record], until: &ShardCursor) -> (&'r [Record], bool) {
+    let ShardCursor::After(last) = until else {
+        return (records, false);
+    };
+    let sequence = |r: &Record| {
+        r.dynamodb()
+            .and_then(|d| d.sequence_number())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let within = records
+        .iter()
+        .take_while(|r| crate::cursor::sequence_order(&sequence(r), last).is_le())
+        .count();
+    let reached = within < records.len()
+        || records
+            .last()
+            .is_some_and(|r| crate::cursor::sequence_order(&sequence(r), last).is_eq());
+    (&records[..within], reached)
+}
+
 /// The change-log row of one record (see the module documentation).
 fn row(
     event: Option<&OperationType>,
@@ -404,11 +443,18 @@ fn row(
     if op != "delete" {
         item.extend(items(change.new_image())?);
     }
+    if let Some(name) = CHANGE_COLUMNS.iter().find(|name| item.contains_key(**name)) {
+        return Err(Error::invalid(format!(
+            "an item has an attribute '{name}', which the change log of a stream uses for itself"
+        )));
+    }
     item.insert("_op".into(), AV::S(op.into()));
     item.insert("_write_time".into(), AV::N(write_time.to_string()));
     if let Some(old) = change.old_image() {
         item.insert("_old".into(), AV::M(items(Some(old))?));
     }
+    let sequence = change.sequence_number().unwrap_or_default();
+    item.insert("_seq".into(), AV::S(sequence.to_owned()));
     Ok(item)
 }
 
