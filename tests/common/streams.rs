@@ -203,6 +203,16 @@ impl FaultStream {
             .unwrap_or(0)
     }
 
+    /// The sequence number of every record the stream still keeps.
+    pub fn sequence_numbers(&self) -> Vec<String> {
+        let s = self.state.lock().unwrap();
+        let mut all: Vec<String> = (s.shards.iter())
+            .flat_map(|sh| sh.records.iter().map(|r| r.0.to_string()))
+            .collect();
+        all.sort();
+        all
+    }
+
     /// How many shards the stream lists.
     pub fn shard_count(&self) -> usize {
         self.state.lock().unwrap().shards.len()
