@@ -1,7 +1,8 @@
 //! Reading a stream's shards into change-log rows, on a blocking thread.
 //!
 //! Each shard is read from its cursor with GetShardIterator (TRIM_HORIZON, or
-//! AFTER_SEQUENCE_NUMBER) and GetRecords, in lineage order, one shard at a time: a closed shard
+//! AFTER_SEQUENCE_NUMBER) and GetRecords, in lineage order (a parent to its end before its
+//! children; shards whose parents are read, at once, each on its own thread): a closed shard
 //! to its end (no next iterator), an open one until it has nothing more (three empty pages in
 //! a row). Every page of records becomes one page of rows whose position is the whole cursor
 //! after it ([`Position::Stream`]), so the checkpoint, and then the commit, record exactly the
@@ -46,6 +47,30 @@ const PAGE_RECORDS: i32 = 1000;
 const CAUGHT_UP_AFTER: u32 = 3;
 /// The principal of the deletes Time to Live makes.
 const TTL_PRINCIPAL: &str = "dynamodb.amazonaws.com";
+
+/// Shards read at once (each its own thread and GetRecords calls; Streams' limits are per
+/// shard).
+const SHARDS_AT_ONCE: usize = 8;
+
+/// Where a read stands, shared by the threads reading shards.
+struct Reading {
+    /// Every shard's cursor.
+    cursor: crate::cursor::StreamCursor,
+    /// The last `_write_time` given in each shard read.
+    clocks: std::collections::HashMap<String, i128>,
+}
+
+impl Reading {
+    /// The last `_write_time` given in `shard`, else in its parent: a key's changes move from
+    /// a parent to its children, so its times keep increasing.
+    fn clock(&self, shard: &Shard) -> i128 {
+        self.clocks
+            .get(&shard.id)
+            .or_else(|| shard.parent.as_ref().and_then(|p| self.clocks.get(p)))
+            .copied()
+            .unwrap_or(0)
+    }
+}
 
 /// What a stream read did, shared with the run's summary.
 #[derive(Debug, Default)]
@@ -190,22 +215,93 @@ fn trimmed(table: &str, shard: &str) -> Error {
 }
 
 impl StreamRead {
-    /// Read every shard into `tx`, then send the final cursor.
+    /// Read every shard into `tx`, then send the final cursor. Shards are read in waves: every
+    /// shard whose parent is read to its end (or is not listed) at once, up to
+    /// [`SHARDS_AT_ONCE`] at a time; their children in a later wave.
     pub(crate) fn run(self, handle: &Handle, tx: &PageSink, stop: &AtomicBool) -> Result<()> {
-        let mut cursor = carried_over(&self.from, &self.shards, &self.table, self.listed_at)?;
-        let mut clock = 0i128;
-        for shard in &self.shards {
-            if stop.load(Ordering::SeqCst)
-                || self.stats.more.load(Ordering::SeqCst)
-                || self.stop.is_cancelled()
-            {
+        let cursor = carried_over(&self.from, &self.shards, &self.table, self.listed_at)?;
+        let shared = std::sync::Mutex::new(Reading {
+            cursor: cursor.shards,
+            clocks: std::collections::HashMap::new(),
+        });
+        let mut handled = std::collections::HashSet::new();
+        let this = &self;
+        loop {
+            let wave = self.ready(&shared, &handled);
+            if wave.is_empty() || self.stopped(stop) {
                 break;
             }
-            let at = cursor
-                .shards
-                .get(&shard.id)
+            for group in wave.chunks(SHARDS_AT_ONCE) {
+                let outcomes: Vec<Result<()>> = std::thread::scope(|scope| {
+                    let threads: Vec<_> = group
+                        .iter()
+                        .map(|(shard, at, until)| {
+                            let (this, shared) = (&*this, &shared);
+                            scope.spawn(move || {
+                                this.read_into(
+                                    handle,
+                                    shard,
+                                    (at.clone(), until.clone()),
+                                    shared,
+                                    (tx, stop),
+                                )
+                            })
+                        })
+                        .collect();
+                    threads
+                        .into_iter()
+                        .map(|t| {
+                            t.join().unwrap_or_else(|_| {
+                                Err(Error::Internal("a shard reader panicked".into()))
+                            })
+                        })
+                        .collect()
+                });
+                outcomes.into_iter().collect::<Result<Vec<()>>>()?;
+            }
+            handled.extend(wave.into_iter().map(|(shard, _, _)| shard.id.clone()));
+        }
+        let reading = shared.into_inner().unwrap_or_else(|e| e.into_inner());
+        let position = Position::Stream {
+            shards: reading.cursor,
+        };
+        Ok(tx.blocking_send(Page::from_rows(0, Rows::new(), position))?)
+    }
+
+    /// True when the read should end: stopped, or `limit` records read.
+    fn stopped(&self, stop: &AtomicBool) -> bool {
+        stop.load(Ordering::SeqCst)
+            || self.stats.more.load(Ordering::SeqCst)
+            || self.stop.is_cancelled()
+    }
+
+    /// The shards not `handled` yet that can be read now (their parent read to its end, or not
+    /// listed), each with its cursor and how far to read it; those with nothing to read left
+    /// out.
+    fn ready(
+        &self,
+        shared: &std::sync::Mutex<Reading>,
+        handled: &std::collections::HashSet<String>,
+    ) -> Vec<(&Shard, ShardCursor, ShardCursor)> {
+        let reading = shared.lock().unwrap_or_else(|e| e.into_inner());
+        let at = |id: &str| {
+            reading
+                .cursor
+                .get(id)
                 .cloned()
-                .unwrap_or(ShardCursor::Start);
+                .unwrap_or(ShardCursor::Start)
+        };
+        let listed: std::collections::HashSet<&str> =
+            self.shards.iter().map(|s| s.id.as_str()).collect();
+        let mut wave = Vec::new();
+        for shard in &self.shards {
+            let parent_done = shard
+                .parent
+                .as_deref()
+                .is_none_or(|p| !listed.contains(p) || at(p) == ShardCursor::Done);
+            if handled.contains(&shard.id) || !parent_done {
+                continue;
+            }
             let until = match &self.until {
                 None => ShardCursor::Done,
                 Some(until) => until
@@ -214,30 +310,44 @@ impl StreamRead {
                     .cloned()
                     .unwrap_or(ShardCursor::Start),
             };
-            if at.order(&until).is_ge() {
-                continue;
+            let from = at(&shard.id);
+            if from.order(&until).is_lt() {
+                wave.push((shard, from, until));
             }
-            self.read_shard(
-                handle,
-                shard,
-                (at, until),
-                &mut |records, after| {
-                    self.count(&shard.id, records);
-                    cursor.shards.insert(shard.id.clone(), after);
-                    let rows = self.rows(records, &mut clock)?;
-                    let position = Position::Stream {
-                        shards: cursor.shards.clone(),
-                    };
-                    tx.blocking_send(Page::from_rows(0, Rows::from_items(&rows)?, position))?;
-                    Ok(())
-                },
-                stop,
-            )?;
         }
-        let position = Position::Stream {
-            shards: cursor.shards,
-        };
-        Ok(tx.blocking_send(Page::from_rows(0, Rows::new(), position))?)
+        wave
+    }
+
+    /// Read `shard` from `at` up to `until` into `tx`: each page of rows carries the whole
+    /// cursor after it (`shared`, updated and sent under its lock, so pages reach the
+    /// conversion in the order of their cursors).
+    fn read_into(
+        &self,
+        handle: &Handle,
+        shard: &Shard,
+        (at, until): (ShardCursor, ShardCursor),
+        shared: &std::sync::Mutex<Reading>,
+        (tx, stop): (&PageSink, &AtomicBool),
+    ) -> Result<()> {
+        self.read_shard(
+            handle,
+            shard,
+            (at, until),
+            &mut |records, after| {
+                self.count(&shard.id, records);
+                let mut reading = shared.lock().unwrap_or_else(|e| e.into_inner());
+                reading.cursor.insert(shard.id.clone(), after);
+                let mut clock = reading.clock(shard);
+                let rows = self.rows(records, &mut clock)?;
+                reading.clocks.insert(shard.id.clone(), clock);
+                let position = Position::Stream {
+                    shards: reading.cursor.clone(),
+                };
+                tx.blocking_send(Page::from_rows(0, Rows::from_items(&rows)?, position))?;
+                Ok(())
+            },
+            stop,
+        )
     }
 
     /// Read `shard` from `at` up to `until` (its end: [`ShardCursor::Done`]), handing each
