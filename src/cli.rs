@@ -308,6 +308,16 @@ pub(crate) struct SyncArgs {
     /// With --follow: how often to commit (e.g. 1m, 30s, 5m).
     #[arg(long, value_name = "DURATION", default_value = "1m", requires = "follow", value_parser = crate::config::parse_duration, help_heading = SOURCE)]
     pub commit_every: std::time::Duration,
+    /// How the full load reads the table: a Scan within the read budget, or DynamoDB's Export
+    /// to S3 (no read capacity; needs point-in-time recovery and --export-to).
+    #[arg(long, value_enum, default_value_t = Bootstrap::Scan, help_heading = SOURCE)]
+    pub bootstrap: Bootstrap,
+    /// With --bootstrap export: where DynamoDB writes the export, s3://bucket/prefix.
+    #[arg(long, value_name = "URL", help_heading = SOURCE)]
+    pub export_to: Option<String>,
+    /// With --bootstrap export: how long to wait for the export to finish.
+    #[arg(long, value_name = "SECONDS", default_value_t = 7200, help_heading = SOURCE)]
+    pub export_timeout: u64,
     /// Strongly consistent reads for the full load (twice the read capacity).
     #[arg(long, help_heading = SOURCE)]
     pub consistent_read: bool,
@@ -364,8 +374,61 @@ impl SyncArgs {
             max_records: self.max_records,
             follow: self.follow.then_some(self.commit_every),
             changes: self.changes.clone(),
+            bootstrap: self.bootstrap_export()?,
         };
         Ok((b.build()?, options))
+    }
+}
+
+impl SyncArgs {
+    /// The export a `--bootstrap export` load asks for (`None`: a Scan).
+    fn bootstrap_export(&self) -> Result<Option<crate::source::export::ExportRequest>> {
+        use crate::error::Error;
+        let to = match (self.bootstrap, &self.export_to) {
+            (Bootstrap::Scan, None) => return Ok(None),
+            (Bootstrap::Scan, Some(_)) => {
+                return Err(Error::invalid("--export-to needs --bootstrap export"));
+            }
+            (Bootstrap::Export, None) => {
+                return Err(Error::invalid(
+                    "--bootstrap export needs --export-to s3://bucket/prefix for DynamoDB's files",
+                ));
+            }
+            (Bootstrap::Export, Some(to)) => to,
+        };
+        if self.consistent_read {
+            return Err(Error::invalid(
+                "--consistent-read is for a Scan; an export reads a point in time",
+            ));
+        }
+        let (bucket, prefix) = export_bucket(to)?;
+        Ok(Some(crate::source::export::ExportRequest {
+            bucket,
+            prefix,
+            timeout: std::time::Duration::from_secs(self.export_timeout),
+            poll_interval: std::time::Duration::from_secs(10),
+            ..Default::default()
+        }))
+    }
+}
+
+/// How `sync` loads the table in full.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Bootstrap {
+    /// A Scan within the read budget.
+    #[default]
+    Scan,
+    /// DynamoDB's Export to S3 (point-in-time recovery on).
+    Export,
+}
+
+/// The bucket and key prefix of `--export-to URL` (DynamoDB exports to S3 only).
+fn export_bucket(to: &str) -> Result<(String, String)> {
+    match crate::sink::Destination::parse(to)? {
+        crate::sink::Destination::S3 { bucket, prefix } => Ok((bucket, prefix)),
+        crate::sink::Destination::Local(_) => Err(crate::error::Error::invalid(format!(
+            "--export-to must be an s3://bucket/prefix URL (DynamoDB exports to S3 only), got '{to}'"
+        ))),
     }
 }
 
@@ -787,14 +850,7 @@ impl SnapshotArgs {
                 "--mode export needs --export-to s3://bucket/prefix for DynamoDB's files",
             )
         })?;
-        let (bucket, prefix) = match crate::sink::Destination::parse(to)? {
-            crate::sink::Destination::S3 { bucket, prefix } => (bucket, prefix),
-            crate::sink::Destination::Local(_) => {
-                return Err(Error::invalid(format!(
-                    "--export-to must be an s3://bucket/prefix URL (DynamoDB exports to S3 only), got '{to}'"
-                )));
-            }
-        };
+        let (bucket, prefix) = export_bucket(to)?;
         let incremental = if self.incremental {
             let bound = |v: &Option<String>, flag: &str| {
                 v.as_deref()

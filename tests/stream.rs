@@ -359,6 +359,64 @@ async fn changes_are_appended_once_as_rows_of_a_second_table() {
     );
 }
 
+/// `--bootstrap export`: refused without `--export-to`, with `--export-to` alone, and while
+/// point-in-time recovery is off (nothing written); with it on, the load starts an export at
+/// `--export-to` through the control plane (moto writes no manifest, so the conversion stops
+/// there, saying so, with no version of the table written; the conversion itself is the one
+/// `snapshot --mode export` runs, tested on exports in AWS's layout in tests/export.rs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_export_starts_an_export_and_is_refused_without_what_it_needs() {
+    let (moto, dir) = (Moto::start(), tempfile::tempdir().unwrap());
+    let client = table_on(&moto, "orders", Some(StreamViewType::NewAndOldImages)).await;
+    moto.create_bucket("exports");
+    put_items(&client, "orders", (0..5).map(|i| order(i, 1)).collect()).await;
+    let table = dir.path().join("orders");
+    let export = ["--bootstrap", "export", "--export-to", "s3://exports/raw"];
+    let s3 = ["--s3-endpoint-url", &moto.endpoint()];
+    let cases: [(Vec<&str>, &str); 4] = [
+        (vec!["--bootstrap", "export"], "needs --export-to"),
+        (
+            vec!["--export-to", "s3://exports/raw"],
+            "needs --bootstrap export",
+        ),
+        (
+            [&export[..], &["--consistent-read"]].concat(),
+            "--consistent-read is for a Scan",
+        ),
+        (
+            [&export[..], &s3[..]].concat(),
+            "point-in-time recovery is off",
+        ),
+    ];
+    for (extra, needle) in cases {
+        let out = run_ddbsnap_to_end(sync_args(&moto, &table, &extra)).await;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
+        assert!(err.contains(needle), "{extra:?}: {err}");
+        assert!(!table.exists(), "{extra:?}: a refused sync writes nothing");
+    }
+    client
+        .update_continuous_backups()
+        .table_name("orders")
+        .point_in_time_recovery_specification(
+            aws_sdk_dynamodb::types::PointInTimeRecoverySpecification::builder()
+                .point_in_time_recovery_enabled(true)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let out = run_ddbsnap_to_end(sync_args(&moto, &table, &[&export[..], &s3[..]].concat())).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("export s3://exports/raw/AWSDynamoDB/") && err.contains("manifest-summary"),
+        "{err}"
+    );
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(!table.join("_delta_log").exists(), "{err}");
+}
+
 /// Run `args` with `--progress json`, killed (SIGKILL) at the `nth` event named `event`.
 async fn killed_at(args: Vec<String>, event: &'static str, nth: usize) -> Run {
     let mut seen = 0;

@@ -201,7 +201,8 @@ def sync(table, to, **options):
     stream's new records and reads no table capacity (a Databricks job every few minutes).
     ``refresh=True`` loads it in full again, ``keep_expired=True`` keeps rows Time to Live
     deleted, ``enable_stream=True`` gives the table a stream when it has none,
-    ``changes="s3://..."`` also appends every record read to a table of changes. Returns what
+    ``changes="s3://..."`` also appends every record read to a table of changes,
+    ``bootstrap="export", export_to="s3://..."`` loads the table through an export. Returns what
     it did: ``records``, each commit's summary under ``commits``, ``lag_seconds``."""
     return _run("sync", table, "--to", to, "--json", **options)
 

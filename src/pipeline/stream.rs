@@ -2,8 +2,9 @@
 //! spent after the first load.
 //!
 //! ```text
-//! no table (or --refresh) ─> list the stream's shards ─> full load (Scan) committed with every
-//!                            shard "from its start" as the table's stream position
+//! no table (or --refresh) ─> list the stream's shards ─> full load (Scan, or an export)
+//!                            committed with every shard "from its start" as the table's
+//!                            stream position
 //! the table's position ─> read each shard after it (lineage order) ─> change-log rows ─> MERGE
 //!                         commit with the new positions (a run of at most --max-records
 //!                         records; a backlog takes several)
@@ -59,6 +60,8 @@ pub struct SyncOptions {
     /// Also append every record read, as a row, to the Delta table at this URL (a table of
     /// changes; see docs/streams.md).
     pub changes: Option<String>,
+    /// Load the table through this export (DynamoDB's Export to S3) instead of a Scan.
+    pub bootstrap: Option<crate::source::export::ExportRequest>,
 }
 
 /// Default [`SyncOptions::max_records`].
@@ -123,7 +126,9 @@ pub async fn sync(
     progress: Arc<dyn Progress>,
     (cancel, stop): (CancellationToken, CancellationToken),
 ) -> Result<SyncSummary> {
-    synced(config, options, progress, (cancel, stop))
+    // A sync refused before it wrote anything leaves no folder behind.
+    let work = synced(config, options, progress, (cancel, stop));
+    super::resume::leaving_no_trace(&config.output.destination, work)
         .await
         .map_err(|e| match e {
             // A killed or failed sync is finished by the next one, whatever it was doing.
@@ -168,7 +173,7 @@ async fn synced(
     // from its checkpoint, a stream run after the records its closed files hold).
     let leftover = unfinished(&root).await?;
     let held = match leftover {
-        Some((RunMode::Scan, _)) => None,
+        Some((RunMode::Scan | RunMode::Export, _)) => None,
         _ => held_position(&root, &table, &stream, &config, &options).await?,
     };
     let load = Load {
@@ -177,6 +182,7 @@ async fn synced(
         stream: &stream,
         root: &root,
         resumed_from: leftover.map(|(_, started)| started),
+        export: options.bootstrap.as_ref(),
     };
     // The load is interrupted by either token.
     let load_cancel = CancellationToken::new();
@@ -594,6 +600,8 @@ struct Load<'a> {
     root: &'a Target,
     /// When the load this one resumes started (its shards were listed just before).
     resumed_from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Load through this export instead of a Scan (`--bootstrap export`).
+    export: Option<&'a crate::source::export::ExportRequest>,
 }
 
 impl Load<'_> {
@@ -617,7 +625,8 @@ impl Load<'_> {
         progress: &Arc<dyn Progress>,
         cancel: &CancellationToken,
     ) -> Result<(StreamState, Summary)> {
-        if self.resumed_from.is_none() {
+        // An export reads no capacity: only a Scan's pace is bound by the read budget.
+        if self.resumed_from.is_none() && self.export.is_none() {
             fits_in_the_stream(self.table, config)?;
         }
         let listed_at = self.resumed_from.unwrap_or_else(chrono::Utc::now);
@@ -626,6 +635,7 @@ impl Load<'_> {
         let mut load = config.clone();
         load.run.stream = Some(start.clone());
         load.run.resume = self.resumed_from.is_some();
+        load.export = self.export.cloned();
         let summary = crate::Snapshot::new(load)
             .aws(self.aws.clone())
             .target(self.root.clone())
@@ -651,8 +661,8 @@ fn fits_in_the_stream(table: &TableInfo, config: &SnapshotConfig) -> Result<()> 
     Err(Error::invalid(format!(
         "loading {} ({:.1} GiB) at {} would take about {:.1} hours, longer than its stream \
          keeps the changes made meanwhile (24 hours); raise --read-fraction or --max-rcu, or \
-         load it from a full export (snapshot --mode export --format delta) and sync only what \
-         follows",
+         load it through an export (--bootstrap export --export-to s3://bucket/prefix; needs \
+         point-in-time recovery)",
         table.name,
         bytes as f64 / (1u64 << 30) as f64,
         budget.describe(),
