@@ -471,6 +471,9 @@ struct Model {
     client: aws_sdk_dynamodb::Client,
     stream: common::streams::FaultStream,
     items: std::collections::BTreeMap<String, Item>,
+    /// Every change recorded, in stream order: its shard, sequence number, key and new image
+    /// (none for a delete).
+    log: Vec<(String, u128, String, Option<Item>)>,
 }
 
 fn key_of(it: &Item) -> (Item, String) {
@@ -496,6 +499,7 @@ impl Model {
             client,
             stream: common::streams::FaultStream::start(&arn),
             items: Default::default(),
+            log: Vec::new(),
         }
     }
 
@@ -503,21 +507,22 @@ impl Model {
     async fn put_all(&mut self, items: Vec<Item>) {
         put_items(&self.client, "orders", items.clone()).await;
         for it in items {
-            let (keys, text) = key_of(&it);
-            let old = self.items.insert(text, it.clone());
-            if old.as_ref() != Some(&it) {
-                self.stream.record(&keys, Some(&it), old.as_ref(), false);
-            }
+            self.recorded(it);
         }
     }
 
     async fn put(&mut self, it: Item) {
         put_items(&self.client, "orders", vec![it.clone()]).await;
+        self.recorded(it);
+    }
+
+    /// The stream record of `it` put (none when it did not change, as DynamoDB writes none).
+    fn recorded(&mut self, it: Item) {
         let (keys, text) = key_of(&it);
-        let old = self.items.insert(text, it.clone());
-        // DynamoDB writes a stream record only when the item changed.
+        let old = self.items.insert(text.clone(), it.clone());
         if old.as_ref() != Some(&it) {
-            self.stream.record(&keys, Some(&it), old.as_ref(), false);
+            let (shard, seq) = self.stream.record(&keys, Some(&it), old.as_ref(), false);
+            self.log.push((shard, seq, text, Some(it)));
         }
     }
 
@@ -526,9 +531,53 @@ impl Model {
         delete_order(&self.client, i).await;
         // ... and a delete only of an item that was there.
         if let Some(old) = self.items.remove(&text) {
-            self.stream.record(&keys, None, Some(&old), by_ttl);
+            let (shard, seq) = self.stream.record(&keys, None, Some(&old), by_ttl);
+            self.log.push((shard, seq, text, None));
         }
     }
+
+    /// The table as the changes up to each shard's position in `shards` (a commit's
+    /// `stream.shards`: `"done"`, `{"after": "<sequence number>"}`, `"start"`) made it.
+    fn up_to(&self, shards: &Value) -> Vec<Item> {
+        let mut table = std::collections::BTreeMap::new();
+        for (shard, seq, key, image) in &self.log {
+            let applied = match &shards[shard] {
+                Value::String(s) => s == "done",
+                Value::Object(o) => o["after"].as_str().unwrap().parse::<u128>().unwrap() >= *seq,
+                _ => false,
+            };
+            match (applied, image) {
+                (false, _) => {}
+                (true, Some(it)) => {
+                    table.insert(key.clone(), it.clone());
+                }
+                (true, None) => {
+                    table.remove(key);
+                }
+            }
+        }
+        table.into_values().collect()
+    }
+}
+
+/// The latest version of the Delta table at `dir`, and the stream positions it records.
+fn latest_commit(dir: &std::path::Path) -> (u64, Value) {
+    let version = std::fs::read_dir(dir.join("_delta_log"))
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_suffix(".json")?.parse::<u64>().ok()
+        })
+        .max()
+        .unwrap();
+    let text = std::fs::read_to_string(dir.join(format!("_delta_log/{version:020}.json"))).unwrap();
+    let info = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find_map(|a| a.get("commitInfo").cloned())
+        .unwrap();
+    let record: Value = serde_json::from_str(info["ddbsnap"].as_str().unwrap()).unwrap();
+    (version, record["stream"]["shards"].clone())
 }
 
 /// Run `sync` with DynamoDB on moto and DynamoDB Streams on the fault server (each service's
@@ -798,8 +847,10 @@ async fn follow_commits_on_an_interval_and_sigterm_stops_it_cleanly() {
 /// A 10,000-item table, then twenty rounds of random writes (inserts, updates, deletes,
 /// deletes by Time to Live, one hot key), the stream splitting three times, each round
 /// followed by a sync with a table of changes, three of them killed (SIGKILL) while reading or
-/// committing and finished by the next: after every sync that ends, the Delta table equals a
-/// Scan of the table, and the table of changes holds every record of the stream exactly once.
+/// committing and finished by the next: after every sync, killed or not, the Delta table equals
+/// the test's model of the table up to each shard's committed position (a Scan, once a sync
+/// has read everything), and the table of changes holds every record of the stream exactly
+/// once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_writes_syncs_splits_and_kills_converge() {
     let (moto, dir) = (Moto::start(), tempfile::tempdir().unwrap());
@@ -853,14 +904,21 @@ async fn random_writes_syncs_splits_and_kills_converge() {
             })
             .await;
             assert!(killed.killed, "round {round}: {}", killed.stderr);
+            // What it committed before it was killed is the model up to its positions.
+            let (version, shards) = latest_commit(&table);
+            assert_version_holds(&table, version, &model.up_to(&shards));
             continue;
         }
         let done = ok(sync_split(&moto, &fault, &table, extra).await);
-        let version = done["version"].as_u64().unwrap();
+        let (version, shards) = latest_commit(&table);
+        assert_eq!(done["version"], version, "{done}");
         // Read back on a few rounds (each read of 10,000 rows by three readers takes seconds),
-        // the one after each kill among them.
+        // the one after each kill among them: the model up to the committed positions, which
+        // is a Scan once a sync has read everything.
         if [0, 6, 10, 15, 19].contains(&round) {
-            assert_version_holds(&table, version, &scan_all(&client, "orders").await);
+            let expected = model.up_to(&shards);
+            assert_same_items(&expected, &scan_all(&client, "orders").await);
+            assert_version_holds(&table, version, &expected);
         }
         if !done["changes_version"].is_null() {
             last = done;

@@ -105,8 +105,14 @@ impl FaultStream {
 
     /// Append the record of a change of the item with key `keys`: `new` its new image (none
     /// for a delete), `old` its old one; `by_ttl` makes it a delete by Time to Live. It goes to
-    /// the open shard the key hashes to.
-    pub fn record(&self, keys: &Item, new: Option<&Item>, old: Option<&Item>, by_ttl: bool) {
+    /// the open shard the key hashes to, whose id it returns with the record's sequence number.
+    pub fn record(
+        &self,
+        keys: &Item,
+        new: Option<&Item>,
+        old: Option<&Item>,
+        by_ttl: bool,
+    ) -> (String, u128) {
         let mut s = self.state.lock().unwrap();
         let event = match (new, old) {
             (Some(_), None) => "INSERT",
@@ -148,6 +154,7 @@ impl FaultStream {
                 json!({"PrincipalId": "dynamodb.amazonaws.com", "Type": "Service"});
         }
         s.shards[shard].records.push((sequence, record));
+        (s.shards[shard].id.clone(), sequence)
     }
 
     /// Split every open shard: it closes after its last record, and two children open.
