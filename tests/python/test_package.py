@@ -348,7 +348,19 @@ def test_sync_keeps_a_delta_table_from_the_stream(moto, tmp_path):
     first = ddbsnap.sync("events", table, endpoint_url=moto)
     assert first["bootstrap"]["items"] == 5 and first["records"] == 5, first
     db.delete_item(TableName="events", Key={"pk": {"S": "e0"}})
-    second = ddbsnap.sync("events", table, endpoint_url=moto)
+    changes = str(tmp_path / "changes")
+    second = ddbsnap.sync("events", table, endpoint_url=moto, changes=changes)
     assert second["bootstrap"] is None and second["records"] == 1, second
     assert second["commits"][0]["delta"]["merge"]["rows_deleted"] == 1, second
+    # The table of changes: the delete as a row, with its old image, read by deltalake (the
+    # test tools' python).
+    rows = (
+        "import deltalake, sys; t = deltalake.DeltaTable(sys.argv[1]).to_pyarrow_table(); "
+        "print([(r['pk'], r['_op'], str(r['_old']['n'])) for r in t.to_pylist()])"
+    )
+    read = subprocess.run(
+        [os.environ["DDBSNAP_SPARK_PYTHON"], "-c", rows, changes], capture_output=True, text=True
+    )
+    assert read.stdout.strip() == "[('e0', 'delete', '1.5')]", read.stderr
+    assert second["changes_version"] == 0, second
     assert ddbsnap.StreamGapError.exit_code == 12
