@@ -219,7 +219,11 @@ async fn synced(
     let read = reading
         .merge_all(from, resume, &config, (&progress, &cancel), &mut summary)
         .await;
-    // A gap found before a run wrote anything: --on-gap says what to do.
+    // A gap: --on-gap says what to do. The run that found it (when it had started writing)
+    // can never be committed: it goes first.
+    if matches!(read, Err(Error::StreamGap { .. })) && config.run.on_gap != OnGap::Fail {
+        discard_unfinished_stream_run(&root).await?;
+    }
     let from = match (read, config.run.on_gap) {
         (Err(Error::StreamGap { .. }), OnGap::Refresh) if summary.bootstrap.is_none() => {
             let load = Load {
@@ -572,6 +576,26 @@ async fn changes_not_behind(
         }),
         _ => Ok(()),
     }
+}
+
+/// Delete the unfinished stream run in `root`, if any (the one that found a gap).
+async fn discard_unfinished_stream_run(root: &Target) -> Result<()> {
+    if !matches!(unfinished(root).await?, Some((RunMode::Stream, _))) {
+        return Ok(());
+    }
+    for run in root.runs().await? {
+        if !run.unfinished || run.committed {
+            continue;
+        }
+        let folder = root.child(&run.name);
+        for file in folder.list_owned().await? {
+            folder.delete(&file.location).await?;
+        }
+        if let Some(dir) = folder.local_dir() {
+            crate::sink::remove_empty_folders(&dir);
+        }
+    }
+    Ok(())
 }
 
 /// The mode and start of the run a sync killed before its commit left in `root`, if any.

@@ -26,6 +26,10 @@ struct Shard {
     records: Vec<(u128, Value)>,
     closed: Option<u128>,
     kept_from: u128,
+    /// Trims so far: an iterator taken before the last one points at trimmed records, unless
+    /// it was past the `trimmed` records the trim removed.
+    epoch: u32,
+    trimmed: usize,
 }
 
 /// The stream's state, and the faults still to inject.
@@ -42,6 +46,23 @@ struct State {
     page: usize,
     /// Calls per operation.
     calls: HashMap<String, u64>,
+    /// The stream trims its records after this many more GetRecords calls.
+    trim_after: Option<u32>,
+}
+
+impl State {
+    /// Trim every record written so far (as 24 hours later); closed shards with nothing left
+    /// are dropped.
+    fn trim(&mut self) {
+        let now = self.next_sequence;
+        for shard in &mut self.shards {
+            shard.kept_from = now;
+            shard.epoch += 1;
+            shard.trimmed = shard.records.len();
+            shard.records.clear();
+        }
+        self.shards.retain(|sh| sh.closed.is_none());
+    }
 }
 
 /// The server; stops with the test process.
@@ -100,6 +121,8 @@ impl FaultStream {
             records: Vec::new(),
             closed: None,
             kept_from: 0,
+            epoch: 0,
+            trimmed: 0,
         });
     }
 
@@ -181,13 +204,14 @@ impl FaultStream {
     /// The stream trims every record written so far (as 24 hours later); closed shards with
     /// nothing left are dropped.
     pub fn trim(&self) {
-        let mut s = self.state.lock().unwrap();
-        let now = s.next_sequence;
-        for shard in &mut s.shards {
-            shard.kept_from = now;
-            shard.records.clear();
-        }
-        s.shards.retain(|sh| sh.closed.is_none());
+        self.state.lock().unwrap().trim();
+    }
+
+    /// The stream trims its records (as [`FaultStream::trim`]) once `calls` more GetRecords
+    /// calls are answered: a reader in the middle of a shard finds its iterator trimmed
+    /// (TrimmedDataAccessException).
+    pub fn trim_after(&self, calls: u32) {
+        self.state.lock().unwrap().trim_after = Some(calls);
     }
 
     /// The next `n` GetRecords calls fail with LimitExceededException, and the `m` after them
@@ -346,7 +370,10 @@ fn iterator(s: &State, request: &Value) -> (u16, Value) {
         }
         _ => return error("ValidationException", "iterator type"),
     };
-    (200, json!({"ShardIterator": format!("{id}|{index}")}))
+    (
+        200,
+        json!({"ShardIterator": format!("{id}|{index}|{}", shard.epoch)}),
+    )
 }
 
 fn records(s: &mut State, request: &Value) -> (u16, Value) {
@@ -358,12 +385,31 @@ fn records(s: &mut State, request: &Value) -> (u16, Value) {
         s.expire -= 1;
         return error("ExpiredIteratorException", "the iterator has expired");
     }
+    match s.trim_after {
+        Some(0) => {
+            s.trim_after = None;
+            s.trim();
+        }
+        Some(n) => s.trim_after = Some(n - 1),
+        None => {}
+    }
     let iterator = request["ShardIterator"].as_str().unwrap_or_default();
-    let (id, index) = iterator.split_once('|').unwrap_or((iterator, "0"));
-    let index: usize = index.parse().unwrap_or(0);
+    let mut parts = iterator.split('|');
+    let id = parts.next().unwrap_or_default();
+    let mut index: usize = parts.next().and_then(|i| i.parse().ok()).unwrap_or(0);
+    let epoch: u32 = parts.next().and_then(|e| e.parse().ok()).unwrap_or(0);
     let Some(shard) = s.shards.iter().find(|sh| sh.id == id) else {
         return error("TrimmedDataAccessException", "the shard was trimmed");
     };
+    if epoch != shard.epoch {
+        if index < shard.trimmed {
+            return error(
+                "TrimmedDataAccessException",
+                "the iterator points at records beyond the trim horizon",
+            );
+        }
+        index -= shard.trimmed;
+    }
     let limit = request["Limit"].as_u64().unwrap_or(1000) as usize;
     let page: Vec<Value> = shard
         .records
@@ -375,7 +421,7 @@ fn records(s: &mut State, request: &Value) -> (u16, Value) {
     let next = index + page.len();
     let mut answer = json!({"Records": page});
     if shard.closed.is_none() || next < shard.records.len() {
-        answer["NextShardIterator"] = json!(format!("{id}|{next}"));
+        answer["NextShardIterator"] = json!(format!("{id}|{next}|{}", shard.epoch));
     }
     (200, answer)
 }
