@@ -180,6 +180,17 @@ pub enum Error {
         url: String,
     },
 
+    /// A sync was interrupted (a second Ctrl-C or SIGTERM, or one during its full load) before
+    /// its commit; the next sync continues the run.
+    #[error(
+        "interrupted: nothing more was committed to {url}; progress is saved: run the same sync \
+         again to continue"
+    )]
+    SyncInterrupted {
+        /// The Delta table.
+        url: String,
+    },
+
     /// The run failed after it started writing; what it wrote up to its last checkpoint is
     /// kept. [`Error::kind`] is the kind of `error`.
     #[error("{error}; progress is saved in {url}/{checkpoint}: once the cause is fixed, {how}")]
@@ -297,7 +308,7 @@ impl Error {
             Error::Destination { .. } => ExitKind::Destination,
             Error::AlreadyExists { .. } => ExitKind::Exists,
             Error::Unrepresentable { .. } | Error::CorruptExport { .. } => ExitKind::Data,
-            Error::Interrupted { .. } => ExitKind::Interrupted,
+            Error::Interrupted { .. } | Error::SyncInterrupted { .. } => ExitKind::Interrupted,
             Error::GaveUp { .. } => ExitKind::Throttled,
             Error::NotReady { .. } => ExitKind::NotReady,
             Error::OutOfOrder { .. } => ExitKind::OutOfOrder,
@@ -441,6 +452,7 @@ mod tests {
                 last: s("ProvisionedThroughputExceededException"),
             },
             Error::Interrupted { url: s("./orders") },
+            Error::SyncInterrupted { url: s("./orders") },
             Error::Incomplete {
                 error: Box::new(Error::invalid("x")),
                 url: s("./orders"),
@@ -485,6 +497,7 @@ mod tests {
             | Error::Format { .. }
             | Error::GaveUp { .. }
             | Error::Interrupted { .. }
+            | Error::SyncInterrupted { .. }
             | Error::Incomplete { .. }
             | Error::NotReady { .. }
             | Error::OutOfOrder { .. }

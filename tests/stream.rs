@@ -464,6 +464,27 @@ async fn a_sync_killed_during_its_load_or_its_commits_is_finished_by_the_next_on
     let version = after["version"].as_u64().unwrap();
     assert_version_holds(&table, version, &expected);
     assert_same_items(&expected, &delta_items(&table, version).await);
+
+    // Ctrl-C during a load (here of --refresh) interrupts it, as a load cannot commit half a
+    // table: exit 130, and the way on is the same sync again (sync takes neither --resume nor
+    // --overwrite), which finishes the load.
+    // (At 4 RCU/s the load takes seconds: the signal comes after its first page.)
+    let slow = ["--refresh", "--max-rcu", "4", "--read-fraction", "1"];
+    let interrupted = run_until_signalled(sync_args(&moto, &table, &slow), "INT", move |e| {
+        e["event"] == "page"
+    })
+    .await;
+    assert_eq!(interrupted.code, Some(130), "{}", interrupted.stderr);
+    assert!(
+        interrupted.stderr.contains("run the same sync again")
+            && !interrupted.stderr.contains("--overwrite"),
+        "{}",
+        interrupted.stderr
+    );
+    let finished = synced(sync_args(&moto, &table, &small)).await;
+    assert_eq!(finished["bootstrap"]["runs"], 2, "{finished}");
+    let version = finished["version"].as_u64().unwrap();
+    assert_version_holds(&table, version, &expected);
 }
 
 /// The test's table: its items on moto, and each change's stream record on the fault server.

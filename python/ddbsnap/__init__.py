@@ -123,7 +123,8 @@ class StreamGapError(DdbsnapError):
 
 
 class InterruptedRunError(DdbsnapError):
-    """The run was interrupted; resume it with ``resume=True`` (exit code 130)."""
+    """The run was interrupted; resume a snapshot with ``resume=True``, a sync by calling it
+    again (exit code 130)."""
 
     exit_code = 130
 

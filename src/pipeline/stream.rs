@@ -143,6 +143,9 @@ pub async fn sync(
                 checkpoint,
                 how: "run the same sync again: it finishes this run first",
             },
+            Error::Interrupted { .. } => Error::SyncInterrupted {
+                url: config.output.destination.display(),
+            },
             other => other,
         })
 }
@@ -184,22 +187,12 @@ async fn synced(
         resumed_from: leftover.map(|(_, started)| started),
         export: options.bootstrap.as_ref(),
     };
-    // The load is interrupted by either token.
-    let load_cancel = CancellationToken::new();
-    {
-        let (cancel, stop, load_cancel) = (cancel.clone(), stop.clone(), load_cancel.clone());
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = cancel.cancelled() => {}
-                _ = stop.cancelled() => {}
-            }
-            load_cancel.cancel();
-        });
-    }
+    // A load cannot commit half a table: either token interrupts it.
+    let (load_cancel, _watching) = either(&cancel, &stop);
     let from = match held {
         Some(from) => from,
         None => {
-            load.load_into(&mut summary, &config, (&progress, &cancel))
+            load.load_into(&mut summary, &config, (&progress, &load_cancel))
                 .await?
         }
     };
@@ -230,7 +223,7 @@ async fn synced(
                 resumed_from: None,
                 ..load
             };
-            load.load_into(&mut summary, &config, (&progress, &cancel))
+            load.load_into(&mut summary, &config, (&progress, &load_cancel))
                 .await?
         }
         (Err(Error::StreamGap { .. }), OnGap::Force) => {
@@ -252,6 +245,23 @@ async fn synced(
         .follow(&config, (&progress, &cancel), &mut summary)
         .await?;
     Ok(summary)
+}
+
+/// A token that fires when `cancel` or `stop` does; dropping the guard ends the watch.
+fn either(
+    cancel: &CancellationToken,
+    stop: &CancellationToken,
+) -> (CancellationToken, tokio_util::sync::DropGuard) {
+    let token = cancel.child_token();
+    let (watch, stop) = (token.clone(), stop.clone());
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = stop.cancelled() => watch.cancel(),
+            _ = watch.cancelled() => {}
+        }
+    });
+    let guard = token.clone().drop_guard();
+    (token, guard)
 }
 
 /// Reading the stream into the Delta table, commit by commit.
