@@ -509,7 +509,7 @@ mod tests {
     #[test]
     fn every_message_is_one_line_in_the_users_words() {
         let samples = samples();
-        assert_eq!(samples.len(), 20);
+        assert_eq!(samples.len(), 21);
         for e in samples {
             let text = e.to_string();
             assert!(!text.contains('\n') && !text.trim().is_empty(), "{text}");
