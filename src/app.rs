@@ -55,6 +55,12 @@ where
     }
 }
 
+/// Every command's arguments as the Python API takes them, as JSON (see
+/// `python/ddbsnap/__init__.pyi`, generated from it by `scripts/gen-stubs`).
+pub fn python_signatures() -> String {
+    crate::cli::python_signatures().to_string()
+}
+
 /// Run the command line `args` (the program name first) and return its result as the JSON
 /// `--json` prints (a run's summary, a table's description), stopping cleanly when `cancel`
 /// fires. Progress goes to stderr as `--progress` says (by default a bar only when stderr is a

@@ -19,9 +19,12 @@ const OUTPUT: &str = "Output";
 const PROGRESS: &str = "Progress";
 const SHARDS: &str = "Shards (one run split over processes)";
 
+/// `ddbsnap --version`: the version, and the commit it was built from when known (build.rs).
+const VERSION: &str = env!("DDBSNAP_VERSION");
+
 /// Snapshot a DynamoDB table into lossless Parquet on S3 or local disk.
 #[derive(Debug, Parser)]
-#[command(name = "ddbsnap", version, about, long_about = None)]
+#[command(name = "ddbsnap", version = VERSION, about, long_about = None)]
 pub(crate) struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -1093,5 +1096,121 @@ pub(crate) mod words {
         assert!(!leaks("not a readable EpochMs timestamp").is_empty());
         assert!(!leaks("with --numbers Float64").is_empty());
         assert!(leaks("Snapshot a table. Delta tables, Export to S3").is_empty());
+    }
+}
+
+/// Every command's arguments as the Python API takes them (its `.pyi` stubs are generated from
+/// this, and a test keeps them equal): per command, its help line, then each positional
+/// argument and option with its keyword name, type (`bool`, `int`, `float`, `str`, `list`,
+/// `choice`), choices, default and help.
+pub(crate) fn python_signatures() -> serde_json::Value {
+    use clap::CommandFactory;
+    let cli = Cli::command();
+    let mut commands = serde_json::Map::new();
+    for command in cli.get_subcommands() {
+        let (mut positional, mut options) = (Vec::new(), Vec::new());
+        for arg in command.get_arguments() {
+            if arg.is_hide_set() || matches!(arg.get_id().as_str(), "help" | "version") {
+                continue;
+            }
+            let name = arg
+                .get_long()
+                .unwrap_or(arg.get_id().as_str())
+                .replace('-', "_");
+            let kind = python_type(arg);
+            let choices: Vec<String> = match kind {
+                "choice" => (arg.get_possible_values().iter())
+                    .filter(|p| !p.is_hide_set())
+                    .map(|p| p.get_name().to_owned())
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let entry = serde_json::json!({
+                "name": name,
+                "type": kind,
+                "choices": choices,
+                "default": arg.get_default_values().first().map(|v| v.to_string_lossy()),
+                "required": arg.is_required_set(),
+                "help": arg.get_help().map(|h| h.to_string()),
+            });
+            match arg.is_positional() {
+                true => positional.push(entry),
+                false => options.push(entry),
+            }
+        }
+        let about = command.get_about().map(|a| a.to_string());
+        let entry =
+            serde_json::json!({"about": about, "positional": positional, "options": options});
+        commands.insert(command.get_name().to_owned(), entry);
+    }
+    serde_json::Value::Object(commands)
+}
+
+/// The Python type of `arg`'s value.
+fn python_type(arg: &clap::Arg) -> &'static str {
+    use std::any::TypeId;
+    if matches!(arg.get_action(), clap::ArgAction::SetTrue) {
+        return "bool";
+    }
+    if matches!(arg.get_action(), clap::ArgAction::Append) || arg.get_value_delimiter().is_some() {
+        return "list";
+    }
+    if !arg.get_possible_values().is_empty() {
+        return "choice";
+    }
+    let id = arg.get_value_parser().type_id();
+    let ints = [
+        TypeId::of::<u64>(),
+        TypeId::of::<u32>(),
+        TypeId::of::<usize>(),
+        TypeId::of::<i64>(),
+        TypeId::of::<i32>(),
+        TypeId::of::<u8>(),
+    ];
+    if ints.iter().any(|t| id == *t) {
+        "int"
+    } else if id == TypeId::of::<f64>() {
+        "float"
+    } else {
+        "str"
+    }
+}
+
+#[cfg(test)]
+mod signature_tests {
+    #[test]
+    fn python_signatures_give_each_option_its_type_and_default() {
+        let all = super::python_signatures();
+        let option = |command: &str, name: &str| {
+            all[command]["options"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|o| o["name"] == name)
+                .unwrap_or_else(|| panic!("{command} --{name}"))
+                .clone()
+        };
+        let fraction = option("snapshot", "read_fraction");
+        assert_eq!(
+            (fraction["type"].as_str(), fraction["default"].as_str()),
+            (Some("float"), Some("0.5"))
+        );
+        assert_eq!(option("snapshot", "resume")["type"], "bool");
+        assert_eq!(option("snapshot", "segments")["type"], "int");
+        assert_eq!(option("snapshot", "columns")["type"], "list");
+        let format = option("snapshot", "format");
+        assert!(
+            format["choices"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c == "delta"),
+            "{format}"
+        );
+        assert_eq!(option("sync", "changes")["type"], "str");
+        assert_eq!(all["snapshot"]["positional"][0]["name"], "table");
+        if std::env::var_os("DDBSNAP_PRINT_SIGNATURES").is_some() {
+            println!("{}", serde_json::to_string_pretty(&all).unwrap());
+        }
     }
 }

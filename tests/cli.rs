@@ -1368,3 +1368,22 @@ async fn export_mode_on_an_endpoint_without_exports_says_so() {
     );
     assert!(!stderr(&out).contains("UnknownOperationException: \n"));
 }
+
+/// `--version` prints the one version of the crate, the CLI and the wheel, and the commit the
+/// binary was built from (this checkout's).
+#[test]
+fn version_names_the_commit_it_was_built_from() {
+    let out = ddbsnap_command(&args(&["--version"])).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim()[..12].to_owned());
+    let want = match head {
+        Some(commit) => format!("ddbsnap {} ({commit})\n", env!("CARGO_PKG_VERSION")),
+        None => format!("ddbsnap {}\n", env!("CARGO_PKG_VERSION")),
+    };
+    assert_eq!(text, want);
+}
