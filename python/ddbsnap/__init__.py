@@ -16,10 +16,28 @@ import shutil as _shutil
 import tempfile as _tempfile
 
 from . import _native
+from ._types import (
+    ArrowStream,
+    Compaction,
+    DeltaCommit,
+    MergeStats,
+    ShardRead,
+    Summary,
+    SyncSummary,
+    Vacuum,
+)
 
 __version__ = _native.version()
 
 __all__ = [
+    "ArrowStream",
+    "Compaction",
+    "DeltaCommit",
+    "MergeStats",
+    "ShardRead",
+    "Summary",
+    "SyncSummary",
+    "Vacuum",
     "read",
     "read_export",
     "snapshot",

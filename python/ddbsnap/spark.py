@@ -21,8 +21,11 @@ Options are the command line's, as for :func:`ddbsnap.snapshot`. Spark retries a
 in local mode).
 """
 
+from __future__ import annotations
+
 import datetime as _datetime
 import json as _json
+from typing import Any
 
 import ddbsnap as _ddbsnap
 
@@ -41,7 +44,7 @@ _COMMIT_OPTIONS = (
 )
 
 
-def snapshot(spark, table, to, shards, **options):
+def snapshot(spark: Any, table: str, to: str, shards: int, **options: Any) -> dict[str, Any]:
     """Snapshot ``table`` to ``to`` in ``shards`` Spark tasks, then commit; returns the commit's
     summary (as ``ddbsnap commit --json`` prints it) with the shards' summaries under
     ``"shards"``. ``segments`` defaults to at least 4 per shard."""
@@ -49,7 +52,9 @@ def snapshot(spark, table, to, shards, **options):
     return _split(spark, "snapshot", table, to, shards, options)
 
 
-def convert_export(spark, export, to, shards, **options):
+def convert_export(
+    spark: Any, export: str, to: str, shards: int, **options: Any
+) -> dict[str, Any]:
     """Convert the DynamoDB export at ``export`` to ``to`` in ``shards`` Spark tasks (each takes
     every ``shards``-th data file), then commit; returns as :func:`snapshot` does."""
     return _split(spark, "convert-export", export, to, shards, options)

@@ -187,6 +187,13 @@ impl arrow_array::RecordBatchReader for SnapshotReader {
     }
 }
 
+/// Every command's arguments as the Python API takes them, as JSON (the stubs are generated
+/// from it, and a test keeps them equal).
+#[pyfunction]
+fn python_signatures() -> String {
+    ddbsnap::app::python_signatures()
+}
+
 /// The version of ddbsnap inside.
 #[pyfunction]
 fn version() -> &'static str {
@@ -198,6 +205,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(main, m)?)?;
     m.add_function(wrap_pyfunction!(run_json, m)?)?;
     m.add_function(wrap_pyfunction!(version, m)?)?;
+    m.add_function(wrap_pyfunction!(python_signatures, m)?)?;
     m.add_function(wrap_pyfunction!(open_snapshot, m)?)?;
     m.add_class::<Batches>()?;
     m.add("Failure", m.py().get_type::<Failure>())?;

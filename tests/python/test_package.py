@@ -4,6 +4,7 @@ pandas, one exception class per exit code, and Ctrl-C during a long run."""
 
 import decimal
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -60,7 +61,9 @@ def test_the_cli_runs_from_path_and_as_a_module(dynalite):
     assert shutil.which("cargo") is None, "the wheel runs without Rust"
     for cmd in (["ddbsnap"], [sys.executable, "-m", "ddbsnap"]):
         out = subprocess.run(cmd + ["--version"], capture_output=True, text=True)
-        assert out.returncode == 0 and out.stdout.startswith("ddbsnap "), out
+        # The wheel's one version, and the commit it was built from (a checkout's).
+        assert out.returncode == 0, out
+        assert re.fullmatch(rf"ddbsnap {ddbsnap.__version__} \([0-9a-f]{{12}}\)\n", out.stdout), out
         out = subprocess.run(
             cmd + ["describe", "orders", "--endpoint-url", dynalite],
             capture_output=True,
