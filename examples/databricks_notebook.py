@@ -11,8 +11,8 @@
 
 # COMMAND ----------
 
-# MAGIC %pip install ddbsnap
-# MAGIC # or: %pip install /Volumes/main/default/wheels/ddbsnap-0.1.0-cp39-abi3-manylinux_2_17_x86_64.whl
+# MAGIC %pip install /Volumes/main/default/wheels/ddbsnap-0.1.0-cp39-abi3-manylinux_2_17_x86_64.whl
+# MAGIC # (a release's wheel, or one scripts/wheel built; once ddbsnap is on PyPI: %pip install ddbsnap)
 
 # COMMAND ----------
 

@@ -5,7 +5,8 @@
 #
 #   python examples/notebook.py TABLE DESTINATION [--endpoint-url URL]
 #
-# Needs `ddbsnap` on PATH (`pip install ddbsnap`, or `cargo install --locked --path .`) and pyarrow
+# Needs `ddbsnap` on PATH (`pip install` of a release's wheel or `pip install .` from a checkout;
+# `pip install ddbsnap` once it is on PyPI; or `cargo install --locked --path .`) and pyarrow
 # + pandas. Against the demo server of `scripts/demo --serve`, add `--endpoint-url URL`.
 import json
 import subprocess

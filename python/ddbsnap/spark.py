@@ -7,7 +7,7 @@ read budget and writes its own files and record. The driver only plans and commi
 items. A task Spark retries (a lost executor, a transient error) continues its shard where the
 failed attempt stopped, so no item is written twice. Readers see nothing until the commit.
 
-Only ``ddbsnap`` needs to be installed on the executors (``%pip install ddbsnap`` in a
+Only ``ddbsnap`` needs to be installed on the executors (``%pip install`` of its wheel in a
 Databricks notebook installs it on the whole cluster)::
 
     import ddbsnap.spark
