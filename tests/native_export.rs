@@ -68,18 +68,7 @@ async fn export_control_plane() {
     }
     assert!(!out.exists(), "a refused run leaves no folder behind");
 
-    aws.dynamodb
-        .update_continuous_backups()
-        .table_name("orders")
-        .point_in_time_recovery_specification(
-            aws_sdk_dynamodb::types::PointInTimeRecoverySpecification::builder()
-                .point_in_time_recovery_enabled(true)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    enable_pitr(&aws.dynamodb, "orders").await;
 
     // Into a bucket that exists: COMPLETED, and where its files are.
     moto.create_bucket("exports");
@@ -268,18 +257,7 @@ async fn incremental_exports_since_last_continue_the_delta_table() {
         String::from_utf8_lossy(&out.stderr)
     );
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    aws.dynamodb
-        .update_continuous_backups()
-        .table_name("orders")
-        .point_in_time_recovery_specification(
-            aws_sdk_dynamodb::types::PointInTimeRecoverySpecification::builder()
-                .point_in_time_recovery_enabled(true)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    enable_pitr(&aws.dynamodb, "orders").await;
     // A gap no export can cover: exit code 11, with what to do.
     fails_with(11, delta.clone(), "reaches back").await;
     fails_with(11, delta.clone(), "--on-gap refresh (a full export)").await;

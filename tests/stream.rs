@@ -395,18 +395,7 @@ async fn bootstrap_export_starts_an_export_and_is_refused_without_what_it_needs(
         assert!(err.contains(needle), "{extra:?}: {err}");
         assert!(!table.exists(), "{extra:?}: a refused sync writes nothing");
     }
-    client
-        .update_continuous_backups()
-        .table_name("orders")
-        .point_in_time_recovery_specification(
-            aws_sdk_dynamodb::types::PointInTimeRecoverySpecification::builder()
-                .point_in_time_recovery_enabled(true)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    enable_pitr(&client, "orders").await;
     let out = run_ddbsnap_to_end(sync_args(&moto, &table, &[&export[..], &s3[..]].concat())).await;
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -583,14 +572,7 @@ impl Model {
 
 /// The latest version of the Delta table at `dir`, and the stream positions it records.
 fn latest_commit(dir: &std::path::Path) -> (u64, Value) {
-    let version = std::fs::read_dir(dir.join("_delta_log"))
-        .unwrap()
-        .filter_map(|e| {
-            let name = e.unwrap().file_name().into_string().unwrap();
-            name.strip_suffix(".json")?.parse::<u64>().ok()
-        })
-        .max()
-        .unwrap();
+    let version = latest_version(dir);
     let text = std::fs::read_to_string(dir.join(format!("_delta_log/{version:020}.json"))).unwrap();
     let info = text
         .lines()
@@ -830,14 +812,7 @@ async fn changes_made_during_the_load_are_merged_from_the_stream() {
     .await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let expected = scan_all(&client, "orders").await;
-    let version = std::fs::read_dir(table.join("_delta_log"))
-        .unwrap()
-        .filter_map(|e| {
-            let name = e.unwrap().file_name().into_string().unwrap();
-            name.strip_suffix(".json")?.parse::<u64>().ok()
-        })
-        .max()
-        .unwrap();
+    let version = latest_version(&table);
     assert_version_holds(&table, version, &expected);
     assert_same_items(&expected, &delta_items(&table, version).await);
 }
@@ -875,14 +850,7 @@ async fn follow_commits_on_an_interval_and_sigterm_stops_it_cleanly() {
     writers.await.unwrap();
     assert!(run.killed, "{}", run.stderr);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
-    let versions = std::fs::read_dir(table.join("_delta_log"))
-        .unwrap()
-        .filter_map(|e| {
-            let name = e.unwrap().file_name().into_string().unwrap();
-            name.strip_suffix(".json")?.parse::<u64>().ok()
-        })
-        .max()
-        .unwrap();
+    let versions = latest_version(&table);
     assert!(versions >= 4, "a load and several commits: {versions}");
     let expected = scan_all(&client, "orders").await;
     assert_version_holds(&table, versions, &expected);

@@ -444,6 +444,34 @@ pub fn test_env() -> Vec<(&'static str, String)> {
     ]
 }
 
+/// Turn point-in-time recovery on for `table` (what exports need).
+pub async fn enable_pitr(client: &Client, table: &str) {
+    client
+        .update_continuous_backups()
+        .table_name(table)
+        .point_in_time_recovery_specification(
+            aws_sdk_dynamodb::types::PointInTimeRecoverySpecification::builder()
+                .point_in_time_recovery_enabled(true)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+/// The latest version of the Delta table at `dir` (its newest `_delta_log` commit file).
+pub fn latest_version(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir.join("_delta_log"))
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_suffix(".json")?.parse::<u64>().ok()
+        })
+        .max()
+        .unwrap()
+}
+
 /// Create an on-demand table with a partition key `pk` (S) and an optional sort key `sk`.
 pub async fn create_table(client: &Client, name: &str, sk_type: Option<ScalarAttributeType>) {
     create_table_with(client, name, sk_type, None).await
