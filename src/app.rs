@@ -319,7 +319,7 @@ fn sync_line(s: &crate::pipeline::SyncSummary) -> String {
     };
     let changes = match (&s.changes, s.changes_version) {
         (Some(url), Some(version)) => format!("\nchanges: {url} (version {version})"),
-        (Some(url), None) => format!("\nchanges: {url} (no record yet)"),
+        (Some(url), None) => format!("\nchanges: {url} (nothing appended)"),
         _ => String::new(),
     };
     format!(

@@ -98,7 +98,7 @@ pub struct SyncSummary {
     /// The table of changes (`--changes`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub changes: Option<String>,
-    /// Its version after the sync (none while no record created it).
+    /// Its version after the sync's last append (none when the sync appended nothing).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub changes_version: Option<u64>,
 }
