@@ -165,15 +165,7 @@ async fn sync_loads_the_table_then_merges_every_change_of_its_stream() {
     // Each commit's positions hold from when its sync listed the shards (a table synced every
     // few minutes never ages past the stream's 24 hours).
     let listed_at = |version: u64| -> chrono::DateTime<chrono::Utc> {
-        let text =
-            std::fs::read_to_string(table.join(format!("_delta_log/{version:020}.json"))).unwrap();
-        let info = text
-            .lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap())
-            .find_map(|a| a.get("commitInfo").cloned())
-            .unwrap();
-        let record: Value = serde_json::from_str(info["ddbsnap"].as_str().unwrap()).unwrap();
-        record["stream"]["listed_at"]
+        commit_record(&table, version)["stream"]["listed_at"]
             .as_str()
             .unwrap()
             .parse()
@@ -570,17 +562,24 @@ impl Model {
     }
 }
 
-/// The latest version of the Delta table at `dir`, and the stream positions it records.
-fn latest_commit(dir: &std::path::Path) -> (u64, Value) {
-    let version = latest_version(dir);
+/// ddbsnap's record of version `version` of the Delta table at `dir` (`commitInfo.ddbsnap`).
+fn commit_record(dir: &std::path::Path, version: u64) -> Value {
     let text = std::fs::read_to_string(dir.join(format!("_delta_log/{version:020}.json"))).unwrap();
     let info = text
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
         .find_map(|a| a.get("commitInfo").cloned())
         .unwrap();
-    let record: Value = serde_json::from_str(info["ddbsnap"].as_str().unwrap()).unwrap();
-    (version, record["stream"]["shards"].clone())
+    serde_json::from_str(info["ddbsnap"].as_str().unwrap()).unwrap()
+}
+
+/// The latest version of the Delta table at `dir`, and the stream positions it records.
+fn latest_commit(dir: &std::path::Path) -> (u64, Value) {
+    let version = latest_version(dir);
+    (
+        version,
+        commit_record(dir, version)["stream"]["shards"].clone(),
+    )
 }
 
 /// Run `sync` with DynamoDB on moto and DynamoDB Streams on the fault server (each service's

@@ -320,7 +320,8 @@ impl StreamRead {
 
     /// Read `shard` from `at` up to `until` into `tx`: each page of rows carries the whole
     /// cursor after it (`shared`, updated and sent under its lock, so pages reach the
-    /// conversion in the order of their cursors).
+    /// conversion in the order of their cursors; the rows are made outside it, so shards read
+    /// at once convert at once).
     fn read_into(
         &self,
         handle: &Handle,
@@ -335,15 +336,17 @@ impl StreamRead {
             (at, until),
             &mut |records, after| {
                 self.count(&shard.id, records);
-                let mut reading = shared.lock().unwrap_or_else(|e| e.into_inner());
-                reading.cursor.insert(shard.id.clone(), after);
-                let mut clock = reading.clock(shard);
-                let rows = self.rows(records, &mut clock)?;
+                // Only this thread gives times in this shard (its parent was read before it).
+                let lock = || shared.lock().unwrap_or_else(|e| e.into_inner());
+                let mut clock = lock().clock(shard);
+                let rows = Rows::from_items(&self.rows(records, &mut clock)?)?;
+                let mut reading = lock();
                 reading.clocks.insert(shard.id.clone(), clock);
+                reading.cursor.insert(shard.id.clone(), after);
                 let position = Position::Stream {
                     shards: reading.cursor.clone(),
                 };
-                tx.blocking_send(Page::from_rows(0, Rows::from_items(&rows)?, position))?;
+                tx.blocking_send(Page::from_rows(0, rows, position))?;
                 Ok(())
             },
             stop,
@@ -516,20 +519,12 @@ fn up_to<'r>(records: &'r [Record], until: &ShardCursor) -> (&'r [Record], bool)
     let ShardCursor::After(last) = until else {
         return (records, false);
     };
-    let sequence = |r: &Record| {
-        r.dynamodb()
-            .and_then(|d| d.sequence_number())
-            .unwrap_or_default()
-            .to_owned()
+    let order = |r: &Record| {
+        let sequence = r.dynamodb().and_then(|d| d.sequence_number());
+        crate::cursor::sequence_order(sequence.unwrap_or_default(), last)
     };
-    let within = records
-        .iter()
-        .take_while(|r| crate::cursor::sequence_order(&sequence(r), last).is_le())
-        .count();
-    let reached = within < records.len()
-        || records
-            .last()
-            .is_some_and(|r| crate::cursor::sequence_order(&sequence(r), last).is_eq());
+    let within = records.iter().take_while(|r| order(r).is_le()).count();
+    let reached = within < records.len() || records.last().is_some_and(|r| order(r).is_eq());
     (&records[..within], reached)
 }
 
